@@ -1,0 +1,25 @@
+// The host side of the `partition` world as an executor sees it. The runtime does not
+// know what background tasks are: a host module (named when the pool starts) builds a
+// fresh binding for every instance, and the per-call state it reads and the effects it
+// hands back are opaque data carried between the host and the executor.
+import type { GuestImports } from "../engine.ts";
+import type { LogLevel } from "./protocol.ts";
+
+export interface HostBinding {
+  readonly imports: GuestImports;
+  /** Tie the binding (and so its instance) to one partition, once and for good. */
+  attach(partition: string): void;
+  /** Before a guest call: what the imports see during it. */
+  begin(state: unknown, now: number): void;
+  /** After a guest call: the effects of its imports, to commit if the call succeeded. */
+  end(): unknown;
+}
+
+export interface HostSink {
+  log(partition: string, level: LogLevel, message: string): void;
+}
+
+/** What a host module exports. */
+export interface HostModule {
+  createHostBinding(sink: HostSink): HostBinding;
+}

@@ -1,0 +1,202 @@
+// The main thread's handle on the executors: a fixed set of worker threads, each hosting
+// some partitions. Requests are messages; nothing here runs guest code.
+import { availableParallelism } from "node:os";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
+import type { PreparedComponent } from "../engine.ts";
+import { deserializeError, ExecutorLostError, PartitionNotLiveError } from "./errors.ts";
+import type {
+  ActivateResult,
+  ActivationReason,
+  CallResult,
+  FromWorker,
+  LogLevel,
+  Request,
+  SnapshotResult,
+  TaskEvent,
+} from "./protocol.ts";
+import type { ExecutorData } from "./worker.ts";
+
+export interface ExecutorPoolOptions {
+  /** Worker threads to start; default: the machine's cores. */
+  size?: number;
+  /** Where the engine caches prepared components. */
+  cacheDir: string;
+  /** Module (URL) exporting `createHostBinding`: the host side of the world. */
+  hostModule: URL;
+  onLog?: (partition: string, level: LogLevel, message: string) => void;
+  /** Called when an executor dies; the partitions it hosted are no longer live. */
+  onExecutorLost?: (partitions: string[], error: Error) => void;
+}
+
+export interface ActivateOptions {
+  component: PreparedComponent;
+  snapshot?: Uint8Array;
+  reason: ActivationReason;
+  host: unknown;
+  now: number;
+  /** Pristine instances to keep ready for this component in the chosen executor. */
+  poolSize: number;
+}
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+}
+
+// Executors run our TypeScript sources: the worker registers tsx's loader, then loads
+// the executor. (A worker's `--import` runs too late for its own entry module.)
+const TSX_API = pathToFileURL(join(dirname(createRequire(import.meta.url).resolve("tsx/package.json")), "dist/esm/api/index.mjs")).href;
+const WORKER = new URL("./worker.ts", import.meta.url).href;
+const BOOTSTRAP = `import(${JSON.stringify(TSX_API)}).then(({ register }) => { register(); return import(${JSON.stringify(WORKER)}); });`;
+
+class Executor {
+  readonly pending = new Map<number, Pending>();
+  readonly partitions = new Set<string>();
+  readonly worker: Worker;
+
+  constructor(data: ExecutorData, onMessage: (executor: Executor, message: FromWorker) => void, onExit: (executor: Executor, error: Error) => void) {
+    this.worker = new Worker(BOOTSTRAP, { eval: true, workerData: data });
+    this.worker.on("message", (message: FromWorker) => onMessage(this, message));
+    this.worker.on("error", (error) => onExit(this, error));
+    this.worker.on("exit", (code) => onExit(this, new ExecutorLostError(`Executor exited with code ${code}.`)));
+  }
+}
+
+export class ExecutorPool {
+  readonly #options: ExecutorPoolOptions;
+  readonly #executors: Executor[] = [];
+  readonly #home = new Map<string, Executor>();
+  #nextId = 1;
+  #turn = 0;
+  #closing = false;
+
+  private constructor(options: ExecutorPoolOptions) {
+    this.#options = options;
+  }
+
+  static start(options: ExecutorPoolOptions): ExecutorPool {
+    const pool = new ExecutorPool(options);
+    const size = Math.max(1, options.size ?? availableParallelism());
+    for (let i = 0; i < size; i++) pool.#executors.push(pool.#spawn());
+    return pool;
+  }
+
+  get size(): number {
+    return this.#executors.length;
+  }
+
+  /** Validate and prepare component bytes (in an executor: transpiling is heavy). */
+  prepare(bytes: Uint8Array): Promise<PreparedComponent> {
+    const executor = this.#executors[this.#turn++ % this.#executors.length]!;
+    return this.#send(executor, { op: "prepare", bytes }) as Promise<PreparedComponent>;
+  }
+
+  /** Compile a component in every executor and fill its pools of pristine instances. */
+  async warm(component: PreparedComponent, poolSize: number): Promise<void> {
+    await Promise.all(this.#executors.map((executor) => this.#send(executor, { op: "warm", component, poolSize })));
+  }
+
+  async activate(partition: string, options: ActivateOptions): Promise<ActivateResult & { executor: number }> {
+    if (this.#home.has(partition)) throw new Error(`Partition ${partition} is already live.`);
+    const executor = this.#leastLoaded();
+    executor.partitions.add(partition);
+    this.#home.set(partition, executor);
+    try {
+      const result = (await this.#send(executor, { op: "activate", partition, ...options }, options.snapshot ? [options.snapshot.buffer] : [])) as ActivateResult;
+      return { ...result, executor: this.#executors.indexOf(executor) };
+    } catch (error) {
+      this.#forget(partition);
+      throw error;
+    }
+  }
+
+  async call(partition: string, event: TaskEvent, host: unknown, now: number): Promise<CallResult> {
+    const executor = this.#homeOf(partition);
+    try {
+      return (await this.#send(executor, { op: "call", partition, event, host, now })) as CallResult;
+    } catch (error) {
+      // After a trap (or a lost executor) the instance is gone.
+      this.#forget(partition);
+      throw error;
+    }
+  }
+
+  /** Snapshot a live partition; with `drop`, its instance is released afterwards. */
+  async snapshot(partition: string, drop: boolean): Promise<SnapshotResult> {
+    const result = (await this.#send(this.#homeOf(partition), { op: "snapshot", partition, drop })) as SnapshotResult;
+    if (drop) this.#forget(partition);
+    return result;
+  }
+
+  async drop(partition: string): Promise<void> {
+    const executor = this.#home.get(partition);
+    if (!executor) return;
+    this.#forget(partition);
+    await this.#send(executor, { op: "drop", partition });
+  }
+
+  isLive(partition: string): boolean {
+    return this.#home.has(partition);
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    await Promise.all(this.#executors.map((executor) => executor.worker.terminate()));
+  }
+
+  #homeOf(partition: string): Executor {
+    const executor = this.#home.get(partition);
+    if (!executor) throw new PartitionNotLiveError(`Partition ${partition} is not live; activate it first.`);
+    return executor;
+  }
+
+  #forget(partition: string): void {
+    this.#home.get(partition)?.partitions.delete(partition);
+    this.#home.delete(partition);
+  }
+
+  #leastLoaded(): Executor {
+    return this.#executors.reduce((best, executor) => (executor.partitions.size < best.partitions.size ? executor : best));
+  }
+
+  #send(executor: Executor, request: Request, transfer: ArrayBufferLike[] = []): Promise<unknown> {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      executor.pending.set(id, { resolve, reject });
+      executor.worker.postMessage({ id, request }, transfer as never);
+    });
+  }
+
+  #spawn(): Executor {
+    const data: ExecutorData = { cacheDir: this.#options.cacheDir, hostModule: this.#options.hostModule.href };
+    return new Executor(data, (executor, message) => this.#onMessage(executor, message), (executor, error) => this.#onExit(executor, error));
+  }
+
+  #onMessage(executor: Executor, message: FromWorker): void {
+    if (message.type === "log") {
+      this.#options.onLog?.(message.partition, message.level, message.message);
+      return;
+    }
+    const pending = executor.pending.get(message.id);
+    if (!pending) return;
+    executor.pending.delete(message.id);
+    if (message.ok) pending.resolve(message.value);
+    else pending.reject(deserializeError(message.error));
+  }
+
+  #onExit(executor: Executor, error: Error): void {
+    const index = this.#executors.indexOf(executor);
+    if (index < 0) return;
+    const lost = new ExecutorLostError(`An executor stopped (${error.message}); the partitions it hosted will come back from their snapshots.`);
+    for (const pending of executor.pending.values()) pending.reject(lost);
+    executor.pending.clear();
+    const partitions = [...executor.partitions];
+    for (const partition of partitions) this.#home.delete(partition);
+    if (this.#closing) return;
+    this.#executors[index] = this.#spawn();
+    this.#options.onExecutorLost?.(partitions, lost);
+  }
+}

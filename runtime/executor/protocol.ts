@@ -1,0 +1,61 @@
+// Messages between the main thread and executor workers. Everything here is plain,
+// structured-cloneable data.
+import type { PreparedComponent } from "../engine.ts";
+import type { TaskEvent } from "../../wit/types/interfaces/dormant-host-handler.d.ts";
+import type { Reply } from "../../wit/types/interfaces/dormant-host-types.d.ts";
+import type { ActivationReason } from "../../wit/types/interfaces/dormant-host-lifecycle.d.ts";
+
+export type LogLevel = "trace" | "debug" | "info" | "warn" | "error";
+export type { ActivationReason, Reply, TaskEvent };
+
+export interface HostCall {
+  /** Opaque state for the host binding during the call. */
+  host: unknown;
+  /** The host's clock when the call was sent. */
+  now: number;
+}
+
+export type Request =
+  | { op: "prepare"; bytes: Uint8Array }
+  | { op: "warm"; component: PreparedComponent; poolSize: number }
+  | ({ op: "activate"; partition: string; component: PreparedComponent; snapshot?: Uint8Array; reason: ActivationReason; poolSize: number } & HostCall)
+  | ({ op: "call"; partition: string; event: TaskEvent } & HostCall)
+  | { op: "snapshot"; partition: string; drop: boolean }
+  | { op: "drop"; partition: string };
+
+/** How an activation got its instance. */
+export type InstanceSource = "pool" | "instantiated";
+
+export interface ActivateResult {
+  source: InstanceSource;
+  effects: unknown;
+  /** Milliseconds spent inside the executor, by step. */
+  timings: { instance: number; restore: number; activate: number };
+}
+
+export type CallOutcome = { ok: true; reply: Reply | undefined } | { ok: false; error: string };
+
+export interface CallResult {
+  outcome: CallOutcome;
+  effects: unknown;
+  ms: number;
+}
+
+export interface SnapshotResult {
+  bytes: Uint8Array;
+  memoryBytes: number;
+  deltaBytes: number;
+  ms: number;
+}
+
+export interface ErrorData {
+  name: string;
+  message: string;
+  phase?: string;
+}
+
+export type Response = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: ErrorData };
+
+export type WorkerEvent = { type: "log"; partition: string; level: LogLevel; message: string };
+
+export type FromWorker = ({ type: "response" } & Response) | WorkerEvent;

@@ -1,0 +1,171 @@
+// An executor: a worker thread that hosts partitions. Guest code only ever runs here,
+// so a busy guest never stalls the main thread's timers or HTTP.
+import { parentPort, workerData } from "node:worker_threads";
+import type { CompiledComponent, GuestInstance, PreparedComponent } from "../engine.ts";
+import { GuestTrapError } from "../errors.ts";
+import { JcoEngine } from "../jco/jco-engine.ts";
+import { applySnapshot, capturePristine, encodeSnapshot, type PristineImage } from "../snapshot/image.ts";
+import type { HostBinding, HostModule, HostSink } from "./host-binding.ts";
+import type { ActivateResult, CallResult, FromWorker, Request, SnapshotResult } from "./protocol.ts";
+import { ActivationFailedError, PartitionNotLiveError, serializeError } from "./errors.ts";
+
+export interface ExecutorData {
+  cacheDir: string;
+  hostModule: string;
+}
+
+interface Bound {
+  instance: GuestInstance;
+  binding: HostBinding;
+}
+
+interface Live extends Bound {
+  digest: string;
+}
+
+const port = parentPort!;
+const data = workerData as ExecutorData;
+const engine = new JcoEngine({ cacheDir: data.cacheDir });
+const host = (await import(data.hostModule)) as HostModule;
+const sink: HostSink = {
+  log: (partition, level, message) => post({ type: "log", partition, level, message }),
+};
+
+const live = new Map<string, Live>();
+const pristine = new Map<string, PristineImage>();
+const pools = new Map<string, { spare: Bound[]; size: number; filling: boolean }>();
+
+function post(message: FromWorker, transfer: Transferable[] = []): void {
+  port.postMessage(message, transfer as never);
+}
+
+function instantiate(compiled: CompiledComponent): Bound {
+  const binding = host.createHostBinding(sink);
+  const instance = compiled.instantiate(binding.imports);
+  if (!pristine.has(compiled.digest)) pristine.set(compiled.digest, capturePristine(compiled.digest, instance.state));
+  return { instance, binding };
+}
+
+/** Top the component's pool of pristine instances up, between requests. */
+function refill(compiled: CompiledComponent, size: number): void {
+  let pool = pools.get(compiled.digest);
+  if (!pool) pools.set(compiled.digest, (pool = { spare: [], size, filling: false }));
+  pool.size = size;
+  if (pool.filling || pool.spare.length >= size) return;
+  pool.filling = true;
+  const step = (): void => {
+    if (pool.spare.length < pool.size) {
+      try {
+        pool.spare.push(instantiate(compiled));
+      } catch {
+        pool.filling = false; // the next activation reports the failure
+        return;
+      }
+      setImmediate(step);
+    } else {
+      pool.filling = false;
+    }
+  };
+  setImmediate(step);
+}
+
+async function activate(request: Extract<Request, { op: "activate" }>): Promise<ActivateResult> {
+  if (live.has(request.partition)) throw new ActivationFailedError(`Partition ${request.partition} is already live in this executor.`);
+  const compiled = await engine.compile(request.component);
+  const t0 = performance.now();
+  const spare = pools.get(compiled.digest)?.spare.pop();
+  const bound = spare ?? instantiate(compiled);
+  if (request.poolSize > 0) refill(compiled, request.poolSize);
+  const t1 = performance.now();
+  bound.binding.attach(request.partition);
+  if (request.snapshot) applySnapshot(bound.instance.state, pristine.get(compiled.digest)!, request.snapshot);
+  const t2 = performance.now();
+  bound.binding.begin(request.host, request.now);
+  let effects: unknown;
+  try {
+    bound.instance.exports.lifecycle.onActivate(request.reason);
+    effects = bound.binding.end();
+  } catch (error) {
+    bound.binding.end();
+    if (isGuestError(error)) {
+      throw new ActivationFailedError(`Partition ${request.partition} refused activation (${request.reason}): ${String(error.payload)}`);
+    }
+    throw new GuestTrapError(`Partition ${request.partition} trapped in on-activate(${request.reason}): ${messageOf(error)}`, "activate", { cause: error });
+  }
+  live.set(request.partition, { ...bound, digest: compiled.digest });
+  return {
+    source: spare ? "pool" : "instantiated",
+    effects,
+    timings: { instance: t1 - t0, restore: t2 - t1, activate: performance.now() - t2 },
+  };
+}
+
+function call(request: Extract<Request, { op: "call" }>): CallResult {
+  const partition = liveOrThrow(request.partition);
+  const t0 = performance.now();
+  partition.binding.begin(request.host, request.now);
+  try {
+    const reply = partition.instance.exports.handler.onTask(request.event);
+    return { outcome: { ok: true, reply }, effects: partition.binding.end(), ms: performance.now() - t0 };
+  } catch (error) {
+    const effects = partition.binding.end();
+    if (isGuestError(error)) return { outcome: { ok: false, error: String(error.payload) }, effects, ms: performance.now() - t0 };
+    // A trap leaves the instance in an unknown state: it is dropped, and the partition
+    // comes back from its last snapshot.
+    live.delete(request.partition);
+    throw new GuestTrapError(`Partition ${request.partition} trapped handling task ${request.event.taskName}: ${messageOf(error)}`, "call", { cause: error });
+  }
+}
+
+function snapshot(request: Extract<Request, { op: "snapshot" }>): SnapshotResult {
+  const partition = liveOrThrow(request.partition);
+  const t0 = performance.now();
+  const { bytes, stats } = encodeSnapshot(partition.instance.state, pristine.get(partition.digest)!);
+  if (request.drop) live.delete(request.partition);
+  return { bytes, memoryBytes: stats.memoryBytes, deltaBytes: stats.deltaBytes, ms: performance.now() - t0 };
+}
+
+function liveOrThrow(partition: string): Live {
+  const found = live.get(partition);
+  if (!found) throw new PartitionNotLiveError(`Partition ${partition} is not live in this executor; activate it first.`);
+  return found;
+}
+
+async function handle(request: Request): Promise<unknown> {
+  switch (request.op) {
+    case "prepare":
+      return engine.prepare(request.bytes);
+    case "warm": {
+      refill(await engine.compile(request.component as PreparedComponent), request.poolSize);
+      return null;
+    }
+    case "activate":
+      return activate(request);
+    case "call":
+      return call(request);
+    case "snapshot":
+      return snapshot(request);
+    case "drop":
+      return live.delete(request.partition);
+  }
+}
+
+port.on("message", ({ id, request }: { id: number; request: Request }) => {
+  handle(request).then(
+    (value) => {
+      const transfer = value && typeof value === "object" && "bytes" in value && (value as SnapshotResult).bytes instanceof Uint8Array
+        ? [(value as SnapshotResult).bytes.buffer]
+        : [];
+      post({ type: "response", id, ok: true, value }, transfer as Transferable[]);
+    },
+    (error: unknown) => post({ type: "response", id, ok: false, error: serializeError(error) }),
+  );
+});
+
+function isGuestError(error: unknown): error is { payload: unknown } {
+  return typeof error === "object" && error !== null && Object.hasOwn(error, "payload");
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,175 @@
+// The engine port implemented with jco: components are transpiled to JS glue plus core
+// modules (cached on disk by content hash), and run on the V8 engine of the process.
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { transpile } from "@bytecodealliance/jco";
+import { assertComponentBytes } from "../component-bytes.ts";
+import type { CompiledComponent, Engine, GuestImports, GuestInstance, PreparedComponent } from "../engine.ts";
+import { ComponentPrepareError, GuestTrapError, NotAComponentError } from "../errors.ts";
+import { exposeDefinedState, type DefinedState } from "../snapshot/core-module.ts";
+import { assertPartitionWorld } from "../world.ts";
+import type { Partition } from "../../wit/types/partition.d.ts";
+import { stateViewOf } from "./state-view.ts";
+
+const GLUE = "component.js";
+// Saved as .mjs so the glue loads as an ES module wherever the cache folder lives.
+const GLUE_FILE = "component.mjs";
+const MANIFEST = "manifest.json";
+
+interface Manifest {
+  digest: string;
+  bytes: number;
+  coreModules: string[];
+  imports: string[];
+  exports: string[];
+}
+
+interface Glue {
+  instantiate(
+    getCoreModule: (name: string) => WebAssembly.Module,
+    imports: GuestImports,
+    instantiateCore: (module: WebAssembly.Module, imports: WebAssembly.Imports) => WebAssembly.Instance,
+  ): Partition;
+}
+
+export interface JcoEngineOptions {
+  /** Where transpiled components are cached, one folder per digest. */
+  cacheDir: string;
+}
+
+export class JcoEngine implements Engine {
+  readonly name = "jco";
+  readonly #cacheDir: string;
+  readonly #compiled = new Map<string, Promise<CompiledComponent>>();
+
+  constructor(options: JcoEngineOptions) {
+    this.#cacheDir = options.cacheDir;
+  }
+
+  async prepare(bytes: Uint8Array): Promise<PreparedComponent> {
+    assertComponentBytes(bytes);
+    const hex = createHash("sha256").update(bytes).digest("hex");
+    const location = join(this.#cacheDir, hex);
+    const cached = await readManifest(location);
+    if (cached) return { digest: cached.digest, location, bytes: cached.bytes };
+
+    let output: Awaited<ReturnType<typeof transpile>>;
+    try {
+      output = await transpile(bytes, {
+        name: "component",
+        instantiation: "sync",
+        noTypescript: true,
+        quiet: true,
+      });
+    } catch (error) {
+      throw new NotAComponentError(
+        `The component could not be decoded: ${firstLine(error)}. Rebuild it with \`dormant build\`; if it came from elsewhere, check it with \`jco print\`.`,
+        { cause: error },
+      );
+    }
+    const exportNames = output.exports.map(([name]) => name);
+    assertPartitionWorld(output.imports, exportNames);
+
+    const manifest: Manifest = {
+      digest: `sha256:${hex}`,
+      bytes: bytes.length,
+      coreModules: Object.keys(output.files).filter((name) => name.endsWith(".wasm")),
+      imports: output.imports,
+      exports: exportNames,
+    };
+    // Write into a private folder and rename it into place, so a concurrent or killed
+    // writer never leaves a half-written cache entry behind.
+    const staging = `${location}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
+    await mkdir(staging, { recursive: true, mode: 0o700 });
+    for (const [name, data] of Object.entries(output.files)) {
+      const file = join(staging, name === GLUE ? GLUE_FILE : name);
+      await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+      await writeFile(file, data, { mode: 0o600 });
+    }
+    await writeFile(join(staging, MANIFEST), JSON.stringify(manifest), { mode: 0o600 });
+    await rename(staging, location).catch(async (error: NodeJS.ErrnoException) => {
+      await rm(staging, { recursive: true, force: true });
+      // Another writer got there first with the same content.
+      if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") throw error;
+    });
+    return { digest: manifest.digest, location, bytes: manifest.bytes };
+  }
+
+  compile(prepared: PreparedComponent): Promise<CompiledComponent> {
+    let compiled = this.#compiled.get(prepared.digest);
+    if (!compiled) {
+      compiled = compileCached(prepared);
+      this.#compiled.set(prepared.digest, compiled);
+      compiled.catch(() => this.#compiled.delete(prepared.digest));
+    }
+    return compiled;
+  }
+}
+
+async function compileCached(prepared: PreparedComponent): Promise<CompiledComponent> {
+  const manifest = await readManifest(prepared.location);
+  if (!manifest || manifest.digest !== prepared.digest) {
+    throw new ComponentPrepareError(`Component ${prepared.digest} is not prepared at ${prepared.location}; prepare (deploy) it again.`);
+  }
+  const modules = new Map<string, WebAssembly.Module>();
+  const layouts = new WeakMap<WebAssembly.Module, DefinedState>();
+  await Promise.all(
+    manifest.coreModules.map(async (name) => {
+      const exposed = exposeDefinedState(await readFile(join(prepared.location, name)));
+      const module = await WebAssembly.compile(exposed.bytes as Uint8Array<ArrayBuffer>);
+      modules.set(name, module);
+      layouts.set(module, exposed.state);
+    }),
+  );
+  const glue = (await import(pathToFileURL(join(prepared.location, GLUE_FILE)).href)) as Glue;
+
+  return {
+    digest: prepared.digest,
+    instantiate(imports: GuestImports): GuestInstance {
+      const cores: { instance: WebAssembly.Instance; layout: DefinedState }[] = [];
+      // The glue looks imports up by unversioned interface name.
+      const glueImports = Object.fromEntries(
+        Object.entries(imports).map(([name, value]) => [name.replace(/@[^/]*$/, ""), value]),
+      ) as unknown as GuestImports;
+      let exports: Partition;
+      try {
+        exports = glue.instantiate(
+          (name) => {
+            const module = modules.get(name);
+            if (!module) throw new ComponentPrepareError(`The glue asked for core module ${name}, which the component lacks.`);
+            return module;
+          },
+          glueImports,
+          (module, coreImports) => {
+            const instance = new WebAssembly.Instance(module, coreImports);
+            const layout = layouts.get(module);
+            if (layout) cores.push({ instance, layout });
+            return instance;
+          },
+        );
+      } catch (error) {
+        throw new GuestTrapError(
+          `The component trapped while being instantiated: ${firstLine(error)}. Its start-up code failed; fix the guest and deploy it again.`,
+          "instantiate",
+          { cause: error },
+        );
+      }
+      return { exports: { handler: exports.handler, lifecycle: exports.lifecycle }, state: stateViewOf(cores) };
+    },
+  };
+}
+
+async function readManifest(location: string): Promise<Manifest | undefined> {
+  try {
+    return JSON.parse(await readFile(join(location, MANIFEST), "utf8")) as Manifest;
+  } catch {
+    return undefined;
+  }
+}
+
+function firstLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return (message.split("\n")[0] ?? message).replace(/\.$/, "");
+}

@@ -1,0 +1,18 @@
+import type { StateView } from "../engine.ts";
+import type { DefinedState } from "../snapshot/core-module.ts";
+
+/** Collect the state a snapshot needs from core instances whose modules were rewritten to expose it. */
+export function stateViewOf(cores: readonly { instance: WebAssembly.Instance; layout: DefinedState }[]): StateView {
+  const memories: WebAssembly.Memory[] = [];
+  const globals: { global: WebAssembly.Global; type: StateView["globals"][number]["type"] }[] = [];
+  const tables: WebAssembly.Table[] = [];
+  for (const { instance, layout } of cores) {
+    const exported = instance.exports;
+    for (const memory of layout.memories) memories.push(exported[memory.exportName] as WebAssembly.Memory);
+    for (const global of layout.globals) {
+      if (global.mutable) globals.push({ global: exported[global.exportName] as WebAssembly.Global, type: global.type });
+    }
+    for (const table of layout.tables) tables.push(exported[table.exportName] as WebAssembly.Table);
+  }
+  return { memories, globals, tables };
+}

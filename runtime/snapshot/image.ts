@@ -1,0 +1,201 @@
+// A snapshot of a live instance, stored as the difference from the component's pristine
+// (just instantiated) image: only the 4 KiB chunks of linear memory that differ, plus
+// every mutable global. Two fresh instances of a component are byte-identical, so
+// applying the difference to a fresh instance reproduces the exact state.
+import { gunzipSync, gzipSync } from "node:zlib";
+import type { CoreValueType, StateView } from "../engine.ts";
+
+const MAGIC = Buffer.from("DRMS");
+const FORMAT = 1;
+const CHUNK = 4096;
+const PAGE = 65536;
+
+/** The snapshot bytes are not a snapshot of this component (or are damaged). */
+export class SnapshotFormatError extends Error {
+  override name = "SnapshotFormatError";
+}
+
+/** The instance holds state a snapshot cannot carry (e.g. a table the guest rewrote). */
+export class SnapshotUnsupportedError extends Error {
+  override name = "SnapshotUnsupportedError";
+}
+
+type GlobalValue = number | bigint | "ref" | null;
+
+export interface PristineImage {
+  readonly component: string;
+  readonly memories: readonly Buffer[];
+  readonly globals: readonly GlobalValue[];
+  readonly tables: readonly string[];
+}
+
+interface Header {
+  component: string;
+  chunk: number;
+  memories: { byteLength: number; chunks: number[] }[];
+  globals: (string | null)[];
+}
+
+export interface SnapshotStats {
+  /** Bytes of linear memory in the instance. */
+  memoryBytes: number;
+  /** Bytes of memory that differ from pristine, before compression. */
+  deltaBytes: number;
+  /** Stored bytes. */
+  bytes: number;
+}
+
+/** Capture the image of an instance that has just been instantiated and never called. */
+export function capturePristine(component: string, view: StateView): PristineImage {
+  return {
+    component,
+    memories: view.memories.map((memory) => Buffer.from(new Uint8Array(memory.buffer).slice())),
+    globals: view.globals.map(({ global, type }) => readGlobal(global, type)),
+    tables: view.tables.map(tableSignature),
+  };
+}
+
+/** Encode an instance's state as a compressed delta against its component's pristine image. */
+export function encodeSnapshot(view: StateView, pristine: PristineImage): { bytes: Uint8Array; stats: SnapshotStats } {
+  view.tables.forEach((table, i) => {
+    if (tableSignature(table) !== pristine.tables[i]) {
+      throw new SnapshotUnsupportedError(
+        `Table ${i} of component ${pristine.component} changed since instantiation; Dormant cannot snapshot rewritten function tables. Keep the guest from growing or setting tables.`,
+      );
+    }
+  });
+  const header: Header = { component: pristine.component, chunk: CHUNK, memories: [], globals: [] };
+  const parts: Buffer[] = [];
+  let memoryBytes = 0;
+  let deltaBytes = 0;
+  view.memories.forEach((memory, m) => {
+    const current = Buffer.from(memory.buffer);
+    const base = pristine.memories[m] ?? Buffer.alloc(0);
+    const chunks: number[] = [];
+    for (let offset = 0; offset < current.length; offset += CHUNK) {
+      const end = Math.min(offset + CHUNK, current.length);
+      const now = current.subarray(offset, end);
+      if (!sameAsBase(now, base, offset)) {
+        chunks.push(offset / CHUNK);
+        parts.push(Buffer.from(now)); // copy: the guest may run again before we compress
+      }
+    }
+    header.memories.push({ byteLength: current.length, chunks });
+    memoryBytes += current.length;
+    deltaBytes += chunks.length * CHUNK;
+  });
+  header.globals = view.globals.map(({ global, type }, g) => {
+    const value = readGlobal(global, type);
+    if (value === "ref" || value === null) {
+      // References cannot be carried; one the guest set since instantiation would be lost.
+      if (value !== pristine.globals[g]) {
+        throw new SnapshotUnsupportedError(`Global ${g} (${type}) changed since instantiation; a snapshot cannot carry references.`);
+      }
+      return null;
+    }
+    return encodeValue(value);
+  });
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(json.length);
+  const body = gzipSync(Buffer.concat([length, json, ...parts]), { level: 1 });
+  const bytes = Buffer.concat([MAGIC, Buffer.of(FORMAT), body]);
+  return { bytes, stats: { memoryBytes, deltaBytes, bytes: bytes.length } };
+}
+
+/** Apply a snapshot to a pristine instance of the same component. */
+export function applySnapshot(view: StateView, pristine: PristineImage, bytes: Uint8Array): void {
+  const { header, data } = decode(bytes);
+  if (header.component !== pristine.component) {
+    throw new SnapshotFormatError(`The snapshot is of component ${header.component}, not ${pristine.component}.`);
+  }
+  if (header.memories.length !== view.memories.length || header.globals.length !== view.globals.length) {
+    throw new SnapshotFormatError(
+      `The snapshot has ${header.memories.length} memories and ${header.globals.length} globals; the instance has ${view.memories.length} and ${view.globals.length}.`,
+    );
+  }
+  let offset = 0;
+  header.memories.forEach(({ byteLength, chunks }, m) => {
+    const memory = view.memories[m]!;
+    const have = memory.buffer.byteLength;
+    if (byteLength < have || byteLength % PAGE !== 0) {
+      throw new SnapshotFormatError(`Memory ${m} in the snapshot is ${byteLength} bytes; a fresh instance already has ${have}.`);
+    }
+    if (byteLength > have) memory.grow((byteLength - have) / PAGE);
+    const target = new Uint8Array(memory.buffer);
+    for (const chunk of chunks) {
+      const start = chunk * header.chunk;
+      const length = Math.min(header.chunk, byteLength - start);
+      if (start >= byteLength || offset + length > data.length) {
+        throw new SnapshotFormatError(`Memory ${m} chunk ${chunk} lies outside the snapshot's data; the snapshot is damaged.`);
+      }
+      target.set(data.subarray(offset, offset + length), start);
+      offset += length;
+    }
+  });
+  if (offset !== data.length) throw new SnapshotFormatError("The snapshot has trailing data; it is damaged.");
+  header.globals.forEach((encoded, g) => {
+    const { global, type } = view.globals[g]!;
+    if (encoded !== null) global.value = decodeValue(encoded, type);
+  });
+}
+
+function decode(bytes: Uint8Array): { header: Header; data: Buffer } {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buffer.length < 5 || !buffer.subarray(0, 4).equals(MAGIC)) {
+    throw new SnapshotFormatError("Not a Dormant snapshot (bad magic).");
+  }
+  if (buffer[4] !== FORMAT) throw new SnapshotFormatError(`Snapshot format ${buffer[4]} is not supported (expected ${FORMAT}).`);
+  let body: Buffer;
+  try {
+    body = gunzipSync(buffer.subarray(5));
+  } catch (error) {
+    throw new SnapshotFormatError(`The snapshot does not decompress: ${(error as Error).message}.`);
+  }
+  const length = body.readUInt32LE(0);
+  let header: Header;
+  try {
+    header = JSON.parse(body.subarray(4, 4 + length).toString("utf8")) as Header;
+  } catch {
+    throw new SnapshotFormatError("The snapshot header is not valid JSON; the snapshot is damaged.");
+  }
+  return { header, data: body.subarray(4 + length) };
+}
+
+function sameAsBase(now: Buffer, base: Buffer, offset: number): boolean {
+  if (offset >= base.length) return isZero(now);
+  const end = Math.min(offset + now.length, base.length);
+  const head = base.subarray(offset, end);
+  if (!now.subarray(0, head.length).equals(head)) return false;
+  return end - offset === now.length || isZero(now.subarray(end - offset));
+}
+
+const ZERO = Buffer.alloc(CHUNK);
+function isZero(bytes: Buffer): boolean {
+  return bytes.equals(ZERO.subarray(0, bytes.length));
+}
+
+/** Numbers for numeric globals; for references whether one is set; null for what JS cannot read (v128). */
+function readGlobal(global: WebAssembly.Global, type: CoreValueType): GlobalValue {
+  if (type === "i32" || type === "i64" || type === "f32" || type === "f64") return global.value as number | bigint;
+  if (type === "v128") return null;
+  return global.value === null ? null : "ref";
+}
+
+function encodeValue(value: number | bigint): string {
+  if (typeof value === "bigint") return value.toString();
+  return Object.is(value, -0) ? "-0" : String(value);
+}
+
+function decodeValue(encoded: string, type: CoreValueType): number | bigint {
+  return type === "i64" ? BigInt(encoded) : Number(encoded);
+}
+
+function tableSignature(table: WebAssembly.Table): string {
+  const names: string[] = [];
+  for (let i = 0; i < table.length; i++) {
+    const entry = table.get(i) as { name?: string } | null;
+    names.push(entry === null ? "-" : typeof entry === "function" ? (entry as { name: string }).name : "?");
+  }
+  return `${table.length}:${names.join(",")}`;
+}

@@ -1,0 +1,19 @@
+/** Host limits on what a partition may register. */
+export interface TaskLimits {
+  /** Tasks per partition. */
+  maxTasks: number;
+  /** Smallest `every` period, and smallest gap between cron occurrences, in ms. */
+  minIntervalMs: number;
+  maxPayloadBytes: number;
+  /** Cap on retry attempts a spec may ask for. */
+  maxAttempts: number;
+}
+
+export const DEFAULT_TASK_LIMITS: TaskLimits = {
+  maxTasks: 1000,
+  minIntervalMs: 1000,
+  maxPayloadBytes: 64 * 1024,
+  maxAttempts: 100,
+};
+
+export const DEFAULT_RETRY = { maxAttempts: 6, initialBackoffMs: 2000n, maxBackoffMs: 300_000n } as const;

@@ -1,0 +1,16 @@
+// Builds the example guests once before the test files run (each build is cached).
+import type { TestProject } from "vitest/node";
+import { exampleComponent } from "../../guests/examples.ts";
+
+export default async function setup(project: TestProject): Promise<void> {
+  project.provide("guests", {
+    counter: await exampleComponent("counter"),
+    wat: await exampleComponent("wat-minimal"),
+  });
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    guests: { counter: string; wat: string };
+  }
+}

@@ -1,0 +1,36 @@
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ExecutorPool, type ExecutorPoolOptions } from "../../runtime/executor/pool.ts";
+import type { TaskEvent } from "../../runtime/executor/protocol.ts";
+import { DEFAULT_TASK_LIMITS } from "../../src/tasks/limits.ts";
+import type { TaskCallState } from "../../src/tasks/guest-binding.ts";
+
+export const HOST_MODULE = new URL("../../src/tasks/guest-binding.ts", import.meta.url);
+
+export async function startPool(options: Partial<ExecutorPoolOptions> = {}): Promise<ExecutorPool> {
+  const cacheDir = options.cacheDir ?? (await mkdtemp(join(tmpdir(), "dormant-engine-")));
+  return ExecutorPool.start({ size: 2, hostModule: HOST_MODULE, ...options, cacheDir });
+}
+
+export function noTasks(): TaskCallState {
+  return { tasks: [], limits: DEFAULT_TASK_LIMITS };
+}
+
+export function event(entry: string, payload = "", extra: Partial<TaskEvent> = {}): TaskEvent {
+  return {
+    taskId: "t_test",
+    taskName: entry,
+    entry,
+    payload: new TextEncoder().encode(payload),
+    scheduledAt: 0n,
+    firedAt: 0n,
+    attempt: 1,
+    occurrences: 1,
+    ...extra,
+  };
+}
+
+export function bodyText(body: Uint8Array | undefined): string {
+  return new TextDecoder().decode(body ?? new Uint8Array());
+}
