@@ -58,10 +58,23 @@ export const handler = {
       }
       case "get":
         return json(200, { count, activations });
+      case "spin": {
+        // Busy work for as many rounds as the payload says (tests that the host stays responsive).
+        const rounds = Number(decoder.decode(event.payload));
+        let x = 0;
+        for (let i = 0; i < rounds; i++) x = (x * 31 + i) % 1_000_003;
+        return json(200, { x });
+      }
+      case "register": {
+        const spec = JSON.parse(decoder.decode(event.payload));
+        const info = register({ ...spec, trigger: { tag: "after", val: BigInt(spec.after ?? 1000) }, payload: new Uint8Array(), priority: 0, outlivePartition: false });
+        return json(200, { id: info.id, names: list().map((task) => task.name) });
+      }
+      // Throwing a string returns `err(string)`; throwing anything else traps.
       case "fail":
-        throw new Error(`asked to fail at count ${count}`);
+        throw `asked to fail at count ${count}`;
       default:
-        throw new Error(`counter has no entry point named '${event.entry}'`);
+        throw `counter has no entry point named '${event.entry}'`;
     }
   },
 };

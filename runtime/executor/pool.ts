@@ -17,6 +17,7 @@ import type {
   SnapshotResult,
   TaskEvent,
 } from "./protocol.ts";
+import { transferList } from "./protocol.ts";
 import type { ExecutorData } from "./worker.ts";
 
 export interface ExecutorPoolOptions {
@@ -105,7 +106,7 @@ export class ExecutorPool {
     executor.partitions.add(partition);
     this.#home.set(partition, executor);
     try {
-      const result = (await this.#send(executor, { op: "activate", partition, ...options }, options.snapshot ? [options.snapshot.buffer] : [])) as ActivateResult;
+      const result = (await this.#send(executor, { op: "activate", partition, ...options }, transferList(options.snapshot))) as ActivateResult;
       return { ...result, executor: this.#executors.indexOf(executor) };
     } catch (error) {
       this.#forget(partition);
@@ -136,6 +137,11 @@ export class ExecutorPool {
     if (!executor) return;
     this.#forget(partition);
     await this.#send(executor, { op: "drop", partition });
+  }
+
+  /** Who to tell when an executor dies: the partitions it hosted are no longer live. */
+  setExecutorLostHandler(handler: (partitions: string[], error: Error) => void): void {
+    this.#options.onExecutorLost = handler;
   }
 
   isLive(partition: string): boolean {

@@ -59,3 +59,12 @@ export type Response = { id: number; ok: true; value: unknown } | { id: number; 
 export type WorkerEvent = { type: "log"; partition: string; level: LogLevel; message: string };
 
 export type FromWorker = ({ type: "response" } & Response) | WorkerEvent;
+
+/**
+ * The buffer to transfer along with these bytes, if they own it whole. Small Node
+ * Buffers share a pooled slab; transferring that would detach every Buffer on it.
+ */
+export function transferList(bytes: Uint8Array | undefined): ArrayBuffer[] {
+  if (!bytes || bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength) return [];
+  return bytes.buffer instanceof ArrayBuffer ? [bytes.buffer] : [];
+}

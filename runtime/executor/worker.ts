@@ -6,7 +6,7 @@ import { GuestTrapError } from "../errors.ts";
 import { JcoEngine } from "../jco/jco-engine.ts";
 import { applySnapshot, capturePristine, encodeSnapshot, type PristineImage } from "../snapshot/image.ts";
 import type { HostBinding, HostModule, HostSink } from "./host-binding.ts";
-import type { ActivateResult, CallResult, FromWorker, Request, SnapshotResult } from "./protocol.ts";
+import { transferList, type ActivateResult, type CallResult, type FromWorker, type Request, type SnapshotResult } from "./protocol.ts";
 import { ActivationFailedError, PartitionNotLiveError, serializeError } from "./errors.ts";
 
 export interface ExecutorData {
@@ -153,10 +153,8 @@ async function handle(request: Request): Promise<unknown> {
 port.on("message", ({ id, request }: { id: number; request: Request }) => {
   handle(request).then(
     (value) => {
-      const transfer = value && typeof value === "object" && "bytes" in value && (value as SnapshotResult).bytes instanceof Uint8Array
-        ? [(value as SnapshotResult).bytes.buffer]
-        : [];
-      post({ type: "response", id, ok: true, value }, transfer as Transferable[]);
+      const bytes = request.op === "snapshot" ? (value as SnapshotResult).bytes : undefined;
+      post({ type: "response", id, ok: true, value }, transferList(bytes));
     },
     (error: unknown) => post({ type: "response", id, ok: false, error: serializeError(error) }),
   );

@@ -1,0 +1,298 @@
+// The partition lifecycle: active → idle → frozen (→ deleted). Partitions are activated
+// on demand — rehydrated from their latest snapshot, or instantiated fresh when they
+// have none — take one event at a time, and are frozen back to storage when idle or
+// when too many are live.
+import { randomBytes } from "node:crypto";
+import type { ExecutorPool } from "../../runtime/executor/pool.ts";
+import type { ActivationReason, CallOutcome, TaskEvent } from "../../runtime/executor/protocol.ts";
+import { SnapshotFormatError } from "../../runtime/snapshot/image.ts";
+import type { Store } from "../store/open.ts";
+import { NoUsableSnapshotError, SnapshotStore } from "../store/snapshot-store.ts";
+import type { TaskCallState, TaskEffects } from "../tasks/guest-binding.ts";
+import { DEFAULT_TASK_LIMITS, type TaskLimits } from "../tasks/limits.ts";
+import { TaskRegistry } from "../tasks/registry.ts";
+import { ComponentRegistry } from "./components.ts";
+import type { ActivationKind, Durability, PartitionRecord, PartitionState } from "./partition.ts";
+
+export interface PartitionManagerOptions {
+  pool: ExecutorPool;
+  store: Store;
+  /** The host's clock (Unix ms); injected so tests can drive time. */
+  clock: () => number;
+  /** Freeze a partition this long after its last event (default 10 s). */
+  idleTimeoutMs?: number;
+  /** Most partitions live at once; beyond it the least recently used idle ones freeze. */
+  maxLive?: number;
+  /** Pristine instances kept ready per component in each executor (default 2). */
+  poolSize?: number;
+  limits?: TaskLimits;
+  /** When no stored snapshot verifies: start the partition fresh (default) or refuse. */
+  onUnusableSnapshot?: "fresh" | "fail";
+  onEvent?: (event: PartitionEvent) => void;
+}
+
+export type PartitionEvent =
+  | { type: "activated"; partition: string; kind: ActivationKind; reason: ActivationReason; ms: number; pooled: boolean }
+  | { type: "frozen"; partition: string; bytes: number; ms: number }
+  | { type: "snapshot-problem"; partition: string; error: Error }
+  | { type: "trap"; partition: string; error: Error };
+
+export class UnknownPartitionError extends Error {
+  override name = "UnknownPartitionError";
+}
+
+export class PartitionUnavailableError extends Error {
+  override name = "PartitionUnavailableError";
+}
+
+export interface CreatePartition {
+  name: string;
+  component: string;
+  durability?: Durability;
+}
+
+interface Slot {
+  record: PartitionRecord;
+  live: boolean;
+  busy: boolean;
+  lastUsed: number;
+  queue: Promise<unknown>;
+}
+
+export class PartitionManager {
+  readonly components: ComponentRegistry;
+  readonly tasks: TaskRegistry;
+  readonly snapshots: SnapshotStore;
+  readonly #options: Required<Omit<PartitionManagerOptions, "onEvent">> & Pick<PartitionManagerOptions, "onEvent">;
+  readonly #slots = new Map<string, Slot>();
+
+  private constructor(options: PartitionManagerOptions) {
+    this.#options = {
+      idleTimeoutMs: 10_000,
+      maxLive: 1000,
+      poolSize: 2,
+      limits: DEFAULT_TASK_LIMITS,
+      onUnusableSnapshot: "fresh",
+      ...options,
+    };
+    this.components = new ComponentRegistry(options.store.components, options.pool);
+    this.tasks = new TaskRegistry(options.store.registrations);
+    this.snapshots = new SnapshotStore(options.store.snapshots);
+    options.pool.setExecutorLostHandler((partitions) => {
+      for (const id of partitions) {
+        const slot = this.#slots.get(id);
+        if (slot) slot.live = false;
+      }
+    });
+  }
+
+  /** Open the manager on a store, loading the partitions and tasks recorded in it. */
+  static async open(options: PartitionManagerOptions): Promise<PartitionManager> {
+    const manager = new PartitionManager(options);
+    await manager.tasks.load();
+    for (const key of await options.store.partitions.getKeys()) {
+      const record = await options.store.partitions.getItem<PartitionRecord>(key);
+      if (record) manager.#slots.set(record.id, manager.#slot(record));
+    }
+    return manager;
+  }
+
+  async create(spec: CreatePartition): Promise<PartitionRecord> {
+    await this.components.get(spec.component);
+    const record: PartitionRecord = {
+      id: `p_${randomBytes(12).toString("base64url")}`,
+      name: spec.name,
+      component: spec.component,
+      durability: spec.durability ?? "on-idle",
+      createdAt: this.#options.clock(),
+    };
+    await this.#options.store.partitions.setItem(record.id, record);
+    this.#slots.set(record.id, this.#slot(record));
+    return record;
+  }
+
+  get(id: string): PartitionRecord {
+    return this.#slotOf(id).record;
+  }
+
+  list(): PartitionRecord[] {
+    return [...this.#slots.values()].map((slot) => slot.record);
+  }
+
+  stateOf(id: string): PartitionState {
+    const slot = this.#slots.get(id);
+    if (!slot) return "deleted";
+    return slot.busy ? "active" : slot.live ? "idle" : "frozen";
+  }
+
+  liveCount(): number {
+    let live = 0;
+    for (const slot of this.#slots.values()) if (slot.live) live++;
+    return live;
+  }
+
+  /** Make a partition live (concurrent activations of one partition coalesce). */
+  activate(id: string): Promise<ActivationKind> {
+    const slot = this.#slotOf(id);
+    return this.#exclusive(slot, () => this.#ensureLive(slot));
+  }
+
+  /** Deliver one event: activates the partition, calls `handler.on-task`, commits its effects if it succeeds. */
+  deliver(id: string, event: TaskEvent): Promise<CallOutcome> {
+    const slot = this.#slotOf(id);
+    return this.#exclusive(slot, async () => {
+      await this.#ensureLive(slot);
+      slot.busy = true;
+      try {
+        const result = await this.#options.pool.call(id, event, this.#hostState(id), this.#options.clock()).catch((error: Error) => {
+          slot.live = false; // the instance is gone; the next event rehydrates
+          this.#emit({ type: "trap", partition: id, error });
+          throw error;
+        });
+        if (result.outcome.ok) await this.#commit(slot, result.effects as TaskEffects);
+        return result.outcome;
+      } finally {
+        slot.busy = false;
+        slot.lastUsed = this.#options.clock();
+      }
+    });
+  }
+
+  /** Snapshot a live partition to storage and release its instance. */
+  freeze(id: string): Promise<void> {
+    const slot = this.#slotOf(id);
+    return this.#exclusive(slot, () => this.#freeze(slot));
+  }
+
+  /** Freeze the partitions idle for longer than the idle timeout. */
+  async tick(now: number): Promise<void> {
+    const due = [...this.#slots.values()].filter((slot) => slot.live && !slot.busy && now - slot.lastUsed >= this.#options.idleTimeoutMs);
+    await Promise.all(due.map((slot) => this.#exclusive(slot, () => this.#freeze(slot))));
+  }
+
+  async delete(id: string): Promise<void> {
+    const slot = this.#slotOf(id);
+    await this.#exclusive(slot, async () => {
+      this.#slots.delete(id);
+      await this.#options.pool.drop(id);
+      await this.snapshots.delete(id);
+      await this.tasks.removePartition(id);
+      await this.#options.store.partitions.removeItem(id);
+    });
+  }
+
+  /** Freeze every live partition (at shutdown). */
+  async freezeAll(): Promise<void> {
+    await Promise.all([...this.#slots.values()].filter((slot) => slot.live).map((slot) => this.#exclusive(slot, () => this.#freeze(slot))));
+  }
+
+  async #ensureLive(slot: Slot): Promise<ActivationKind> {
+    if (slot.live) return "warm";
+    const id = slot.record.id;
+    const started = performance.now();
+    const component = await this.components.get(slot.record.component);
+    let snapshot = await this.#loadSnapshot(id);
+    let result;
+    try {
+      result = await this.#activateInstance(slot, component, snapshot);
+    } catch (error) {
+      if (!(error instanceof SnapshotFormatError) || !snapshot) throw error;
+      this.#snapshotUnusable(id, error);
+      snapshot = undefined;
+      result = await this.#activateInstance(slot, component, snapshot);
+    }
+    slot.live = true;
+    slot.lastUsed = this.#options.clock();
+    await this.#commit(slot, result.effects as TaskEffects);
+    const kind: ActivationKind = snapshot ? "rehydrated" : "fresh";
+    this.#emit({ type: "activated", partition: id, kind, reason: snapshot ? "restored" : "fresh", ms: performance.now() - started, pooled: result.source === "pool" });
+    if (this.liveCount() > this.#options.maxLive) void this.#evict(slot);
+    return kind;
+  }
+
+  #activateInstance(slot: Slot, component: Awaited<ReturnType<ComponentRegistry["get"]>>, snapshot: Uint8Array | undefined) {
+    return this.#options.pool.activate(slot.record.id, {
+      component,
+      ...(snapshot ? { snapshot } : {}),
+      reason: snapshot ? "restored" : "fresh",
+      host: this.#hostState(slot.record.id),
+      now: this.#options.clock(),
+      poolSize: this.#options.poolSize,
+    });
+  }
+
+  async #loadSnapshot(id: string): Promise<Uint8Array | undefined> {
+    try {
+      const loaded = await this.snapshots.load(id);
+      for (const problem of loaded?.skipped ?? []) this.#emit({ type: "snapshot-problem", partition: id, error: problem });
+      return loaded?.data;
+    } catch (error) {
+      if (!(error instanceof NoUsableSnapshotError)) throw error;
+      this.#snapshotUnusable(id, error);
+      return undefined;
+    }
+  }
+
+  #snapshotUnusable(id: string, error: Error): void {
+    this.#emit({ type: "snapshot-problem", partition: id, error });
+    if (this.#options.onUnusableSnapshot === "fail") {
+      throw new PartitionUnavailableError(`Partition ${id} has no usable snapshot (${error.message}) and the host is set to refuse a fresh start.`, { cause: error });
+    }
+  }
+
+  /** Commit a successful call: its task changes, and for per-activation durability its snapshot first. */
+  async #commit(slot: Slot, effects: TaskEffects): Promise<void> {
+    if (slot.record.durability === "per-activation") {
+      const { bytes } = await this.#options.pool.snapshot(slot.record.id, false);
+      await this.snapshots.put(slot.record.id, bytes, this.#options.clock());
+    }
+    await this.tasks.apply(slot.record.id, effects);
+  }
+
+  async #freeze(slot: Slot): Promise<void> {
+    if (!slot.live) return;
+    const started = performance.now();
+    const id = slot.record.id;
+    if (slot.record.durability === "per-activation") {
+      // The stored snapshot already holds the state after the last event.
+      await this.#options.pool.drop(id);
+      slot.live = false;
+      this.#emit({ type: "frozen", partition: id, bytes: 0, ms: performance.now() - started });
+      return;
+    }
+    const { bytes } = await this.#options.pool.snapshot(id, true);
+    slot.live = false;
+    const ref = await this.snapshots.put(id, bytes, this.#options.clock());
+    this.#emit({ type: "frozen", partition: id, bytes: ref.bytes, ms: performance.now() - started });
+  }
+
+  async #evict(except: Slot): Promise<void> {
+    const idle = [...this.#slots.values()].filter((slot) => slot.live && !slot.busy && slot !== except).sort((a, b) => a.lastUsed - b.lastUsed);
+    const excess = this.liveCount() - this.#options.maxLive;
+    await Promise.all(idle.slice(0, Math.max(0, excess)).map((slot) => this.#exclusive(slot, () => this.#freeze(slot)).catch((error: Error) => this.#emit({ type: "snapshot-problem", partition: slot.record.id, error }))));
+  }
+
+  #hostState(id: string): TaskCallState {
+    return { tasks: this.tasks.tasksOf(id), limits: this.#options.limits };
+  }
+
+  #exclusive<T>(slot: Slot, work: () => Promise<T>): Promise<T> {
+    const run = slot.queue.then(work, work);
+    slot.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  #slot(record: PartitionRecord): Slot {
+    return { record, live: false, busy: false, lastUsed: 0, queue: Promise.resolve() };
+  }
+
+  #slotOf(id: string): Slot {
+    const slot = this.#slots.get(id);
+    if (!slot) throw new UnknownPartitionError(`No partition ${id} on this host; list partitions to find its id.`);
+    return slot;
+  }
+
+  #emit(event: PartitionEvent): void {
+    this.#options.onEvent?.(event);
+  }
+}
