@@ -1,0 +1,32 @@
+import { writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { buildComponent } from "../../runtime/toolchain/build.ts";
+
+const HELP = `Usage: dormant build <entry.js|.mjs|.ts|.mts|.wat> -o <out.wasm> [--wit DIR]
+
+Builds a WebAssembly component for the dormant:host/partition world, offline.
+JS and TS guests are bundled and componentized with StarlingMonkey, with WASI disabled:
+a guest reaches the host only through dormant:host. WAT guests are assembled and wrapped.
+
+Options:
+  -o, --out FILE   Where to write the component (required)
+  --wit DIR        The WIT folder (default: the one shipped with Dormant)`;
+
+const DEFAULT_WIT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "wit");
+
+export async function build(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { out: { type: "string", short: "o" }, wit: { type: "string" }, help: { type: "boolean", short: "h" } },
+  });
+  if (values.help) return void console.log(HELP);
+  const entry = positionals[0];
+  if (!entry || !values.out) throw new Error(`build needs an entry file and -o <out.wasm>.\n\n${HELP}`);
+  const started = performance.now();
+  const bytes = await buildComponent(entry, { witDir: values.wit ?? DEFAULT_WIT });
+  await writeFile(values.out, bytes);
+  console.log(`built ${values.out}: ${bytes.length} bytes in ${Math.round(performance.now() - started)} ms`);
+}

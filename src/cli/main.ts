@@ -1,0 +1,41 @@
+// The `dormant` command line.
+import { parseArgs } from "node:util";
+import { build } from "./build.ts";
+import { demo } from "./demo.ts";
+
+const USAGE = `Usage: dormant <command> [options]
+
+Commands:
+  build <entry.js|.ts|.wat> -o <out.wasm>   Build a guest component for the dormant:host/partition world
+  demo [--data-dir DIR] [--store URL]        Run the example guests as partitions: activate, freeze,
+                                              rehydrate, and print what they did
+
+Run 'dormant <command> --help' for the options of one command.`;
+
+const commands: Record<string, (args: string[]) => Promise<void>> = { build, demo };
+
+async function main(argv: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args: argv.slice(0, 1), allowPositionals: true, strict: false });
+  const name = positionals[0];
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    console.log(USAGE);
+    return name ? 0 : 1;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`Unknown command '${name}'.\n\n${USAGE}`);
+    return 2;
+  }
+  await command(argv.slice(1));
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: Error) => {
+    console.error(`dormant: ${error.message}`);
+    process.exitCode = 1;
+  },
+);

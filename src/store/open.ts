@@ -1,0 +1,205 @@
+/**
+ * Opens Dormant's storage from a store URL.
+ *
+ * The embedded default is a directory on disk written through the crash-safe
+ * fs-atomic driver; Redis can be selected for shared deployments. Everything
+ * above this file sees only unstorage `Storage` mounts, so the backend is a
+ * deployment choice, not a code path.
+ */
+import { mkdir } from "node:fs/promises";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createStorage, prefixStorage, type Storage } from "unstorage";
+import redisDriver from "unstorage/drivers/redis";
+import fsAtomicDriver from "./drivers/fs-atomic.ts";
+
+export interface Store {
+  /** Root unstorage instance; mounts below. */
+  readonly root: Storage;
+  readonly snapshots: Storage;
+  readonly registrations: Storage;
+  readonly components: Storage;
+  readonly partitions: Storage;
+  /** Human-readable location, without credentials, e.g. "fs:/abs/.dormant". */
+  readonly description: string;
+  close(): Promise<void>;
+}
+
+export interface OpenStoreOptions {
+  /** Store URL: absent, `fs:<dir>`, `file:<url>`, a plain path, or `redis://host:port[/db][?prefix=name]`. */
+  url?: string;
+  /** Data directory for the fs store when `url` is absent (default `./.dormant`). */
+  dataDir?: string;
+}
+
+export type StoreConfig =
+  | { kind: "fs"; dir: string; description: string }
+  | { kind: "redis"; connectionUrl: string; db: number; prefix: string; description: string };
+
+const EXAMPLES =
+  `Supported: a directory path, "fs:<dir>", "file:///abs/dir", or "redis://host:port[/db][?prefix=name]" ` +
+  `(e.g. --store fs:./.dormant or --store redis://127.0.0.1:6379/0?prefix=dormant).`;
+
+/** The store URL could not be understood; nothing was opened. */
+export class StoreConfigError extends Error {
+  override readonly name = "StoreConfigError";
+  constructor(
+    readonly url: string,
+    problem: string,
+  ) {
+    super(`Invalid store URL ${JSON.stringify(url)}: ${problem}. ${EXAMPLES}`);
+  }
+}
+
+/** The URL was valid but the backend could not be reached or created. */
+export class StoreUnavailableError extends Error {
+  override readonly name = "StoreUnavailableError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export const DEFAULT_DATA_DIR = "./.dormant";
+export const DEFAULT_REDIS_PREFIX = "dormant";
+const REDIS_PREFIX_RE = /^[A-Za-z0-9_.-]{1,128}$/;
+/** At least two letters, so Windows drive letters ("C:\data") read as paths. */
+const SCHEME_RE = /^([a-zA-Z][a-zA-Z0-9+.-]+):/;
+
+function fsConfig(dir: string): StoreConfig {
+  const abs = resolve(dir);
+  return { kind: "fs", dir: abs, description: `fs:${abs}` };
+}
+
+/** Parses a store URL without touching the backend. */
+export function parseStoreUrl(url: string | undefined, dataDir = DEFAULT_DATA_DIR): StoreConfig {
+  const text = url?.trim() ?? "";
+  if (text === "") return fsConfig(dataDir);
+
+  const scheme = SCHEME_RE.exec(text)?.[1]?.toLowerCase();
+  if (scheme === undefined) return fsConfig(text);
+
+  switch (scheme) {
+    case "fs": {
+      let rest = text.slice(scheme.length + 1);
+      if (rest.startsWith("///")) rest = rest.slice(2);
+      else if (rest.startsWith("//")) {
+        throw new StoreConfigError(text, `"fs://" needs an absolute path ("fs:///abs/dir") or use "fs:<dir>"`);
+      }
+      return fsConfig(rest === "" ? dataDir : rest);
+    }
+    case "file":
+      try {
+        return fsConfig(fileURLToPath(text));
+      } catch (err) {
+        throw new StoreConfigError(text, `not a valid file URL (${(err as Error).message})`);
+      }
+    case "redis":
+    case "rediss":
+      return parseRedisUrl(text);
+    default:
+      throw new StoreConfigError(text, `unsupported scheme "${scheme}:"`);
+  }
+}
+
+function parseRedisUrl(text: string): StoreConfig {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new StoreConfigError(text, "it is not a well-formed URL");
+  }
+  if (u.hostname === "") throw new StoreConfigError(text, "the Redis host is missing");
+  const port = u.port === "" ? 6379 : Number(u.port);
+
+  const dbText = u.pathname.replace(/^\//, "");
+  if (dbText !== "" && !/^\d{1,5}$/.test(dbText)) {
+    throw new StoreConfigError(text, `the database "/${dbText}" must be a number such as /0`);
+  }
+  const db = dbText === "" ? 0 : Number(dbText);
+
+  for (const key of u.searchParams.keys()) {
+    if (key !== "prefix") {
+      throw new StoreConfigError(text, `unknown query parameter "${key}" (only "prefix" is supported)`);
+    }
+  }
+  const prefix = u.searchParams.get("prefix") ?? DEFAULT_REDIS_PREFIX;
+  if (!REDIS_PREFIX_RE.test(prefix)) {
+    throw new StoreConfigError(text, `the prefix ${JSON.stringify(prefix)} must match ${REDIS_PREFIX_RE}`);
+  }
+
+  // ioredis merges query parameters into its options, so hand it the URL
+  // without ours. Credentials stay in the connection URL only.
+  const auth = u.username || u.password ? `${u.username}${u.password ? `:${u.password}` : ""}@` : "";
+  const hostPort = `${u.hostname}:${port}`;
+  return {
+    kind: "redis",
+    connectionUrl: `${u.protocol}//${auth}${hostPort}/${db}`,
+    db,
+    prefix,
+    description: `${u.protocol}//${hostPort}/${db} (prefix ${prefix})`,
+  };
+}
+
+export async function openStore(options: OpenStoreOptions = {}): Promise<Store> {
+  const config = parseStoreUrl(options.url, options.dataDir);
+  const root = config.kind === "fs" ? await openFs(config.dir) : await openRedis(config);
+  return storeOver(root, config.description);
+}
+
+async function openFs(dir: string): Promise<Storage> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new StoreUnavailableError(
+      `Cannot use ${dir} as the data directory: ${(err as Error).message}. ` +
+        `Pick a writable directory with --store fs:<dir>.`,
+      { cause: err },
+    );
+  }
+  return createStorage({ driver: fsAtomicDriver({ base: dir }) });
+}
+
+async function openRedis(config: Extract<StoreConfig, { kind: "redis" }>): Promise<Storage> {
+  // Connect eagerly so a wrong URL or a stopped server fails here with a clear
+  // message instead of on the first snapshot.
+  const driver = redisDriver({ url: config.connectionUrl, base: config.prefix, lazyConnect: true });
+  const client = driver.getInstance?.();
+  if (!client) throw new StoreUnavailableError("unstorage's redis driver exposed no client instance.");
+  let lastError: Error | undefined;
+  const onError = (err: Error): void => {
+    lastError = err;
+  };
+  client.on("error", onError);
+  try {
+    await client.connect();
+  } catch (err) {
+    // The listener stays attached so the discarded client cannot emit an
+    // unhandled "error" while it winds down.
+    client.disconnect();
+    const reason = lastError?.message ?? (err as Error).message;
+    throw new StoreUnavailableError(
+      `Cannot connect to Redis at ${config.description}: ${reason}. ` +
+        `Check that the server is running and reachable, and that the URL is right.`,
+      { cause: lastError ?? err },
+    );
+  }
+  // Once connected, let ioredis report later connection errors itself.
+  client.off("error", onError);
+  return createStorage({ driver });
+}
+
+function storeOver(root: Storage, description: string): Store {
+  let closing: Promise<void> | undefined;
+  return {
+    root,
+    snapshots: prefixStorage(root, "snapshots"),
+    registrations: prefixStorage(root, "registrations"),
+    components: prefixStorage(root, "components"),
+    partitions: prefixStorage(root, "partitions"),
+    description,
+    close() {
+      closing ??= root.dispose();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,243 @@
+/**
+ * Partition snapshots with crash-safe replacement and one step of history.
+ *
+ * Per partition (under its own prefix) the store keeps blobs `<seq>` and a
+ * JSON head `{ latest, previous }` recording each blob's size and sha256.
+ * A put writes the new blob completely before the head points at it, so a
+ * crash at any moment leaves a head whose blobs were fully written; a blob
+ * damaged afterwards (disk, operator, torn write on a non-atomic backend) is
+ * caught by the size/hash check and the previous snapshot is used instead.
+ */
+import { createHash } from "node:crypto";
+import { prefixStorage, type Storage } from "unstorage";
+
+export interface SnapshotRef {
+  seq: number;
+  sha256: string;
+  bytes: number;
+  takenAt: number;
+}
+
+export interface SnapshotHead {
+  latest: SnapshotRef;
+  previous?: SnapshotRef;
+}
+
+export interface LoadedSnapshot {
+  data: Uint8Array;
+  ref: SnapshotRef;
+  /** Newer snapshots that failed verification and were passed over. */
+  skipped: SnapshotCorruptError[];
+}
+
+export type SnapshotProblem = "missing blob" | "size mismatch" | "hash mismatch" | "unreadable blob";
+
+/** One snapshot failed verification. */
+export class SnapshotCorruptError extends Error {
+  override readonly name = "SnapshotCorruptError";
+  constructor(
+    readonly partitionId: string,
+    readonly seq: number,
+    readonly problem: SnapshotProblem,
+    detail: string,
+    /** The snapshot that will be tried instead, if any. */
+    fallbackSeq: number | undefined,
+  ) {
+    super(
+      `Snapshot ${seq} of partition "${partitionId}" is unusable: ${problem} (${detail}). ` +
+        (fallbackSeq === undefined
+          ? `No older snapshot is kept, so the partition can only start fresh.`
+          : `The previous snapshot (seq ${fallbackSeq}) will be used instead.`),
+    );
+  }
+}
+
+/** A head exists but none of the snapshots it names verifies. */
+export class NoUsableSnapshotError extends Error {
+  override readonly name = "NoUsableSnapshotError";
+  constructor(
+    readonly partitionId: string,
+    readonly problems: SnapshotCorruptError[],
+  ) {
+    const list = problems.map((p) => `seq ${p.seq}: ${p.problem}`).join("; ");
+    super(
+      `Partition "${partitionId}" has no usable snapshot (${list}). ` +
+        `Restore its snapshot data from a backup, or call delete("${partitionId}") to start it fresh.`,
+    );
+  }
+}
+
+/** The head record itself cannot be parsed, so no snapshot can be located. */
+export class SnapshotHeadCorruptError extends Error {
+  override readonly name = "SnapshotHeadCorruptError";
+  constructor(
+    readonly partitionId: string,
+    detail: string,
+  ) {
+    super(
+      `The snapshot head of partition "${partitionId}" is unreadable (${detail}). ` +
+        `Restore it from a backup, or call delete("${partitionId}") to start the partition fresh.`,
+    );
+  }
+}
+
+export class InvalidPartitionIdError extends Error {
+  override readonly name = "InvalidPartitionIdError";
+  constructor(readonly partitionId: string) {
+    super(
+      `Invalid partition id ${JSON.stringify(partitionId)}: use 1-128 characters from ` +
+        `letters, digits, "_" and "-" (it becomes a storage key segment).`,
+    );
+  }
+}
+
+const PARTITION_ID_RE = /^[a-zA-Z0-9_-]{1,128}$/;
+const HEAD_KEY = "head";
+
+export function assertPartitionId(partitionId: string): void {
+  if (typeof partitionId !== "string" || !PARTITION_ID_RE.test(partitionId)) {
+    throw new InvalidPartitionIdError(String(partitionId));
+  }
+}
+
+function sha256Hex(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+function isRef(value: unknown): value is SnapshotRef {
+  if (typeof value !== "object" || value === null) return false;
+  const r = value as Record<string, unknown>;
+  return (
+    Number.isSafeInteger(r.seq) &&
+    (r.seq as number) > 0 &&
+    typeof r.sha256 === "string" &&
+    /^[0-9a-f]{64}$/.test(r.sha256) &&
+    Number.isSafeInteger(r.bytes) &&
+    (r.bytes as number) >= 0 &&
+    typeof r.takenAt === "number" &&
+    Number.isFinite(r.takenAt)
+  );
+}
+
+/**
+ * Backends hand raw values back differently: fs gives a Buffer, and drivers
+ * without native raw support (redis) give unstorage's base64 decoding, also a
+ * Buffer. Anything else means the value was not written by us as raw bytes.
+ */
+function asBytes(value: unknown): Uint8Array | undefined {
+  if (value instanceof Uint8Array) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  return undefined;
+}
+
+export class SnapshotStore {
+  /** Serialises puts per partition so concurrent callers cannot reuse a seq. */
+  readonly #pending = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly storage: Storage) {}
+
+  async put(partitionId: string, data: Uint8Array, takenAt: number): Promise<SnapshotRef> {
+    const ps = this.#partition(partitionId);
+    if (!(data instanceof Uint8Array)) throw new TypeError(`put("${partitionId}"): data must be a Uint8Array.`);
+    if (!Number.isFinite(takenAt)) throw new TypeError(`put("${partitionId}"): takenAt must be a finite number.`);
+    return this.#serial(partitionId, async () => {
+      const old = await this.#readHead(partitionId, ps);
+      const ref: SnapshotRef = {
+        seq: (old?.latest.seq ?? 0) + 1,
+        sha256: sha256Hex(data),
+        bytes: data.byteLength,
+        takenAt,
+      };
+      // Order matters: the blob must be complete before any head names it.
+      await ps.setItemRaw(String(ref.seq), data);
+      const head: SnapshotHead = old ? { latest: ref, previous: old.latest } : { latest: ref };
+      await ps.setItem(HEAD_KEY, head);
+      // Only now is the old "previous" unreferenced.
+      if (old?.previous) await ps.removeItem(String(old.previous.seq));
+      return ref;
+    });
+  }
+
+  async load(partitionId: string): Promise<LoadedSnapshot | undefined> {
+    const ps = this.#partition(partitionId);
+    const head = await this.#readHead(partitionId, ps);
+    if (!head) return undefined;
+    const skipped: SnapshotCorruptError[] = [];
+    const candidates = head.previous ? [head.latest, head.previous] : [head.latest];
+    for (const [i, ref] of candidates.entries()) {
+      const result = await this.#verify(partitionId, ps, ref, candidates[i + 1]?.seq);
+      if (result instanceof SnapshotCorruptError) skipped.push(result);
+      else return { data: result, ref, skipped };
+    }
+    throw new NoUsableSnapshotError(partitionId, skipped);
+  }
+
+  async head(partitionId: string): Promise<SnapshotHead | undefined> {
+    return this.#readHead(partitionId, this.#partition(partitionId));
+  }
+
+  /** Removes every snapshot of the partition; a later put starts at seq 1. */
+  async delete(partitionId: string): Promise<void> {
+    const ps = this.#partition(partitionId);
+    await this.#serial(partitionId, async () => {
+      // Head first: a crash part-way leaves orphan blobs, never a head
+      // pointing at deleted ones.
+      await ps.removeItem(HEAD_KEY);
+      // unstorage's clear(base) skips the root mount, so remove keys one by one.
+      const keys = await ps.getKeys();
+      await Promise.all(keys.map((key) => ps.removeItem(key)));
+    });
+  }
+
+  #partition(partitionId: string): Storage {
+    assertPartitionId(partitionId);
+    return prefixStorage(this.storage, partitionId);
+  }
+
+  #serial<T>(partitionId: string, task: () => Promise<T>): Promise<T> {
+    const prior = this.#pending.get(partitionId) ?? Promise.resolve();
+    const run = prior.then(task, task);
+    const settled = run.catch(() => {});
+    this.#pending.set(partitionId, settled);
+    void settled.then(() => {
+      if (this.#pending.get(partitionId) === settled) this.#pending.delete(partitionId);
+    });
+    return run;
+  }
+
+  async #readHead(partitionId: string, ps: Storage): Promise<SnapshotHead | undefined> {
+    const raw = await ps.getItem<unknown>(HEAD_KEY);
+    if (raw === null || raw === undefined) return undefined;
+    if (typeof raw !== "object") {
+      throw new SnapshotHeadCorruptError(partitionId, "it is not a JSON object");
+    }
+    const { latest, previous } = raw as Record<string, unknown>;
+    if (!isRef(latest)) throw new SnapshotHeadCorruptError(partitionId, "its latest entry is malformed");
+    if (previous !== undefined && !isRef(previous)) {
+      throw new SnapshotHeadCorruptError(partitionId, "its previous entry is malformed");
+    }
+    return previous === undefined ? { latest } : { latest, previous };
+  }
+
+  async #verify(
+    partitionId: string,
+    ps: Storage,
+    ref: SnapshotRef,
+    fallbackSeq: number | undefined,
+  ): Promise<Uint8Array | SnapshotCorruptError> {
+    const corrupt = (problem: SnapshotProblem, detail: string) =>
+      new SnapshotCorruptError(partitionId, ref.seq, problem, detail, fallbackSeq);
+    const raw = await ps.getItemRaw(String(ref.seq));
+    if (raw === null || raw === undefined) return corrupt("missing blob", "no data stored under its key");
+    const data = asBytes(raw);
+    if (!data) return corrupt("unreadable blob", `stored value is a ${typeof raw}, not bytes`);
+    if (data.byteLength !== ref.bytes) {
+      return corrupt("size mismatch", `expected ${ref.bytes} bytes, found ${data.byteLength}`);
+    }
+    const actual = sha256Hex(data);
+    if (actual !== ref.sha256) {
+      return corrupt("hash mismatch", `expected sha256 ${ref.sha256}, found ${actual}`);
+    }
+    return data;
+  }
+}

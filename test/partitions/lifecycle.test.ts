@@ -1,0 +1,211 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { CallOutcome } from "../../runtime/executor/protocol.ts";
+import { bodyText, event } from "../support/runtime.ts";
+import { startTestHost, type TestHost } from "../support/host.ts";
+
+const hosts: TestHost[] = [];
+afterEach(async () => {
+  await Promise.all(hosts.splice(0).map((host) => host.close()));
+});
+
+async function host(options: Parameters<typeof startTestHost>[0] = {}): Promise<TestHost> {
+  const started = await startTestHost(options);
+  hosts.push(started);
+  return started;
+}
+
+function reply(outcome: CallOutcome): string {
+  if (!outcome.ok) throw new Error(outcome.error);
+  return bodyText(outcome.reply?.body);
+}
+
+async function countOf(h: TestHost, id: string): Promise<number> {
+  return (JSON.parse(reply(await h.partitions.deliver(id, event("get")))) as { count: number }).count;
+}
+
+describe("freeze and rehydrate", () => {
+  it("keeps a JS counter exact across 1,000 freeze/rehydrate cycles", async () => {
+    const h = await host();
+    const { id } = await h.partitions.create({ name: "c", component: await h.deploy("counter") });
+    for (let i = 1; i <= 1000; i++) {
+      await h.partitions.deliver(id, event("increment", String(i)));
+      await h.partitions.freeze(id);
+      expect(h.partitions.stateOf(id)).toBe("frozen");
+    }
+    expect(await countOf(h, id)).toBe((1000 * 1001) / 2);
+    expect(h.events.filter((e) => e.type === "activated" && e.kind === "rehydrated")).toHaveLength(1000);
+  }, 300_000);
+
+  it("keeps a WAT guest's global and memory exact across 1,000 cycles", async () => {
+    const h = await host();
+    const { id } = await h.partitions.create({ name: "w", component: await h.deploy("wat") });
+    for (let i = 1; i <= 1000; i++) {
+      expect(reply(await h.partitions.deliver(id, event("tick")))).toBe(String(i));
+      await h.partitions.freeze(id);
+    }
+  }, 120_000);
+
+  it("lets a guest log before and after a freeze", async () => {
+    const h = await host();
+    const { id } = await h.partitions.create({ name: "c", component: await h.deploy("counter") });
+    await h.partitions.deliver(id, event("increment"));
+    await h.partitions.freeze(id);
+    await h.partitions.deliver(id, event("increment"));
+    await h.partitions.freeze(id);
+    await h.partitions.deliver(id, event("increment"));
+    expect(h.logs.filter((l) => l.partition === id).map((l) => l.message)).toEqual([
+      "counter activated (fresh), count=0",
+      "counter activated (restored), count=1",
+      "counter activated (restored), count=2",
+    ]);
+  });
+
+  it("never lets two partitions of one component see each other's state, across freezes", async () => {
+    const h = await host();
+    const component = await h.deploy("counter");
+    const a = (await h.partitions.create({ name: "a", component })).id;
+    const b = (await h.partitions.create({ name: "b", component })).id;
+    for (let i = 0; i < 5; i++) {
+      await h.partitions.deliver(a, event("increment", "10"));
+      await h.partitions.deliver(b, event("increment", "1"));
+      await h.partitions.freeze(i % 2 ? a : b);
+    }
+    expect(await countOf(h, a)).toBe(50);
+    expect(await countOf(h, b)).toBe(5);
+  });
+
+  it("stores a JS counter's snapshot as a compressed delta under 200 KB", async () => {
+    const h = await host();
+    const { id } = await h.partitions.create({ name: "c", component: await h.deploy("counter") });
+    await h.partitions.deliver(id, event("increment"));
+    await h.partitions.freeze(id);
+    const frozen = h.events.find((e) => e.type === "frozen");
+    expect(frozen?.type === "frozen" && frozen.bytes).toBeLessThan(200_000);
+  });
+});
+
+describe("lifecycle", () => {
+  it("freezes a partition once it has been idle for the idle timeout", async () => {
+    const h = await host({ idleTimeoutMs: 10_000 });
+    const { id } = await h.partitions.create({ name: "w", component: await h.deploy("wat") });
+    await h.partitions.deliver(id, event("tick"));
+    await h.partitions.tick(h.now.value + 9_999);
+    expect(h.partitions.stateOf(id)).toBe("idle");
+    await h.partitions.tick(h.now.value + 10_000);
+    expect(h.partitions.stateOf(id)).toBe("frozen");
+  });
+
+  it("freezes the least recently used partitions when more than the cap are live", async () => {
+    const h = await host({ maxLive: 2 });
+    const component = await h.deploy("wat");
+    const ids: string[] = [];
+    for (const name of ["one", "two", "three"]) {
+      const { id } = await h.partitions.create({ name, component });
+      ids.push(id);
+      await h.partitions.deliver(id, event("tick"));
+      h.now.value += 1000;
+    }
+    await expect.poll(() => h.partitions.stateOf(ids[0]!)).toBe("frozen");
+    expect(h.partitions.liveCount()).toBe(2);
+    expect(reply(await h.partitions.deliver(ids[0]!, event("tick")))).toBe("2");
+  });
+
+  it("coalesces concurrent activations of one partition", async () => {
+    const h = await host();
+    const { id } = await h.partitions.create({ name: "c", component: await h.deploy("counter") });
+    const kinds = await Promise.all([1, 2, 3, 4, 5].map(() => h.partitions.activate(id)));
+    expect(kinds.sort()).toEqual(["fresh", "warm", "warm", "warm", "warm"]);
+    expect(h.events.filter((e) => e.type === "activated")).toHaveLength(1);
+  });
+
+  it("runs one event at a time per partition", async () => {
+    const h = await host();
+    const { id } = await h.partitions.create({ name: "c", component: await h.deploy("counter") });
+    const results = await Promise.all(Array.from({ length: 20 }, () => h.partitions.deliver(id, event("push"))));
+    const counts = results.map((r) => (JSON.parse(reply(r)) as { count: number }).count);
+    expect(counts).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  });
+
+  it("commits a per-activation partition's snapshot with every event, so a host crash loses nothing", async () => {
+    const first = await host();
+    const { id } = await first.partitions.create({ name: "c", component: await first.deploy("counter"), durability: "per-activation" });
+    for (let i = 0; i < 3; i++) await first.partitions.deliver(id, event("increment"));
+    await first.pool.close(); // the host dies: no freeze
+    hosts.splice(hosts.indexOf(first), 1);
+    await first.store.close();
+    const second = await host({ dataDir: first.dataDir });
+    expect(await countOf(second, id)).toBe(3);
+  });
+
+  it("loses an on-idle partition's unfrozen events in a crash but keeps its last freeze", async () => {
+    const first = await host();
+    const { id } = await first.partitions.create({ name: "c", component: await first.deploy("counter") });
+    await first.partitions.deliver(id, event("increment"));
+    await first.partitions.freeze(id);
+    await first.partitions.deliver(id, event("increment"));
+    await first.pool.close();
+    hosts.splice(hosts.indexOf(first), 1);
+    await first.store.close();
+    const second = await host({ dataDir: first.dataDir });
+    expect(await countOf(second, id)).toBe(1);
+  });
+
+  it("discards the registrations of a call that fails", async () => {
+    const h = await host();
+    const { id } = await h.partitions.create({ name: "c", component: await h.deploy("counter") });
+    await h.partitions.deliver(id, event("register", JSON.stringify({ name: "kept", entry: "tick" })));
+    const names = () => h.partitions.tasks.tasksOf(id).map((task) => task.name).sort();
+    expect(names()).toEqual(["heartbeat", "inbox", "kept"]);
+    const failed = await h.partitions.deliver(id, event("fail"));
+    expect(failed.ok).toBe(false);
+    expect(names()).toEqual(["heartbeat", "inbox", "kept"]);
+  });
+});
+
+describe("damaged snapshots", () => {
+  async function frozenTwice(h: TestHost): Promise<string> {
+    const { id } = await h.partitions.create({ name: "w", component: await h.deploy("wat") });
+    await h.partitions.deliver(id, event("tick"));
+    await h.partitions.freeze(id); // seq 1: count 1
+    await h.partitions.deliver(id, event("tick"));
+    await h.partitions.freeze(id); // seq 2: count 2
+    return id;
+  }
+
+  async function damage(h: TestHost, id: string, how: (bytes: Buffer) => Buffer): Promise<void> {
+    const head = await h.partitions.snapshots.head(id);
+    const key = `${id}:${head!.latest.seq}`;
+    const bytes = Buffer.from((await h.store.snapshots.getItemRaw<Uint8Array>(key))!);
+    await h.store.snapshots.setItemRaw(key, how(bytes));
+  }
+
+  it("falls back to the previous snapshot when the latest is corrupted, naming the partition", async () => {
+    const h = await host();
+    const id = await frozenTwice(h);
+    await damage(h, id, (bytes) => {
+      bytes[bytes.length >> 1]! ^= 0xff;
+      return bytes;
+    });
+    expect(reply(await h.partitions.deliver(id, event("tick")))).toBe("2");
+    const problem = h.events.find((e) => e.type === "snapshot-problem");
+    expect(problem?.type === "snapshot-problem" && problem.error.message).toContain(id);
+  });
+
+  it("falls back to the previous snapshot when the latest is truncated", async () => {
+    const h = await host();
+    const id = await frozenTwice(h);
+    await damage(h, id, (bytes) => bytes.subarray(0, bytes.length - 7));
+    expect(reply(await h.partitions.deliver(id, event("tick")))).toBe("2");
+    expect(h.events.some((e) => e.type === "snapshot-problem")).toBe(true);
+  });
+
+  it("starts fresh, with an error, when no snapshot of the partition verifies", async () => {
+    const h = await host();
+    const id = await frozenTwice(h);
+    const head = (await h.partitions.snapshots.head(id))!;
+    for (const ref of [head.latest, head.previous!]) await h.store.snapshots.setItemRaw(`${id}:${ref.seq}`, Buffer.from("garbage"));
+    expect(reply(await h.partitions.deliver(id, event("tick")))).toBe("1");
+    const problem = h.events.find((e) => e.type === "snapshot-problem");
+    expect(problem?.type === "snapshot-problem" && problem.error.message).toMatch(new RegExp(id));
+  });
+});
