@@ -27,7 +27,8 @@ export type CoreValueType = "i32" | "i64" | "f32" | "f64" | "v128" | "funcref" |
 export interface StateView {
   readonly memories: readonly WebAssembly.Memory[];
   readonly globals: readonly { readonly global: WebAssembly.Global; readonly type: CoreValueType }[];
-  readonly tables: readonly WebAssembly.Table[];
+  /** Each table with the entries it held when instantiated, to detect a guest rewriting it. */
+  readonly tables: readonly { readonly table: WebAssembly.Table; readonly entries: readonly unknown[] }[];
 }
 
 export interface GuestInstance {

@@ -5,14 +5,17 @@ import type { DefinedState } from "../snapshot/core-module.ts";
 export function stateViewOf(cores: readonly { instance: WebAssembly.Instance; layout: DefinedState }[]): StateView {
   const memories: WebAssembly.Memory[] = [];
   const globals: { global: WebAssembly.Global; type: StateView["globals"][number]["type"] }[] = [];
-  const tables: WebAssembly.Table[] = [];
+  const tables: StateView["tables"][number][] = [];
   for (const { instance, layout } of cores) {
     const exported = instance.exports;
     for (const memory of layout.memories) memories.push(exported[memory.exportName] as WebAssembly.Memory);
     for (const global of layout.globals) {
       if (global.mutable) globals.push({ global: exported[global.exportName] as WebAssembly.Global, type: global.type });
     }
-    for (const table of layout.tables) tables.push(exported[table.exportName] as WebAssembly.Table);
+    for (const { exportName } of layout.tables) {
+      const table = exported[exportName] as WebAssembly.Table;
+      tables.push({ table, entries: Array.from({ length: table.length }, (_, i) => table.get(i)) });
+    }
   }
   return { memories, globals, tables };
 }

@@ -2,11 +2,11 @@
 // (just instantiated) image: only the 4 KiB chunks of linear memory that differ, plus
 // every mutable global. Two fresh instances of a component are byte-identical, so
 // applying the difference to a fresh instance reproduces the exact state.
-import { gunzipSync, gzipSync } from "node:zlib";
+import { deflateRawSync, inflateRawSync } from "node:zlib";
 import type { CoreValueType, StateView } from "../engine.ts";
 
 const MAGIC = Buffer.from("DRMS");
-const FORMAT = 1;
+const FORMAT = 2;
 const CHUNK = 4096;
 const PAGE = 65536;
 
@@ -26,7 +26,6 @@ export interface PristineImage {
   readonly component: string;
   readonly memories: readonly Buffer[];
   readonly globals: readonly GlobalValue[];
-  readonly tables: readonly string[];
 }
 
 interface Header {
@@ -51,14 +50,13 @@ export function capturePristine(component: string, view: StateView): PristineIma
     component,
     memories: view.memories.map((memory) => Buffer.from(new Uint8Array(memory.buffer).slice())),
     globals: view.globals.map(({ global, type }) => readGlobal(global, type)),
-    tables: view.tables.map(tableSignature),
   };
 }
 
 /** Encode an instance's state as a compressed delta against its component's pristine image. */
 export function encodeSnapshot(view: StateView, pristine: PristineImage): { bytes: Uint8Array; stats: SnapshotStats } {
-  view.tables.forEach((table, i) => {
-    if (tableSignature(table) !== pristine.tables[i]) {
+  view.tables.forEach(({ table, entries }, i) => {
+    if (!tableUnchanged(table, entries)) {
       throw new SnapshotUnsupportedError(
         `Table ${i} of component ${pristine.component} changed since instantiation; Dormant cannot snapshot rewritten function tables. Keep the guest from growing or setting tables.`,
       );
@@ -74,10 +72,9 @@ export function encodeSnapshot(view: StateView, pristine: PristineImage): { byte
     const chunks: number[] = [];
     for (let offset = 0; offset < current.length; offset += CHUNK) {
       const end = Math.min(offset + CHUNK, current.length);
-      const now = current.subarray(offset, end);
-      if (!sameAsBase(now, base, offset)) {
+      if (!sameAsBase(current, base, offset, end)) {
         chunks.push(offset / CHUNK);
-        parts.push(Buffer.from(now)); // copy: the guest may run again before we compress
+        parts.push(Buffer.from(current.subarray(offset, end))); // a copy: the guest may run again before we compress
       }
     }
     header.memories.push({ byteLength: current.length, chunks });
@@ -98,7 +95,8 @@ export function encodeSnapshot(view: StateView, pristine: PristineImage): { byte
   const json = Buffer.from(JSON.stringify(header));
   const length = Buffer.alloc(4);
   length.writeUInt32LE(json.length);
-  const body = gzipSync(Buffer.concat([length, json, ...parts]), { level: 1 });
+  // Raw deflate at level 1: the fastest to inflate on the wake path; integrity is the store's sha256.
+  const body = deflateRawSync(Buffer.concat([length, json, ...parts]), { level: 1 });
   const bytes = Buffer.concat([MAGIC, Buffer.of(FORMAT), body]);
   return { bytes, stats: { memoryBytes, deltaBytes, bytes: bytes.length } };
 }
@@ -148,7 +146,7 @@ function decode(bytes: Uint8Array): { header: Header; data: Buffer } {
   if (buffer[4] !== FORMAT) throw new SnapshotFormatError(`Snapshot format ${buffer[4]} is not supported (expected ${FORMAT}).`);
   let body: Buffer;
   try {
-    body = gunzipSync(buffer.subarray(5));
+    body = inflateRawSync(buffer.subarray(5));
   } catch (error) {
     throw new SnapshotFormatError(`The snapshot does not decompress: ${(error as Error).message}.`);
   }
@@ -162,18 +160,15 @@ function decode(bytes: Uint8Array): { header: Header; data: Buffer } {
   return { header, data: body.subarray(4 + length) };
 }
 
-function sameAsBase(now: Buffer, base: Buffer, offset: number): boolean {
-  if (offset >= base.length) return isZero(now);
-  const end = Math.min(offset + now.length, base.length);
-  const head = base.subarray(offset, end);
-  if (!now.subarray(0, head.length).equals(head)) return false;
-  return end - offset === now.length || isZero(now.subarray(end - offset));
+/** Whether current[offset, end) equals the pristine image there (zeros past its end). */
+function sameAsBase(current: Buffer, base: Buffer, offset: number, end: number): boolean {
+  const baseEnd = Math.min(end, base.length);
+  if (offset < baseEnd && current.compare(base, offset, baseEnd, offset, baseEnd) !== 0) return false;
+  const zeroFrom = Math.max(offset, baseEnd);
+  return zeroFrom >= end || current.compare(ZERO, 0, end - zeroFrom, zeroFrom, end) === 0;
 }
 
 const ZERO = Buffer.alloc(CHUNK);
-function isZero(bytes: Buffer): boolean {
-  return bytes.equals(ZERO.subarray(0, bytes.length));
-}
 
 /** Numbers for numeric globals; for references whether one is set; null for what JS cannot read (v128). */
 function readGlobal(global: WebAssembly.Global, type: CoreValueType): GlobalValue {
@@ -191,11 +186,8 @@ function decodeValue(encoded: string, type: CoreValueType): number | bigint {
   return type === "i64" ? BigInt(encoded) : Number(encoded);
 }
 
-function tableSignature(table: WebAssembly.Table): string {
-  const names: string[] = [];
-  for (let i = 0; i < table.length; i++) {
-    const entry = table.get(i) as { name?: string } | null;
-    names.push(entry === null ? "-" : typeof entry === "function" ? (entry as { name: string }).name : "?");
-  }
-  return `${table.length}:${names.join(",")}`;
+function tableUnchanged(table: WebAssembly.Table, entries: readonly unknown[]): boolean {
+  if (table.length !== entries.length) return false;
+  for (let i = 0; i < entries.length; i++) if (table.get(i) !== entries[i]) return false;
+  return true;
 }
