@@ -14,6 +14,13 @@ async function host(options: Parameters<typeof startTestHost>[0] = {}): Promise<
   return started;
 }
 
+/** The host dies: its executors stop without freezing anything. */
+async function crash(h: TestHost): Promise<void> {
+  hosts.splice(hosts.indexOf(h), 1);
+  await h.pool.close();
+  await h.store.close();
+}
+
 function reply(outcome: CallOutcome): string {
   if (!outcome.ok) throw new Error(outcome.error);
   return bodyText(outcome.reply?.body);
@@ -130,9 +137,7 @@ describe("lifecycle", () => {
     const first = await host();
     const { id } = await first.partitions.create({ name: "c", component: await first.deploy("counter"), durability: "per-activation" });
     for (let i = 0; i < 3; i++) await first.partitions.deliver(id, event("increment"));
-    await first.pool.close(); // the host dies: no freeze
-    hosts.splice(hosts.indexOf(first), 1);
-    await first.store.close();
+    await crash(first);
     const second = await host({ dataDir: first.dataDir });
     expect(await countOf(second, id)).toBe(3);
   });
@@ -143,9 +148,7 @@ describe("lifecycle", () => {
     await first.partitions.deliver(id, event("increment"));
     await first.partitions.freeze(id);
     await first.partitions.deliver(id, event("increment"));
-    await first.pool.close();
-    hosts.splice(hosts.indexOf(first), 1);
-    await first.store.close();
+    await crash(first);
     const second = await host({ dataDir: first.dataDir });
     expect(await countOf(second, id)).toBe(1);
   });
