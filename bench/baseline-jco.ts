@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { PreparedComponent } from "../runtime/engine.ts";
+import { GLUE_FILE, glueImports, readManifest } from "../runtime/jco/jco-engine.ts";
 import { createHostBinding } from "../src/tasks/guest-binding.ts";
 
 interface Glue {
@@ -12,13 +13,13 @@ interface Glue {
 
 /** Milliseconds of each of `runs` plain jco instantiations (modules compiled once, as jco's own cache would). */
 export async function plainJcoInstantiate(prepared: PreparedComponent, runs: number): Promise<number[]> {
-  const manifest = JSON.parse(await readFile(join(prepared.location, "manifest.json"), "utf8")) as { coreModules: string[] };
+  const manifest = (await readManifest(prepared.location))!;
   const modules = new Map<string, WebAssembly.Module>();
   for (const name of manifest.coreModules) modules.set(name, await WebAssembly.compile(await readFile(join(prepared.location, name))));
-  const glue = (await import(pathToFileURL(join(prepared.location, "component.mjs")).href)) as Glue;
+  const glue = (await import(pathToFileURL(join(prepared.location, GLUE_FILE)).href)) as Glue;
   const samples: number[] = [];
   for (let i = 0; i < runs; i++) {
-    const imports = Object.fromEntries(Object.entries(createHostBinding({ log() {} }).imports).map(([k, v]) => [k.replace(/@[^/]*$/, ""), v]));
+    const imports = glueImports(createHostBinding({ log() {} }).imports);
     const started = performance.now();
     glue.instantiate((name) => modules.get(name)!, imports, (module, coreImports) => new WebAssembly.Instance(module, coreImports));
     samples.push(performance.now() - started);

@@ -5,9 +5,13 @@ export const WORLD_IMPORTS = ["dormant:host/background-tasks", "dormant:host/log
 /** The exports every partition must provide. */
 export const WORLD_EXPORTS = ["dormant:host/handler@0.1.0", "dormant:host/lifecycle@0.1.0"] as const;
 
+/** An interface name without its version: `dormant:host/log@0.1.0` → `dormant:host/log`. */
+export function unversioned(name: string): string {
+  return name.replace(/@[^/]*$/, "");
+}
+
 /** Check a component's imports and exports (as the engine reports them) against the `partition` world. */
 export function assertPartitionWorld(imports: readonly string[], exports: readonly string[]): void {
-  const unversioned = (name: string) => name.replace(/@[^/]*$/, "");
   const extra = imports.filter((name) => !(WORLD_IMPORTS as readonly string[]).includes(unversioned(name)));
   const missing = WORLD_EXPORTS.filter((name) => !exports.includes(name));
   const problems: string[] = [];

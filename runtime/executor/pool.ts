@@ -95,11 +95,6 @@ export class ExecutorPool {
     return this.#send(executor, { op: "prepare", bytes }) as Promise<PreparedComponent>;
   }
 
-  /** Compile a component in every executor and fill its pools of pristine instances. */
-  async warm(component: PreparedComponent, poolSize: number): Promise<void> {
-    await Promise.all(this.#executors.map((executor) => this.#send(executor, { op: "warm", component, poolSize })));
-  }
-
   async activate(partition: string, options: ActivateOptions): Promise<ActivateResult & { executor: number }> {
     if (this.#home.has(partition)) throw new Error(`Partition ${partition} is already live.`);
     const executor = this.#leastLoaded();

@@ -17,7 +17,6 @@ export interface HostCall {
 
 export type Request =
   | { op: "prepare"; bytes: Uint8Array }
-  | { op: "warm"; component: PreparedComponent; poolSize: number }
   | ({ op: "activate"; partition: string; component: PreparedComponent; snapshot?: Uint8Array; reason: ActivationReason; poolSize: number } & HostCall)
   | ({ op: "call"; partition: string; event: TaskEvent } & HostCall)
   | { op: "snapshot"; partition: string; drop: boolean }

@@ -1,7 +1,7 @@
 // An executor: a worker thread that hosts partitions. Guest code only ever runs here,
 // so a busy guest never stalls the main thread's timers or HTTP.
 import { parentPort, workerData } from "node:worker_threads";
-import type { CompiledComponent, GuestInstance, PreparedComponent } from "../engine.ts";
+import type { CompiledComponent, GuestInstance } from "../engine.ts";
 import { GuestTrapError } from "../errors.ts";
 import { JcoEngine } from "../jco/jco-engine.ts";
 import { applySnapshot, capturePristine, encodeSnapshot, type PristineImage } from "../snapshot/image.ts";
@@ -146,10 +146,6 @@ async function handle(request: Request): Promise<unknown> {
   switch (request.op) {
     case "prepare":
       return engine.prepare(request.bytes);
-    case "warm": {
-      refill(await engine.compile(request.component as PreparedComponent), request.poolSize);
-      return null;
-    }
     case "activate":
       return activate(request);
     case "call":

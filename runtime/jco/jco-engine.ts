@@ -9,13 +9,13 @@ import { assertComponentBytes } from "../component-bytes.ts";
 import type { CompiledComponent, Engine, GuestImports, GuestInstance, PreparedComponent } from "../engine.ts";
 import { ComponentPrepareError, GuestTrapError, NotAComponentError } from "../errors.ts";
 import { exposeDefinedState, type DefinedState } from "../snapshot/core-module.ts";
-import { assertPartitionWorld } from "../world.ts";
+import { assertPartitionWorld, unversioned } from "../world.ts";
 import type { Partition } from "../../wit/types/partition.d.ts";
 import { stateViewOf } from "./state-view.ts";
 
 const GLUE = "component.js";
 // Saved as .mjs so the glue loads as an ES module wherever the cache folder lives.
-const GLUE_FILE = "component.mjs";
+export const GLUE_FILE = "component.mjs";
 const MANIFEST = "manifest.json";
 
 interface Manifest {
@@ -129,10 +129,6 @@ async function compileCached(prepared: PreparedComponent): Promise<CompiledCompo
     digest: prepared.digest,
     instantiate(imports: GuestImports): GuestInstance {
       const cores: { instance: WebAssembly.Instance; layout: DefinedState }[] = [];
-      // The glue looks imports up by unversioned interface name.
-      const glueImports = Object.fromEntries(
-        Object.entries(imports).map(([name, value]) => [name.replace(/@[^/]*$/, ""), value]),
-      ) as unknown as GuestImports;
       let exports: Partition;
       try {
         exports = glue.instantiate(
@@ -141,7 +137,7 @@ async function compileCached(prepared: PreparedComponent): Promise<CompiledCompo
             if (!module) throw new ComponentPrepareError(`The glue asked for core module ${name}, which the component lacks.`);
             return module;
           },
-          glueImports,
+          glueImports(imports),
           (module, coreImports) => {
             const instance = new WebAssembly.Instance(module, coreImports);
             const layout = layouts.get(module);
@@ -161,7 +157,12 @@ async function compileCached(prepared: PreparedComponent): Promise<CompiledCompo
   };
 }
 
-async function readManifest(location: string): Promise<Manifest | undefined> {
+/** The glue looks imports up by unversioned interface name (its typings say versioned). */
+export function glueImports(imports: GuestImports): GuestImports {
+  return Object.fromEntries(Object.entries(imports).map(([name, value]) => [unversioned(name), value])) as unknown as GuestImports;
+}
+
+export async function readManifest(location: string): Promise<Manifest | undefined> {
   try {
     return JSON.parse(await readFile(join(location, MANIFEST), "utf8")) as Manifest;
   } catch {

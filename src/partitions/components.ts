@@ -40,10 +40,6 @@ export class ComponentRegistry {
     }
     return prepared;
   }
-
-  async list(): Promise<string[]> {
-    return (await this.#storage.getKeys()).map((key) => `sha256:${key}`);
-  }
 }
 
 function keyOf(digest: string): string {

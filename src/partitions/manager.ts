@@ -111,10 +111,6 @@ export class PartitionManager {
     return record;
   }
 
-  get(id: string): PartitionRecord {
-    return this.#slotOf(id).record;
-  }
-
   list(): PartitionRecord[] {
     return [...this.#slots.values()].map((slot) => slot.record);
   }
