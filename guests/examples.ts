@@ -11,6 +11,7 @@ const root = join(here, "..");
 
 export const EXAMPLES = {
   counter: join(here, "counter", "counter.js"),
+  "task-recorder": join(here, "task-recorder", "task-recorder.js"),
   "wat-minimal": join(here, "wat-minimal", "wat-minimal.wat"),
 } as const;
 

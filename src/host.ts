@@ -1,10 +1,20 @@
-// Assembles a host from its parts: the store, the executors, the partition manager.
-// This is the one place where implementations are chosen.
+// Assembles a host from its parts: the store, the executors, the partition manager, the
+// timer queue, the activation budget and the background-task service. This is the one
+// place where implementations are chosen.
 import { join, resolve } from "node:path";
 import { ExecutorPool } from "../runtime/executor/pool.ts";
 import type { LogLevel } from "../runtime/executor/protocol.ts";
-import { openStore, type Store } from "./store/open.ts";
+import { ActivationBudget, type BudgetState } from "./budget/budget.ts";
+import { PowerFile } from "./budget/power-file.ts";
+import { DeliveryStore } from "./delivery/delivery-store.ts";
 import { PartitionManager, type PartitionEvent } from "./partitions/manager.ts";
+import { HeapTimerQueue } from "./scheduler/heap-timer-queue.ts";
+import { openStore, type Store } from "./store/open.ts";
+import type { TaskLimits } from "./tasks/limits.ts";
+import type { MisfireOptions } from "./tasks/misfire.ts";
+import { TaskService, type TaskServiceEvent } from "./tasks/service.ts";
+
+export type HostEvent = PartitionEvent | TaskServiceEvent;
 
 export interface HostOptions {
   /** Data directory: the fs store (unless `store` names another) and the engine cache. Default `./.dormant`. */
@@ -16,8 +26,17 @@ export interface HostOptions {
   idleTimeoutMs?: number;
   maxLive?: number;
   poolSize?: number;
+  limits?: TaskLimits;
+  misfire?: MisfireOptions;
+  budget?: Partial<BudgetState>;
+  /** A file whose content constrains the budget (see budget/power-file.ts). */
+  powerFile?: string;
+  /**
+   * The host's clock (Unix ms). When one is injected, nothing fires on its own: the
+   * caller drives time with `host.tick(now)`. Otherwise timers run on the real clock.
+   */
   clock?: () => number;
-  onEvent?: (event: PartitionEvent) => void;
+  onEvent?: (event: HostEvent) => void;
   onLog?: (partition: string, level: LogLevel, message: string) => void;
 }
 
@@ -25,6 +44,11 @@ export interface Host {
   readonly store: Store;
   readonly pool: ExecutorPool;
   readonly partitions: PartitionManager;
+  readonly tasks: TaskService;
+  readonly budget: ActivationBudget;
+  readonly power: PowerFile | undefined;
+  /** Fire what is due and freeze what is idle at `now` (for an injected clock). */
+  tick(now: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -32,6 +56,8 @@ const GUEST_BINDING = new URL("./tasks/guest-binding.ts", import.meta.url);
 
 export async function startHost(options: HostOptions = {}): Promise<Host> {
   const dataDir = resolve(options.dataDir ?? ".dormant");
+  const clock = options.clock ?? Date.now;
+  const emit = (event: HostEvent) => options.onEvent?.(event);
   const store = await openStore({ dataDir, ...(options.store ? { url: options.store } : {}) });
   const pool = ExecutorPool.start({
     cacheDir: join(dataDir, "engine-cache"),
@@ -42,17 +68,50 @@ export async function startHost(options: HostOptions = {}): Promise<Host> {
   const partitions = await PartitionManager.open({
     pool,
     store,
-    clock: options.clock ?? Date.now,
+    clock,
+    onEvent: emit,
     ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
     ...(options.maxLive !== undefined ? { maxLive: options.maxLive } : {}),
     ...(options.poolSize !== undefined ? { poolSize: options.poolSize } : {}),
-    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
   });
+  const budget = new ActivationBudget(options.budget);
+  const tasks = new TaskService({
+    manager: partitions,
+    queue: new HeapTimerQueue(),
+    deliveries: new DeliveryStore(store.deliveries, store.deadLetters),
+    budget,
+    clock,
+    onEvent: emit,
+    ...(options.misfire ? { misfire: options.misfire } : {}),
+  });
+  const power = options.powerFile ? new PowerFile(options.powerFile, budget, (error) => emit({ type: "error", error })) : undefined;
+  await power?.start();
+  await tasks.start();
+
+  let idleTimer: NodeJS.Timeout | undefined;
+  if (!options.clock) {
+    tasks.runOnRealClock();
+    const every = Math.min(1000, Math.max(10, (options.idleTimeoutMs ?? 10_000) / 4));
+    idleTimer = setInterval(() => void partitions.tick(clock()).catch((error: Error) => emit({ type: "error", error })), every);
+    idleTimer.unref();
+  }
+
   return {
     store,
     pool,
     partitions,
+    tasks,
+    budget,
+    power,
+    async tick(now) {
+      await tasks.tick(now);
+      await partitions.tick(now);
+    },
     async close() {
+      clearInterval(idleTimer);
+      power?.stop();
+      await tasks.stop();
       await partitions.freezeAll();
       await pool.close();
       await store.close();

@@ -2,11 +2,11 @@
 // structured-cloneable data.
 import type { PreparedComponent } from "../engine.ts";
 import type { TaskEvent } from "../../wit/types/interfaces/dormant-host-handler.d.ts";
-import type { Reply } from "../../wit/types/interfaces/dormant-host-types.d.ts";
+import type { PushRequest, Reply } from "../../wit/types/interfaces/dormant-host-types.d.ts";
 import type { ActivationReason } from "../../wit/types/interfaces/dormant-host-lifecycle.d.ts";
 
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error";
-export type { ActivationReason, Reply, TaskEvent };
+export type { ActivationReason, PushRequest, Reply, TaskEvent };
 
 export interface HostCall {
   /** Opaque state for the host binding during the call. */

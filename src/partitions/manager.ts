@@ -12,7 +12,7 @@ import type { TaskCallState, TaskEffects } from "../tasks/guest-binding.ts";
 import { DEFAULT_TASK_LIMITS, type TaskLimits } from "../tasks/limits.ts";
 import { TaskRegistry } from "../tasks/registry.ts";
 import { ComponentRegistry } from "./components.ts";
-import type { ActivationKind, Durability, PartitionRecord, PartitionState } from "./partition.ts";
+import type { ActivationKind, Durability, PartitionRecord, PartitionState, RegistrationMode } from "./partition.ts";
 
 export interface PartitionManagerOptions {
   pool: ExecutorPool;
@@ -49,11 +49,14 @@ export interface CreatePartition {
   name: string;
   component: string;
   durability?: Durability;
+  registrations?: RegistrationMode;
 }
 
 interface Slot {
   record: PartitionRecord;
   live: boolean;
+  /** Provisioned for a task that outlived its partition: the first activation says so. */
+  reprovisioned: boolean;
   busy: boolean;
   lastUsed: number;
   queue: Promise<unknown>;
@@ -92,7 +95,7 @@ export class PartitionManager {
     await manager.tasks.load();
     for (const key of await options.store.partitions.getKeys()) {
       const record = await options.store.partitions.getItem<PartitionRecord>(key);
-      if (record) manager.#slots.set(record.id, manager.#slot(record));
+      if (record) manager.#add({ ...record, registrations: record.registrations ?? "host" });
     }
     return manager;
   }
@@ -104,11 +107,31 @@ export class PartitionManager {
       name: spec.name,
       component: spec.component,
       durability: spec.durability ?? "on-idle",
+      registrations: spec.registrations ?? "host",
       createdAt: this.#options.clock(),
     };
     await this.#options.store.partitions.setItem(record.id, record);
-    this.#slots.set(record.id, this.#slot(record));
+    this.#add(record);
     return record;
+  }
+
+  /**
+   * Provision a fresh partition for tasks that outlived partition `from`: they move to it,
+   * and its first activation is `on-activate(reprovisioned)`.
+   */
+  async reprovision(from: string, spec: CreatePartition): Promise<PartitionRecord> {
+    const record = await this.create(spec);
+    this.#slots.get(record.id)!.reprovisioned = true;
+    await this.tasks.move(from, record.id);
+    return record;
+  }
+
+  has(id: string): boolean {
+    return this.#slots.has(id);
+  }
+
+  get(id: string): PartitionRecord {
+    return this.#slotOf(id).record;
   }
 
   list(): PartitionRecord[] {
@@ -172,7 +195,8 @@ export class PartitionManager {
       this.#slots.delete(id);
       await this.#options.pool.drop(id);
       await this.snapshots.delete(id);
-      await this.tasks.removePartition(id);
+      const { name, component, durability, registrations } = slot.record;
+      await this.tasks.removePartition(id, { name, component, durability, registrations });
       await this.#options.store.partitions.removeItem(id);
     });
   }
@@ -200,8 +224,10 @@ export class PartitionManager {
     slot.live = true;
     slot.lastUsed = this.#options.clock();
     await this.#commit(slot, result.effects as TaskEffects);
-    const kind: ActivationKind = snapshot ? "rehydrated" : "fresh";
-    this.#emit({ type: "activated", partition: id, kind, reason: snapshot ? "restored" : "fresh", ms: performance.now() - started, pooled: result.source === "pool" });
+    const reason = this.#reasonFor(slot, snapshot);
+    slot.reprovisioned = false;
+    const kind: ActivationKind = reason === "restored" ? "rehydrated" : reason;
+    this.#emit({ type: "activated", partition: id, kind, reason, ms: performance.now() - started, pooled: result.source === "pool" });
     if (this.liveCount() > this.#options.maxLive) void this.#evict(slot);
     return kind;
   }
@@ -210,7 +236,7 @@ export class PartitionManager {
     return this.#options.pool.activate(slot.record.id, {
       component,
       ...(snapshot ? { snapshot } : {}),
-      reason: snapshot ? "restored" : "fresh",
+      reason: this.#reasonFor(slot, snapshot),
       host: this.#hostState(slot.record.id),
       now: this.#options.clock(),
       poolSize: this.#options.poolSize,
@@ -268,6 +294,11 @@ export class PartitionManager {
     await Promise.all(idle.slice(0, Math.max(0, excess)).map((slot) => this.#exclusive(slot, () => this.#freeze(slot)).catch((error: Error) => this.#emit({ type: "snapshot-problem", partition: slot.record.id, error }))));
   }
 
+  #reasonFor(slot: Slot, snapshot: Uint8Array | undefined): ActivationReason {
+    if (snapshot) return "restored";
+    return slot.reprovisioned ? "reprovisioned" : "fresh";
+  }
+
   #hostState(id: string): TaskCallState {
     return { tasks: this.tasks.tasksOf(id), limits: this.#options.limits };
   }
@@ -278,8 +309,9 @@ export class PartitionManager {
     return run;
   }
 
-  #slot(record: PartitionRecord): Slot {
-    return { record, live: false, busy: false, lastUsed: 0, queue: Promise.resolve() };
+  #add(record: PartitionRecord): void {
+    this.tasks.setMode(record.id, record.registrations);
+    this.#slots.set(record.id, { record, live: false, reprovisioned: false, busy: false, lastUsed: 0, queue: Promise.resolve() });
   }
 
   #slotOf(id: string): Slot {

@@ -5,6 +5,16 @@ export type Durability =
   /** Snapshot after every event, before the event counts as delivered. */
   | "per-activation";
 
+/** Where a partition's task registrations live (seed FIG. 6 / FIG. 7). */
+export type RegistrationMode =
+  /** Persisted by the host: it can wake the partition on its own, across restarts. */
+  | "host"
+  /**
+   * Kept in the guest's own state; the host holds only a volatile copy and, when it
+   * starts, activates the partition once (`on-activate(restored)`) to have them re-registered.
+   */
+  | "guest";
+
 export type PartitionState = "active" | "idle" | "frozen" | "deleted";
 
 /** A partition as the host persists it. */
@@ -14,8 +24,9 @@ export interface PartitionRecord {
   /** Digest of the component it runs. */
   component: string;
   durability: Durability;
+  registrations: RegistrationMode;
   createdAt: number;
 }
 
 /** How an activation got its instance. */
-export type ActivationKind = "warm" | "rehydrated" | "fresh";
+export type ActivationKind = "warm" | "rehydrated" | "fresh" | "reprovisioned";

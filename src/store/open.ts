@@ -20,6 +20,9 @@ export interface Store {
   readonly registrations: Storage;
   readonly components: Storage;
   readonly partitions: Storage;
+  /** Deliveries waiting for a retry. */
+  readonly deliveries: Storage;
+  readonly deadLetters: Storage;
   /** Human-readable location, without credentials, e.g. "fs:/abs/.dormant". */
   readonly description: string;
   close(): Promise<void>;
@@ -196,6 +199,8 @@ function storeOver(root: Storage, description: string): Store {
     registrations: prefixStorage(root, "registrations"),
     components: prefixStorage(root, "components"),
     partitions: prefixStorage(root, "partitions"),
+    deliveries: prefixStorage(root, "deliveries"),
+    deadLetters: prefixStorage(root, "dead-letters"),
     description,
     close() {
       closing ??= root.dispose();

@@ -1,26 +1,52 @@
-// The host's record of every partition's tasks, persisted per partition. Values are
-// encoded with V8's serializer: task records carry BigInts and byte arrays.
+// The host's record of every partition's tasks. Tasks of `host`-mode partitions are
+// persisted per partition; those of `guest`-mode partitions are a volatile copy that the
+// guest rebuilds when the host starts. Values are encoded with V8's serializer: task
+// records carry BigInts and byte arrays.
 import { deserialize, serialize } from "node:v8";
 import type { Storage } from "unstorage";
+import type { RegistrationMode } from "../partitions/partition.ts";
 import type { TaskEffects } from "./guest-binding.ts";
-import type { TaskRecord } from "./task.ts";
+import type { PartitionProvision, TaskRecord } from "./task.ts";
+
+/** Told of every task whose next fire time was set or cleared. */
+export interface TaskWatcher {
+  changed(task: TaskRecord): void;
+  removed(task: TaskRecord): void;
+}
 
 export class TaskRegistry {
   readonly #storage: Storage;
   readonly #byPartition = new Map<string, Map<string, TaskRecord>>();
+  readonly #byId = new Map<string, TaskRecord>();
+  readonly #volatile = new Set<string>();
+  #watcher: TaskWatcher | undefined;
 
   constructor(storage: Storage) {
     this.#storage = storage;
   }
 
-  /** Read every partition's tasks from storage (at host start). */
+  /** Read the persisted tasks from storage (at host start). */
   async load(): Promise<void> {
     for (const key of await this.#storage.getKeys()) {
       const raw = await this.#storage.getItemRaw<Uint8Array>(key);
       if (!raw) continue;
-      const tasks = deserialize(Buffer.from(raw)) as TaskRecord[];
-      this.#byPartition.set(key, new Map(tasks.map((task) => [task.name, task])));
+      for (const task of deserialize(Buffer.from(raw)) as TaskRecord[]) this.#put(task);
     }
+  }
+
+  watch(watcher: TaskWatcher): void {
+    this.#watcher = watcher;
+    for (const task of this.#byId.values()) watcher.changed(task);
+  }
+
+  /** Set where a partition's registrations live; `guest` ones are never written to storage. */
+  setMode(partition: string, mode: RegistrationMode): void {
+    if (mode === "guest") this.#volatile.add(partition);
+    else this.#volatile.delete(partition);
+  }
+
+  get(id: string): TaskRecord | undefined {
+    return this.#byId.get(id);
   }
 
   tasksOf(partition: string): TaskRecord[] {
@@ -28,25 +54,84 @@ export class TaskRegistry {
   }
 
   all(): TaskRecord[] {
-    return [...this.#byPartition.values()].flatMap((tasks) => [...tasks.values()]);
+    return [...this.#byId.values()];
+  }
+
+  get size(): number {
+    return this.#byId.size;
   }
 
   /** Commit what a successful call did to its partition's tasks. */
   async apply(partition: string, effects: TaskEffects): Promise<void> {
     if (effects.upserts.length === 0 && effects.removals.length === 0) return;
-    let tasks = this.#byPartition.get(partition);
-    if (!tasks) this.#byPartition.set(partition, (tasks = new Map()));
-    for (const name of effects.removals) tasks.delete(name);
-    for (const task of effects.upserts) tasks.set(task.name, task);
+    for (const name of effects.removals) {
+      const task = this.#byPartition.get(partition)?.get(name);
+      if (task) this.#delete(task);
+    }
+    for (const task of effects.upserts) this.#put(task);
     await this.#persist(partition);
   }
 
-  async removePartition(partition: string): Promise<void> {
-    this.#byPartition.delete(partition);
-    await this.#storage.removeItem(partition);
+  /** Replace one task's record (a new next fire time, a provision, a new partition). */
+  async update(task: TaskRecord): Promise<void> {
+    const old = this.#byId.get(task.id);
+    if (old && old.partition !== task.partition) {
+      this.#delete(old);
+      await this.#persist(old.partition);
+    }
+    this.#put(task);
+    await this.#persist(task.partition);
+  }
+
+  async remove(task: TaskRecord): Promise<void> {
+    if (this.#byId.get(task.id) !== task) return;
+    this.#delete(task);
+    await this.#persist(task.partition);
+  }
+
+  /**
+   * Forget a deleted partition's tasks, except those flagged to outlive it: they stay,
+   * marked with what to provision when they next fire.
+   */
+  async removePartition(partition: string, provision: PartitionProvision): Promise<void> {
+    for (const task of this.tasksOf(partition)) {
+      if (task.outlivePartition) this.#put({ ...task, provision });
+      else this.#delete(task);
+    }
+    await this.#persist(partition);
+  }
+
+  /** Move a deleted partition's surviving tasks to the partition provisioned for them. */
+  async move(from: string, to: string): Promise<void> {
+    for (const task of this.tasksOf(from)) {
+      this.#delete(task);
+      const { provision: _provision, ...moved } = task;
+      this.#put({ ...moved, partition: to });
+    }
+    await this.#persist(from);
+    await this.#persist(to);
+  }
+
+  #put(task: TaskRecord): void {
+    let tasks = this.#byPartition.get(task.partition);
+    if (!tasks) this.#byPartition.set(task.partition, (tasks = new Map()));
+    const replaced = tasks.get(task.name);
+    if (replaced && replaced.id !== task.id) this.#delete(replaced);
+    tasks.set(task.name, task);
+    this.#byId.set(task.id, task);
+    this.#watcher?.changed(task);
+  }
+
+  #delete(task: TaskRecord): void {
+    const tasks = this.#byPartition.get(task.partition);
+    tasks?.delete(task.name);
+    if (tasks?.size === 0) this.#byPartition.delete(task.partition);
+    this.#byId.delete(task.id);
+    this.#watcher?.removed(task);
   }
 
   async #persist(partition: string): Promise<void> {
+    if (this.#volatile.has(partition)) return;
     const tasks = this.tasksOf(partition);
     if (tasks.length === 0) await this.#storage.removeItem(partition);
     else await this.#storage.setItemRaw(partition, serialize(tasks));

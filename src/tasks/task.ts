@@ -8,6 +8,8 @@ import type {
   WhenConstrained,
 } from "../../wit/types/interfaces/dormant-host-background-tasks.d.ts";
 
+import type { Durability, RegistrationMode } from "../partitions/partition.ts";
+
 export type { MisfirePolicy, RetryPolicy, TaskInfo, Trigger, WhenConstrained };
 export type { TaskSpec, TaskError } from "../../wit/types/interfaces/dormant-host-background-tasks.d.ts";
 
@@ -28,6 +30,19 @@ export interface TaskRecord {
   /** Secret path segment of a push task's URL. */
   pushToken: string | undefined;
   registeredAt: number;
+  /**
+   * Set on a task that outlived its deleted partition: what to provision when it next
+   * fires. The task keeps the old partition id until then.
+   */
+  provision?: PartitionProvision;
+}
+
+/** What it takes to provision a replacement for a deleted partition. */
+export interface PartitionProvision {
+  name: string;
+  component: string;
+  durability: Durability;
+  registrations: RegistrationMode;
 }
 
 export function pushPath(token: string): string {

@@ -6,11 +6,12 @@ export default async function setup(project: TestProject): Promise<void> {
   project.provide("guests", {
     counter: await exampleComponent("counter"),
     wat: await exampleComponent("wat-minimal"),
+    recorder: await exampleComponent("task-recorder"),
   });
 }
 
 declare module "vitest" {
   export interface ProvidedContext {
-    guests: { counter: string; wat: string };
+    guests: { counter: string; wat: string; recorder: string };
   }
 }

@@ -2,21 +2,20 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inject } from "vitest";
-import type { PartitionEvent } from "../../src/partitions/manager.ts";
-import { startHost, type Host, type HostOptions } from "../../src/host.ts";
+import { startHost, type Host, type HostEvent, type HostOptions } from "../../src/host.ts";
 
 export interface TestHost extends Host {
-  events: PartitionEvent[];
+  events: HostEvent[];
   logs: { partition: string; message: string }[];
   dataDir: string;
   now: { value: number };
-  deploy(guest: "counter" | "wat"): Promise<string>;
+  deploy(guest: "counter" | "wat" | "recorder"): Promise<string>;
 }
 
 /** A host on a fresh data directory, with a fake clock the test moves. */
 export async function startTestHost(options: Partial<HostOptions> & { dataDir?: string } = {}): Promise<TestHost> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "dormant-host-")));
-  const events: PartitionEvent[] = [];
+  const events: HostEvent[] = [];
   const logs: { partition: string; message: string }[] = [];
   const now = { value: 1_800_000_000_000 };
   const host = await startHost({

@@ -1,0 +1,115 @@
+// The `task-recorder` example guest: registers whatever tasks it is asked to, remembers
+// them in its own memory (so it can re-register them when the host asks), and records
+// every event it receives. Tests and operators use it to watch the task service work.
+import { cancel, list, register } from "dormant:host/background-tasks@0.1.0";
+import { log } from "dormant:host/log@0.1.0";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The tasks this guest wants, by name: its own copy, kept across freezes. */
+const wanted = new Map();
+const received = [];
+const activations = [];
+
+function reply(status, value) {
+  return { status, headers: [["content-type", "application/json"]], body: encoder.encode(JSON.stringify(value)) };
+}
+
+function triggerOf(json) {
+  if (json.at !== undefined) return { tag: "at", val: BigInt(json.at) };
+  if (json.after !== undefined) return { tag: "after", val: BigInt(json.after) };
+  if (json.every !== undefined) return { tag: "every", val: BigInt(json.every) };
+  if (json.cron !== undefined) return { tag: "cron", val: { expression: json.cron, timezone: json.timezone } };
+  return { tag: "push" };
+}
+
+/** A WIT task-spec from its JSON form: `{name, every|after|at|cron|push, entry?, payload?, ...}`. */
+function specOf(json) {
+  return {
+    name: json.name,
+    trigger: triggerOf(json),
+    entry: json.entry ?? "record",
+    payload: encoder.encode(json.payload ?? ""),
+    priority: json.priority ?? 0,
+    outlivePartition: json.outlive ?? false,
+    retry: json.retry
+      ? { maxAttempts: json.retry.maxAttempts, initialBackoffMs: BigInt(json.retry.initialBackoffMs), maxBackoffMs: BigInt(json.retry.maxBackoffMs) }
+      : undefined,
+    misfire: json.misfire,
+    whenConstrained: json.whenConstrained,
+  };
+}
+
+function infoOf(task) {
+  return {
+    id: task.id,
+    name: task.name,
+    trigger: task.trigger.tag,
+    entry: task.entry,
+    priority: task.priority,
+    nextFire: task.nextFire === undefined ? null : Number(task.nextFire),
+    pushUrl: task.pushUrl ?? null,
+  };
+}
+
+function registerAll(specs) {
+  const registered = [];
+  for (const json of specs) {
+    try {
+      registered.push(infoOf(register(specOf(json))));
+      wanted.set(json.name, json);
+    } catch (error) {
+      // A refused registration arrives as an error whose payload is the WIT task-error.
+      return reply(400, { error: error.payload ?? String(error), registered });
+    }
+  }
+  return reply(200, { registered });
+}
+
+export const lifecycle = {
+  onActivate(reason) {
+    activations.push(reason);
+    if (reason === "fresh") return;
+    // Restored or re-provisioned: put back any wanted task the host no longer holds.
+    const held = new Set(list().map((task) => task.name));
+    const missing = [...wanted.values()].filter((json) => !held.has(json.name));
+    for (const json of missing) register(specOf(json));
+    if (missing.length > 0) log("info", `re-registered ${missing.length} tasks after ${reason} activation`);
+  },
+};
+
+export const handler = {
+  onTask(event) {
+    const text = decoder.decode(event.payload);
+    switch (event.entry) {
+      case "register":
+        return registerAll(JSON.parse(text));
+      case "register-then-fail":
+        registerAll(JSON.parse(text));
+        throw "registered, then failed on purpose";
+      case "cancel":
+        wanted.delete(text);
+        return reply(200, { cancelled: cancel(text) });
+      case "list":
+        return reply(200, { tasks: list().map(infoOf) });
+      case "report":
+        return reply(200, { received, activations });
+      default: {
+        received.push({
+          name: event.taskName,
+          entry: event.entry,
+          payload: text,
+          scheduledAt: Number(event.scheduledAt),
+          firedAt: Number(event.firedAt),
+          attempt: event.attempt,
+          occurrences: event.occurrences,
+        });
+        // `fail:N` fails the first N attempts of each event.
+        const failures = text.startsWith("fail:") ? Number(text.slice(5)) : 0;
+        if (event.attempt <= failures) throw `attempt ${event.attempt} of ${event.taskName} failed on purpose`;
+        return undefined;
+      }
+    }
+  },
+};
