@@ -21,6 +21,8 @@ export interface HostOptions {
   dataDir?: string;
   /** Store URL (`fs:<dir>`, `redis://…`); default the fs store in the data directory. */
   store?: string;
+  /** Where transpiled components are cached; default `engine-cache` in the data directory. */
+  engineCacheDir?: string;
   /** Executor threads; default the machine's cores. */
   executors?: number;
   idleTimeoutMs?: number;
@@ -60,7 +62,7 @@ export async function startHost(options: HostOptions = {}): Promise<Host> {
   const emit = (event: HostEvent) => options.onEvent?.(event);
   const store = await openStore({ dataDir, ...(options.store ? { url: options.store } : {}) });
   const pool = ExecutorPool.start({
-    cacheDir: join(dataDir, "engine-cache"),
+    cacheDir: options.engineCacheDir ?? join(dataDir, "engine-cache"),
     hostModule: GUEST_BINDING,
     ...(options.executors ? { size: options.executors } : {}),
     ...(options.onLog ? { onLog: options.onLog } : {}),

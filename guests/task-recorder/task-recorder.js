@@ -96,6 +96,9 @@ export const handler = {
       case "report":
         return reply(200, { received, activations });
       default: {
+        // A one-shot that fired is spent: it is no longer wanted.
+        const spec = wanted.get(event.taskName);
+        if (spec && (spec.at !== undefined || spec.after !== undefined)) wanted.delete(event.taskName);
         received.push({
           name: event.taskName,
           entry: event.entry,

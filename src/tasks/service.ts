@@ -157,13 +157,19 @@ export class TaskService {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }
 
+  deadLetters(): Promise<DeadLetter[]> {
+    return this.#o.deliveries.deadLetters();
+  }
+
   /** Put a dead letter back for delivery now, with a fresh set of attempts. */
   async retryDeadLetter(id: string): Promise<boolean> {
     const letter = await this.#o.deliveries.deadLetter(id);
     if (!letter) return false;
     const { deadAt: _deadAt, lastError: _lastError, ...delivery } = letter;
     await this.#o.deliveries.removeDeadLetter(id);
-    this.#track(this.#attempt({ ...delivery, attempts: 0 }).then(() => undefined));
+    // Attempts keep counting (the guest sees a retry), with the policy's full allowance again.
+    const retry = { ...delivery.retry, maxAttempts: delivery.attempts + delivery.retry.maxAttempts };
+    this.#track(this.#attempt({ ...delivery, retry }).then(() => undefined));
     return true;
   }
 
@@ -207,9 +213,12 @@ export class TaskService {
   /** Move a fired task on to its next occurrence, or retire it when it has none. */
   async #advance(fired: TaskRecord, next: number | undefined): Promise<void> {
     const tasks = this.#o.manager.tasks;
-    if (tasks.get(fired.id) !== fired) return; // the guest replaced or cancelled it meanwhile
-    if (next === undefined) await tasks.remove(fired);
-    else await tasks.update({ ...fired, nextFire: next });
+    // The record may have been moved to a re-provisioned partition meanwhile (same
+    // registration), or replaced or cancelled by the guest (then it is not ours to move on).
+    const current = tasks.get(fired.id);
+    if (!current || current.registeredAt !== fired.registeredAt || current.nextFire !== fired.nextFire) return;
+    if (next === undefined) await tasks.remove(current);
+    else await tasks.update({ ...current, nextFire: next });
   }
 
   async #retry(timer: DueTimer): Promise<void> {

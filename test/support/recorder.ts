@@ -1,0 +1,54 @@
+// Driving the task-recorder guest from tests: direct calls to its entries, and its report.
+import type { CreatePartition } from "../../src/partitions/manager.ts";
+import type { TestHost } from "./host.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export interface Received {
+  name: string;
+  entry: string;
+  payload: string;
+  scheduledAt: number;
+  firedAt: number;
+  attempt: number;
+  occurrences: number;
+}
+
+/** A partition of the task-recorder guest. */
+export async function recorder(h: TestHost, options: Partial<CreatePartition> = {}): Promise<string> {
+  const component = await h.deploy("recorder");
+  return (await h.partitions.create({ name: "recorder", component, ...options })).id;
+}
+
+/** Call an entry of the guest directly (not through a task) and parse its JSON reply. */
+export async function call(h: TestHost, partition: string, entry: string, payload: unknown = ""): Promise<{ status: number; body: any }> {
+  const now = BigInt(h.now.value);
+  const outcome = await h.partitions.deliver(partition, {
+    taskId: "direct",
+    taskName: entry,
+    entry,
+    payload: encoder.encode(typeof payload === "string" ? payload : JSON.stringify(payload)),
+    scheduledAt: now,
+    firedAt: now,
+    attempt: 1,
+    occurrences: 1,
+  });
+  if (!outcome.ok) throw new Error(`${entry} failed: ${outcome.error}`);
+  return { status: outcome.reply!.status, body: JSON.parse(decoder.decode(outcome.reply!.body)) };
+}
+
+/** Register tasks given in the guest's JSON form; throws when the guest reports a refusal. */
+export async function registerTasks(h: TestHost, partition: string, ...specs: object[]): Promise<{ id: string; name: string; nextFire: number | null }[]> {
+  const { status, body } = await call(h, partition, "register", specs);
+  if (status !== 200) throw new Error(`registration refused: ${JSON.stringify(body.error)}`);
+  return body.registered;
+}
+
+export async function received(h: TestHost, partition: string): Promise<Received[]> {
+  return (await call(h, partition, "report")).body.received;
+}
+
+export async function activations(h: TestHost, partition: string): Promise<string[]> {
+  return (await call(h, partition, "report")).body.activations;
+}
