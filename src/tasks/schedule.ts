@@ -31,7 +31,9 @@ export function nextOccurrence(trigger: Trigger, after: number, registeredAt: nu
 
 /** The first occurrence of a freshly registered trigger. */
 export function firstOccurrence(trigger: Trigger, now: number): number | undefined {
-  // A one-shot `at` in the past fires as soon as possible rather than never.
+  // A one-shot `at` in the past fires as soon as possible rather than never, and a
+  // 0 ms `after` at once.
   if (trigger.tag === "at") return Math.max(Number(trigger.val), now);
+  if (trigger.tag === "after") return now + Number(trigger.val);
   return nextOccurrence(trigger, now, now);
 }

@@ -75,7 +75,7 @@ function validateTrigger(spec: TaskSpec, limits: TaskLimits, now: number): void 
       }
       let runs: Date[];
       try {
-        runs = cronOf(expression, timezone).nextRuns(3, new Date(now));
+        runs = cronOf(expression, timezone).nextRuns(32, new Date(now));
       } catch (error) {
         refuse("invalid-cron", `Task ${spec.name} has cron expression ${describe(expression)}, which does not parse: ${(error as Error).message}`);
       }
