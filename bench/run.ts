@@ -1,13 +1,20 @@
 // `npm run bench [-- --json]`: Dormant's figures, each beside a baseline measured in the
 // same run. Not a test: it asserts nothing and prints what it measured.
+import { insertFigures, latenessFigures } from "./tasks.ts";
 import { wakeFigures } from "./wake.ts";
 
 const json = process.argv.includes("--json");
 const cycles = Number(process.env.DORMANT_BENCH_CYCLES ?? 200);
 
+// `npm run bench -- wake` (or `tasks`) runs one group.
+const groups = process.argv.slice(2).filter((arg) => !arg.startsWith("--"));
+const wanted = (group: string) => groups.length === 0 || groups.includes(group);
+
 const figures: Record<string, number> = {
-  ...(await wakeFigures("wat", "wat-minimal", cycles)),
-  ...(await wakeFigures("js", "counter", cycles)),
+  ...(wanted("wake") ? await wakeFigures("wat", "wat-minimal", cycles) : {}),
+  ...(wanted("wake") ? await wakeFigures("js", "counter", cycles) : {}),
+  ...(wanted("tasks") ? await insertFigures() : {}),
+  ...(wanted("tasks") ? await latenessFigures() : {}),
 };
 
 if (json) {
