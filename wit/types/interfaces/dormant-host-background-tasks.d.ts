@@ -67,7 +67,8 @@ export interface TriggerPush {
   tag: 'push',
 }
 /**
- * What to do with occurrences that came due while the host was down.
+ * What to do with missed occurrences: those that came due while the host was down,
+ * or that were taken more than the host's grace period (60 s by default) late.
  * # Variants
  * 
  * ## `"fire-once"`
@@ -164,7 +165,8 @@ export interface TaskInfo {
   priority: number,
   outlivePartition: boolean,
   /**
-   * When the task fires next; absent for `push` tasks and spent one-shots.
+   * When the task fires next; absent for `push` tasks. A one-shot is removed once it
+   * has fired (retries of a failed delivery go on without it).
    */
   nextFire?: TimestampMs,
   /**
