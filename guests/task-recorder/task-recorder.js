@@ -95,6 +95,12 @@ export const handler = {
         return reply(200, { tasks: list().map(infoOf) });
       case "report":
         return reply(200, { received, activations });
+      case "spin": {
+        // Busy work for as many rounds as the payload says (deadline tests).
+        let x = 0;
+        for (let i = 0; i < Number(text); i++) x = (x * 31 + i) % 1_000_003;
+        return reply(200, { x });
+      }
       default: {
         // A one-shot that fired is spent: it is no longer wanted.
         const spec = wanted.get(event.taskName);
@@ -111,6 +117,11 @@ export const handler = {
         // `fail:N` fails the first N attempts of each event.
         const failures = text.startsWith("fail:") ? Number(text.slice(5)) : 0;
         if (event.attempt <= failures) throw `attempt ${event.attempt} of ${event.taskName} failed on purpose`;
+        // A push gets its own request back, as the guest saw it.
+        if (event.request) {
+          const { method, path, query, headers, body } = event.request;
+          return reply(200, { method, path, query, headers, body: decoder.decode(body) });
+        }
         return undefined;
       }
     }

@@ -4,8 +4,12 @@
 import type { PushRequest, TaskEvent } from "../../runtime/executor/protocol.ts";
 import type { RetryPolicy, TaskRecord, WhenConstrained } from "../tasks/task.ts";
 
+/** What the event is: a timer occurrence, an HTTP push, or a fire asked for by an operator. */
+export type DeliveryKind = "timer" | "push" | "manual";
+
 export interface Delivery {
   id: string;
+  kind: DeliveryKind;
   taskId: string;
   taskName: string;
   /** The partition the task belonged to when the event fired. */
@@ -30,9 +34,10 @@ export interface DeadLetter extends Delivery {
   deadAt: number;
 }
 
-export function deliveryOf(task: TaskRecord, id: string, event: { scheduledAt: number; occurrences: number; request?: PushRequest }): Delivery {
+export function deliveryOf(task: TaskRecord, id: string, kind: DeliveryKind, event: { scheduledAt: number; occurrences: number; request?: PushRequest }): Delivery {
   return {
     id,
+    kind,
     taskId: task.id,
     taskName: task.name,
     partition: task.partition,

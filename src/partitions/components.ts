@@ -27,6 +27,11 @@ export class ComponentRegistry {
     return prepared;
   }
 
+  /** Digests of every stored component. */
+  async list(): Promise<string[]> {
+    return (await this.#storage.getKeys()).map((key) => `sha256:${key}`);
+  }
+
   /** The prepared handle of a stored component, preparing it again after a restart. */
   get(digest: string): Promise<PreparedComponent> {
     let prepared = this.#prepared.get(digest);

@@ -18,6 +18,7 @@ export class TaskRegistry {
   readonly #storage: Storage;
   readonly #byPartition = new Map<string, Map<string, TaskRecord>>();
   readonly #byId = new Map<string, TaskRecord>();
+  readonly #byPushToken = new Map<string, TaskRecord>();
   readonly #volatile = new Set<string>();
   #watcher: TaskWatcher | undefined;
 
@@ -47,6 +48,11 @@ export class TaskRegistry {
 
   get(id: string): TaskRecord | undefined {
     return this.#byId.get(id);
+  }
+
+  /** The push task whose URL carries this token. */
+  byPushToken(token: string): TaskRecord | undefined {
+    return this.#byPushToken.get(token);
   }
 
   tasksOf(partition: string): TaskRecord[] {
@@ -117,8 +123,11 @@ export class TaskRegistry {
     if (!tasks) this.#byPartition.set(task.partition, (tasks = new Map()));
     const replaced = tasks.get(task.name);
     if (replaced && replaced.id !== task.id) this.#delete(replaced);
+    const previous = this.#byId.get(task.id);
+    if (previous?.pushToken !== undefined) this.#byPushToken.delete(previous.pushToken);
     tasks.set(task.name, task);
     this.#byId.set(task.id, task);
+    if (task.pushToken !== undefined) this.#byPushToken.set(task.pushToken, task);
     this.#watcher?.changed(task);
   }
 
@@ -127,6 +136,7 @@ export class TaskRegistry {
     tasks?.delete(task.name);
     if (tasks?.size === 0) this.#byPartition.delete(task.partition);
     this.#byId.delete(task.id);
+    if (task.pushToken !== undefined) this.#byPushToken.delete(task.pushToken);
     this.#watcher?.removed(task);
   }
 

@@ -2,9 +2,10 @@
 // queue, and when one comes due makes its partition available — rehydrated, fresh, or
 // re-provisioned for a task that outlived it — and delivers the event, at least once,
 // within the activation budget.
-import type { CallOutcome } from "../../runtime/executor/protocol.ts";
+import { randomBytes } from "node:crypto";
+import type { CallOutcome, PushRequest } from "../../runtime/executor/protocol.ts";
 import type { ActivationBudget, BudgetState } from "../budget/budget.ts";
-import { backoffMs, deliveryOf, taskEventOf, type DeadLetter, type Delivery } from "../delivery/delivery.ts";
+import { backoffMs, deliveryOf, taskEventOf, type DeadLetter, type Delivery, type DeliveryKind } from "../delivery/delivery.ts";
 import type { DeliveryStore } from "../delivery/delivery-store.ts";
 import type { PartitionManager } from "../partitions/manager.ts";
 import type { DueTimer, TimerQueue } from "../scheduler/timer-queue.ts";
@@ -28,7 +29,7 @@ interface TaskRef {
 }
 
 export type TaskServiceEvent =
-  | ({ type: "delivered"; delivery: string; scheduledAt: number; firedAt: number; attempt: number; ms: number; outcome: CallOutcome } & TaskRef)
+  | ({ type: "delivered"; delivery: string; kind: DeliveryKind; scheduledAt: number; firedAt: number; attempt: number; ms: number; outcome: CallOutcome } & TaskRef)
   | ({ type: "misfire" } & Misfire & TaskRef)
   | ({ type: "retry-scheduled"; delivery: string; attempt: number; at: number; error: string } & TaskRef)
   | ({ type: "dead-lettered"; delivery: string; attempts: number; error: string } & TaskRef)
@@ -55,6 +56,20 @@ export interface TaskServiceStats {
 
 export class PartitionGoneError extends Error {
   override name = "PartitionGoneError";
+}
+
+export class UnknownTaskError extends Error {
+  override name = "UnknownTaskError";
+}
+
+/** A synchronous push to a task below the threshold of a constrained budget. */
+export class ConstrainedError extends Error {
+  override name = "ConstrainedError";
+}
+
+/** The guest did not answer a synchronous push in time; the delivery goes on. */
+export class PushDeadlineError extends Error {
+  override name = "PushDeadlineError";
 }
 
 const TASK = "task:";
@@ -161,6 +176,56 @@ export class TaskService {
     return this.#o.deliveries.deadLetters();
   }
 
+  /**
+   * Deliver an HTTP request to the push task with this token and wait for the guest's
+   * answer. Not retried: the caller sees a failure and decides.
+   */
+  async push(token: string, request: PushRequest, deadlineMs: number): Promise<CallOutcome> {
+    const task = this.#pushTask(token);
+    if (!this.#o.budget.admits(task.priority)) {
+      throw new ConstrainedError(`The host is constrained to priority ${this.#o.budget.state.threshold} and above; task ${task.name} has ${task.priority}. Retry later or send it with Prefer: respond-async.`);
+    }
+    const delivery = deliveryOf(task, newDeliveryId(), "push", { scheduledAt: this.#o.clock(), occurrences: 1, request });
+    const attempt = this.#attempt(delivery, false);
+    this.#track(attempt.then(() => undefined));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new PushDeadlineError(`Task ${task.name} did not answer within ${deadlineMs} ms.`)), deadlineMs);
+    });
+    try {
+      return await Promise.race([attempt, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Accept a request for delivery later: stored before this returns, then delivered at least once. */
+  async pushAsync(token: string, request: PushRequest): Promise<string> {
+    return this.#enqueue(this.#pushTask(token), request);
+  }
+
+  /** Fire a task now, outside its schedule (which stays as it is); returns the delivery id. */
+  async fireNow(taskId: string): Promise<string> {
+    const task = this.#o.manager.tasks.get(taskId);
+    if (!task) throw new UnknownTaskError(`No task ${taskId} on this host; list tasks to find its id.`);
+    return this.#enqueue(task, undefined);
+  }
+
+  async #enqueue(task: TaskRecord, request: PushRequest | undefined): Promise<string> {
+    const now = this.#o.clock();
+    const delivery: Delivery = { ...deliveryOf(task, newDeliveryId(), request ? "push" : "manual", { scheduledAt: now, occurrences: 1, ...(request ? { request } : {}) }), nextAttemptAt: now };
+    await this.#o.deliveries.putPending(delivery);
+    this.#pending.set(delivery.id, delivery);
+    this.#track(this.#handle({ key: RETRY + delivery.id, at: now }, now));
+    return delivery.id;
+  }
+
+  #pushTask(token: string): TaskRecord {
+    const task = this.#o.manager.tasks.byPushToken(token);
+    if (!task) throw new UnknownTaskError("No push task has this URL; it may have been cancelled or re-registered (which issues a new URL).");
+    return task;
+  }
+
   /** Put a dead letter back for delivery now, with a fresh set of attempts. */
   async retryDeadLetter(id: string): Promise<boolean> {
     const letter = await this.#o.deliveries.deadLetter(id);
@@ -206,7 +271,7 @@ export class TaskService {
       this.#emit({ type: "misfire", ...plan.misfire, ...refOf(task) });
     }
     // One event after another: the partition takes them in order anyway.
-    for (const event of plan.events) await this.#attempt(deliveryOf(task, `${id}@${event.scheduledAt}`, event));
+    for (const event of plan.events) await this.#attempt(deliveryOf(task, `${id}@${event.scheduledAt}`, "timer", event));
     await this.#advance(task, plan.next);
   }
 
@@ -250,8 +315,8 @@ export class TaskService {
     }
   }
 
-  /** One delivery attempt; a failure schedules the next attempt or dead-letters. */
-  async #attempt(delivery: Delivery): Promise<CallOutcome> {
+  /** One delivery attempt; a failure schedules the next attempt or dead-letters (when `retries`). */
+  async #attempt(delivery: Delivery, retries = true): Promise<CallOutcome> {
     const { manager, budget, clock } = this.#o;
     let firedAt = clock();
     let outcome: CallOutcome;
@@ -268,13 +333,14 @@ export class TaskService {
     }
     this.stats.attempts++;
     const ref = { ...refOf(delivery), partition };
-    this.#emit({ type: "delivered", delivery: delivery.id, scheduledAt: delivery.scheduledAt, firedAt, attempt: delivery.attempts + 1, ms: performance.now() - started, outcome, ...ref });
+    this.#emit({ type: "delivered", delivery: delivery.id, kind: delivery.kind, scheduledAt: delivery.scheduledAt, firedAt, attempt: delivery.attempts + 1, ms: performance.now() - started, outcome, ...ref });
     if (outcome.ok) {
       this.stats.delivered++;
       if (this.#pending.delete(delivery.id)) await this.#o.deliveries.removePending(delivery.id);
       return outcome;
     }
     this.stats.failed++;
+    if (!retries) return outcome;
     const failed: Delivery = { ...delivery, partition, attempts: delivery.attempts + 1, lastError: outcome.error };
     const now = clock();
     if (failed.attempts >= failed.retry.maxAttempts || !manager.has(partition)) {
@@ -347,6 +413,10 @@ export class TaskService {
   #emit(event: TaskServiceEvent): void {
     this.#o.onEvent?.(event);
   }
+}
+
+export function newDeliveryId(): string {
+  return `e_${randomBytes(12).toString("base64url")}`;
 }
 
 function refOf(what: TaskRecord | Delivery): TaskRef {

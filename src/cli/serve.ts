@@ -1,0 +1,122 @@
+// `dormant serve`: one process serving push triggers, the admin API, metrics and the
+// status page. Settings come from flags, then DORMANT_* environment variables, then a
+// JSON config file, then the embedded defaults.
+import { readFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { exampleComponent, type ExampleName } from "../../guests/examples.ts";
+import { startServer, type Server, type ServeOptions } from "../serve/server.ts";
+
+const HELP = `Usage: dormant serve [options]
+
+Serves push triggers (/push/<token>), the admin API (/api, bearer token), /metrics,
+/healthz and a status page (/) for the partitions in the store.
+
+Options (environment variable in brackets):
+  --data-dir DIR        Data directory: fs store and engine cache (default ./.dormant) [DORMANT_DATA_DIR]
+  --store URL           Store URL, e.g. redis://127.0.0.1:6379/0?prefix=dormant [DORMANT_STORE]
+  --port N              Port (default 8787) [DORMANT_PORT]
+  --host ADDR           Address to listen on (default 127.0.0.1) [DORMANT_HOST]
+  --idle-timeout MS     Freeze partitions idle this long (default 10000) [DORMANT_IDLE_TIMEOUT_MS]
+  --executors N         Executor threads (default: one per core) [DORMANT_EXECUTORS]
+  --power-file PATH     File whose content constrains the budget ("normal" | "constrained [threshold]") [DORMANT_POWER_FILE]
+  --config FILE         JSON file with any of: dataDir, store, port, host, idleTimeoutMs, executors, powerFile
+  --demo                Deploy the example guests as partitions on first start
+  -h, --help            This help
+
+The admin token is DORMANT_ADMIN_TOKEN, or one generated at first start and kept in the
+store (printed then). SIGTERM or SIGINT stops accepting requests, finishes in-flight
+work, freezes live partitions and exits 0.`;
+
+interface Config {
+  dataDir?: string;
+  store?: string;
+  port?: number;
+  host?: string;
+  idleTimeoutMs?: number;
+  executors?: number;
+  powerFile?: string;
+}
+
+function number(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a whole number; got ${JSON.stringify(text)}.`);
+  return value;
+}
+
+export async function settings(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ config: Config; demo: boolean; help: boolean }> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      "data-dir": { type: "string" }, store: { type: "string" }, port: { type: "string" }, host: { type: "string" },
+      "idle-timeout": { type: "string" }, executors: { type: "string" }, "power-file": { type: "string" }, config: { type: "string" },
+      demo: { type: "boolean" }, help: { type: "boolean", short: "h" },
+    },
+  });
+  let file: Config = {};
+  if (values.config) {
+    try {
+      file = JSON.parse(await readFile(values.config, "utf8")) as Config;
+    } catch (error) {
+      throw new Error(`Cannot read the config file ${values.config}: ${(error as Error).message}`);
+    }
+  }
+  const pick = <T>(...candidates: (T | undefined)[]) => candidates.find((value) => value !== undefined);
+  const config: Config = {
+    dataDir: pick(values["data-dir"], env.DORMANT_DATA_DIR, file.dataDir),
+    store: pick(values.store, env.DORMANT_STORE, file.store),
+    port: pick(number("--port", values.port), number("DORMANT_PORT", env.DORMANT_PORT), file.port),
+    host: pick(values.host, env.DORMANT_HOST, file.host),
+    idleTimeoutMs: pick(number("--idle-timeout", values["idle-timeout"]), number("DORMANT_IDLE_TIMEOUT_MS", env.DORMANT_IDLE_TIMEOUT_MS), file.idleTimeoutMs),
+    executors: pick(number("--executors", values.executors), number("DORMANT_EXECUTORS", env.DORMANT_EXECUTORS), file.executors),
+    powerFile: pick(values["power-file"], env.DORMANT_POWER_FILE, file.powerFile),
+  };
+  return { config, demo: values.demo ?? false, help: values.help ?? false };
+}
+
+export async function serveCommand(args: string[]): Promise<void> {
+  const { config, demo, help } = await settings(args);
+  if (help) return void console.log(HELP);
+  const options: ServeOptions = {
+    ...(config.dataDir ? { dataDir: config.dataDir } : {}),
+    ...(config.store ? { store: config.store } : {}),
+    ...(config.port !== undefined ? { port: config.port } : {}),
+    ...(config.host ? { hostname: config.host } : {}),
+    ...(config.idleTimeoutMs !== undefined ? { idleTimeoutMs: config.idleTimeoutMs } : {}),
+    ...(config.executors ? { executors: config.executors } : {}),
+    ...(config.powerFile ? { powerFile: config.powerFile } : {}),
+    onLog: (partition, level, message) => process.stdout.write(`${JSON.stringify({ at: new Date().toISOString(), event: "guest-log", partition, level, message })}\n`),
+  };
+  const server = await startServer(options);
+  if (demo) await deployDemo(server);
+  console.error(`Dormant serving ${server.url} (store ${server.host.store.description}, ${server.host.pool.size} executors)`);
+  console.error(`  status page  ${server.url}/`);
+  console.error(`  admin API    ${server.url}/api   metrics ${server.url}/metrics   health ${server.url}/healthz`);
+  console.error(server.tokenGenerated ? `  admin token  ${server.adminToken}   (generated now and kept in the store; set DORMANT_ADMIN_TOKEN to choose one)` : "  admin token  as set before (DORMANT_ADMIN_TOKEN, or the one printed at first start)");
+  for (const task of server.host.partitions.tasks.all().filter((t) => t.pushToken)) {
+    console.error(`  push         ${server.url}/push/${task.pushToken}   (${task.name} of ${task.partition})`);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      console.error(`${signal}: finishing in-flight work and freezing live partitions…`);
+      void server.close().then(resolve, (error: Error) => {
+        console.error(`dormant: shutdown failed: ${error.message}`);
+        process.exitCode = 1;
+        resolve();
+      });
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+}
+
+/** The example guests as partitions, once: a counter and a task-recorder. */
+async function deployDemo(server: Server): Promise<void> {
+  const { partitions } = server.host;
+  for (const [name, example] of [["counter", "counter"], ["recorder", "task-recorder"]] as [string, ExampleName][]) {
+    const { digest } = await partitions.components.add(await readFile(await exampleComponent(example)));
+    if (partitions.list().some((p) => p.name === name)) continue;
+    const { id } = await partitions.create({ name, component: digest });
+    await partitions.activate(id);
+  }
+}

@@ -1,0 +1,44 @@
+// Structured logs: one JSON line per delivery (partition, task, how its partition was
+// activated, duration, outcome), and one per freeze, failure or budget decision.
+import type { HostEvent } from "../host.ts";
+
+export function structuredLog(write: (line: string) => void, clock: () => number = Date.now): (event: HostEvent) => void {
+  const activationOf = new Map<string, string>();
+  const line = (fields: Record<string, unknown>) => write(JSON.stringify({ at: new Date(clock()).toISOString(), ...fields }));
+  return (event) => {
+    switch (event.type) {
+      case "activated":
+        activationOf.set(event.partition, event.kind);
+        break;
+      case "delivered": {
+        const activation = activationOf.get(event.partition) ?? "warm";
+        activationOf.delete(event.partition);
+        line({ event: "delivery", partition: event.partition, task: event.name, source: event.kind, activation, attempt: event.attempt, ms: Number(event.ms.toFixed(2)), ok: event.outcome.ok, ...(event.outcome.ok ? {} : { error: event.outcome.error }) });
+        break;
+      }
+      case "frozen":
+        line({ event: "frozen", partition: event.partition, bytes: event.bytes, ms: Number(event.ms.toFixed(2)) });
+        break;
+      case "trap":
+      case "snapshot-problem":
+        line({ event: event.type, partition: event.partition, error: event.error.message });
+        break;
+      case "error":
+        line({ event: "error", ...(event.partition ? { partition: event.partition } : {}), error: event.error.message });
+        break;
+      case "reregistered":
+        line({ event: "reregistered", partition: event.partition });
+        break;
+      case "misfire":
+      case "retry-scheduled":
+      case "dead-lettered":
+      case "postponed":
+      case "dropped":
+      case "reprovisioned": {
+        const { type, ...rest } = event;
+        line({ event: type, ...rest });
+        break;
+      }
+    }
+  };
+}

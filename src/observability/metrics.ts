@@ -1,0 +1,89 @@
+// Prometheus metrics, fed by the host's events. Each host has its own registry, so two
+// hosts in one process (tests) never mix their figures.
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Host, HostEvent } from "../host.ts";
+
+const LATENCY_BUCKETS = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000];
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly #activations = new Counter({ name: "dormant_activations_total", help: "Partition activations, by kind.", labelNames: ["kind"], registers: [this.registry] });
+  readonly #wake = new Histogram({ name: "dormant_wake_latency_ms", help: "Time to make a frozen or new partition available, in ms.", labelNames: ["kind"], buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  readonly #freezes = new Counter({ name: "dormant_freezes_total", help: "Partitions frozen to storage.", registers: [this.registry] });
+  readonly #freezeBytes = new Counter({ name: "dormant_freeze_bytes_total", help: "Snapshot bytes written by freezes.", registers: [this.registry] });
+  readonly #freezeTime = new Histogram({ name: "dormant_freeze_duration_ms", help: "Time to freeze a partition, in ms.", buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  readonly #lateness = new Histogram({ name: "dormant_fire_lateness_ms", help: "From a timer's due time to the start of its delivery, in ms.", buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  readonly #deliveries = new Counter({ name: "dormant_deliveries_total", help: "Delivery attempts, by outcome.", labelNames: ["outcome"], registers: [this.registry] });
+  readonly #misfires = new Counter({ name: "dormant_misfires_total", help: "Misfires, by policy.", labelNames: ["policy"], registers: [this.registry] });
+  readonly #missed = new Counter({ name: "dormant_missed_occurrences_total", help: "Occurrences that came due while missed.", registers: [this.registry] });
+  readonly #retries = new Counter({ name: "dormant_retries_total", help: "Retries scheduled after a failed delivery.", registers: [this.registry] });
+  readonly #deadLetters = new Counter({ name: "dormant_dead_letters_total", help: "Deliveries moved to the dead-letter list.", registers: [this.registry] });
+  readonly #postponed = new Counter({ name: "dormant_postponed_total", help: "Occurrences postponed by a constrained budget, by priority.", labelNames: ["priority"], registers: [this.registry] });
+  readonly #dropped = new Counter({ name: "dormant_dropped_total", help: "Occurrences dropped by a constrained budget, by priority.", labelNames: ["priority"], registers: [this.registry] });
+  readonly #traps = new Counter({ name: "dormant_traps_total", help: "Guest traps and lost instances.", registers: [this.registry] });
+  readonly #pushes = new Counter({ name: "dormant_push_requests_total", help: "Push requests, by HTTP status.", labelNames: ["status"], registers: [this.registry] });
+
+  /** Add the gauges read from the host at each scrape. */
+  watch(host: Pick<Host, "partitions" | "budget" | "tasks">): void {
+    new Gauge({ name: "dormant_partitions", help: "Partitions, by state.", labelNames: ["state"], registers: [this.registry], collect() {
+      const counts = { active: 0, idle: 0, frozen: 0 };
+      for (const record of host.partitions.list()) counts[host.partitions.stateOf(record.id) as keyof typeof counts]++;
+      for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
+    } });
+    new Gauge({ name: "dormant_tasks", help: "Registered tasks.", registers: [this.registry], collect() {
+      this.set(host.partitions.tasks.size);
+    } });
+    new Gauge({ name: "dormant_budget_constrained", help: "1 while the host runs under a constrained budget.", registers: [this.registry], collect() {
+      this.set(host.budget.state.constrained ? 1 : 0);
+    } });
+    new Gauge({ name: "dormant_pending_retries", help: "Deliveries waiting for a retry.", registers: [this.registry], collect() {
+      this.set(host.tasks.pendingDeliveries().length);
+    } });
+  }
+
+  /** Feed one host event. */
+  observe(event: HostEvent): void {
+    switch (event.type) {
+      case "activated":
+        this.#activations.inc({ kind: event.kind });
+        this.#wake.observe({ kind: event.kind }, event.ms);
+        break;
+      case "frozen":
+        this.#freezes.inc();
+        this.#freezeBytes.inc(event.bytes);
+        this.#freezeTime.observe(event.ms);
+        break;
+      case "trap":
+        this.#traps.inc();
+        break;
+      case "delivered":
+        this.#deliveries.inc({ outcome: event.outcome.ok ? "ok" : "failed" });
+        if (event.attempt === 1 && event.kind === "timer") this.#lateness.observe(Math.max(0, event.firedAt - event.scheduledAt));
+        break;
+      case "misfire":
+        this.#misfires.inc({ policy: event.policy });
+        this.#missed.inc(event.missed);
+        break;
+      case "retry-scheduled":
+        this.#retries.inc();
+        break;
+      case "dead-lettered":
+        this.#deadLetters.inc();
+        break;
+      case "postponed":
+        this.#postponed.inc({ priority: String(event.priority) });
+        break;
+      case "dropped":
+        this.#dropped.inc({ priority: String(event.priority) });
+        break;
+    }
+  }
+
+  push(status: number): void {
+    this.#pushes.inc({ status: String(status) });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
