@@ -117,8 +117,8 @@ export const handler = {
         // `fail:N` fails the first N attempts of each event.
         const failures = text.startsWith("fail:") ? Number(text.slice(5)) : 0;
         if (event.attempt <= failures) throw `attempt ${event.attempt} of ${event.taskName} failed on purpose`;
-        // A push gets its own request back, as the guest saw it.
-        if (event.request) {
+        // A push gets its own request back, as the guest saw it (`no-reply`: nothing).
+        if (event.request && text !== "no-reply") {
           const { method, path, query, headers, body } = event.request;
           return reply(200, { method, path, query, headers, body: decoder.decode(body) });
         }
