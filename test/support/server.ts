@@ -42,7 +42,7 @@ export async function startTestServer(options: ServeOptions = {}): Promise<TestS
     const response = await fetch(`${server.url}${path}`, {
       method,
       headers: { authorization: `Bearer ${server.adminToken}`, ...(body === undefined ? {} : { "content-type": raw ? "application/wasm" : "application/json" }) },
-      ...(body === undefined ? {} : { body: raw ? body : JSON.stringify(body) }),
+      ...(body === undefined ? {} : { body: raw ? (body as Uint8Array<ArrayBuffer>) : JSON.stringify(body) }),
     });
     const text = await response.text();
     return { status: response.status, body: text ? JSON.parse(text) : undefined };
