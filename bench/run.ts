@@ -1,5 +1,6 @@
 // `npm run bench [-- --json]`: Dormant's figures, each beside a baseline measured in the
 // same run. Not a test: it asserts nothing and prints what it measured.
+import { pushFigures } from "./push.ts";
 import { insertFigures, latenessFigures } from "./tasks.ts";
 import { wakeFigures } from "./wake.ts";
 
@@ -15,6 +16,7 @@ const figures: Record<string, number> = {
   ...(wanted("wake") ? await wakeFigures("js", "counter", cycles) : {}),
   ...(wanted("tasks") ? await insertFigures() : {}),
   ...(wanted("tasks") ? await latenessFigures() : {}),
+  ...(wanted("push") ? await pushFigures() : {}),
 };
 
 if (json) {

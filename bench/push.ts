@@ -1,0 +1,148 @@
+// Push figures: requests to one warm partition, and requests spread over 1,000 frozen
+// partitions (each woken by its request), beside a plain hono handler and Miniflare
+// Durable Objects measured in the same run. Load comes from a separate process, on
+// 127.0.0.1 only, for a fixed number of requests.
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { serve } from "@hono/node-server";
+import { Hono } from "hono";
+import { Miniflare } from "miniflare";
+import { exampleComponent } from "../guests/examples.ts";
+import { startServer, type Server } from "../src/serve/server.ts";
+import { newPushToken, newTaskId } from "../src/tasks/guest-binding.ts";
+import { DEFAULT_RETRY } from "../src/tasks/limits.ts";
+import { round } from "./stats.ts";
+
+const run = promisify(execFile);
+const LOADER = join(import.meta.dirname, "load-client.ts");
+
+interface Load {
+  rps: number;
+  p50: number;
+  p99: number;
+  statuses: Record<string, number>;
+}
+
+async function load(urls: string[], requests: number, connections: number): Promise<Load> {
+  const spec = { urls, requests, connections, method: "POST", body: "ping" };
+  const { stdout } = await run("node", ["--import", "tsx", LOADER, JSON.stringify(spec)], { maxBuffer: 1 << 20, timeout: 300_000 });
+  return JSON.parse(stdout) as Load;
+}
+
+async function plainHono(): Promise<{ url: string; close(): void }> {
+  const app = new Hono();
+  app.post("/push/:token", async (c) => c.json({ ok: true, echo: await c.req.text() }));
+  return new Promise((resolve) => {
+    const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info: AddressInfo) => resolve({ url: `http://127.0.0.1:${info.port}`, close: () => server.close() }));
+  });
+}
+
+const DO_WORKER = `
+export class Counter {
+  constructor(ctx) { this.ctx = ctx; }
+  async fetch(request) {
+    const count = ((await this.ctx.storage.get("count")) ?? 0) + 1;
+    await this.ctx.storage.put("count", count);
+    return Response.json({ count, echo: await request.text() });
+  }
+}
+export default {
+  async fetch(request, env) {
+    const name = new URL(request.url).pathname.split("/")[2];
+    return env.COUNTER.get(env.COUNTER.idFromName(name)).fetch(request);
+  },
+};`;
+
+/** A push task inserted host-side for a WAT partition (the WAT guest cannot build a spec itself). */
+function pushTask(partition: string, now: number) {
+  return {
+    id: newTaskId(), partition, name: "inbox", trigger: { tag: "push" as const }, entry: "push", payload: new Uint8Array(), priority: 100,
+    outlivePartition: false, retry: { ...DEFAULT_RETRY }, misfire: "fire-once" as const, whenConstrained: "postpone" as const,
+    nextFire: undefined, pushToken: newPushToken(), registeredAt: now,
+  };
+}
+
+async function dormant(work: (server: Server) => Promise<void>): Promise<void> {
+  const dataDir = await mkdtemp(join(tmpdir(), "dormant-bench-push-"));
+  const server = await startServer({ dataDir, port: 0, executors: 2, log: () => undefined, http: { pushRate: { perSecond: 1e9, burst: 1e9 } } });
+  try {
+    await work(server);
+  } finally {
+    await server.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+export async function pushFigures(): Promise<Record<string, number>> {
+  const figures: Record<string, number> = {};
+  const put = (key: string, result: Load) => {
+    figures[`${key}.rps`] = round(result.rps, 0);
+    figures[`${key}.p99_ms`] = round(result.p99, 2);
+    const failed = Object.entries(result.statuses).filter(([status]) => !status.startsWith("2")).reduce((sum, [, n]) => sum + n, 0);
+    if (failed > 0) figures[`${key}.non_2xx`] = failed;
+  };
+  const WARM_REQUESTS = 20_000;
+
+  const hono = await plainHono();
+  await load([`${hono.url}/push/warmup`], 2000, 32);
+  const plain = await load([`${hono.url}/push/x`], WARM_REQUESTS, 32);
+  hono.close();
+  put("push.baseline.plain_hono", plain);
+
+  await dormant(async (server) => {
+    const { partitions } = server.host;
+    const wat = await partitions.components.add(await readFile(await exampleComponent("wat-minimal")));
+    const js = await partitions.components.add(await readFile(await exampleComponent("counter")));
+
+    // One warm partition: the JS counter's own `inbox` push task, and a WAT partition's.
+    const counter = await partitions.create({ name: "counter", component: js.digest });
+    await partitions.activate(counter.id);
+    const inbox = partitions.tasks.tasksOf(counter.id).find((task) => task.name === "inbox")!;
+    const jsUrl = `${server.url}/push/${inbox.pushToken}`;
+    await load([jsUrl], 1000, 32);
+    const warmJs = await load([jsUrl], WARM_REQUESTS, 32);
+    put("push.dormant.warm_js", warmJs);
+    figures["push.dormant.warm_js.vs_plain_hono"] = round(warmJs.rps / plain.rps, 3);
+
+    const single = await partitions.create({ name: "wat", component: wat.digest });
+    const task = pushTask(single.id, Date.now());
+    await partitions.tasks.apply(single.id, { upserts: [task], removals: [] });
+    const watUrl = `${server.url}/push/${task.pushToken}`;
+    await load([watUrl], 1000, 32);
+    const warmWat = await load([watUrl], WARM_REQUESTS, 32);
+    put("push.dormant.warm_wat", warmWat);
+    figures["push.dormant.warm_wat.vs_plain_hono"] = round(warmWat.rps / plain.rps, 3);
+
+    // 1,000 frozen WAT partitions, each woken by one request, in random order.
+    const urls: string[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const p = await partitions.create({ name: `w${i}`, component: wat.digest });
+      const t = pushTask(p.id, Date.now());
+      await partitions.tasks.apply(p.id, { upserts: [t], removals: [] });
+      urls.push(`${server.url}/push/${t.pushToken}`);
+    }
+    await Promise.all(urls.map((_, i) => partitions.activate(partitions.list().find((p) => p.name === `w${i}`)!.id)));
+    await partitions.freezeAll();
+    urls.sort(() => Math.random() - 0.5);
+    figures["push.dormant.spread_1000_frozen.requests"] = urls.length;
+    put("push.dormant.spread_1000_frozen", await load(urls, urls.length, 32));
+  });
+
+  const mf = new Miniflare({ modules: true, script: DO_WORKER.replace("constructor(ctx) {", "constructor(ctx, env) {"), durableObjects: { COUNTER: "Counter" }, port: 0, host: "127.0.0.1" });
+  try {
+    const base = (await mf.ready).toString().replace(/\/$/, "");
+    await load([`${base}/push/warm`], 1000, 32);
+    put("push.miniflare.one_object", await load([`${base}/push/warm`], 5000, 32));
+    const names = Array.from({ length: 1000 }, (_, i) => `${base}/push/o${i}`).sort(() => Math.random() - 0.5);
+    const spread = await load(names, names.length, 32);
+    put("push.miniflare.spread_1000_new_objects", spread);
+    figures["push.spread_1000.dormant_vs_miniflare"] = round(figures["push.dormant.spread_1000_frozen.rps"]! / spread.rps, 2);
+  } finally {
+    await mf.dispose();
+  }
+  return figures;
+}
