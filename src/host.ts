@@ -8,6 +8,7 @@ import { ActivationBudget, type BudgetState } from "./budget/budget.ts";
 import { PowerFile } from "./budget/power-file.ts";
 import { DeliveryStore } from "./delivery/delivery-store.ts";
 import { PartitionManager, type PartitionEvent } from "./partitions/manager.ts";
+import { DEFAULT_PARTITION_LIMITS, type PartitionLimits } from "./partitions/partition.ts";
 import { HeapTimerQueue } from "./scheduler/heap-timer-queue.ts";
 import { openStore, type Store } from "./store/open.ts";
 import type { TaskLimits } from "./tasks/limits.ts";
@@ -29,6 +30,8 @@ export interface HostOptions {
   maxLive?: number;
   poolSize?: number;
   limits?: TaskLimits;
+  /** Defaults for every partition: CPU deadline, memory and snapshot caps. */
+  partitionLimits?: Partial<PartitionLimits>;
   misfire?: MisfireOptions;
   budget?: Partial<BudgetState>;
   /** A file whose content constrains the budget (see budget/power-file.ts). */
@@ -76,6 +79,7 @@ export async function startHost(options: HostOptions = {}): Promise<Host> {
     ...(options.maxLive !== undefined ? { maxLive: options.maxLive } : {}),
     ...(options.poolSize !== undefined ? { poolSize: options.poolSize } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
+    partitionLimits: { ...DEFAULT_PARTITION_LIMITS, ...options.partitionLimits },
   });
   const budget = new ActivationBudget(options.budget);
   const tasks = new TaskService({

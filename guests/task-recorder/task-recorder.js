@@ -11,6 +11,8 @@ const decoder = new TextDecoder();
 const wanted = new Map();
 const received = [];
 const activations = [];
+/** Memory kept on purpose (`grow`), to test the host's memory cap. */
+const hoard = [];
 
 function reply(status, value) {
   return { status, headers: [["content-type", "application/json"]], body: encoder.encode(JSON.stringify(value)) };
@@ -95,6 +97,12 @@ export const handler = {
         return reply(200, { tasks: list().map(infoOf) });
       case "report":
         return reply(200, { received, activations });
+      case "grow": {
+        const chunk = new Uint8Array(Number(text));
+        chunk.fill(1);
+        hoard.push(chunk);
+        return reply(200, { held: hoard.reduce((sum, c) => sum + c.length, 0) });
+      }
       case "spin": {
         // Busy work for as many rounds as the payload says (deadline tests).
         let x = 0;

@@ -12,6 +12,16 @@ export class PartitionNotLiveError extends Error {
   override name = "PartitionNotLiveError";
 }
 
+/** A guest ran past its CPU deadline; its executor was terminated and replaced. */
+export class GuestDeadlineError extends Error {
+  override name = "GuestDeadlineError";
+}
+
+/** A guest grew its linear memory past the partition's cap; the call failed and its instance was dropped. */
+export class MemoryLimitError extends Error {
+  override name = "MemoryLimitError";
+}
+
 /** An executor died (crashed or was terminated) while it held the request. */
 export class ExecutorLostError extends Error {
   override name = "ExecutorLostError";
@@ -32,6 +42,7 @@ const KNOWN: Record<string, new (message: string) => Error> = {
   SnapshotUnsupportedError,
   ActivationFailedError,
   PartitionNotLiveError,
+  MemoryLimitError,
 };
 
 /** Rebuild, on the main thread, the typed error an executor reported. */

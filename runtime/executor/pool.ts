@@ -6,10 +6,11 @@ import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { PreparedComponent } from "../engine.ts";
-import { deserializeError, ExecutorLostError, PartitionNotLiveError } from "./errors.ts";
+import { deserializeError, ExecutorLostError, GuestDeadlineError, PartitionNotLiveError } from "./errors.ts";
 import type {
   ActivateResult,
   ActivationReason,
+  CallLimits,
   CallResult,
   FromWorker,
   LogLevel,
@@ -40,6 +41,7 @@ export interface ActivateOptions {
   now: number;
   /** Pristine instances to keep ready for this component in the chosen executor. */
   poolSize: number;
+  limits: CallLimits;
 }
 
 interface Pending {
@@ -56,6 +58,8 @@ const BOOTSTRAP = `import(${JSON.stringify(TSX_API)}).then(({ register }) => { r
 class Executor {
   readonly pending = new Map<number, Pending>();
   readonly partitions = new Set<string>();
+  /** Digests of the components this executor has compiled. */
+  readonly compiled = new Set<string>();
   readonly worker: Worker;
 
   constructor(data: ExecutorData, onMessage: (executor: Executor, message: FromWorker) => void, onExit: (executor: Executor, error: Error) => void) {
@@ -100,8 +104,15 @@ export class ExecutorPool {
     const executor = this.#leastLoaded();
     executor.partitions.add(partition);
     this.#home.set(partition, executor);
+    const { limits, ...rest } = options;
     try {
-      const result = (await this.#send(executor, { op: "activate", partition, ...options }, transferList(options.snapshot))) as ActivateResult;
+      // Compiling is the host's work, not the guest's: it happens before the deadline starts.
+      if (!executor.compiled.has(options.component.digest)) {
+        await this.#send(executor, { op: "compile", component: options.component });
+        executor.compiled.add(options.component.digest);
+      }
+      const request = { op: "activate" as const, partition, ...rest, memoryLimit: limits.memoryBytes };
+      const result = (await this.#send(executor, request, transferList(options.snapshot), this.#deadline(partition, limits, "on-activate"))) as ActivateResult;
       return { ...result, executor: this.#executors.indexOf(executor) };
     } catch (error) {
       this.#forget(partition);
@@ -109,10 +120,11 @@ export class ExecutorPool {
     }
   }
 
-  async call(partition: string, event: TaskEvent, host: unknown, now: number): Promise<CallResult> {
+  async call(partition: string, event: TaskEvent, host: unknown, now: number, limits: CallLimits): Promise<CallResult> {
     const executor = this.#homeOf(partition);
     try {
-      return (await this.#send(executor, { op: "call", partition, event, host, now })) as CallResult;
+      const request = { op: "call" as const, partition, event, host, now, memoryLimit: limits.memoryBytes };
+      return (await this.#send(executor, request, [], this.#deadline(partition, limits, `task ${event.taskName}`))) as CallResult;
     } catch (error) {
       // After a trap (or a lost executor) the instance is gone.
       this.#forget(partition);
@@ -159,14 +171,42 @@ export class ExecutorPool {
     this.#home.delete(partition);
   }
 
+  /** An idle executor if there is one (a busy one may be running a long call), then the one hosting fewest partitions. */
   #leastLoaded(): Executor {
-    return this.#executors.reduce((best, executor) => (executor.partitions.size < best.partitions.size ? executor : best));
+    const load = (executor: Executor) => (executor.pending.size > 0 ? 1_000_000 : 0) + executor.partitions.size;
+    return this.#executors.reduce((best, executor) => (load(executor) < load(best) ? executor : best));
   }
 
-  #send(executor: Executor, request: Request, transfer: ArrayBufferLike[] = []): Promise<unknown> {
+  #deadline(partition: string, limits: CallLimits, what: string): { ms: number; error: () => Error } {
+    return {
+      ms: limits.deadlineMs,
+      error: () =>
+        new GuestDeadlineError(`Partition ${partition} ran past its ${limits.deadlineMs} ms deadline in ${what}; its executor was stopped and replaced, and it comes back from its last snapshot.`),
+    };
+  }
+
+  /**
+   * Send a request. With a deadline, a request still running when it passes fails with
+   * the deadline's error and the executor is terminated: a runaway guest cannot be
+   * interrupted any other way. The executor's other partitions come back from snapshots.
+   */
+  #send(executor: Executor, request: Request, transfer: ArrayBufferLike[] = [], deadline?: { ms: number; error: () => Error }): Promise<unknown> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      executor.pending.set(id, { resolve, reject });
+      let timer: NodeJS.Timeout | undefined;
+      if (deadline) {
+        timer = setTimeout(() => {
+          if (!executor.pending.delete(id)) return;
+          reject(deadline.error());
+          // Replace it now, so nothing more is sent to a worker on its way out.
+          this.#retire(executor, new ExecutorLostError("its executor was stopped: another partition there ran past its deadline"));
+          void executor.worker.terminate();
+        }, deadline.ms);
+      }
+      executor.pending.set(id, {
+        resolve: (value) => (clearTimeout(timer), resolve(value)),
+        reject: (error) => (clearTimeout(timer), reject(error)),
+      });
       executor.worker.postMessage({ id, request }, transfer as never);
     });
   }
@@ -189,6 +229,11 @@ export class ExecutorPool {
   }
 
   #onExit(executor: Executor, error: Error): void {
+    this.#retire(executor, error);
+  }
+
+  /** Take a dead or doomed executor out of service: fail its requests, forget its partitions, start a replacement. */
+  #retire(executor: Executor, error: Error): void {
     const index = this.#executors.indexOf(executor);
     if (index < 0) return;
     const lost = new ExecutorLostError(`An executor stopped (${error.message}); the partitions it hosted will come back from their snapshots.`);

@@ -13,10 +13,20 @@ export interface HostCall {
   host: unknown;
   /** The host's clock when the call was sent. */
   now: number;
+  /** Most bytes of linear memory the instance may hold after the call. */
+  memoryLimit: number;
+}
+
+/** What one activation or call may use. */
+export interface CallLimits {
+  /** Wall-clock time the guest may run before its executor is terminated. */
+  deadlineMs: number;
+  memoryBytes: number;
 }
 
 export type Request =
   | { op: "prepare"; bytes: Uint8Array }
+  | { op: "compile"; component: PreparedComponent }
   | ({ op: "activate"; partition: string; component: PreparedComponent; snapshot?: Uint8Array; reason: ActivationReason; poolSize: number } & HostCall)
   | ({ op: "call"; partition: string; event: TaskEvent } & HostCall)
   | { op: "snapshot"; partition: string; drop: boolean }

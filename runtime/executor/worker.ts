@@ -7,7 +7,7 @@ import { JcoEngine } from "../jco/jco-engine.ts";
 import { applySnapshot, capturePristine, encodeSnapshot, type PristineImage } from "../snapshot/image.ts";
 import type { HostBinding, HostModule, HostSink } from "./host-binding.ts";
 import { transferList, type ActivateResult, type CallResult, type FromWorker, type Request, type SnapshotResult } from "./protocol.ts";
-import { ActivationFailedError, PartitionNotLiveError, serializeError } from "./errors.ts";
+import { ActivationFailedError, MemoryLimitError, PartitionNotLiveError, serializeError } from "./errors.ts";
 
 export interface ExecutorData {
   cacheDir: string;
@@ -103,6 +103,7 @@ async function activate(request: Extract<Request, { op: "activate" }>): Promise<
     }
     throw new GuestTrapError(`Partition ${request.partition} trapped in on-activate(${request.reason}): ${messageOf(error)}`, "activate", { cause: error });
   }
+  checkMemory(request.partition, bound.instance, request.memoryLimit, `on-activate(${request.reason})`);
   live.set(request.partition, { ...bound, digest: compiled.digest });
   return {
     source: spare ? "pool" : "instantiated",
@@ -117,8 +118,11 @@ function call(request: Extract<Request, { op: "call" }>): CallResult {
   partition.binding.begin(request.host, request.now);
   try {
     const reply = partition.instance.exports.handler.onTask(request.event);
-    return { outcome: { ok: true, reply }, effects: partition.binding.end(), ms: performance.now() - t0 };
+    const effects = partition.binding.end();
+    checkMemory(request.partition, partition.instance, request.memoryLimit, `task ${request.event.taskName}`);
+    return { outcome: { ok: true, reply }, effects, ms: performance.now() - t0 };
   } catch (error) {
+    if (error instanceof MemoryLimitError) throw error;
     const effects = partition.binding.end();
     if (isGuestError(error)) return { outcome: { ok: false, error: String(error.payload) }, effects, ms: performance.now() - t0 };
     // A trap leaves the instance in an unknown state: it is dropped, and the partition
@@ -136,6 +140,18 @@ function snapshot(request: Extract<Request, { op: "snapshot" }>): SnapshotResult
   return { bytes, memoryBytes: stats.memoryBytes, deltaBytes: stats.deltaBytes, ms: performance.now() - t0 };
 }
 
+/**
+ * After a call: a partition over its memory cap loses the call and its instance (the
+ * memory cannot shrink), and comes back from its last snapshot.
+ */
+function checkMemory(partition: string, instance: GuestInstance, limit: number, what: string): void {
+  const used = instance.state.memories.reduce((sum, memory) => sum + memory.buffer.byteLength, 0);
+  if (used <= limit) return;
+  live.delete(partition);
+  const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  throw new MemoryLimitError(`Partition ${partition} grew its linear memory to ${mib(used)} in ${what}, over its ${mib(limit)} cap; the call failed and the partition comes back from its last snapshot. Raise the partition's memory limit if it needs more.`);
+}
+
 function liveOrThrow(partition: string): Live {
   const found = live.get(partition);
   if (!found) throw new PartitionNotLiveError(`Partition ${partition} is not live in this executor; activate it first.`);
@@ -148,6 +164,9 @@ async function handle(request: Request): Promise<unknown> {
       return engine.prepare(request.bytes);
     case "activate":
       return activate(request);
+    case "compile":
+      await engine.compile(request.component);
+      return undefined;
     case "call":
       return call(request);
     case "snapshot":

@@ -9,7 +9,7 @@ import type { Host } from "../host.ts";
 import type { Activity } from "../observability/activity.ts";
 import { UnknownComponentError } from "../partitions/components.ts";
 import { UnknownPartitionError } from "../partitions/manager.ts";
-import type { Durability, PartitionRecord, RegistrationMode } from "../partitions/partition.ts";
+import type { Durability, PartitionLimits, PartitionRecord, RegistrationMode } from "../partitions/partition.ts";
 import { UnknownTaskError } from "../tasks/service.ts";
 import { pushPath, type TaskRecord } from "../tasks/task.ts";
 import { problem } from "./errors.ts";
@@ -32,6 +32,17 @@ function field<T>(body: Record<string, unknown>, name: string, check: (value: un
 const isName = (v: unknown): v is string => typeof v === "string" && NAME.test(v);
 const isDigest = (v: unknown): v is string => typeof v === "string" && /^sha256:[0-9a-f]{64}$/.test(v);
 const isMode = (v: unknown): v is RegistrationMode => v === "host" || v === "guest";
+const LIMIT_RANGES: Record<keyof PartitionLimits, [number, number]> = {
+  cpuDeadlineMs: [1, 600_000],
+  memoryBytes: [2 ** 20, 2 ** 32],
+  snapshotBytes: [1024, 2 ** 30],
+};
+const isLimits = (v: unknown): v is Partial<PartitionLimits> =>
+  typeof v === "object" && v !== null && !Array.isArray(v) &&
+  Object.entries(v).every(([key, value]) => {
+    const range = LIMIT_RANGES[key as keyof PartitionLimits];
+    return range !== undefined && Number.isInteger(value) && (value as number) >= range[0] && (value as number) <= range[1];
+  });
 const isDurability = (v: unknown): v is Durability => v === "on-idle" || v === "per-activation";
 
 export function taskJson(task: TaskRecord) {
@@ -95,6 +106,7 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
       component: field(body, "component", isDigest, 'a component digest like "sha256:<64 hex>" from POST /api/components'),
       registrations: field(body, "registrations", isMode, '"host" or "guest"', "host" as RegistrationMode),
       durability: field(body, "durability", isDurability, '"on-idle" or "per-activation"', "on-idle" as Durability),
+      limits: field(body, "limits", isLimits, "an object with any of cpuDeadlineMs (1-600000), memoryBytes (1 MiB-4 GiB), snapshotBytes (1 KiB-1 GiB)", {}),
     });
     return c.json(await partitionJson(record, true), 201);
   });

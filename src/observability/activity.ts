@@ -59,6 +59,7 @@ export class Activity {
         break;
       case "trap":
       case "snapshot-problem":
+      case "freeze-failed":
         this.#add({ at, partition: event.partition, what: event.error.message, ok: false });
         break;
     }

@@ -21,6 +21,7 @@ export function structuredLog(write: (line: string) => void, clock: () => number
         break;
       case "trap":
       case "snapshot-problem":
+      case "freeze-failed":
         line({ event: event.type, partition: event.partition, error: event.error.message });
         break;
       case "error":

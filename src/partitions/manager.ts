@@ -12,7 +12,7 @@ import type { TaskCallState, TaskEffects } from "../tasks/guest-binding.ts";
 import { DEFAULT_TASK_LIMITS, type TaskLimits } from "../tasks/limits.ts";
 import { TaskRegistry } from "../tasks/registry.ts";
 import { ComponentRegistry } from "./components.ts";
-import type { ActivationKind, Durability, PartitionRecord, PartitionState, RegistrationMode } from "./partition.ts";
+import { DEFAULT_PARTITION_LIMITS, type ActivationKind, type Durability, type PartitionLimits, type PartitionRecord, type PartitionState, type RegistrationMode } from "./partition.ts";
 
 export interface PartitionManagerOptions {
   pool: ExecutorPool;
@@ -26,6 +26,8 @@ export interface PartitionManagerOptions {
   /** Pristine instances kept ready per component in each executor (default 2). */
   poolSize?: number;
   limits?: TaskLimits;
+  /** Defaults for every partition's limits (CPU deadline, memory, snapshot size). */
+  partitionLimits?: PartitionLimits;
   /** When no stored snapshot verifies: start the partition fresh (default) or refuse. */
   onUnusableSnapshot?: "fresh" | "fail";
   onEvent?: (event: PartitionEvent) => void;
@@ -35,6 +37,7 @@ export type PartitionEvent =
   | { type: "activated"; partition: string; kind: ActivationKind; reason: ActivationReason; ms: number; pooled: boolean }
   | { type: "frozen"; partition: string; bytes: number; ms: number }
   | { type: "snapshot-problem"; partition: string; error: Error }
+  | { type: "freeze-failed"; partition: string; error: Error }
   | { type: "trap"; partition: string; error: Error };
 
 export class UnknownPartitionError extends Error {
@@ -45,11 +48,16 @@ export class PartitionUnavailableError extends Error {
   override name = "PartitionUnavailableError";
 }
 
+export class SnapshotTooLargeError extends Error {
+  override name = "SnapshotTooLargeError";
+}
+
 export interface CreatePartition {
   name: string;
   component: string;
   durability?: Durability;
   registrations?: RegistrationMode;
+  limits?: Partial<PartitionLimits>;
 }
 
 interface Slot {
@@ -75,6 +83,7 @@ export class PartitionManager {
       maxLive: 1000,
       poolSize: 2,
       limits: DEFAULT_TASK_LIMITS,
+      partitionLimits: DEFAULT_PARTITION_LIMITS,
       onUnusableSnapshot: "fresh",
       ...options,
     };
@@ -108,6 +117,7 @@ export class PartitionManager {
       component: spec.component,
       durability: spec.durability ?? "on-idle",
       registrations: spec.registrations ?? "host",
+      ...(spec.limits ? { limits: spec.limits } : {}),
       createdAt: this.#options.clock(),
     };
     await this.#options.store.partitions.setItem(record.id, record);
@@ -163,7 +173,7 @@ export class PartitionManager {
       await this.#ensureLive(slot);
       slot.busy = true;
       try {
-        const result = await this.#options.pool.call(id, event, this.#hostState(id), this.#options.clock()).catch((error: Error) => {
+        const result = await this.#options.pool.call(id, event, this.#hostState(id), this.#options.clock(), this.#callLimits(slot)).catch((error: Error) => {
           slot.live = false; // the instance is gone; the next event rehydrates
           this.#emit({ type: "trap", partition: id, error });
           throw error;
@@ -186,7 +196,7 @@ export class PartitionManager {
   /** Freeze the partitions idle for longer than the idle timeout. */
   async tick(now: number): Promise<void> {
     const due = [...this.#slots.values()].filter((slot) => slot.live && !slot.busy && now - slot.lastUsed >= this.#options.idleTimeoutMs);
-    await Promise.all(due.map((slot) => this.#exclusive(slot, () => this.#freeze(slot))));
+    await Promise.all(due.map((slot) => this.#freezeReporting(slot)));
   }
 
   async delete(id: string): Promise<void> {
@@ -201,9 +211,13 @@ export class PartitionManager {
     });
   }
 
-  /** Freeze every live partition (at shutdown). */
+  /** Freeze every live partition (at shutdown); one that cannot be frozen is reported, not fatal. */
   async freezeAll(): Promise<void> {
-    await Promise.all([...this.#slots.values()].filter((slot) => slot.live).map((slot) => this.#exclusive(slot, () => this.#freeze(slot))));
+    await Promise.all([...this.#slots.values()].filter((slot) => slot.live).map((slot) => this.#freezeReporting(slot)));
+  }
+
+  #freezeReporting(slot: Slot): Promise<void> {
+    return this.#exclusive(slot, () => this.#freeze(slot)).catch((error: Error) => this.#emit({ type: "freeze-failed", partition: slot.record.id, error }));
   }
 
   async #ensureLive(slot: Slot): Promise<ActivationKind> {
@@ -240,6 +254,7 @@ export class PartitionManager {
       host: this.#hostState(slot.record.id),
       now: this.#options.clock(),
       poolSize: this.#options.poolSize,
+      limits: this.#callLimits(slot),
     });
   }
 
@@ -282,16 +297,31 @@ export class PartitionManager {
       this.#emit({ type: "frozen", partition: id, bytes: 0, ms: performance.now() - started });
       return;
     }
-    const { bytes } = await this.#options.pool.snapshot(id, true);
-    slot.live = false;
+    // The instance is released only once its snapshot is stored: a failed write loses nothing.
+    const { bytes } = await this.#options.pool.snapshot(id, false);
+    const cap = this.limitsOf(id).snapshotBytes;
+    if (bytes.length > cap) {
+      throw new SnapshotTooLargeError(`Partition ${id} cannot be frozen: its snapshot is ${bytes.length} bytes, over its ${cap}-byte cap. It stays live; raise its snapshot limit or have it keep less state.`);
+    }
     const ref = await this.snapshots.put(id, bytes, this.#options.clock());
+    await this.#options.pool.drop(id);
+    slot.live = false;
     this.#emit({ type: "frozen", partition: id, bytes: ref.bytes, ms: performance.now() - started });
   }
 
   async #evict(except: Slot): Promise<void> {
     const idle = [...this.#slots.values()].filter((slot) => slot.live && !slot.busy && slot !== except).sort((a, b) => a.lastUsed - b.lastUsed);
     const excess = this.liveCount() - this.#options.maxLive;
-    await Promise.all(idle.slice(0, Math.max(0, excess)).map((slot) => this.#exclusive(slot, () => this.#freeze(slot)).catch((error: Error) => this.#emit({ type: "snapshot-problem", partition: slot.record.id, error }))));
+    await Promise.all(idle.slice(0, Math.max(0, excess)).map((slot) => this.#freezeReporting(slot)));
+  }
+
+  limitsOf(id: string): PartitionLimits {
+    return { ...this.#options.partitionLimits, ...this.#slotOf(id).record.limits };
+  }
+
+  #callLimits(slot: Slot) {
+    const limits = this.limitsOf(slot.record.id);
+    return { deadlineMs: limits.cpuDeadlineMs, memoryBytes: limits.memoryBytes };
   }
 
   #reasonFor(slot: Slot, snapshot: Uint8Array | undefined): ActivationReason {

@@ -17,6 +17,18 @@ export type RegistrationMode =
 
 export type PartitionState = "active" | "idle" | "frozen" | "deleted";
 
+/** What one partition may use; the host's defaults, overridable per partition. */
+export interface PartitionLimits {
+  /** Time one activation or event may run before its executor is stopped (default 5 s). */
+  cpuDeadlineMs: number;
+  /** Linear memory the instance may hold after a call (default 256 MiB). */
+  memoryBytes: number;
+  /** Largest snapshot a freeze may store (default 64 MiB). */
+  snapshotBytes: number;
+}
+
+export const DEFAULT_PARTITION_LIMITS: PartitionLimits = { cpuDeadlineMs: 5000, memoryBytes: 256 * 2 ** 20, snapshotBytes: 64 * 2 ** 20 };
+
 /** A partition as the host persists it. */
 export interface PartitionRecord {
   id: string;
@@ -25,6 +37,8 @@ export interface PartitionRecord {
   component: string;
   durability: Durability;
   registrations: RegistrationMode;
+  /** Overrides of the host's partition limits. */
+  limits?: Partial<PartitionLimits>;
   createdAt: number;
 }
 

@@ -7,7 +7,7 @@ import type { PreparedComponent } from "../../runtime/engine.ts";
 import type { ExecutorPool } from "../../runtime/executor/pool.ts";
 import { buildComponent } from "../../runtime/toolchain/build.ts";
 import type { TaskEffects } from "../../src/tasks/guest-binding.ts";
-import { bodyText, event, noTasks, startPool } from "../support/runtime.ts";
+import { bodyText, event, LIMITS, noTasks, startPool } from "../support/runtime.ts";
 
 const guests = inject("guests");
 let pool: ExecutorPool;
@@ -23,15 +23,15 @@ beforeAll(async () => {
 afterAll(() => pool.close());
 
 async function push(partition: string): Promise<Record<string, unknown>> {
-  const { outcome } = await pool.call(partition, event("push"), noTasks(), 0);
+  const { outcome } = await pool.call(partition, event("push"), noTasks(), 0, LIMITS);
   if (!outcome.ok) throw new Error(outcome.error);
   return JSON.parse(bodyText(outcome.reply?.body)) as Record<string, unknown>;
 }
 
 describe("partitions in executors", () => {
   it("keeps independent state in two partitions of one component", async () => {
-    await pool.activate("indep-a", { component: counter, reason: "fresh", host: noTasks(), now: 0, poolSize: 1 });
-    await pool.activate("indep-b", { component: counter, reason: "fresh", host: noTasks(), now: 0, poolSize: 1 });
+    await pool.activate("indep-a", { component: counter, reason: "fresh", host: noTasks(), now: 0, poolSize: 1, limits: LIMITS });
+    await pool.activate("indep-b", { component: counter, reason: "fresh", host: noTasks(), now: 0, poolSize: 1, limits: LIMITS });
     await push("indep-a");
     await push("indep-a");
     expect((await push("indep-a")).count).toBe(3);
@@ -39,18 +39,18 @@ describe("partitions in executors", () => {
   });
 
   it("keeps state in a hand-written WAT guest across calls", async () => {
-    await pool.activate("wat-a", { component: wat, reason: "fresh", host: noTasks(), now: 0, poolSize: 1 });
+    await pool.activate("wat-a", { component: wat, reason: "fresh", host: noTasks(), now: 0, poolSize: 1, limits: LIMITS });
     for (const expected of ["1", "2", "3"]) {
-      const { outcome } = await pool.call("wat-a", event("tick"), noTasks(), 0);
+      const { outcome } = await pool.call("wat-a", event("tick"), noTasks(), 0, LIMITS);
       expect(outcome.ok && bodyText(outcome.reply?.body)).toBe(expected);
     }
   });
 
   it("runs guest code off the main thread, which keeps its timers running", async () => {
-    await pool.activate("spinner", { component: counter, reason: "fresh", host: noTasks(), now: 0, poolSize: 0 });
+    await pool.activate("spinner", { component: counter, reason: "fresh", host: noTasks(), now: 0, poolSize: 0, limits: LIMITS });
     let ticks = 0;
     const timer = setInterval(() => ticks++, 5);
-    const call = pool.call("spinner", event("spin", "5000000"), noTasks(), 0);
+    const call = pool.call("spinner", event("spin", "5000000"), noTasks(), 0, LIMITS);
     const result = await call;
     clearInterval(timer);
     expect(result.outcome.ok).toBe(true);
@@ -60,7 +60,7 @@ describe("partitions in executors", () => {
   });
 
   it("hands a partition's registrations back as effects of the call, tagged with that partition", async () => {
-    const { outcome, effects } = await pool.call("indep-a", event("register", JSON.stringify({ name: "later", entry: "tick" })), noTasks(), 1000);
+    const { outcome, effects } = await pool.call("indep-a", event("register", JSON.stringify({ name: "later", entry: "tick" })), noTasks(), 1000, LIMITS);
     expect(outcome.ok).toBe(true);
     const { upserts } = effects as TaskEffects;
     expect(upserts.map((task) => [task.partition, task.name, task.nextFire])).toEqual([["indep-a", "later", 2000]]);
@@ -68,22 +68,22 @@ describe("partitions in executors", () => {
 
   it("shows a partition only the tasks the host passes for it", async () => {
     const state = noTasks();
-    const { effects } = await pool.call("indep-a", event("register", JSON.stringify({ name: "mine", entry: "tick" })), state, 0);
+    const { effects } = await pool.call("indep-a", event("register", JSON.stringify({ name: "mine", entry: "tick" })), state, 0, LIMITS);
     const mine = (effects as TaskEffects).upserts;
-    const forB = await pool.call("indep-b", event("register", JSON.stringify({ name: "other", entry: "tick" })), noTasks(), 0);
+    const forB = await pool.call("indep-b", event("register", JSON.stringify({ name: "other", entry: "tick" })), noTasks(), 0, LIMITS);
     expect(JSON.parse(bodyText(forB.outcome.ok ? forB.outcome.reply?.body : undefined)).names).toEqual(["other"]);
-    const forA = await pool.call("indep-a", event("register", JSON.stringify({ name: "again", entry: "tick" })), { ...state, tasks: mine }, 0);
+    const forA = await pool.call("indep-a", event("register", JSON.stringify({ name: "again", entry: "tick" })), { ...state, tasks: mine }, 0, LIMITS);
     expect(JSON.parse(bodyText(forA.outcome.ok ? forA.outcome.reply?.body : undefined)).names).toEqual(["again", "mine"]);
   });
 
   it("attributes each log line to the partition that wrote it", async () => {
     logs.length = 0;
-    await pool.activate("logger", { component: wat, reason: "fresh", host: noTasks(), now: 0, poolSize: 1 });
+    await pool.activate("logger", { component: wat, reason: "fresh", host: noTasks(), now: 0, poolSize: 1, limits: LIMITS });
     expect(logs).toEqual([{ partition: "logger", message: "wat-minimal activated" }]);
   });
 
   it("returns a guest's error result as a failed outcome, not a crash", async () => {
-    const { outcome } = await pool.call("indep-b", event("fail"), noTasks(), 0);
+    const { outcome } = await pool.call("indep-b", event("fail"), noTasks(), 0, LIMITS);
     expect(outcome).toEqual({ ok: false, error: "asked to fail at count 1" });
     expect((await push("indep-b")).count).toBe(2);
   });
@@ -124,7 +124,7 @@ describe("bad components", () => {
     );
     await writeFile(join(dir, "trap.wat"), source);
     const trapping = await pool.prepare(await buildComponent(join(dir, "trap.wat"), { witDir: new URL("../../wit", import.meta.url).pathname }));
-    await expect(pool.activate("trapper", { component: trapping, reason: "fresh", host: noTasks(), now: 0, poolSize: 0 })).rejects.toThrow(
+    await expect(pool.activate("trapper", { component: trapping, reason: "fresh", host: noTasks(), now: 0, poolSize: 0, limits: LIMITS })).rejects.toThrow(
       /trapped while being instantiated: unreachable/,
     );
     expect(pool.isLive("trapper")).toBe(false);

@@ -1,4 +1,5 @@
 // Driving the task-recorder guest from tests: direct calls to its entries, and its report.
+import type { CallOutcome } from "../../runtime/executor/protocol.ts";
 import type { CreatePartition } from "../../src/partitions/manager.ts";
 import type { TestHost } from "./host.ts";
 
@@ -21,10 +22,10 @@ export async function recorder(h: TestHost, options: Partial<CreatePartition> = 
   return (await h.partitions.create({ name: "recorder", component, ...options })).id;
 }
 
-/** Call an entry of the guest directly (not through a task) and parse its JSON reply. */
-export async function call(h: TestHost, partition: string, entry: string, payload: unknown = ""): Promise<{ status: number; body: any }> {
+/** Deliver an event straight to an entry of the guest (not through a task). */
+export function deliverDirect(h: TestHost, partition: string, entry: string, payload: unknown = ""): Promise<CallOutcome> {
   const now = BigInt(h.now.value);
-  const outcome = await h.partitions.deliver(partition, {
+  return h.partitions.deliver(partition, {
     taskId: "direct",
     taskName: entry,
     entry,
@@ -34,6 +35,11 @@ export async function call(h: TestHost, partition: string, entry: string, payloa
     attempt: 1,
     occurrences: 1,
   });
+}
+
+/** Call an entry of the guest directly and parse its JSON reply. */
+export async function call(h: TestHost, partition: string, entry: string, payload: unknown = ""): Promise<{ status: number; body: any }> {
+  const outcome = await deliverDirect(h, partition, entry, payload);
   if (!outcome.ok) throw new Error(`${entry} failed: ${outcome.error}`);
   return { status: outcome.reply!.status, body: JSON.parse(decoder.decode(outcome.reply!.body)) };
 }

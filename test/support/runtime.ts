@@ -34,3 +34,6 @@ export function event(entry: string, payload = "", extra: Partial<TaskEvent> = {
 export function bodyText(body: Uint8Array | undefined): string {
   return new TextDecoder().decode(body ?? new Uint8Array());
 }
+
+/** Generous limits for direct executor calls. */
+export const LIMITS = { deadlineMs: 60_000, memoryBytes: 2 ** 31 };
