@@ -7,6 +7,8 @@ import type { TaskLimits } from "./limits.ts";
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
 /** Latest instant a trigger may name: the end of year 9999. */
 const MAX_TIME = 253_402_300_799_999;
+/** Longest wait between retries. */
+const MAX_BACKOFF = 30 * 86_400_000;
 
 /** A refused registration. Thrown through the WIT boundary as `err(task-error)`. */
 export class TaskSpecError extends Error {
@@ -41,7 +43,10 @@ export function validateSpec(spec: TaskSpec, limits: TaskLimits, now: number): v
     if (maxAttempts < 1 || maxAttempts > limits.maxAttempts) {
       refuse("invalid-retry", `Task ${spec.name} asks for ${maxAttempts} attempts; use 1 to ${limits.maxAttempts}.`);
     }
-    if (initialBackoffMs > maxBackoffMs || maxBackoffMs > BigInt(MAX_TIME)) {
+    if (maxBackoffMs > BigInt(MAX_BACKOFF)) {
+      refuse("invalid-retry", `Task ${spec.name} has a max backoff of ${maxBackoffMs} ms; keep it at most ${MAX_BACKOFF} ms (30 days).`);
+    }
+    if (initialBackoffMs > maxBackoffMs) {
       refuse("invalid-retry", `Task ${spec.name} has initial backoff ${initialBackoffMs} ms above its max backoff ${maxBackoffMs} ms; make the max at least the initial.`);
     }
   }
@@ -56,7 +61,7 @@ function validateTrigger(spec: TaskSpec, limits: TaskLimits, now: number): void 
       }
       return;
     case "after":
-      if (trigger.val > BigInt(MAX_TIME)) {
+      if (trigger.val > BigInt(MAX_TIME - now)) {
         refuse("invalid-trigger", `Task ${spec.name} asks for a delay of ${trigger.val} ms, past the year 9999; give the delay in milliseconds.`);
       }
       return;
