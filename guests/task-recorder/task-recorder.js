@@ -110,6 +110,8 @@ export const handler = {
         return reply(200, { x });
       }
       default: {
+        // A push to `<push URL>/report` reads the report instead of being recorded.
+        if (event.request?.path === "/report") return reply(200, { received, activations });
         // A one-shot that fired is spent: it is no longer wanted.
         const spec = wanted.get(event.taskName);
         if (spec && (spec.at !== undefined || spec.after !== undefined)) wanted.delete(event.taskName);
@@ -121,6 +123,7 @@ export const handler = {
           firedAt: Number(event.firedAt),
           attempt: event.attempt,
           occurrences: event.occurrences,
+          ...(event.request ? { body: decoder.decode(event.request.body) } : {}),
         });
         // `fail:N` fails the first N attempts of each event.
         const failures = text.startsWith("fail:") ? Number(text.slice(5)) : 0;
