@@ -1,0 +1,78 @@
+// Isolation and access: unguessable ids and push URLs, owner-only data files, and no
+// door out of the sandbox but the dormant:host world.
+import { readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { componentEmbed, componentNew, parse } from "@bytecodealliance/jco";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHostBinding } from "../../src/tasks/guest-binding.ts";
+import { DEFAULT_TASK_LIMITS } from "../../src/tasks/limits.ts";
+import type { TaskInfo, TaskSpec } from "../../src/tasks/task.ts";
+import { startTestServer, type TestServer } from "../support/server.ts";
+
+async function* walk(dir: string): AsyncGenerator<string> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    yield path;
+    if (entry.isDirectory()) yield* walk(path);
+  }
+}
+
+describe("isolation and access", () => {
+  let s: TestServer;
+  let dataDir: string;
+  beforeAll(async () => {
+    s = await startTestServer({ engineCacheDir: undefined });
+    dataDir = s.host.store.description.replace(/^fs:/, "");
+    const id = await s.deploy("counter");
+    await s.api("POST", `/api/partitions/${id}/activate`);
+    await s.api("POST", `/api/partitions/${id}/freeze`);
+  });
+  afterAll(() => s.close());
+
+  it("creates every data file owner-only (0600) in owner-only directories (0700)", async () => {
+    let files = 0;
+    for await (const path of walk(dataDir)) {
+      const info = await stat(path);
+      const mode = info.mode & 0o777;
+      if (info.isDirectory()) expect([path, mode.toString(8)]).toEqual([path, "700"]);
+      else {
+        files++;
+        expect([path, mode.toString(8)]).toEqual([path, "600"]);
+      }
+    }
+    expect(files).toBeGreaterThan(5); // snapshots, registrations, components, partitions, engine cache, admin token
+  });
+
+  it("issues task ids of 128 random bits and push URLs of 192, never twice", () => {
+    const binding = createHostBinding({ log: () => undefined });
+    binding.attach("p_ids");
+    const register = (binding.imports["dormant:host/background-tasks@0.1.0"] as { register(spec: TaskSpec): TaskInfo }).register;
+    binding.begin({ tasks: [], limits: { ...DEFAULT_TASK_LIMITS, maxTasks: 5000 } }, 0);
+    const ids = new Set<string>();
+    const urls = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const info = register({ name: `t${i}`, trigger: { tag: "push" }, entry: "e", payload: new Uint8Array(), priority: 0, outlivePartition: false });
+      ids.add(info.id);
+      urls.add(info.pushUrl!);
+    }
+    binding.end();
+    expect(ids.size).toBe(2000);
+    expect(urls.size).toBe(2000);
+    for (const id of ids) expect(id).toMatch(/^t_[A-Za-z0-9_-]{22}$/); // 16 bytes
+    for (const url of urls) expect(url).toMatch(/^\/push\/[A-Za-z0-9_-]{32}$/); // 24 bytes
+  });
+
+  it("refuses at deploy a component that imports network or file system access, naming the import", async () => {
+    for (const [pkg, iface] of [["wasi:http@0.2.0", "outgoing-handler"], ["wasi:filesystem@0.2.0", "preopens"]] as const) {
+      const name = `${pkg.split("@")[0]}/${iface}@0.2.0`;
+      const core = await parse(`(module (import "${name}" "open" (func)) (memory (export "memory") 1) (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 0) (func (export "run") (result i32) i32.const 0))`);
+      const witSource = `package other:thing;
+        world escape { import ${name}; export run: func() -> u32; }
+        package ${pkg} { interface ${iface} { open: func(); } }`;
+      const component = await componentNew(await componentEmbed({ binary: core, witSource, world: "escape" }));
+      const { status, body } = await s.api("POST", "/api/components", component);
+      expect(status).toBe(400);
+      expect(body.error.message).toContain(`imports ${pkg.split("@")[0]}/${iface}`);
+    }
+  });
+});
