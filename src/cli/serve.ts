@@ -4,7 +4,9 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { exampleComponent, type ExampleName } from "../../guests/examples.ts";
+import type { HttpOptions } from "../http/app.ts";
 import { startServer, type Server, type ServeOptions } from "../serve/server.ts";
+import { DEFAULT_TASK_LIMITS, type TaskLimits } from "../tasks/limits.ts";
 
 const HELP = `Usage: dormant serve [options]
 
@@ -19,7 +21,14 @@ Options (environment variable in brackets):
   --idle-timeout MS     Freeze partitions idle this long (default 10000) [DORMANT_IDLE_TIMEOUT_MS]
   --executors N         Executor threads (default: one per core) [DORMANT_EXECUTORS]
   --power-file PATH     File whose content constrains the budget ("normal" | "constrained [threshold]") [DORMANT_POWER_FILE]
-  --config FILE         JSON file with any of: dataDir, store, port, host, idleTimeoutMs, executors, powerFile
+  --max-live N          Partitions live at once; beyond it the least recently used freeze (default 1000) [DORMANT_MAX_LIVE]
+  --cpu-deadline MS     Time one activation or event may run (default 5000) [DORMANT_CPU_DEADLINE_MS]
+  --memory-limit MIB    Linear memory per partition (default 256) [DORMANT_MEMORY_LIMIT_MIB]
+  --config FILE         JSON file with any of the settings above (dataDir, store, port, host,
+                        idleTimeoutMs, executors, powerFile, maxLive, cpuDeadlineMs, memoryLimitMiB)
+                        and the quotas: tasks {maxTasks, minIntervalMs, maxPayloadBytes, maxAttempts},
+                        http {maxBodyBytes, maxComponentBytes, pushRate {perSecond, burst}, pushDeadlineMs},
+                        snapshotLimitBytes
   --demo                Deploy the example guests as partitions on first start
   -h, --help            This help
 
@@ -35,6 +44,12 @@ interface Config {
   idleTimeoutMs?: number;
   executors?: number;
   powerFile?: string;
+  maxLive?: number;
+  cpuDeadlineMs?: number;
+  memoryLimitMiB?: number;
+  snapshotLimitBytes?: number;
+  tasks?: Partial<TaskLimits>;
+  http?: Omit<HttpOptions, "adminToken">;
 }
 
 function number(name: string, text: string | undefined): number | undefined {
@@ -50,6 +65,7 @@ export async function settings(args: string[], env: NodeJS.ProcessEnv = process.
     options: {
       "data-dir": { type: "string" }, store: { type: "string" }, port: { type: "string" }, host: { type: "string" },
       "idle-timeout": { type: "string" }, executors: { type: "string" }, "power-file": { type: "string" }, config: { type: "string" },
+      "max-live": { type: "string" }, "cpu-deadline": { type: "string" }, "memory-limit": { type: "string" },
       demo: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
   });
@@ -70,6 +86,12 @@ export async function settings(args: string[], env: NodeJS.ProcessEnv = process.
     idleTimeoutMs: pick(number("--idle-timeout", values["idle-timeout"]), number("DORMANT_IDLE_TIMEOUT_MS", env.DORMANT_IDLE_TIMEOUT_MS), file.idleTimeoutMs),
     executors: pick(number("--executors", values.executors), number("DORMANT_EXECUTORS", env.DORMANT_EXECUTORS), file.executors),
     powerFile: pick(values["power-file"], env.DORMANT_POWER_FILE, file.powerFile),
+    maxLive: pick(number("--max-live", values["max-live"]), number("DORMANT_MAX_LIVE", env.DORMANT_MAX_LIVE), file.maxLive),
+    cpuDeadlineMs: pick(number("--cpu-deadline", values["cpu-deadline"]), number("DORMANT_CPU_DEADLINE_MS", env.DORMANT_CPU_DEADLINE_MS), file.cpuDeadlineMs),
+    memoryLimitMiB: pick(number("--memory-limit", values["memory-limit"]), number("DORMANT_MEMORY_LIMIT_MIB", env.DORMANT_MEMORY_LIMIT_MIB), file.memoryLimitMiB),
+    ...(file.snapshotLimitBytes !== undefined ? { snapshotLimitBytes: file.snapshotLimitBytes } : {}),
+    ...(file.tasks ? { tasks: file.tasks } : {}),
+    ...(file.http ? { http: file.http } : {}),
   };
   return { config, demo: values.demo ?? false, help: values.help ?? false };
 }
@@ -85,6 +107,14 @@ export async function serveCommand(args: string[]): Promise<void> {
     ...(config.idleTimeoutMs !== undefined ? { idleTimeoutMs: config.idleTimeoutMs } : {}),
     ...(config.executors ? { executors: config.executors } : {}),
     ...(config.powerFile ? { powerFile: config.powerFile } : {}),
+    ...(config.maxLive !== undefined ? { maxLive: config.maxLive } : {}),
+    ...(config.tasks ? { limits: { ...DEFAULT_TASK_LIMITS, ...config.tasks } } : {}),
+    ...(config.http ? { http: config.http } : {}),
+    partitionLimits: {
+      ...(config.cpuDeadlineMs !== undefined ? { cpuDeadlineMs: config.cpuDeadlineMs } : {}),
+      ...(config.memoryLimitMiB !== undefined ? { memoryBytes: config.memoryLimitMiB * 2 ** 20 } : {}),
+      ...(config.snapshotLimitBytes !== undefined ? { snapshotBytes: config.snapshotLimitBytes } : {}),
+    },
     onLog: (partition, level, message) => process.stdout.write(`${JSON.stringify({ at: new Date().toISOString(), event: "guest-log", partition, level, message })}\n`),
   };
   const server = await startServer(options);
