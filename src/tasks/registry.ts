@@ -2,6 +2,7 @@
 // persisted per partition; those of `guest`-mode partitions are a volatile copy that the
 // guest rebuilds when the host starts. Values are encoded with V8's serializer: task
 // records carry BigInts and byte arrays.
+import { createHash, timingSafeEqual } from "node:crypto";
 import { deserialize, serialize } from "node:v8";
 import type { Storage } from "unstorage";
 import type { RegistrationMode } from "../partitions/partition.ts";
@@ -50,9 +51,15 @@ export class TaskRegistry {
     return this.#byId.get(id);
   }
 
-  /** The push task whose URL carries this token. */
+  /**
+   * The push task whose URL carries this token. Looked up by the token's digest, then
+   * compared in constant time: how long it takes says nothing about how close a guess was.
+   */
   byPushToken(token: string): TaskRecord | undefined {
-    return this.#byPushToken.get(token);
+    const task = this.#byPushToken.get(digestOf(token));
+    if (!task?.pushToken) return undefined;
+    const [given, expected] = [Buffer.from(token), Buffer.from(task.pushToken)];
+    return given.length === expected.length && timingSafeEqual(given, expected) ? task : undefined;
   }
 
   tasksOf(partition: string): TaskRecord[] {
@@ -124,10 +131,10 @@ export class TaskRegistry {
     const replaced = tasks.get(task.name);
     if (replaced && replaced.id !== task.id) this.#delete(replaced);
     const previous = this.#byId.get(task.id);
-    if (previous?.pushToken !== undefined) this.#byPushToken.delete(previous.pushToken);
+    if (previous?.pushToken !== undefined) this.#byPushToken.delete(digestOf(previous.pushToken));
     tasks.set(task.name, task);
     this.#byId.set(task.id, task);
-    if (task.pushToken !== undefined) this.#byPushToken.set(task.pushToken, task);
+    if (task.pushToken !== undefined) this.#byPushToken.set(digestOf(task.pushToken), task);
     this.#watcher?.changed(task);
   }
 
@@ -136,7 +143,7 @@ export class TaskRegistry {
     tasks?.delete(task.name);
     if (tasks?.size === 0) this.#byPartition.delete(task.partition);
     this.#byId.delete(task.id);
-    if (task.pushToken !== undefined) this.#byPushToken.delete(task.pushToken);
+    if (task.pushToken !== undefined) this.#byPushToken.delete(digestOf(task.pushToken));
     this.#watcher?.removed(task);
   }
 
@@ -146,4 +153,8 @@ export class TaskRegistry {
     if (tasks.length === 0) await this.#storage.removeItem(partition);
     else await this.#storage.setItemRaw(partition, serialize(tasks));
   }
+}
+
+function digestOf(token: string): string {
+  return createHash("sha256").update(token).digest("base64url");
 }
