@@ -1,48 +1,31 @@
 // The `dormant` command line against a `dormant serve` child process: deploy, ps, tasks,
 // fire, freeze, rm, and a graceful SIGTERM.
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtemp, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
+import { BIN, spawnServe, type ServeProcess } from "../support/serve-process.ts";
 
 const run = promisify(execFile);
-const BIN = join(import.meta.dirname, "..", "..", "bin", "dormant.js");
 const TOKEN = "cli-test-token";
 
-let child: ChildProcess;
-let url: string;
+let serve: ServeProcess;
 let dataDir: string;
-let exit: Promise<number | null>;
 
 async function dormant(...args: string[]): Promise<any> {
-  const { stdout } = await run("node", [BIN, ...args, "--json"], { env: { ...process.env, DORMANT_URL: url, DORMANT_ADMIN_TOKEN: TOKEN } });
+  const { stdout } = await run("node", [BIN, ...args, "--json"], { env: { ...process.env, DORMANT_URL: serve.url, DORMANT_ADMIN_TOKEN: TOKEN } });
   return JSON.parse(stdout);
-}
-
-/** Start `dormant serve` on the data directory; resolves with its URL once it listens. */
-async function startServe(): Promise<void> {
-  child = spawn("node", [BIN, "serve", "--port", "0", "--data-dir", dataDir, "--executors", "1"], { env: { ...process.env, DORMANT_ADMIN_TOKEN: TOKEN }, stdio: ["ignore", "ignore", "pipe"] });
-  exit = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
-  url = await new Promise<string>((resolve, reject) => {
-    let seen = "";
-    child.stderr!.on("data", (chunk: Buffer) => {
-      seen += chunk.toString();
-      const match = /Dormant serving (http:\/\/\S+)/.exec(seen);
-      if (match) resolve(match[1]!);
-    });
-    child.once("exit", (code) => reject(new Error(`dormant serve exited with ${code}: ${seen}`)));
-  });
 }
 
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), "dormant-cli-"));
-  await startServe();
+  serve = await spawnServe(dataDir, TOKEN);
 });
 
 afterAll(() => {
-  if (child.exitCode === null) child.kill("SIGKILL");
+  if (serve.process.exitCode === null) serve.process.kill("SIGKILL");
 });
 
 describe("dormant CLI against a server", () => {
@@ -56,7 +39,7 @@ describe("dormant CLI against a server", () => {
   });
 
   it("lists tasks and fires one", async () => {
-    await fetch(`${url}/api/partitions/${partition}/activate`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } });
+    await fetch(`${serve.url}/api/partitions/${partition}/activate`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } });
     const { tasks } = await dormant("tasks", "--partition", partition);
     expect(tasks.map((t: { name: string }) => t.name).sort()).toEqual(["heartbeat", "inbox"]);
     const heartbeat = tasks.find((t: { name: string }) => t.name === "heartbeat");
@@ -70,24 +53,24 @@ describe("dormant CLI against a server", () => {
   });
 
   it("explains a wrong token and an unreachable server", async () => {
-    const wrong = run("node", [BIN, "ps"], { env: { ...process.env, DORMANT_URL: url, DORMANT_ADMIN_TOKEN: "nope" } });
+    const wrong = run("node", [BIN, "ps"], { env: { ...process.env, DORMANT_URL: serve.url, DORMANT_ADMIN_TOKEN: "nope" } });
     await expect(wrong).rejects.toMatchObject({ stderr: expect.stringMatching(/403: The admin token is wrong/) });
     const away = run("node", [BIN, "ps", "--url", "http://127.0.0.1:9"], { env: { ...process.env, DORMANT_ADMIN_TOKEN: TOKEN } });
     await expect(away).rejects.toMatchObject({ stderr: expect.stringMatching(/Cannot reach http:\/\/127.0.0.1:9.*Is dormant serve running there\?/) });
   });
 
   it("stops on SIGTERM with exit code 0, live partitions frozen", async () => {
-    await fetch(`${url}/api/partitions/${partition}/activate`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } });
-    child.kill("SIGTERM");
-    expect(await exit).toBe(0);
+    await fetch(`${serve.url}/api/partitions/${partition}/activate`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } });
+    serve.process.kill("SIGTERM");
+    expect(await serve.exit).toBe(0);
     expect((await readdir(join(dataDir, "snapshots"))).length).toBeGreaterThan(0);
   });
 
   it("removes a partition (on a new server over the same data)", async () => {
-    await startServe();
+    serve = await spawnServe(dataDir, TOKEN);
     expect(await dormant("rm", partition)).toEqual({ deleted: partition });
     expect((await dormant("ps")).partitions).toEqual([]);
-    child.kill("SIGTERM");
-    expect(await exit).toBe(0);
+    serve.process.kill("SIGTERM");
+    expect(await serve.exit).toBe(0);
   });
 });

@@ -1,49 +1,16 @@
 // Crash testing: `dormant serve` runs as a child process under timers and async pushes
 // and is killed with SIGKILL at random moments, then restarted. Afterwards no
 // registration is lost, no snapshot is torn, and every push answered 202 was delivered.
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { startTestHost } from "../support/host.ts";
 import { recorder, registerTasks } from "../support/recorder.ts";
+import { killServe, spawnServe } from "../support/serve-process.ts";
 
-const BIN = join(import.meta.dirname, "..", "..", "bin", "dormant.js");
 const TOKEN = "crash-loop-token";
 const KILLS = Number(process.env.DORMANT_CRASH_KILLS ?? 20);
-
-interface Child {
-  process: ChildProcess;
-  url: string;
-  stdout: string[];
-}
-
-async function serve(dataDir: string): Promise<Child> {
-  const child = spawn("node", [BIN, "serve", "--port", "0", "--data-dir", dataDir, "--executors", "1"], {
-    env: { ...process.env, DORMANT_ADMIN_TOKEN: TOKEN },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const stdout: string[] = [];
-  child.stdout!.on("data", (chunk: Buffer) => stdout.push(chunk.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    let seen = "";
-    child.stderr!.on("data", (chunk: Buffer) => {
-      seen += chunk.toString();
-      const match = /Dormant serving (http:\/\/\S+)/.exec(seen);
-      if (match) resolve(match[1]!);
-    });
-    child.once("exit", (code) => reject(new Error(`dormant serve exited with ${code}: ${seen}`)));
-  });
-  return { process: child, url, stdout };
-}
-
-function kill(child: Child): Promise<void> {
-  return new Promise((resolve) => {
-    child.process.once("exit", () => resolve());
-    child.process.kill("SIGKILL");
-  });
-}
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -62,7 +29,7 @@ describe("crash loop", () => {
     const sent: string[] = [];
     const logs: string[] = [];
     for (let cycle = 0; cycle < KILLS; cycle++) {
-      const child = await serve(dataDir);
+      const child = await spawnServe(dataDir, TOKEN);
       const until = Date.now() + 200 + Math.random() * 1300;
       let n = 0;
       const inFlight: Promise<void>[] = [];
@@ -76,12 +43,12 @@ describe("crash loop", () => {
         );
         await pause(15);
       }
-      await kill(child);
+      await killServe(child);
       await Promise.all(inFlight);
       logs.push(...child.stdout);
     }
 
-    const final = await serve(dataDir);
+    const final = await spawnServe(dataDir, TOKEN);
     try {
       // Wait (bounded) for the retries of everything accepted to be delivered.
       let report: { received: { name: string; body?: string }[] } = { received: [] };
@@ -112,7 +79,7 @@ describe("crash loop", () => {
       const problems = logs.join("").split("\n").filter((line) => /"event":"(snapshot-problem|freeze-failed)"/.test(line));
       expect(problems).toEqual([]);
     } finally {
-      await kill(final);
+      await killServe(final);
     }
   }, 300_000);
 });

@@ -1,21 +1,14 @@
 // A runaway or greedy guest is stopped and contained: the event fails (and retries), its
 // neighbours come back from their snapshots, and everyone else keeps time.
-import { afterEach, describe, expect, it } from "vitest";
-import { startTestHost, type TestHost } from "../support/host.ts";
+import { describe, expect, it } from "vitest";
+import { testHosts } from "../support/host.ts";
 import type { HostEvent } from "../../src/host.ts";
 import { call, deliverDirect, received, recorder, registerTasks } from "../support/recorder.ts";
 
 type DeliveredEvent = Extract<HostEvent, { type: "delivered" }>;
 
-const hosts: TestHost[] = [];
-async function host(options: Parameters<typeof startTestHost>[0] = {}) {
-  const h = await startTestHost(options);
-  hosts.push(h);
-  return h;
-}
-afterEach(async () => {
-  await Promise.all(hosts.splice(0).map((h) => h.close()));
-});
+const hosts = testHosts();
+const host = hosts.start;
 
 const FOREVER = "1000000000000";
 

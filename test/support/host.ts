@@ -1,7 +1,7 @@
 import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { inject } from "vitest";
+import { afterEach, inject } from "vitest";
 import { startHost, type Host, type HostEvent, type HostOptions } from "../../src/host.ts";
 
 export interface TestHost extends Host {
@@ -62,6 +62,31 @@ export async function startTestHost(options: Partial<HostOptions> & { dataDir?: 
     },
     async deploy(guest) {
       return (await host.partitions.components.add(await readFile(guests[guest]))).digest;
+    },
+  };
+}
+
+type TestHostOptions = Parameters<typeof startTestHost>[0];
+
+/** The hosts a test file starts, each closed after its test. */
+export function testHosts() {
+  const open = new Set<TestHost>();
+  afterEach(async () => {
+    await Promise.all([...open].map((h) => h.close()));
+    open.clear();
+  });
+  const start = async (options: TestHostOptions = {}) => {
+    const h = await startTestHost(options);
+    open.add(h);
+    return h;
+  };
+  return {
+    start,
+    /** Close a host (as a shutdown would) and start another on its data directory. */
+    async restart(h: TestHost, options: TestHostOptions = {}) {
+      open.delete(h);
+      await h.close();
+      return start({ ...options, dataDir: h.dataDir });
     },
   };
 }

@@ -3,21 +3,17 @@
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ActivationBudget, BudgetError } from "../../src/budget/budget.ts";
 import { PowerFile } from "../../src/budget/power-file.ts";
-import { startTestHost, type TestHost } from "../support/host.ts";
+import { testHosts } from "../support/host.ts";
 import { received, recorder, registerTasks } from "../support/recorder.ts";
 
-const hosts: TestHost[] = [];
-afterEach(async () => {
-  await Promise.all(hosts.splice(0).map((h) => h.close()));
-});
+const hosts = testHosts();
 
 describe("constrained mode", () => {
   it("postpones low-priority tasks while constrained and runs them when the constraint lifts", async () => {
-    const h = await startTestHost({ budget: { constrained: true, threshold: 100 } });
-    hosts.push(h);
+    const h = await hosts.start({ budget: { constrained: true, threshold: 100 } });
     const p = await recorder(h);
     const t0 = h.now.value;
     await registerTasks(h, p, { name: "low", after: 1000, priority: 10 }, { name: "high", after: 1000, priority: 200 }, { name: "edge", after: 1000, priority: 100 });
@@ -33,8 +29,7 @@ describe("constrained mode", () => {
   });
 
   it("drops a low-priority occurrence whose spec says `drop`, counting it, and keeps the schedule", async () => {
-    const h = await startTestHost({ budget: { constrained: true, threshold: 100 } });
-    hosts.push(h);
+    const h = await hosts.start({ budget: { constrained: true, threshold: 100 } });
     const p = await recorder(h);
     const t0 = h.now.value;
     await registerTasks(h, p, { name: "sample", every: 1000, priority: 5, whenConstrained: "drop" });
@@ -48,8 +43,7 @@ describe("constrained mode", () => {
   });
 
   it("takes a low-priority retry back when a constraint starts, and retries it when it lifts", async () => {
-    const h = await startTestHost();
-    hosts.push(h);
+    const h = await hosts.start();
     const p = await recorder(h);
     const t0 = h.now.value;
     await registerTasks(h, p, { name: "flaky", after: 1000, payload: "fail:1", priority: 1 });

@@ -1,17 +1,10 @@
 // Timers fire when they come due, with the fake clock moved by `tick(now)`.
-import { afterEach, describe, expect, it } from "vitest";
-import { startTestHost, type TestHost } from "../support/host.ts";
+import { describe, expect, it } from "vitest";
+import { testHosts } from "../support/host.ts";
 import { call, received, recorder, registerTasks } from "../support/recorder.ts";
 
-const hosts: TestHost[] = [];
-async function host(options: Parameters<typeof startTestHost>[0] = {}) {
-  const h = await startTestHost(options);
-  hosts.push(h);
-  return h;
-}
-afterEach(async () => {
-  await Promise.all(hosts.splice(0).map((h) => h.close()));
-});
+const hosts = testHosts();
+const host = hosts.start;
 
 describe("firing timers", () => {
   it("fires an `after` one-shot once, when it comes due, and then retires it", async () => {

@@ -1,31 +1,22 @@
 // What happens when things go wrong: downtime (misfires), failing deliveries (retries
 // and dead letters), and host restarts.
-import { afterEach, describe, expect, it } from "vitest";
-import { startTestHost, type TestHost } from "../support/host.ts";
+import { describe, expect, it } from "vitest";
+import { testHosts } from "../support/host.ts";
 import { received, recorder, registerTasks } from "../support/recorder.ts";
 
-const hosts: TestHost[] = [];
-async function host(options: Parameters<typeof startTestHost>[0] = {}) {
-  const h = await startTestHost(options);
-  hosts.push(h);
-  return h;
-}
-afterEach(async () => {
-  await Promise.all(hosts.splice(0).map((h) => h.close()));
-});
+const hosts = testHosts();
+const host = hosts.start;
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
 /** Register a per-minute task under `misfire`, then stop the host for an hour and restart it. */
-async function minuteTaskAfterAnHourDown(misfire: string, options: Parameters<typeof startTestHost>[0] = {}) {
+async function minuteTaskAfterAnHourDown(misfire: string, options: Parameters<typeof host>[0] = {}) {
   const before = await host(options);
   const t0 = before.now.value;
   const p = await recorder(before);
   await registerTasks(before, p, { name: "minutely", every: MINUTE, misfire });
-  await before.close();
-  hosts.splice(hosts.indexOf(before), 1);
-  const after = await host({ ...options, dataDir: before.dataDir, startAt: t0 + HOUR + 30_000 });
+  const after = await hosts.restart(before, { ...options, startAt: t0 + HOUR + 30_000 });
   await after.tick(after.now.value);
   return { h: after, p, t0, misfires: after.events.filter((e) => e.type === "misfire") };
 }
@@ -99,9 +90,7 @@ describe("failing deliveries", () => {
     const t0 = first.now.value;
     await registerTasks(first, p, { name: "flaky", after: 1000, payload: "fail:1" });
     await first.tick(t0 + 1000);
-    await first.close();
-    hosts.splice(hosts.indexOf(first), 1);
-    const second = await host({ dataDir: first.dataDir, startAt: t0 + 2000 });
+    const second = await hosts.restart(first, { startAt: t0 + 2000 });
     expect(second.tasks.pendingDeliveries()).toMatchObject([{ taskName: "flaky", attempts: 1, nextAttemptAt: t0 + 3000 }]);
     await second.tick(t0 + 3000);
     expect((await received(second, p)).map((e) => e.attempt)).toEqual([1, 2]);
@@ -128,9 +117,7 @@ describe("where registrations live", () => {
     const p = await recorder(first);
     const t0 = first.now.value;
     await registerTasks(first, p, { name: "beat", every: MINUTE });
-    await first.close();
-    hosts.splice(hosts.indexOf(first), 1);
-    const second = await host({ dataDir: first.dataDir, startAt: t0 + 1000 });
+    const second = await hosts.restart(first, { startAt: t0 + 1000 });
     expect(second.events.filter((e) => e.type === "activated")).toEqual([]);
     expect(second.partitions.tasks.tasksOf(p)).toMatchObject([{ name: "beat", nextFire: t0 + MINUTE }]);
     await second.tick(t0 + MINUTE);
@@ -143,9 +130,7 @@ describe("where registrations live", () => {
     const t0 = first.now.value;
     await registerTasks(first, p, { name: "beat", every: MINUTE });
     expect(await first.store.registrations.getKeys()).toEqual([]);
-    await first.close();
-    hosts.splice(hosts.indexOf(first), 1);
-    const second = await host({ dataDir: first.dataDir, startAt: t0 + 1000 });
+    const second = await hosts.restart(first, { startAt: t0 + 1000 });
     expect(second.events.filter((e) => e.type === "activated" || e.type === "reregistered")).toMatchObject([
       { type: "activated", partition: p, kind: "rehydrated", reason: "restored" },
       { type: "reregistered", partition: p },

@@ -1,0 +1,41 @@
+// `dormant serve` as a child process, as an operator runs it.
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+
+export const BIN = join(import.meta.dirname, "..", "..", "bin", "dormant.js");
+
+export interface ServeProcess {
+  process: ChildProcess;
+  url: string;
+  /** What it printed to stdout (the JSON log lines). */
+  stdout: string[];
+  /** Resolves with the exit code (null after a signal). */
+  exit: Promise<number | null>;
+}
+
+/** Start `dormant serve --port 0` on a data directory; resolves once it listens. */
+export async function spawnServe(dataDir: string, adminToken: string): Promise<ServeProcess> {
+  const child = spawn("node", [BIN, "serve", "--port", "0", "--data-dir", dataDir, "--executors", "1"], {
+    env: { ...process.env, DORMANT_ADMIN_TOKEN: adminToken },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const stdout: string[] = [];
+  child.stdout!.on("data", (chunk: Buffer) => stdout.push(chunk.toString()));
+  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    let seen = "";
+    child.stderr!.on("data", (chunk: Buffer) => {
+      seen += chunk.toString();
+      const match = /Dormant serving (http:\/\/\S+)/.exec(seen);
+      if (match) resolve(match[1]!);
+    });
+    void exit.then((code) => reject(new Error(`dormant serve exited with ${code}: ${seen}`)));
+  });
+  return { process: child, url, stdout, exit };
+}
+
+/** SIGKILL it and wait until it is gone. */
+export async function killServe(serve: ServeProcess): Promise<void> {
+  serve.process.kill("SIGKILL");
+  await serve.exit;
+}
