@@ -1,6 +1,7 @@
 // The HTTP surface of a host, on hono: push triggers, the admin API, health, metrics and
 // the status page.
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { getCookie, setCookie } from "hono/cookie";
 import type { Host } from "../host.ts";
 import type { Activity } from "../observability/activity.ts";
@@ -40,7 +41,8 @@ export function createApp(host: Host, metrics: Metrics, activity: Activity, opti
     if (!sameSecret(given, o.adminToken)) return c.html(loginPage("That token is wrong; use the one dormant serve printed."), 403);
     return c.html(await statusPage(host, activity));
   });
-  app.post("/login", async (c) => {
+  const loginLimit = bodyLimit({ maxSize: 4096, onError: (c) => c.html(loginPage("That sign-in form was too large."), 413) });
+  app.post("/login", loginLimit, async (c) => {
     const form = await c.req.parseBody();
     const token = typeof form.token === "string" ? form.token : "";
     if (!sameSecret(token, o.adminToken)) return c.html(loginPage("That token is wrong; use the one dormant serve printed."), 403);
