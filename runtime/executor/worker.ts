@@ -4,7 +4,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import type { CompiledComponent, GuestInstance } from "../engine.ts";
 import { GuestTrapError } from "../errors.ts";
 import { JcoEngine } from "../jco/jco-engine.ts";
-import { applySnapshot, capturePristine, encodeSnapshot, type PristineImage } from "../snapshot/image.ts";
+import { applySnapshot, capturePristine, encodeSnapshot, resetToPristine, type PristineImage } from "../snapshot/image.ts";
 import type { HostBinding, HostModule, HostSink } from "./host-binding.ts";
 import { transferList, type ActivateResult, type CallResult, type FromWorker, type Request, type SnapshotResult } from "./protocol.ts";
 import { ActivationFailedError, MemoryLimitError, PartitionNotLiveError, serializeError } from "./errors.ts";
@@ -136,8 +136,30 @@ function snapshot(request: Extract<Request, { op: "snapshot" }>): SnapshotResult
   const partition = liveOrThrow(request.partition);
   const t0 = performance.now();
   const { bytes, stats } = encodeSnapshot(partition.instance.state, pristine.get(partition.digest)!);
-  if (request.drop) live.delete(request.partition);
+  if (request.drop) release(request.partition);
   return { bytes, memoryBytes: stats.memoryBytes, deltaBytes: stats.deltaBytes, ms: performance.now() - t0 };
+}
+
+/** Spare instances kept per component, by their memory: many small ones, few large ones. */
+const SPARE_BYTES = 64 * 2 ** 20;
+
+/**
+ * A partition gives up its instance (frozen or dropped). Reset to pristine, the instance
+ * becomes a spare for the next activation of any partition of its component, which then
+ * skips instantiation; one that cannot be reset exactly is discarded.
+ */
+function release(partition: string): boolean {
+  const entry = live.get(partition);
+  if (!entry) return false;
+  live.delete(partition);
+  const image = pristine.get(entry.digest)!;
+  const pool = pools.get(entry.digest);
+  const bytes = image.memories.reduce((sum, memory) => sum + memory.length, 0);
+  const cap = Math.max(pool?.size ?? 0, Math.floor(SPARE_BYTES / Math.max(bytes, 1)));
+  if (!pool || pool.spare.length >= cap || !resetToPristine(entry.instance.state, image)) return true;
+  entry.binding.detach();
+  pool.spare.push({ instance: entry.instance, binding: entry.binding });
+  return true;
 }
 
 /**
@@ -172,7 +194,7 @@ async function handle(request: Request): Promise<unknown> {
     case "snapshot":
       return snapshot(request);
     case "drop":
-      return live.delete(request.partition);
+      return release(request.partition);
   }
 }
 

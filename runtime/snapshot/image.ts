@@ -138,6 +138,31 @@ export function applySnapshot(view: StateView, pristine: PristineImage, bytes: U
   });
 }
 
+/**
+ * Put an instance back in its component's pristine state, so another partition can use
+ * it: every memory chunk that differs is copied back and every global is reset. Returns
+ * false, changing nothing, when that cannot be done exactly — a memory grew (memories
+ * cannot shrink), a table changed, or a global holds what JS cannot read or write.
+ */
+export function resetToPristine(view: StateView, pristine: PristineImage): boolean {
+  if (view.memories.some((memory, m) => memory.buffer.byteLength !== pristine.memories[m]?.length)) return false;
+  if (view.tables.some(({ table, entries }) => !tableUnchanged(table, entries))) return false;
+  if (view.globals.some(({ global, type }, g) => pristine.globals[g] === null || readGlobal(global, type) === null || (pristine.globals[g] === "ref" && readGlobal(global, type) !== "ref"))) return false;
+  view.memories.forEach((memory, m) => {
+    const current = Buffer.from(memory.buffer);
+    const base = pristine.memories[m]!;
+    for (let offset = 0; offset < current.length; offset += CHUNK) {
+      const end = Math.min(offset + CHUNK, current.length);
+      if (current.compare(base, offset, end, offset, end) !== 0) base.copy(current, offset, offset, end);
+    }
+  });
+  view.globals.forEach(({ global }, g) => {
+    const value = pristine.globals[g];
+    if (typeof value === "number" || typeof value === "bigint") global.value = value;
+  });
+  return true;
+}
+
 function decode(bytes: Uint8Array): { header: Header; data: Buffer } {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buffer.length < 5 || !buffer.subarray(0, 4).equals(MAGIC)) {

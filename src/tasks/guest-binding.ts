@@ -95,6 +95,10 @@ export function createHostBinding(sink: HostSink): HostBinding {
       if (partition !== undefined) throw new Error(`This instance already belongs to partition ${partition}.`);
       partition = id;
     },
+    detach() {
+      if (call) throw new Error("An instance cannot change partitions during a call.");
+      partition = undefined;
+    },
     begin(state: unknown, now: number) {
       const { tasks, limits } = state as TaskCallState;
       const byName = new Map(tasks.map((task) => [task.name, task]));

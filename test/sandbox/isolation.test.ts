@@ -7,7 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHostBinding } from "../../src/tasks/guest-binding.ts";
 import { DEFAULT_TASK_LIMITS } from "../../src/tasks/limits.ts";
 import type { TaskInfo, TaskSpec } from "../../src/tasks/task.ts";
+import type { CallOutcome } from "../../runtime/executor/protocol.ts";
+import { startTestHost } from "../support/host.ts";
+import { event } from "../support/runtime.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
+
+const reply = (outcome: CallOutcome) => (outcome.ok ? new TextDecoder().decode(outcome.reply?.body) : outcome.error);
 
 async function* walk(dir: string): AsyncGenerator<string> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -41,6 +46,26 @@ describe("isolation and access", () => {
       }
     }
     expect(files).toBeGreaterThan(5); // snapshots, registrations, components, partitions, engine cache, admin token
+  });
+
+  it("hands a frozen partition's instance to another partition only reset to pristine", async () => {
+    const h = await startTestHost();
+    try {
+      for (const guest of ["counter", "wat"] as const) {
+        const component = await h.deploy(guest);
+        const a = (await h.partitions.create({ name: `${guest}-a`, component })).id;
+        for (let i = 0; i < 5; i++) await h.partitions.deliver(a, event("push"));
+        await h.partitions.freeze(a);
+        const b = (await h.partitions.create({ name: `${guest}-b`, component })).id;
+        const first = await h.partitions.deliver(b, event("push"));
+        const woken = h.events.filter((e) => e.type === "activated" && e.partition === b);
+        expect(woken, guest).toMatchObject([{ kind: "fresh", pooled: true }]);
+        expect(reply(first), guest).toMatch(guest === "counter" ? /"count":1,"activations":1/ : /^1$/);
+        expect(reply(await h.partitions.deliver(a, event("push"))), guest).toMatch(guest === "counter" ? /"count":6,"activations":2/ : /^6$/);
+      }
+    } finally {
+      await h.close();
+    }
   });
 
   it("issues task ids of 128 random bits and push URLs of 192, never twice", () => {
