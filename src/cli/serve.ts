@@ -34,7 +34,7 @@ Options (environment variable in brackets):
 
 The admin token is DORMANT_ADMIN_TOKEN, or one generated at first start and kept in the
 store (printed then). SIGTERM or SIGINT stops accepting requests, finishes in-flight
-work, freezes live partitions and exits 0.`;
+work, freezes live partitions and exits 0. SIGUSR2 toggles the constrained budget.`;
 
 interface Config {
   dataDir?: string;
@@ -126,6 +126,11 @@ export async function serveCommand(args: string[]): Promise<void> {
   for (const task of server.host.partitions.tasks.all().filter((t) => t.pushToken)) {
     console.error(`  push         ${server.url}/push/${task.pushToken}   (${task.name} of ${task.partition})`);
   }
+  // A power-state input for hosts without a power file: SIGUSR2 toggles the constraint.
+  process.on("SIGUSR2", () => {
+    const { constrained, threshold } = server.host.budget.set({ constrained: !server.host.budget.state.constrained });
+    console.error(constrained ? `SIGUSR2: constrained to priority ${threshold} and above` : "SIGUSR2: constraint lifted");
+  });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       console.error(`${signal}: finishing in-flight work and freezing live partitions…`);

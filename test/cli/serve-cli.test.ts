@@ -59,6 +59,15 @@ describe("dormant CLI against a server", () => {
     await expect(away).rejects.toMatchObject({ stderr: expect.stringMatching(/Cannot reach http:\/\/127.0.0.1:9.*Is dormant serve running there\?/) });
   });
 
+  it("toggles the constrained budget on SIGUSR2", async () => {
+    const budget = async () => (await fetch(`${serve.url}/api/budget`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+    expect((await budget()).constrained).toBe(false);
+    serve.process.kill("SIGUSR2");
+    await expect.poll(async () => (await budget()).constrained).toBe(true);
+    serve.process.kill("SIGUSR2");
+    await expect.poll(async () => (await budget()).constrained).toBe(false);
+  });
+
   it("stops on SIGTERM with exit code 0, live partitions frozen", async () => {
     await fetch(`${serve.url}/api/partitions/${partition}/activate`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } });
     serve.process.kill("SIGTERM");
