@@ -51,7 +51,6 @@ export interface Host {
   readonly partitions: PartitionManager;
   readonly tasks: TaskService;
   readonly budget: ActivationBudget;
-  readonly power: PowerFile | undefined;
   /** Fire what is due and freeze what is idle at `now` (for an injected clock). */
   tick(now: number): Promise<void>;
   close(): Promise<void>;
@@ -109,7 +108,6 @@ export async function startHost(options: HostOptions = {}): Promise<Host> {
     partitions,
     tasks,
     budget,
-    power,
     async tick(now) {
       await tasks.tick(now);
       await partitions.tick(now);

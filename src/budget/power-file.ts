@@ -10,7 +10,7 @@ export class PowerFileError extends Error {
 }
 
 /** Parse the file's text into a budget change. */
-export function parsePowerState(text: string, path: string): Partial<BudgetState> {
+function parsePowerState(text: string, path: string): Partial<BudgetState> {
   const words = text.trim().split(/\s+/).filter(Boolean);
   if (words.length === 0 || (words.length === 1 && words[0] === "normal")) return { constrained: false };
   if (words[0] === "constrained" && words.length <= 2) {

@@ -78,7 +78,7 @@ export async function demo(args: string[]): Promise<void> {
       const outcome = await host.partitions.deliver(ids[name]!, event("push", "after the freeze"));
       console.log(`  ${name} replied ${outcome.ok ? text.decode(outcome.reply?.body) : `with an error: ${outcome.error}`}`);
     }
-    console.log("\nFreezing again for the next run; run `npm start` again to see the counts continue.");
+    console.log("\nFreezing again for the next run; run `node bin/dormant.js demo` again to see the counts continue.");
   } finally {
     await host.close();
   }

@@ -24,7 +24,7 @@ export interface HttpOptions {
   pushDeadlineMs?: number;
 }
 
-export const HTTP_DEFAULTS = { maxBodyBytes: 1 << 20, maxComponentBytes: 64 << 20, pushRate: { perSecond: 100, burst: 200 }, pushDeadlineMs: 10_000 };
+const HTTP_DEFAULTS = { maxBodyBytes: 1 << 20, maxComponentBytes: 64 << 20, pushRate: { perSecond: 100, burst: 200 }, pushDeadlineMs: 10_000 };
 
 export function createApp(host: Host, metrics: Metrics, activity: Activity, options: HttpOptions, clock: () => number = Date.now): Hono {
   const o = { ...HTTP_DEFAULTS, ...options };
