@@ -136,14 +136,16 @@ export class TaskService {
       this.#arm(RETRY + delivery.id, delivery.nextAttemptAt ?? this.#o.clock());
     }
     this.#stopBudgetWatch = budget.onChange((state) => this.#budgetChanged(state));
-    for (const record of manager.list().filter((p) => p.registrations === "guest")) {
-      try {
-        await budget.run(255, () => manager.activate(record.id));
-        this.#emit({ type: "reregistered", partition: record.id });
-      } catch (error) {
-        this.#emit({ type: "error", error: error as Error, partition: record.id });
-      }
-    }
+    // As many at once as the budget allows.
+    const guestMode = manager.list().filter((p) => p.registrations === "guest");
+    await Promise.all(
+      guestMode.map((record) =>
+        budget.run(255, () => manager.activate(record.id)).then(
+          () => this.#emit({ type: "reregistered", partition: record.id }),
+          (error: Error) => this.#emit({ type: "error", error, partition: record.id }),
+        ),
+      ),
+    );
   }
 
   /** Fire timers on the real clock: one `setTimeout`, for the earliest armed timer. */
