@@ -23,15 +23,18 @@ async function counterWithInbox(s: TestServer) {
   return { id, push: `${s.url}${inbox.pushUrl}`, heartbeat };
 }
 
+/** Deliver an event straight to a guest entry (not through a task or HTTP). */
+function direct(s: TestServer, partition: string, entry: string, payload: string) {
+  const event = { taskId: "direct", taskName: entry, entry, payload: new TextEncoder().encode(payload), scheduledAt: 0n, firedAt: 0n, attempt: 1, occurrences: 1 };
+  return s.host.partitions.deliver(partition, event);
+}
+
 /** A recorder partition with one push task of this spec; returns the push URL. */
 async function recorderPush(s: TestServer, spec: object) {
   const id = await s.deploy("recorder");
   const { body } = await s.api("POST", `/api/partitions/${id}/activate`);
   expect(body.kind).toBe("fresh");
-  await s.host.partitions.deliver(id, {
-    taskId: "direct", taskName: "register", entry: "register", payload: new TextEncoder().encode(JSON.stringify([{ push: true, ...spec }])),
-    scheduledAt: 0n, firedAt: 0n, attempt: 1, occurrences: 1,
-  });
+  await direct(s, id, "register", JSON.stringify([{ push: true, ...spec }]));
   const { body: tasks } = await s.api("GET", `/api/tasks?partition=${id}`);
   return { id, url: `${s.url}${tasks.tasks[0].pushUrl}` };
 }
@@ -93,6 +96,19 @@ describe("dormant serve", () => {
     await s.waitFor((e) => e.type === "delivered" && e.delivery === delivery && e.attempt === 2);
     expect((await s.api("GET", "/api/dead-letters")).body.deadLetters).toEqual([]);
     expect((await s.api("POST", "/api/dead-letters/e_nope/retry")).status).toBe(404);
+  });
+
+  it("revokes a push URL when its task is registered again or cancelled", async () => {
+    const s = await server();
+    const { id, url: first } = await recorderPush(s, { name: "hook" });
+    await direct(s, id, "register", JSON.stringify([{ name: "hook", push: true }]));
+    const { body } = await s.api("GET", `/api/tasks?partition=${id}`);
+    const second = `${s.url}${body.tasks[0].pushUrl}`;
+    expect(second).not.toBe(first);
+    expect((await fetch(first, { method: "POST" })).status).toBe(404);
+    expect((await fetch(second, { method: "POST" })).status).toBe(200);
+    await direct(s, id, "cancel", "hook");
+    expect((await fetch(second, { method: "POST" })).status).toBe(404);
   });
 
   it("answers an unknown push URL with 404", async () => {
