@@ -13,9 +13,8 @@ import { Hono } from "hono";
 import { Miniflare } from "miniflare";
 import { exampleComponent } from "../guests/examples.ts";
 import { startServer, type Server } from "../src/serve/server.ts";
-import { newPushToken, newTaskId } from "../src/tasks/guest-binding.ts";
-import { DEFAULT_RETRY } from "../src/tasks/limits.ts";
 import { round } from "./stats.ts";
+import { pushTask } from "./task-records.ts";
 
 const run = promisify(execFile);
 const LOADER = join(import.meta.dirname, "load-client.ts");
@@ -56,15 +55,6 @@ export default {
     return env.COUNTER.get(env.COUNTER.idFromName(name)).fetch(request);
   },
 };`;
-
-/** A push task inserted host-side for a WAT partition (the WAT guest cannot build a spec itself). */
-function pushTask(partition: string, now: number) {
-  return {
-    id: newTaskId(), partition, name: "inbox", trigger: { tag: "push" as const }, entry: "push", payload: new Uint8Array(), priority: 100,
-    outlivePartition: false, retry: { ...DEFAULT_RETRY }, misfire: "fire-once" as const, whenConstrained: "postpone" as const,
-    nextFire: undefined, pushToken: newPushToken(), registeredAt: now,
-  };
-}
 
 async function dormant(work: (server: Server) => Promise<void>): Promise<void> {
   const dataDir = await mkdtemp(join(tmpdir(), "dormant-bench-push-"));
@@ -119,13 +109,15 @@ export async function pushFigures(): Promise<Record<string, number>> {
 
     // 1,000 frozen WAT partitions, each woken by one request, in random order.
     const urls: string[] = [];
+    const ids: string[] = [];
     for (let i = 0; i < 1000; i++) {
       const p = await partitions.create({ name: `w${i}`, component: wat.digest });
       const t = pushTask(p.id, Date.now());
       await partitions.tasks.apply(p.id, { upserts: [t], removals: [] });
+      ids.push(p.id);
       urls.push(`${server.url}/push/${t.pushToken}`);
     }
-    await Promise.all(urls.map((_, i) => partitions.activate(partitions.list().find((p) => p.name === `w${i}`)!.id)));
+    await Promise.all(ids.map((id) => partitions.activate(id)));
     await partitions.freezeAll();
     urls.sort(() => Math.random() - 0.5);
     figures["push.dormant.spread_1000_frozen.requests"] = urls.length;

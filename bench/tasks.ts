@@ -8,31 +8,11 @@ import { exampleComponent } from "../guests/examples.ts";
 import { startHost, type HostEvent } from "../src/host.ts";
 import { HeapTimerQueue } from "../src/scheduler/heap-timer-queue.ts";
 import { openStore } from "../src/store/open.ts";
-import { newTaskId } from "../src/tasks/guest-binding.ts";
-import { DEFAULT_RETRY } from "../src/tasks/limits.ts";
 import { TaskRegistry } from "../src/tasks/registry.ts";
 import type { TaskRecord } from "../src/tasks/task.ts";
 import { miniflareAlarmLateness } from "./peer-miniflare.ts";
 import { percentile, round } from "./stats.ts";
-
-function timerTask(partition: string, name: string, at: number, now: number): TaskRecord {
-  return {
-    id: newTaskId(),
-    partition,
-    name,
-    trigger: { tag: "at", val: BigInt(at) },
-    entry: "tick",
-    payload: new Uint8Array(),
-    priority: 0,
-    outlivePartition: false,
-    retry: { ...DEFAULT_RETRY },
-    misfire: "fire-once",
-    whenConstrained: "postpone",
-    nextFire: at,
-    pushToken: undefined,
-    registeredAt: now,
-  };
-}
+import { timerTask } from "./task-records.ts";
 
 function heapMb(): number {
   globalThis.gc?.();
@@ -121,7 +101,9 @@ async function dormantLateness(partitions: number, armed: number, spreadMs: numb
     for (let i = 0; i < armed; i++) {
       const partition = ids[i % partitions]!;
       const at = start + Math.floor((i * spreadMs) / armed);
-      perPartition.set(partition, [...(perPartition.get(partition) ?? []), timerTask(partition, `t${i}`, at, now)]);
+      let tasks = perPartition.get(partition);
+      if (!tasks) perPartition.set(partition, (tasks = []));
+      tasks.push(timerTask(partition, `t${i}`, at, now));
     }
     for (const [partition, upserts] of perPartition) await host.partitions.tasks.apply(partition, { upserts, removals: [] });
     const timeout = setTimeout(finished, 3000 + spreadMs + 60_000);

@@ -8,7 +8,7 @@ import { ActivationBudget, type BudgetState } from "./budget/budget.ts";
 import { PowerFile } from "./budget/power-file.ts";
 import { DeliveryStore } from "./delivery/delivery-store.ts";
 import { PartitionManager, type PartitionEvent } from "./partitions/manager.ts";
-import { DEFAULT_PARTITION_LIMITS, type PartitionLimits } from "./partitions/partition.ts";
+import type { PartitionLimits } from "./partitions/partition.ts";
 import { HeapTimerQueue } from "./scheduler/heap-timer-queue.ts";
 import { openStore, type Store } from "./store/open.ts";
 import type { TaskLimits } from "./tasks/limits.ts";
@@ -78,7 +78,7 @@ export async function startHost(options: HostOptions = {}): Promise<Host> {
     ...(options.maxLive !== undefined ? { maxLive: options.maxLive } : {}),
     ...(options.poolSize !== undefined ? { poolSize: options.poolSize } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
-    partitionLimits: { ...DEFAULT_PARTITION_LIMITS, ...options.partitionLimits },
+    ...(options.partitionLimits ? { partitionLimits: options.partitionLimits } : {}),
   });
   const budget = new ActivationBudget(options.budget);
   const tasks = new TaskService({

@@ -213,7 +213,7 @@ export class ExecutorPool {
 
   #spawn(): Executor {
     const data: ExecutorData = { cacheDir: this.#options.cacheDir, hostModule: this.#options.hostModule.href };
-    return new Executor(data, (executor, message) => this.#onMessage(executor, message), (executor, error) => this.#onExit(executor, error));
+    return new Executor(data, (executor, message) => this.#onMessage(executor, message), (executor, error) => this.#retire(executor, error));
   }
 
   #onMessage(executor: Executor, message: FromWorker): void {
@@ -226,10 +226,6 @@ export class ExecutorPool {
     executor.pending.delete(message.id);
     if (message.ok) pending.resolve(message.value);
     else pending.reject(deserializeError(message.error));
-  }
-
-  #onExit(executor: Executor, error: Error): void {
-    this.#retire(executor, error);
   }
 
   /** Take a dead or doomed executor out of service: fail its requests, forget its partitions, start a replacement. */

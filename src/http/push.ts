@@ -7,7 +7,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { PushRequest } from "../../runtime/executor/protocol.ts";
 import type { Host } from "../host.ts";
 import type { Metrics } from "../observability/metrics.ts";
-import { ConstrainedError, PushDeadlineError, UnknownTaskError } from "../tasks/service.ts";
+import { ConstrainedError, PushDeadlineError } from "../tasks/service.ts";
 import { problem } from "./errors.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 
@@ -25,7 +25,8 @@ export function pushRoutes(host: Host, limiter: RateLimiter, metrics: Metrics, o
       metrics.push(response.status);
       return response;
     };
-    if (!host.partitions.tasks.byPushToken(token)) {
+    const task = host.partitions.tasks.byPushToken(token);
+    if (!task) {
       return respond(problem(c, 404, "unknown-push-url", "No push task has this URL; it may have been cancelled or re-registered (which issues a new URL)."));
     }
     const wait = limiter.take(token);
@@ -35,17 +36,16 @@ export function pushRoutes(host: Host, limiter: RateLimiter, metrics: Metrics, o
     const request = await pushRequestOf(c.req.raw, token);
     try {
       if (/\brespond-async\b/i.test(c.req.header("prefer") ?? "")) {
-        const delivery = await host.tasks.pushAsync(token, request);
+        const delivery = await host.tasks.pushAsync(task, request);
         return respond(c.json({ delivery }, 202, { "preference-applied": "respond-async" }));
       }
-      const outcome = await host.tasks.push(token, request, options.deadlineMs);
+      const outcome = await host.tasks.push(task, request, options.deadlineMs);
       if (!outcome.ok) return respond(problem(c, 502, "guest-error", `The partition failed to handle the request: ${outcome.error}`));
       if (!outcome.reply) return respond(c.body(null, 204));
       const { status, headers, body } = outcome.reply;
       if (status < 200 || status > 599) return respond(problem(c, 502, "guest-error", `The partition answered with status ${status}, which is not a valid HTTP status.`));
       return respond(new Response(status === 204 || status === 304 ? null : new Uint8Array(body), { status, headers: headers as [string, string][] }));
     } catch (error) {
-      if (error instanceof UnknownTaskError) return respond(problem(c, 404, "unknown-push-url", error.message));
       if (error instanceof PushDeadlineError) return respond(problem(c, 504, "guest-deadline", `${error.message} Send it with Prefer: respond-async to have it delivered in the background.`));
       if (error instanceof ConstrainedError) return respond(problem(c, 503, "constrained", error.message, { "retry-after": "60" }));
       throw error;

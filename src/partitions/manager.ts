@@ -26,8 +26,8 @@ export interface PartitionManagerOptions {
   /** Pristine instances kept ready per component in each executor (default 2). */
   poolSize?: number;
   limits?: TaskLimits;
-  /** Defaults for every partition's limits (CPU deadline, memory, snapshot size). */
-  partitionLimits?: PartitionLimits;
+  /** Defaults for every partition's limits (CPU deadline, memory, snapshot size), over the built-in ones. */
+  partitionLimits?: Partial<PartitionLimits>;
   /** When no stored snapshot verifies: start the partition fresh (default) or refuse. */
   onUnusableSnapshot?: "fresh" | "fail";
   onEvent?: (event: PartitionEvent) => void;
@@ -74,7 +74,7 @@ export class PartitionManager {
   readonly components: ComponentRegistry;
   readonly tasks: TaskRegistry;
   readonly snapshots: SnapshotStore;
-  readonly #options: Required<Omit<PartitionManagerOptions, "onEvent">> & Pick<PartitionManagerOptions, "onEvent">;
+  readonly #options: Required<Omit<PartitionManagerOptions, "onEvent" | "partitionLimits">> & Pick<PartitionManagerOptions, "onEvent"> & { partitionLimits: PartitionLimits };
   readonly #slots = new Map<string, Slot>();
 
   private constructor(options: PartitionManagerOptions) {
@@ -83,9 +83,9 @@ export class PartitionManager {
       maxLive: 1000,
       poolSize: 2,
       limits: DEFAULT_TASK_LIMITS,
-      partitionLimits: DEFAULT_PARTITION_LIMITS,
       onUnusableSnapshot: "fresh",
       ...options,
+      partitionLimits: { ...DEFAULT_PARTITION_LIMITS, ...options.partitionLimits },
     };
     this.components = new ComponentRegistry(options.store.components, options.pool);
     this.tasks = new TaskRegistry(options.store.registrations);

@@ -85,13 +85,8 @@ export class TaskRegistry {
     await this.#persist(partition);
   }
 
-  /** Replace one task's record (a new next fire time, a provision, a new partition). */
+  /** Replace one task's record in its partition (a new next fire time). */
   async update(task: TaskRecord): Promise<void> {
-    const old = this.#byId.get(task.id);
-    if (old && old.partition !== task.partition) {
-      this.#delete(old);
-      await this.#persist(old.partition);
-    }
     this.#put(task);
     await this.#persist(task.partition);
   }

@@ -4,7 +4,7 @@
 // within the activation budget.
 import { randomBytes } from "node:crypto";
 import type { CallOutcome, PushRequest } from "../../runtime/executor/protocol.ts";
-import type { ActivationBudget, BudgetState } from "../budget/budget.ts";
+import type { ActivationBudget } from "../budget/budget.ts";
 import { backoffMs, deliveryOf, taskEventOf, type DeadLetter, type Delivery, type DeliveryKind } from "../delivery/delivery.ts";
 import type { DeliveryStore } from "../delivery/delivery-store.ts";
 import type { PartitionManager } from "../partitions/manager.ts";
@@ -135,7 +135,7 @@ export class TaskService {
       this.#pending.set(delivery.id, delivery);
       this.#arm(RETRY + delivery.id, delivery.nextAttemptAt ?? this.#o.clock());
     }
-    this.#stopBudgetWatch = budget.onChange((state) => this.#budgetChanged(state));
+    this.#stopBudgetWatch = budget.onChange(() => this.#budgetChanged());
     // As many at once as the budget allows.
     const guestMode = manager.list().filter((p) => p.registrations === "guest");
     await Promise.all(
@@ -179,11 +179,9 @@ export class TaskService {
   }
 
   /**
-   * Deliver an HTTP request to the push task with this token and wait for the guest's
-   * answer. Not retried: the caller sees a failure and decides.
+   * Deliver an HTTP request to a push task and wait for the guest's answer. Not retried: the caller sees a failure and decides.
    */
-  async push(token: string, request: PushRequest, deadlineMs: number): Promise<CallOutcome> {
-    const task = this.#pushTask(token);
+  async push(task: TaskRecord, request: PushRequest, deadlineMs: number): Promise<CallOutcome> {
     if (!this.#o.budget.admits(task.priority)) {
       throw new ConstrainedError(`The host is constrained to priority ${this.#o.budget.state.threshold} and above; task ${task.name} has ${task.priority}. Retry later or send it with Prefer: respond-async.`);
     }
@@ -202,8 +200,8 @@ export class TaskService {
   }
 
   /** Accept a request for delivery later: stored before this returns, then delivered at least once. */
-  async pushAsync(token: string, request: PushRequest): Promise<string> {
-    return this.#enqueue(this.#pushTask(token), request);
+  async pushAsync(task: TaskRecord, request: PushRequest): Promise<string> {
+    return this.#enqueue(task, request);
   }
 
   /** Fire a task now, outside its schedule (which stays as it is); returns the delivery id. */
@@ -220,12 +218,6 @@ export class TaskService {
     this.#pending.set(delivery.id, delivery);
     this.#track(this.#handle({ key: RETRY + delivery.id, at: now }, now));
     return delivery.id;
-  }
-
-  #pushTask(token: string): TaskRecord {
-    const task = this.#o.manager.tasks.byPushToken(token);
-    if (!task) throw new UnknownTaskError("No push task has this URL; it may have been cancelled or re-registered (which issues a new URL).");
-    return task;
   }
 
   /** Put a dead letter back for delivery now, with a fresh set of attempts. */
@@ -262,9 +254,8 @@ export class TaskService {
     if (!task || task.nextFire !== due) return; // replaced or cancelled since it was armed
     const plan = planFire(task, due, now, this.#o.misfire);
     if (!this.#o.budget.admits(task.priority)) {
-      if (task.whenConstrained === "postpone") return this.#postpone({ key: TASK + id, at: due }, task.priority, task, due);
-      this.stats.dropped[task.priority] = (this.stats.dropped[task.priority] ?? 0) + 1;
-      this.#emit({ type: "dropped", priority: task.priority, scheduledAt: due, ...refOf(task) });
+      if (task.whenConstrained === "postpone") return this.#postpone({ key: TASK + id, at: due }, task, due);
+      this.#drop(task, due);
       return this.#advance(task, plan.next);
     }
     if (plan.misfire) {
@@ -292,9 +283,8 @@ export class TaskService {
     const delivery = this.#pending.get(timer.key.slice(RETRY.length));
     if (!delivery) return;
     if (!this.#o.budget.admits(delivery.priority)) {
-      if (delivery.whenConstrained === "postpone") return this.#postpone(timer, delivery.priority, delivery, delivery.scheduledAt);
-      this.stats.dropped[delivery.priority] = (this.stats.dropped[delivery.priority] ?? 0) + 1;
-      this.#emit({ type: "dropped", priority: delivery.priority, scheduledAt: delivery.scheduledAt, ...refOf(delivery) });
+      if (delivery.whenConstrained === "postpone") return this.#postpone(timer, delivery, delivery.scheduledAt);
+      this.#drop(delivery, delivery.scheduledAt);
       this.#pending.delete(delivery.id);
       await this.#o.deliveries.removePending(delivery.id);
       return;
@@ -302,13 +292,22 @@ export class TaskService {
     await this.#attempt(delivery);
   }
 
-  #postpone(timer: DueTimer, priority: number, what: TaskRecord | Delivery, scheduledAt: number): void {
+  /** Hold an occurrence below a constrained budget's threshold until the constraint lifts. */
+  #postpone(timer: DueTimer, what: TaskRecord | Delivery, scheduledAt: number): void {
+    const { priority } = what;
     this.#postponed.set(timer.key, { timer, priority });
     this.stats.postponed[priority] = (this.stats.postponed[priority] ?? 0) + 1;
     this.#emit({ type: "postponed", priority, scheduledAt, ...refOf(what) });
   }
 
-  #budgetChanged(_state: BudgetState): void {
+  /** Count and report an occurrence dropped by a constrained budget, as its spec asked. */
+  #drop(what: TaskRecord | Delivery, scheduledAt: number): void {
+    const { priority } = what;
+    this.stats.dropped[priority] = (this.stats.dropped[priority] ?? 0) + 1;
+    this.#emit({ type: "dropped", priority, scheduledAt, ...refOf(what) });
+  }
+
+  #budgetChanged(): void {
     const released = [...this.#postponed.values()].filter((p) => this.#o.budget.admits(p.priority)).sort((a, b) => b.priority - a.priority);
     const now = this.#o.clock();
     for (const { timer } of released) {

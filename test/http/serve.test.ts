@@ -1,6 +1,7 @@
 // `dormant serve` over real HTTP on loopback: push triggers reach sleeping partitions,
 // timers fire, and the admin API, metrics and status page tell what happened.
 import { afterEach, describe, expect, it } from "vitest";
+import { event } from "../support/runtime.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 
 const servers: TestServer[] = [];
@@ -25,8 +26,7 @@ async function counterWithInbox(s: TestServer) {
 
 /** Deliver an event straight to a guest entry (not through a task or HTTP). */
 function direct(s: TestServer, partition: string, entry: string, payload: string) {
-  const event = { taskId: "direct", taskName: entry, entry, payload: new TextEncoder().encode(payload), scheduledAt: 0n, firedAt: 0n, attempt: 1, occurrences: 1 };
-  return s.host.partitions.deliver(partition, event);
+  return s.host.partitions.deliver(partition, event(entry, payload));
 }
 
 /** A recorder partition with one push task of this spec; returns the push URL. */

@@ -2,44 +2,39 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, inject } from "vitest";
-import { startHost, type Host, type HostEvent, type HostOptions } from "../../src/host.ts";
+import { startHost, type Host, type HostOptions } from "../../src/host.ts";
+import { eventLog, type EventLog } from "./events.ts";
 
-export interface TestHost extends Host {
-  events: HostEvent[];
+export interface TestHost extends Host, Pick<EventLog, "events" | "waitFor"> {
   logs: { partition: string; message: string }[];
   dataDir: string;
   now: { value: number };
-  /** The first event (already seen or still to come) that matches. */
-  waitFor<E extends HostEvent>(match: (event: HostEvent) => event is E): Promise<E>;
   deploy(guest: "counter" | "wat" | "recorder"): Promise<string>;
 }
 
-const SHARED_ENGINE_CACHE = join(tmpdir(), "dormant-test-engine-cache");
+/** Shared by every test host and server: transpiling the 12 MB JS guest once is enough. */
+export const SHARED_ENGINE_CACHE = join(tmpdir(), "dormant-test-engine-cache");
 
 /** A host on a fresh data directory, with a fake clock the test moves. */
 export async function startTestHost(options: Partial<HostOptions> & { dataDir?: string; startAt?: number } = {}): Promise<TestHost> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "dormant-host-")));
-  const events: HostEvent[] = [];
+  const log = eventLog();
   const logs: { partition: string; message: string }[] = [];
   const now = { value: options.startAt ?? 1_800_000_000_000 };
-  const waiters = new Set<(event: HostEvent) => void>();
   const host = await startHost({
     executors: 2,
-    // Shared by every test host: transpiling the 12 MB JS guest once is enough.
     engineCacheDir: SHARED_ENGINE_CACHE,
     clock: () => now.value,
     ...options,
     dataDir,
-    onEvent: (event) => {
-      events.push(event);
-      for (const waiter of waiters) waiter(event);
-    },
+    onEvent: log.record,
     onLog: (partition, _level, message) => logs.push({ partition, message }),
   });
   const guests = inject("guests");
   return {
     ...host,
-    events,
+    events: log.events,
+    waitFor: log.waitFor,
     logs,
     dataDir,
     now,
@@ -47,18 +42,6 @@ export async function startTestHost(options: Partial<HostOptions> & { dataDir?: 
     async tick(at: number) {
       now.value = at;
       await host.tick(at);
-    },
-    waitFor(match) {
-      const seen = events.find(match);
-      if (seen) return Promise.resolve(seen);
-      return new Promise((resolve) => {
-        const waiter = (event: HostEvent) => {
-          if (!match(event)) return;
-          waiters.delete(waiter);
-          resolve(event);
-        };
-        waiters.add(waiter);
-      });
     },
     async deploy(guest) {
       return (await host.partitions.components.add(await readFile(guests[guest]))).digest;

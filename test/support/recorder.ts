@@ -2,8 +2,8 @@
 import type { CallOutcome } from "../../runtime/executor/protocol.ts";
 import type { CreatePartition } from "../../src/partitions/manager.ts";
 import type { TestHost } from "./host.ts";
+import { event } from "./runtime.ts";
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export interface Received {
@@ -25,16 +25,7 @@ export async function recorder(h: TestHost, options: Partial<CreatePartition> = 
 /** Deliver an event straight to an entry of the guest (not through a task). */
 export function deliverDirect(h: TestHost, partition: string, entry: string, payload: unknown = ""): Promise<CallOutcome> {
   const now = BigInt(h.now.value);
-  return h.partitions.deliver(partition, {
-    taskId: "direct",
-    taskName: entry,
-    entry,
-    payload: encoder.encode(typeof payload === "string" ? payload : JSON.stringify(payload)),
-    scheduledAt: now,
-    firedAt: now,
-    attempt: 1,
-    occurrences: 1,
-  });
+  return h.partitions.deliver(partition, event(entry, typeof payload === "string" ? payload : JSON.stringify(payload), { taskId: "direct", scheduledAt: now, firedAt: now }));
 }
 
 /** Call an entry of the guest directly and parse its JSON reply. */

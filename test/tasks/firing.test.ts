@@ -1,7 +1,7 @@
 // Timers fire when they come due, with the fake clock moved by `tick(now)`.
 import { describe, expect, it } from "vitest";
 import { testHosts } from "../support/host.ts";
-import { call, received, recorder, registerTasks } from "../support/recorder.ts";
+import { call, deliverDirect, received, recorder, registerTasks } from "../support/recorder.ts";
 
 const hosts = testHosts();
 const host = hosts.start;
@@ -97,10 +97,7 @@ describe("firing timers", () => {
     const h = await host();
     const p = await recorder(h);
     const t0 = h.now.value;
-    const outcome = await h.partitions.deliver(p, {
-      taskId: "direct", taskName: "x", entry: "register-then-fail", payload: new TextEncoder().encode(JSON.stringify([{ name: "ghost", after: 1000 }])),
-      scheduledAt: BigInt(t0), firedAt: BigInt(t0), attempt: 1, occurrences: 1,
-    });
+    const outcome = await deliverDirect(h, p, "register-then-fail", [{ name: "ghost", after: 1000 }]);
     expect(outcome).toMatchObject({ ok: false });
     await h.tick(t0 + 1000);
     expect(await received(h, p)).toEqual([]);

@@ -1,0 +1,30 @@
+// Task records as a guest's registration would leave them, inserted host-side by the
+// benchmarks (the WAT guest cannot build a task spec itself).
+import { newPushToken, newTaskId } from "../src/tasks/guest-binding.ts";
+import { DEFAULT_RETRY } from "../src/tasks/limits.ts";
+import type { TaskRecord } from "../src/tasks/task.ts";
+
+function taskRecord(partition: string, name: string, now: number, fields: Pick<TaskRecord, "trigger" | "entry" | "priority" | "nextFire" | "pushToken">): TaskRecord {
+  return {
+    id: newTaskId(),
+    partition,
+    name,
+    payload: new Uint8Array(),
+    outlivePartition: false,
+    retry: { ...DEFAULT_RETRY },
+    misfire: "fire-once",
+    whenConstrained: "postpone",
+    registeredAt: now,
+    ...fields,
+  };
+}
+
+/** A one-shot timer due at `at`, delivered to the guest's `tick` entry. */
+export function timerTask(partition: string, name: string, at: number, now: number): TaskRecord {
+  return taskRecord(partition, name, now, { trigger: { tag: "at", val: BigInt(at) }, entry: "tick", priority: 0, nextFire: at, pushToken: undefined });
+}
+
+/** A push task named `inbox`, delivered to the guest's `push` entry. */
+export function pushTask(partition: string, now: number): TaskRecord {
+  return taskRecord(partition, "inbox", now, { trigger: { tag: "push" }, entry: "push", priority: 100, nextFire: undefined, pushToken: newPushToken() });
+}
