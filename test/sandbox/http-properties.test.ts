@@ -1,6 +1,7 @@
 // Property: whatever arrives over HTTP — random methods, paths, headers, bodies, tokens,
 // uploads that are not components — the server answers with a status below 500 and, for
 // an error, a JSON message; it keeps serving, with no unhandled rejection.
+import { request as httpRequest } from "node:http";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.ts";
@@ -52,6 +53,24 @@ const request = fc.record({
   body,
 });
 
+/**
+ * One request on its own connection. (A pooled keep-alive client can pick a socket the
+ * server is closing after refusing an oversized body, and fail without an answer.)
+ */
+function send(method: string, url: string, headers: Record<string, string>, body: Uint8Array | undefined): Promise<{ status: number; contentType: string; text: string }> {
+  return new Promise((resolve, reject) => {
+    const length = body ? { "content-length": String(body.length) } : {};
+    const req = httpRequest(url, { method, headers: { ...headers, ...length }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers["content-type"] ?? ""), text: Buffer.concat(chunks).toString() }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
 describe("the HTTP surface under random requests", () => {
   it("answers each of 400 random requests below 500, with a JSON message for each error", async () => {
     const statuses = new Map<number, number>();
@@ -63,21 +82,16 @@ describe("the HTTP surface under random requests", () => {
         if (r.token !== undefined) headers.authorization = `Bearer ${r.token}`;
         if (r.contentType !== undefined) headers["content-type"] = r.contentType;
         const withBody = r.body !== undefined && r.method !== "GET" && r.method !== "HEAD";
-        const send = () => fetch(`${s.url}${r.path}`, { method: r.method, headers, ...(withBody ? { body: r.body as Uint8Array<ArrayBuffer> } : {}) });
-        // After answering 413 before reading a large body, the server closes that
-        // connection; a request racing onto the closing keep-alive socket is sent again.
-        const response = await send().catch((error: Error) => {
-          if ((error.cause as { code?: string } | undefined)?.code !== "UND_ERR_SOCKET") throw error;
-          return send();
-        });
-        const text = await response.text();
+        const response = await send(r.method, `${s.url}${r.path}`, headers, withBody ? r.body : undefined);
+        const text = response.text;
         statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
         expect(response.status, `${r.method} ${r.path} → ${text.slice(0, 200)}`).toBeLessThan(500);
-        const isJson = (response.headers.get("content-type") ?? "").includes("application/json");
+        const isJson = response.contentType.includes("application/json");
         if (response.status >= 400 && r.method !== "HEAD" && isJson) expect(JSON.parse(text).error.message.length).toBeGreaterThan(10);
-        if (response.status >= 400 && r.method !== "HEAD" && !isJson) expect(["/", "/login"]).toContain(new URL(`${s.url}${r.path}`).pathname); // the status page's sign-in
+        if (response.status >= 400 && r.method !== "HEAD" && !isJson) expect(["/", "/login"], `${response.status} ${text.slice(0, 100)}`).toContain(new URL(`${s.url}${r.path}`).pathname); // the status page's sign-in
       }),
-      { numRuns: 400 },
+      // FC_SEED replays a failing run.
+      { numRuns: 400, ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}) },
     );
     expect([...statuses.keys()].filter((status) => status >= 400).length).toBeGreaterThan(3);
     expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
