@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { PreparedComponent } from "../runtime/engine.ts";
 import { GLUE_FILE, glueImports, readManifest } from "../runtime/jco/jco-engine.ts";
-import { createHostBinding } from "../src/tasks/guest-binding.ts";
+import { createHostBinding } from "../src/tasks/executor/binding.ts";
 
 interface Glue {
   instantiate(getCoreModule: (name: string) => WebAssembly.Module, imports: unknown, instantiateCore: (m: WebAssembly.Module, i: WebAssembly.Imports) => WebAssembly.Instance): unknown;

@@ -85,13 +85,13 @@ export async function pushFigures(): Promise<Record<string, number>> {
 
   await dormant(async (server) => {
     const { partitions } = server.host;
-    const wat = await partitions.components.add(await readFile(await exampleComponent("wat-minimal")));
-    const js = await partitions.components.add(await readFile(await exampleComponent("counter")));
+    const wat = await server.host.components.add(await readFile(await exampleComponent("wat-minimal")));
+    const js = await server.host.components.add(await readFile(await exampleComponent("counter")));
 
     // One warm partition: the JS counter's own `inbox` push task, and a WAT partition's.
     const counter = await partitions.create({ name: "counter", component: js.digest });
     await partitions.activate(counter.id);
-    const inbox = partitions.tasks.tasksOf(counter.id).find((task) => task.name === "inbox")!;
+    const inbox = server.host.registry.tasksOf(counter.id).find((task) => task.name === "inbox")!;
     const jsUrl = `${server.url}/push/${inbox.pushToken}`;
     await load([jsUrl], 1000, 32);
     const warmJs = await load([jsUrl], WARM_REQUESTS, 32);
@@ -100,7 +100,7 @@ export async function pushFigures(): Promise<Record<string, number>> {
 
     const single = await partitions.create({ name: "wat", component: wat.digest });
     const task = pushTask(single.id, Date.now());
-    await partitions.tasks.apply(single.id, { upserts: [task], removals: [] });
+    await server.host.registry.apply(single.id, { upserts: [task], removals: [] });
     const watUrl = `${server.url}/push/${task.pushToken}`;
     await load([watUrl], 1000, 32);
     const warmWat = await load([watUrl], WARM_REQUESTS, 32);
@@ -113,7 +113,7 @@ export async function pushFigures(): Promise<Record<string, number>> {
     for (let i = 0; i < 1000; i++) {
       const p = await partitions.create({ name: `w${i}`, component: wat.digest });
       const t = pushTask(p.id, Date.now());
-      await partitions.tasks.apply(p.id, { upserts: [t], removals: [] });
+      await server.host.registry.apply(p.id, { upserts: [t], removals: [] });
       ids.push(p.id);
       urls.push(`${server.url}/push/${t.pushToken}`);
     }

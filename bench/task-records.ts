@@ -1,6 +1,6 @@
 // Task records as a guest's registration would leave them, inserted host-side by the
 // benchmarks (the WAT guest cannot build a task spec itself).
-import { newPushToken, newTaskId } from "../src/tasks/guest-binding.ts";
+import { newPushToken, newTaskId } from "../src/tasks/executor/background-tasks.ts";
 import { DEFAULT_RETRY } from "../src/tasks/limits.ts";
 import type { TaskRecord } from "../src/tasks/task.ts";
 
@@ -21,7 +21,7 @@ function taskRecord(partition: string, name: string, now: number, fields: Pick<T
 
 /** A one-shot timer due at `at`, delivered to the guest's `tick` entry. */
 export function timerTask(partition: string, name: string, at: number, now: number): TaskRecord {
-  return taskRecord(partition, name, now, { trigger: { tag: "at", val: BigInt(at) }, entry: "tick", priority: 0, nextFire: at, pushToken: undefined });
+  return taskRecord(partition, name, now, { trigger: { tag: "at", val: at }, entry: "tick", priority: 0, nextFire: at, pushToken: undefined });
 }
 
 /** A push task named `inbox`, delivered to the guest's `push` entry. */

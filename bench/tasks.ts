@@ -29,7 +29,7 @@ export async function insertFigures(): Promise<Record<string, number>> {
   try {
     const registry = new TaskRegistry(store.registrations);
     const queue = new HeapTimerQueue();
-    registry.watch({ changed: (task) => queue.armNow(`task:${task.id}`, task.nextFire!), removed: () => undefined });
+    registry.watch({ changed: (task) => void queue.arm(`task:${task.id}`, task.nextFire!), removed: () => undefined });
     const batches = Array.from({ length: total / perPartition }, (_, p) =>
       Array.from({ length: perPartition }, (_, i) => timerTask(`p_${p}`, `t${i}`, now + 3_600_000 + p * perPartition + i, now)),
     );
@@ -90,7 +90,7 @@ async function dormantLateness(partitions: number, armed: number, spreadMs: numb
   };
   const host = await startHost({ dataDir, executors: 2, idleTimeoutMs: 200, onEvent, budget: { maxConcurrent: 64 } });
   try {
-    const { digest } = await host.partitions.components.add(await readFile(await exampleComponent("wat-minimal")));
+    const { digest } = await host.components.add(await readFile(await exampleComponent("wat-minimal")));
     const ids: string[] = [];
     for (let p = 0; p < partitions; p++) ids.push((await host.partitions.create({ name: `p${p}`, component: digest })).id);
     await Promise.all(ids.map((id) => host.partitions.activate(id)));
@@ -105,7 +105,7 @@ async function dormantLateness(partitions: number, armed: number, spreadMs: numb
       if (!tasks) perPartition.set(partition, (tasks = []));
       tasks.push(timerTask(partition, `t${i}`, at, now));
     }
-    for (const [partition, upserts] of perPartition) await host.partitions.tasks.apply(partition, { upserts, removals: [] });
+    for (const [partition, upserts] of perPartition) await host.registry.apply(partition, { upserts, removals: [] });
     const timeout = setTimeout(finished, 3000 + spreadMs + 60_000);
     await all;
     clearTimeout(timeout);

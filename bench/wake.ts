@@ -30,8 +30,8 @@ export async function wakeFigures(label: string, example: ExampleName, cycles: n
   const plainP50 = percentile(plainSamples, 50);
   figures[`instantiate.${label}.plain_jco.p50_ms`] = round(plainP50);
 
-  for (const [mode, poolSize] of [["pool", 2], ["fresh", 0]] as const) {
-    const run = await measureHost(bytes, poolSize, cycles);
+  for (const [mode, spareInstances] of [["pool", 2], ["fresh", 0]] as const) {
+    const run = await measureHost(bytes, spareInstances, cycles);
     const wakeP50 = percentile(run.wake, 50);
     figures[`wake.${label}.${mode}.p50_ms`] = round(wakeP50);
     figures[`wake.${label}.${mode}.p99_ms`] = round(percentile(run.wake, 99));
@@ -46,21 +46,21 @@ export async function wakeFigures(label: string, example: ExampleName, cycles: n
   return figures;
 }
 
-async function measureHost(bytes: Uint8Array, poolSize: number, cycles: number, beforeClose?: (prepared: PreparedComponent) => Promise<void>) {
+async function measureHost(bytes: Uint8Array, spareInstances: number, cycles: number, beforeClose?: (prepared: PreparedComponent) => Promise<void>) {
   const dataDir = await mkdtemp(join(tmpdir(), "dormant-bench-"));
   let snapshotBytes = 0;
   const firstActivation: number[] = [];
   const host = await startHost({
     dataDir,
     executors: 1,
-    poolSize,
+    spareInstances,
     onEvent: (event) => {
       if (event.type === "frozen") snapshotBytes = event.bytes;
       if (event.type === "activated" && event.kind === "fresh") firstActivation.push(event.ms);
     },
   });
   try {
-    const prepared = await host.partitions.components.add(bytes);
+    const prepared = await host.components.add(bytes);
     const wake: number[] = [];
     const freeze: number[] = [];
     for (let p = 0; p < 5; p++) {
@@ -74,12 +74,12 @@ async function measureHost(bytes: Uint8Array, poolSize: number, cycles: number, 
       await host.partitions.freeze(id);
       freeze.push(performance.now() - started);
       // Let the executor refill its pool between wakes, as idle time would.
-      await new Promise((resolve) => setTimeout(resolve, poolSize > 0 ? 15 : 0));
+      await new Promise((resolve) => setTimeout(resolve, spareInstances > 0 ? 15 : 0));
       started = performance.now();
       await host.partitions.deliver(id, tick);
       wake.push(performance.now() - started);
     }
-    const head = await host.partitions.snapshots.head(id);
+    const head = await host.snapshots.head(id);
     await beforeClose?.(prepared);
     return { prepared, wake, freeze, firstActivation, snapshotBytes: head?.latest.bytes ?? snapshotBytes };
   } finally {

@@ -1,21 +1,28 @@
-// Assembles a host from its parts: the store, the executors, the partition manager, the
-// timer queue, the activation budget and the background-task service. This is the one
-// place where implementations are chosen.
+// Assembles a host from its parts and is the one place where implementations are chosen:
+// the store, the engine and executors, the timer queue and clock, the registries, the
+// partition lifecycle, delivery and the background-task service.
 import { join, resolve } from "node:path";
-import { ExecutorPool } from "../runtime/executor/pool.ts";
-import type { LogLevel } from "../runtime/executor/protocol.ts";
+import { ExecutorPool, type LogLevel } from "../runtime/index.ts";
 import { ActivationBudget, type BudgetState } from "./budget/budget.ts";
 import { PowerFile } from "./budget/power-file.ts";
+import { ComponentRegistry } from "./components/registry.ts";
 import { DeliveryStore } from "./delivery/delivery-store.ts";
-import { PartitionManager, type PartitionEvent } from "./partitions/manager.ts";
-import type { PartitionLimits } from "./partitions/partition.ts";
+import { Dispatcher } from "./delivery/dispatcher.ts";
+import type { HostEvent } from "./events.ts";
+import { PartitionManager } from "./partitions/manager.ts";
+import { DEFAULT_PARTITION_LIMITS, type PartitionLimits } from "./partitions/partition.ts";
+import { systemClock, type Clock } from "./scheduler/clock.ts";
 import { HeapTimerQueue } from "./scheduler/heap-timer-queue.ts";
+import { TimerLoop } from "./scheduler/timer-loop.ts";
 import { openStore, type Store } from "./store/open.ts";
-import type { TaskLimits } from "./tasks/limits.ts";
-import type { MisfireOptions } from "./tasks/misfire.ts";
-import { TaskService, type TaskServiceEvent } from "./tasks/service.ts";
+import { SnapshotStore } from "./store/snapshot-store.ts";
+import { taskHooks } from "./tasks/hooks.ts";
+import { DEFAULT_TASK_LIMITS, type TaskLimits } from "./tasks/limits.ts";
+import { DEFAULT_MISFIRE, type MisfireOptions } from "./tasks/misfire.ts";
+import { TaskRegistry } from "./tasks/registry.ts";
+import { TaskService } from "./tasks/service.ts";
 
-export type HostEvent = PartitionEvent | TaskServiceEvent;
+export type { HostEvent };
 
 export interface HostOptions {
   /** Data directory: the fs store (unless `store` names another) and the engine cache. Default `./.dormant`. */
@@ -26,99 +33,146 @@ export interface HostOptions {
   engineCacheDir?: string;
   /** Executor threads; default the machine's cores. */
   executors?: number;
+  /** Freeze a partition this long after its last event (default 10 s). */
   idleTimeoutMs?: number;
+  /** Most partitions live at once (default 1000). */
   maxLive?: number;
-  poolSize?: number;
-  limits?: TaskLimits;
+  /** Pristine instances kept ready per component in each executor (default 2). */
+  spareInstances?: number;
+  /** What a partition may register (default DEFAULT_TASK_LIMITS). */
+  taskLimits?: Partial<TaskLimits>;
   /** Defaults for every partition: CPU deadline, memory and snapshot caps. */
   partitionLimits?: Partial<PartitionLimits>;
-  misfire?: MisfireOptions;
+  misfire?: Partial<MisfireOptions>;
   budget?: Partial<BudgetState>;
   /** A file whose content constrains the budget (see budget/power-file.ts). */
   powerFile?: string;
-  /**
-   * The host's clock (Unix ms). When one is injected, nothing fires on its own: the
-   * caller drives time with `host.tick(now)`. Otherwise timers run on the real clock.
-   */
-  clock?: () => number;
+  /** When no stored snapshot verifies: start the partition fresh (default) or refuse. */
+  onUnusableSnapshot?: "fresh" | "fail";
+  /** The host's clock; tests inject a FakeClock and move it, on the production path. */
+  clock?: Clock;
   onEvent?: (event: HostEvent) => void;
   onLog?: (partition: string, level: LogLevel, message: string) => void;
 }
 
 export interface Host {
+  readonly clock: Clock;
   readonly store: Store;
   readonly pool: ExecutorPool;
+  readonly components: ComponentRegistry;
+  readonly snapshots: SnapshotStore;
+  readonly registry: TaskRegistry;
   readonly partitions: PartitionManager;
+  readonly deliveries: Dispatcher;
   readonly tasks: TaskService;
   readonly budget: ActivationBudget;
-  /** Fire what is due and freeze what is idle at `now` (for an injected clock). */
-  tick(now: number): Promise<void>;
+  /** Resolves once no timer handler or delivery is under way. */
+  settled(): Promise<void>;
   close(): Promise<void>;
 }
 
-const GUEST_BINDING = new URL("./tasks/guest-binding.ts", import.meta.url);
+const TASK_BINDING = new URL("./tasks/executor/binding.ts", import.meta.url);
 
 export async function startHost(options: HostOptions = {}): Promise<Host> {
   const dataDir = resolve(options.dataDir ?? ".dormant");
-  const clock = options.clock ?? Date.now;
+  const clock = options.clock ?? systemClock;
   const emit = (event: HostEvent) => options.onEvent?.(event);
-  const store = await openStore({ dataDir, ...(options.store ? { url: options.store } : {}) });
-  const pool = ExecutorPool.start({
-    cacheDir: options.engineCacheDir ?? join(dataDir, "engine-cache"),
-    hostModule: GUEST_BINDING,
-    ...(options.executors ? { size: options.executors } : {}),
-    ...(options.onLog ? { onLog: options.onLog } : {}),
-  });
-  const partitions = await PartitionManager.open({
-    pool,
-    store,
-    clock,
-    onEvent: emit,
-    ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
-    ...(options.maxLive !== undefined ? { maxLive: options.maxLive } : {}),
-    ...(options.poolSize !== undefined ? { poolSize: options.poolSize } : {}),
-    ...(options.limits ? { limits: options.limits } : {}),
-    ...(options.partitionLimits ? { partitionLimits: options.partitionLimits } : {}),
-  });
-  const budget = new ActivationBudget(options.budget);
-  const tasks = new TaskService({
-    manager: partitions,
-    queue: new HeapTimerQueue(),
-    deliveries: new DeliveryStore(store.deliveries, store.deadLetters),
-    budget,
-    clock,
-    onEvent: emit,
-    ...(options.misfire ? { misfire: options.misfire } : {}),
-  });
-  const power = options.powerFile ? new PowerFile(options.powerFile, budget, (error) => emit({ type: "error", error })) : undefined;
-  await power?.start();
-  await tasks.start();
-
-  let idleTimer: NodeJS.Timeout | undefined;
-  if (!options.clock) {
-    tasks.runOnRealClock();
-    const every = Math.min(1000, Math.max(10, (options.idleTimeoutMs ?? 10_000) / 4));
-    idleTimer = setInterval(() => void partitions.tick(clock()).catch((error: Error) => emit({ type: "error", error })), every);
-    idleTimer.unref();
-  }
-
-  return {
-    store,
-    pool,
-    partitions,
-    tasks,
-    budget,
-    async tick(now) {
-      await tasks.tick(now);
-      await partitions.tick(now);
-    },
-    async close() {
-      clearInterval(idleTimer);
-      power?.stop();
-      await tasks.stop();
-      await partitions.freezeAll();
-      await pool.close();
-      await store.close();
-    },
+  // What is opened is closed again, in reverse, if a later step fails.
+  const opened: (() => Promise<void> | void)[] = [];
+  const closeOpened = async () => {
+    for (const close of opened.reverse()) await Promise.resolve(close()).catch(() => undefined);
   };
+  try {
+    const store = await openStore({ dataDir, ...(options.store ? { url: options.store } : {}) });
+    opened.push(() => store.close());
+    const pool = ExecutorPool.start({
+      cacheDir: options.engineCacheDir ?? join(dataDir, "engine-cache"),
+      hostModule: TASK_BINDING,
+      ...(options.executors ? { size: options.executors } : {}),
+      ...(options.onLog ? { onLog: options.onLog } : {}),
+    });
+    opened.push(() => pool.close());
+    const timers = new TimerLoop(new HeapTimerQueue(), clock, { onError: (error) => emit({ type: "error", error }) });
+    opened.push(() => timers.stop());
+    const budget = new ActivationBudget(options.budget);
+    const components = new ComponentRegistry(store.components, pool);
+    const snapshots = new SnapshotStore(store.snapshots);
+    const registry = new TaskRegistry(store.registrations);
+    await registry.load();
+    const partitions = await PartitionManager.open({
+      pool,
+      records: store.partitions,
+      components,
+      snapshots,
+      clock,
+      hooks: taskHooks(registry, { ...DEFAULT_TASK_LIMITS, ...options.taskLimits }),
+      timers,
+      idleTimeoutMs: options.idleTimeoutMs ?? 10_000,
+      maxLive: options.maxLive ?? 1000,
+      spareInstances: options.spareInstances ?? 2,
+      partitionLimits: { ...DEFAULT_PARTITION_LIMITS, ...options.partitionLimits },
+      onUnusableSnapshot: options.onUnusableSnapshot ?? "fresh",
+      onEvent: emit,
+    });
+    const deliveries: Dispatcher = new Dispatcher({
+      deliverer: {
+        route: (delivery) => tasks.route(delivery),
+        deliver: (partition, event) => partitions.deliver(partition, event),
+        has: (partition) => partitions.has(partition),
+      },
+      store: new DeliveryStore(store.deliveries, store.deadLetters),
+      budget,
+      clock,
+      timers,
+      onEvent: emit,
+    });
+    const tasks: TaskService = new TaskService({
+      registry,
+      partitions,
+      dispatcher: deliveries,
+      timers,
+      budget,
+      clock,
+      misfire: { ...DEFAULT_MISFIRE, ...options.misfire },
+      onEvent: emit,
+    });
+    opened.push(() => deliveries.stop());
+    const power = options.powerFile ? new PowerFile(options.powerFile, budget, (error) => emit({ type: "error", error })) : undefined;
+    await power?.start();
+    opened.push(() => power?.stop());
+    await deliveries.start();
+    await tasks.start();
+    timers.start();
+
+    const settled = async () => {
+      do {
+        await timers.settled();
+        await deliveries.settled();
+      } while (timers.busy || deliveries.busy);
+    };
+    return {
+      clock,
+      store,
+      pool,
+      components,
+      snapshots,
+      registry,
+      partitions,
+      deliveries,
+      tasks,
+      budget,
+      settled,
+      async close() {
+        await timers.stop();
+        await deliveries.stop();
+        power?.stop();
+        await partitions.freezeAll();
+        await pool.close();
+        await store.close();
+      },
+    };
+  } catch (error) {
+    await closeOpened();
+    throw error;
+  }
 }

@@ -7,7 +7,7 @@
 import type { GuestImports } from "../engine.ts";
 import type { LogLevel } from "./protocol.ts";
 
-export interface HostBinding {
+export interface HostBinding<State = unknown, Effects = unknown> {
   readonly imports: GuestImports;
   /** Tie the binding (and so its instance) to one partition. */
   attach(partition: string): void;
@@ -17,9 +17,9 @@ export interface HostBinding {
    */
   detach(): void;
   /** Before a guest call: what the imports see during it. */
-  begin(state: unknown, now: number): void;
+  begin(state: State, now: number): void;
   /** After a guest call: the effects of its imports, to commit if the call succeeded. */
-  end(): unknown;
+  end(): Effects;
 }
 
 export interface HostSink {

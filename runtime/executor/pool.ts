@@ -40,7 +40,7 @@ export interface ActivateOptions {
   host: unknown;
   now: number;
   /** Pristine instances to keep ready for this component in the chosen executor. */
-  poolSize: number;
+  spareInstances: number;
   limits: CallLimits;
 }
 
@@ -132,11 +132,9 @@ export class ExecutorPool {
     }
   }
 
-  /** Snapshot a live partition; with `drop`, its instance is released afterwards. */
-  async snapshot(partition: string, drop: boolean): Promise<SnapshotResult> {
-    const result = (await this.#send(this.#homeOf(partition), { op: "snapshot", partition, drop })) as SnapshotResult;
-    if (drop) this.#forget(partition);
-    return result;
+  /** Snapshot a live partition (it stays live). */
+  snapshot(partition: string): Promise<SnapshotResult> {
+    return this.#send(this.#homeOf(partition), { op: "snapshot", partition }) as Promise<SnapshotResult>;
   }
 
   async drop(partition: string): Promise<void> {

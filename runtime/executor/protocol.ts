@@ -1,12 +1,9 @@
 // Messages between the main thread and executor workers. Everything here is plain,
 // structured-cloneable data.
 import type { PreparedComponent } from "../engine.ts";
-import type { TaskEvent } from "../../wit/types/interfaces/dormant-host-handler.d.ts";
-import type { PushRequest, Reply } from "../../wit/types/interfaces/dormant-host-types.d.ts";
-import type { ActivationReason } from "../../wit/types/interfaces/dormant-host-lifecycle.d.ts";
+import type { ActivationReason, LogLevel, Reply, TaskEvent } from "../../wit/index.ts";
 
-export type LogLevel = "trace" | "debug" | "info" | "warn" | "error";
-export type { ActivationReason, PushRequest, Reply, TaskEvent };
+export type { ActivationReason, LogLevel, TaskEvent };
 
 export interface HostCall {
   /** Opaque state for the host binding during the call. */
@@ -27,9 +24,9 @@ export interface CallLimits {
 export type Request =
   | { op: "prepare"; bytes: Uint8Array }
   | { op: "compile"; component: PreparedComponent }
-  | ({ op: "activate"; partition: string; component: PreparedComponent; snapshot?: Uint8Array; reason: ActivationReason; poolSize: number } & HostCall)
+  | ({ op: "activate"; partition: string; component: PreparedComponent; snapshot?: Uint8Array; reason: ActivationReason; spareInstances: number } & HostCall)
   | ({ op: "call"; partition: string; event: TaskEvent } & HostCall)
-  | { op: "snapshot"; partition: string; drop: boolean }
+  | { op: "snapshot"; partition: string }
   | { op: "drop"; partition: string };
 
 /** How an activation got its instance. */

@@ -86,7 +86,7 @@ async function activate(request: Extract<Request, { op: "activate" }>): Promise<
   const t0 = performance.now();
   const spare = pools.get(compiled.digest)?.spare.pop();
   const bound = spare ?? instantiate(compiled);
-  if (request.poolSize > 0) refill(compiled, request.poolSize);
+  if (request.spareInstances > 0) refill(compiled, request.spareInstances);
   const t1 = performance.now();
   bound.binding.attach(request.partition);
   if (request.snapshot) applySnapshot(bound.instance.state, pristine.get(compiled.digest)!, request.snapshot);
@@ -136,7 +136,6 @@ function snapshot(request: Extract<Request, { op: "snapshot" }>): SnapshotResult
   const partition = liveOrThrow(request.partition);
   const t0 = performance.now();
   const { bytes, stats } = encodeSnapshot(partition.instance.state, pristine.get(partition.digest)!);
-  if (request.drop) release(request.partition);
   return { bytes, memoryBytes: stats.memoryBytes, deltaBytes: stats.deltaBytes, ms: performance.now() - t0 };
 }
 

@@ -108,7 +108,7 @@ export async function serveCommand(args: string[]): Promise<void> {
     ...(config.executors ? { executors: config.executors } : {}),
     ...(config.powerFile ? { powerFile: config.powerFile } : {}),
     ...(config.maxLive !== undefined ? { maxLive: config.maxLive } : {}),
-    ...(config.tasks ? { limits: { ...DEFAULT_TASK_LIMITS, ...config.tasks } } : {}),
+    ...(config.tasks ? { taskLimits: config.tasks } : {}),
     ...(config.http ? { http: config.http } : {}),
     partitionLimits: {
       ...(config.cpuDeadlineMs !== undefined ? { cpuDeadlineMs: config.cpuDeadlineMs } : {}),
@@ -123,7 +123,7 @@ export async function serveCommand(args: string[]): Promise<void> {
   console.error(`  status page  ${server.url}/`);
   console.error(`  admin API    ${server.url}/api   metrics ${server.url}/metrics   health ${server.url}/healthz`);
   console.error(server.tokenGenerated ? `  admin token  ${server.adminToken}   (generated now and kept in the store; set DORMANT_ADMIN_TOKEN to choose one)` : "  admin token  as set before (DORMANT_ADMIN_TOKEN, or the one printed at first start)");
-  for (const task of server.host.partitions.tasks.all().filter((t) => t.pushToken)) {
+  for (const task of server.host.registry.all().filter((t) => t.pushToken)) {
     console.error(`  push         ${server.url}/push/${task.pushToken}   (${task.name} of ${task.partition})`);
   }
   // A power-state input for hosts without a power file: SIGUSR2 toggles the constraint.
@@ -149,7 +149,7 @@ export async function serveCommand(args: string[]): Promise<void> {
 async function deployDemo(server: Server): Promise<void> {
   const { partitions } = server.host;
   for (const [name, example] of [["counter", "counter"], ["recorder", "task-recorder"]] as [string, ExampleName][]) {
-    const { digest } = await partitions.components.add(await readFile(await exampleComponent(example)));
+    const { digest } = await server.host.components.add(await readFile(await exampleComponent(example)));
     if (partitions.list().some((p) => p.name === name)) continue;
     const { id } = await partitions.create({ name, component: digest });
     await partitions.activate(id);

@@ -1,11 +1,18 @@
 // One event on its way to a partition: a timer occurrence or a push request, with its
 // attempts so far. Delivery is at-least-once: a failed attempt is retried with
-// exponential backoff under the task's retry policy, then dead-lettered.
-import type { PushRequest, TaskEvent } from "../../runtime/executor/protocol.ts";
-import type { RetryPolicy, TaskRecord, WhenConstrained } from "../tasks/task.ts";
+// exponential backoff under the event's retry policy, then dead-lettered. Delivery knows
+// nothing about tasks: whoever makes an event says where it goes and how it is retried.
+import type { PushRequest, TaskEvent, WhenConstrained } from "../../wit/index.ts";
 
 /** What the event is: a timer occurrence, an HTTP push, or a fire asked for by an operator. */
 export type DeliveryKind = "timer" | "push" | "manual";
+
+/** A retry policy with plain numbers (the WIT's u64 fields converted at the edge). */
+export interface RetryPolicy {
+  maxAttempts: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+}
 
 export interface Delivery {
   id: string;
@@ -34,26 +41,18 @@ export interface DeadLetter extends Delivery {
   deadAt: number;
 }
 
-export function deliveryOf(task: TaskRecord, id: string, kind: DeliveryKind, event: { scheduledAt: number; occurrences: number; request?: PushRequest }): Delivery {
-  return {
-    id,
-    kind,
-    taskId: task.id,
-    taskName: task.name,
-    partition: task.partition,
-    entry: task.entry,
-    payload: task.payload,
-    priority: task.priority,
-    whenConstrained: task.whenConstrained,
-    retry: task.retry,
-    scheduledAt: event.scheduledAt,
-    occurrences: event.occurrences,
-    ...(event.request ? { request: event.request } : {}),
-    attempts: 0,
-  };
+/** The delivery's task, named for events and logs. */
+export interface DeliveryRef {
+  task: string;
+  name: string;
+  partition: string;
 }
 
-/** The event the guest receives for the next attempt. */
+export function refOf(delivery: Delivery): DeliveryRef {
+  return { task: delivery.taskId, name: delivery.taskName, partition: delivery.partition };
+}
+
+/** The event the guest receives for the next attempt (the WIT edge: times become u64). */
 export function taskEventOf(delivery: Delivery, firedAt: number): TaskEvent {
   return {
     taskId: delivery.taskId,
@@ -70,7 +69,5 @@ export function taskEventOf(delivery: Delivery, firedAt: number): TaskEvent {
 
 /** The wait before the attempt after `attemptsMade` failed ones: doubling, capped. */
 export function backoffMs(retry: RetryPolicy, attemptsMade: number): number {
-  const initial = Number(retry.initialBackoffMs);
-  const doubled = initial * 2 ** Math.min(attemptsMade - 1, 60);
-  return Math.min(doubled, Number(retry.maxBackoffMs));
+  return Math.min(retry.initialBackoffMs * 2 ** Math.min(attemptsMade - 1, 60), retry.maxBackoffMs);
 }

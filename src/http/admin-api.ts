@@ -3,11 +3,11 @@
 // error is a 400 naming the field.
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { ComponentError } from "../../runtime/errors.ts";
+import { ComponentError } from "../../runtime/index.ts";
 import { BudgetError, type BudgetState } from "../budget/budget.ts";
 import type { Host } from "../host.ts";
 import type { Activity } from "../observability/activity.ts";
-import { UnknownComponentError } from "../partitions/components.ts";
+import { UnknownComponentError } from "../components/registry.ts";
 import { UnknownPartitionError } from "../partitions/manager.ts";
 import type { Durability, PartitionLimits, PartitionRecord, RegistrationMode } from "../partitions/partition.ts";
 import { UnknownTaskError } from "../tasks/service.ts";
@@ -50,7 +50,7 @@ export function taskJson(task: TaskRecord) {
     id: task.id,
     partition: task.partition,
     name: task.name,
-    trigger: task.trigger.tag === "cron" ? { cron: task.trigger.val.expression, timezone: task.trigger.val.timezone ?? "UTC" } : task.trigger.tag === "push" ? { push: true } : { [task.trigger.tag]: Number(task.trigger.val) },
+    trigger: task.trigger.tag === "cron" ? { cron: task.trigger.val.expression, timezone: task.trigger.val.timezone ?? "UTC" } : task.trigger.tag === "push" ? { push: true } : { [task.trigger.tag]: task.trigger.val },
     entry: task.entry,
     priority: task.priority,
     outlivePartition: task.outlivePartition,
@@ -62,12 +62,12 @@ export function taskJson(task: TaskRecord) {
 
 export function adminRoutes(host: Host, activity: Activity, options: AdminOptions): Hono {
   const api = new Hono();
-  const { partitions, tasks } = host;
+  const { partitions, tasks, registry, components, deliveries } = host;
 
   const partitionJson = async (record: PartitionRecord, detail: boolean) => {
-    const base = { ...record, state: partitions.stateOf(record.id), snapshotBytes: (await partitions.snapshots.head(record.id))?.latest.bytes ?? 0 };
+    const base = { ...record, state: partitions.stateOf(record.id), snapshotBytes: (await host.snapshots.head(record.id))?.latest.bytes ?? 0 };
     if (!detail) return base;
-    return { ...base, ...activity.of(record.id), tasks: partitions.tasks.tasksOf(record.id).map(taskJson) };
+    return { ...base, ...activity.of(record.id), tasks: registry.tasksOf(record.id).map(taskJson) };
   };
 
   api.onError((error, c) => {
@@ -93,11 +93,11 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
     async (c) => {
       const bytes = new Uint8Array(await c.req.arrayBuffer());
       if (bytes.length === 0) throw new FieldError("The body must be the component's wasm bytes (Content-Type: application/wasm).");
-      const prepared = await partitions.components.add(bytes);
+      const prepared = await components.add(bytes);
       return c.json({ digest: prepared.digest, bytes: prepared.bytes }, 201);
     },
   );
-  api.get("/components", async (c) => c.json({ components: (await partitions.components.list()).map((digest) => ({ digest })) }));
+  api.get("/components", async (c) => c.json({ components: (await components.list()).map((digest) => ({ digest })) }));
 
   api.post("/partitions", async (c) => {
     const body = await json(c.req.raw);
@@ -128,21 +128,21 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
 
   api.get("/tasks", (c) => {
     const partition = c.req.query("partition");
-    const list = partition === undefined ? partitions.tasks.all() : partitions.tasks.tasksOf(partition);
+    const list = partition === undefined ? registry.all() : registry.tasksOf(partition);
     return c.json({ tasks: list.map(taskJson) });
   });
   api.post("/tasks/:id/fire", async (c) => c.json({ delivery: await tasks.fireNow(c.req.param("id")) }, 202));
 
   api.get("/dead-letters", async (c) =>
     c.json({
-      deadLetters: (await tasks.deadLetters()).map((letter) => ({
+      deadLetters: (await deliveries.deadLetters()).map((letter) => ({
         id: letter.id, kind: letter.kind, task: letter.taskId, name: letter.taskName, partition: letter.partition,
         scheduledAt: letter.scheduledAt, attempts: letter.attempts, lastError: letter.lastError, deadAt: letter.deadAt,
       })),
     }),
   );
   api.post("/dead-letters/:id/retry", async (c) => {
-    if (!(await tasks.retryDeadLetter(c.req.param("id")))) return problem(c, 404, "unknown-dead-letter", "No dead letter has this id; list them with GET /api/dead-letters.");
+    if (!(await deliveries.retryDeadLetter(c.req.param("id")))) return problem(c, 404, "unknown-dead-letter", "No dead letter has this id; list them with GET /api/dead-letters.");
     return c.json({ retrying: c.req.param("id") }, 202);
   });
 
@@ -163,5 +163,5 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
 }
 
 function budgetJson(host: Host) {
-  return { ...host.budget.state, running: host.budget.running, waiting: host.budget.waiting, postponedNow: host.tasks.postponedCount, postponed: host.tasks.stats.postponed, dropped: host.tasks.stats.dropped };
+  return { ...host.budget.state, running: host.budget.running, waiting: host.budget.waiting, postponedNow: host.deliveries.postponedCount, postponed: host.deliveries.stats.postponed, dropped: host.deliveries.stats.dropped };
 }

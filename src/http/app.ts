@@ -29,7 +29,7 @@ const HTTP_DEFAULTS = { maxBodyBytes: 1 << 20, maxComponentBytes: 64 << 20, push
 export function createApp(host: Host, metrics: Metrics, activity: Activity, options: HttpOptions, clock: () => number = Date.now): Hono {
   const o = { ...HTTP_DEFAULTS, ...options };
   const app = new Hono();
-  app.get("/healthz", (c) => c.json({ ok: true, partitions: host.partitions.list().length, live: host.partitions.liveCount(), tasks: host.partitions.tasks.size }));
+  app.get("/healthz", (c) => c.json({ ok: true, partitions: host.partitions.list().length, live: host.partitions.liveCount(), tasks: host.registry.size }));
   app.get("/metrics", async (c) => c.text(await metrics.text(), 200, { "content-type": metrics.registry.contentType }));
   app.route("/", pushRoutes(host, new RateLimiter(o.pushRate, clock), metrics, { maxBodyBytes: o.maxBodyBytes, deadlineMs: o.pushDeadlineMs }));
   app.use("/api/*", requireAdmin(o.adminToken));

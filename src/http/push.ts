@@ -4,10 +4,10 @@
 // least once like a timer event.
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import type { PushRequest } from "../../runtime/executor/protocol.ts";
+import type { PushRequest } from "../../runtime/index.ts";
 import type { Host } from "../host.ts";
 import type { Metrics } from "../observability/metrics.ts";
-import { ConstrainedError, PushDeadlineError } from "../tasks/service.ts";
+import { ConstrainedError, PushDeadlineError } from "../delivery/dispatcher.ts";
 import { problem } from "./errors.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 
@@ -25,7 +25,7 @@ export function pushRoutes(host: Host, limiter: RateLimiter, metrics: Metrics, o
       metrics.push(response.status);
       return response;
     };
-    const task = host.partitions.tasks.byPushToken(token);
+    const task = host.registry.byPushToken(token);
     if (!task) {
       return respond(problem(c, 404, "unknown-push-url", "No push task has this URL; it may have been cancelled or re-registered (which issues a new URL)."));
     }

@@ -18,9 +18,9 @@ const when = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString()
 
 export async function statusPage(host: Host, activity: Activity): Promise<string> {
   const partitions = await Promise.all(
-    host.partitions.list().map(async (p) => ({ ...p, state: host.partitions.stateOf(p.id), bytes: (await host.partitions.snapshots.head(p.id))?.latest.bytes ?? 0, ...activity.of(p.id) })),
+    host.partitions.list().map(async (p) => ({ ...p, state: host.partitions.stateOf(p.id), bytes: (await host.snapshots.head(p.id))?.latest.bytes ?? 0, ...activity.of(p.id) })),
   );
-  const tasks = host.partitions.tasks.all().map(taskJson).sort((a, b) => (a.nextFire ?? Infinity) - (b.nextFire ?? Infinity));
+  const tasks = host.registry.all().map(taskJson).sort((a, b) => (a.nextFire ?? Infinity) - (b.nextFire ?? Infinity));
   const budget = host.budget.state;
   const rows = (cells: string[][]) => cells.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join("")}</tr>`).join("");
   return page(

@@ -1,6 +1,6 @@
 // Per-partition counters and the recent activations and failures, fed by host events,
 // for the admin API and the status page.
-import type { HostEvent } from "../host.ts";
+import type { HostEvent } from "../events.ts";
 
 export interface PartitionActivity {
   activations: number;

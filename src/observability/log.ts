@@ -1,6 +1,6 @@
 // Structured logs: one JSON line per delivery (partition, task, how its partition was
 // activated, duration, outcome), and one per freeze, failure or budget decision.
-import type { HostEvent } from "../host.ts";
+import type { HostEvent } from "../events.ts";
 
 export function structuredLog(write: (line: string) => void, clock: () => number = Date.now): (event: HostEvent) => void {
   const activationOf = new Map<string, string>();

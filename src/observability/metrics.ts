@@ -24,20 +24,20 @@ export class Metrics {
   readonly #pushes = new Counter({ name: "dormant_push_requests_total", help: "Push requests, by HTTP status.", labelNames: ["status"], registers: [this.registry] });
 
   /** Add the gauges read from the host at each scrape. */
-  watch(host: Pick<Host, "partitions" | "budget" | "tasks">): void {
+  watch(host: Pick<Host, "partitions" | "budget" | "registry" | "deliveries">): void {
     new Gauge({ name: "dormant_partitions", help: "Partitions, by state.", labelNames: ["state"], registers: [this.registry], collect() {
       const counts = { active: 0, idle: 0, frozen: 0 };
       for (const record of host.partitions.list()) counts[host.partitions.stateOf(record.id) as keyof typeof counts]++;
       for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
     } });
     new Gauge({ name: "dormant_tasks", help: "Registered tasks.", registers: [this.registry], collect() {
-      this.set(host.partitions.tasks.size);
+      this.set(host.registry.size);
     } });
     new Gauge({ name: "dormant_budget_constrained", help: "1 while the host runs under a constrained budget.", registers: [this.registry], collect() {
       this.set(host.budget.state.constrained ? 1 : 0);
     } });
     new Gauge({ name: "dormant_pending_retries", help: "Deliveries waiting for a retry.", registers: [this.registry], collect() {
-      this.set(host.tasks.pendingDeliveries().length);
+      this.set(host.deliveries.pendingDeliveries().length);
     } });
   }
 

@@ -1,35 +1,49 @@
 // The partition lifecycle: active → idle → frozen (→ deleted). Partitions are activated
-// on demand — rehydrated from their latest snapshot, or instantiated fresh when they
-// have none — take one event at a time, and are frozen back to storage when idle or
-// when too many are live.
+// on demand — restored from their latest snapshot, or instantiated fresh when they have
+// none — take one event at a time, and are frozen back to storage when idle or when too
+// many are live. What a call may see of the host, and what its effects mean, belong to
+// the CallHooks the manager is given: the lifecycle knows nothing about tasks.
 import { randomBytes } from "node:crypto";
-import type { ExecutorPool } from "../../runtime/executor/pool.ts";
-import type { ActivationReason, CallOutcome, TaskEvent } from "../../runtime/executor/protocol.ts";
-import { SnapshotFormatError } from "../../runtime/snapshot/image.ts";
-import type { Store } from "../store/open.ts";
-import { NoUsableSnapshotError, SnapshotStore } from "../store/snapshot-store.ts";
-import type { TaskCallState, TaskEffects } from "../tasks/guest-binding.ts";
-import { DEFAULT_TASK_LIMITS, type TaskLimits } from "../tasks/limits.ts";
-import { TaskRegistry } from "../tasks/registry.ts";
-import { ComponentRegistry } from "./components.ts";
-import { DEFAULT_PARTITION_LIMITS, type ActivationKind, type Durability, type PartitionLimits, type PartitionRecord, type PartitionState, type RegistrationMode } from "./partition.ts";
+import type { Storage } from "unstorage";
+import { SnapshotFormatError, type ActivationReason, type CallOutcome, type ExecutorPool, type PreparedComponent, type TaskEvent } from "../../runtime/index.ts";
+import type { ComponentRegistry } from "../components/registry.ts";
+import type { Clock } from "../scheduler/clock.ts";
+import type { TimerLoop } from "../scheduler/timer-loop.ts";
+import { NoUsableSnapshotError, type SnapshotStore } from "../store/snapshot-store.ts";
+import { type ActivationKind, type PartitionLimits, type PartitionRecord, type PartitionSpec, type PartitionState } from "./partition.ts";
+
+/** What the host adds to the lifecycle: the state a call sees, and what to do with its effects. */
+export interface CallHooks<State = unknown, Effects = unknown> {
+  /** What the host imports see during a call to `partition`. */
+  stateFor(partition: string): State;
+  /** Make a successful call's effects count (after its snapshot, for per-activation durability). */
+  commit(partition: string, effects: Effects): Promise<void>;
+  /** A partition joined the host (created, or loaded at start). */
+  added(record: PartitionRecord): void;
+  /** A partition was deleted. */
+  deleted(record: PartitionRecord): Promise<void>;
+}
 
 export interface PartitionManagerOptions {
   pool: ExecutorPool;
-  store: Store;
-  /** The host's clock (Unix ms); injected so tests can drive time. */
-  clock: () => number;
-  /** Freeze a partition this long after its last event (default 10 s). */
-  idleTimeoutMs?: number;
+  /** Where partition records are kept. */
+  records: Storage;
+  components: Pick<ComponentRegistry, "get">;
+  snapshots: SnapshotStore;
+  clock: Clock;
+  hooks: CallHooks;
+  /** Idle checks are timers in the host's one loop. */
+  timers: Pick<TimerLoop, "arm" | "disarm" | "on">;
+  /** Freeze a partition this long after its last event. */
+  idleTimeoutMs: number;
   /** Most partitions live at once; beyond it the least recently used idle ones freeze. */
-  maxLive?: number;
-  /** Pristine instances kept ready per component in each executor (default 2). */
-  poolSize?: number;
-  limits?: TaskLimits;
-  /** Defaults for every partition's limits (CPU deadline, memory, snapshot size), over the built-in ones. */
-  partitionLimits?: Partial<PartitionLimits>;
-  /** When no stored snapshot verifies: start the partition fresh (default) or refuse. */
-  onUnusableSnapshot?: "fresh" | "fail";
+  maxLive: number;
+  /** Pristine instances kept ready per component in each executor. */
+  spareInstances: number;
+  /** Every partition's limits unless its record overrides them. */
+  partitionLimits: PartitionLimits;
+  /** When no stored snapshot verifies: start the partition fresh, or refuse. */
+  onUnusableSnapshot: "fresh" | "fail";
   onEvent?: (event: PartitionEvent) => void;
 }
 
@@ -52,14 +66,6 @@ export class SnapshotTooLargeError extends Error {
   override name = "SnapshotTooLargeError";
 }
 
-export interface CreatePartition {
-  name: string;
-  component: string;
-  durability?: Durability;
-  registrations?: RegistrationMode;
-  limits?: Partial<PartitionLimits>;
-}
-
 interface Slot {
   record: PartitionRecord;
   live: boolean;
@@ -70,26 +76,15 @@ interface Slot {
   queue: Promise<unknown>;
 }
 
+export const IDLE_TIMER = "idle";
+
 export class PartitionManager {
-  readonly components: ComponentRegistry;
-  readonly tasks: TaskRegistry;
-  readonly snapshots: SnapshotStore;
-  readonly #options: Required<Omit<PartitionManagerOptions, "onEvent" | "partitionLimits">> & Pick<PartitionManagerOptions, "onEvent"> & { partitionLimits: PartitionLimits };
+  readonly #options: PartitionManagerOptions;
   readonly #slots = new Map<string, Slot>();
 
   private constructor(options: PartitionManagerOptions) {
-    this.#options = {
-      idleTimeoutMs: 10_000,
-      maxLive: 1000,
-      poolSize: 2,
-      limits: DEFAULT_TASK_LIMITS,
-      onUnusableSnapshot: "fresh",
-      ...options,
-      partitionLimits: { ...DEFAULT_PARTITION_LIMITS, ...options.partitionLimits },
-    };
-    this.components = new ComponentRegistry(options.store.components, options.pool);
-    this.tasks = new TaskRegistry(options.store.registrations);
-    this.snapshots = new SnapshotStore(options.store.snapshots);
+    this.#options = options;
+    options.timers.on(IDLE_TIMER, (id) => this.#idleDue(id));
     options.pool.setExecutorLostHandler((partitions) => {
       for (const id of partitions) {
         const slot = this.#slots.get(id);
@@ -98,19 +93,22 @@ export class PartitionManager {
     });
   }
 
-  /** Open the manager on a store, loading the partitions and tasks recorded in it. */
+  /** Open the manager on a store, loading the partitions recorded in it. */
   static async open(options: PartitionManagerOptions): Promise<PartitionManager> {
     const manager = new PartitionManager(options);
-    await manager.tasks.load();
-    for (const key of await options.store.partitions.getKeys()) {
-      const record = await options.store.partitions.getItem<PartitionRecord>(key);
-      if (record) manager.#add({ ...record, registrations: record.registrations ?? "host" });
+    for (const key of await options.records.getKeys()) {
+      const record = await options.records.getItem<PartitionRecord>(key);
+      if (record) manager.#add({ ...record, registrations: record.registrations ?? "host" }, false);
     }
     return manager;
   }
 
-  async create(spec: CreatePartition): Promise<PartitionRecord> {
-    await this.components.get(spec.component);
+  /**
+   * Create a partition running a deployed component. A `reprovisioned` one replaces a
+   * deleted partition for tasks that outlived it: its first activation says so.
+   */
+  async create(spec: Partial<PartitionSpec> & Pick<PartitionSpec, "name" | "component">, how: { reprovisioned?: boolean } = {}): Promise<PartitionRecord> {
+    await this.#options.components.get(spec.component);
     const record: PartitionRecord = {
       id: `p_${randomBytes(12).toString("base64url")}`,
       name: spec.name,
@@ -118,21 +116,10 @@ export class PartitionManager {
       durability: spec.durability ?? "on-idle",
       registrations: spec.registrations ?? "host",
       ...(spec.limits ? { limits: spec.limits } : {}),
-      createdAt: this.#options.clock(),
+      createdAt: this.#options.clock.now(),
     };
-    await this.#options.store.partitions.setItem(record.id, record);
-    this.#add(record);
-    return record;
-  }
-
-  /**
-   * Provision a fresh partition for tasks that outlived partition `from`: they move to it,
-   * and its first activation is `on-activate(reprovisioned)`.
-   */
-  async reprovision(from: string, spec: CreatePartition): Promise<PartitionRecord> {
-    const record = await this.create(spec);
-    this.#slots.get(record.id)!.reprovisioned = true;
-    await this.tasks.move(from, record.id);
+    await this.#options.records.setItem(record.id, record);
+    this.#add(record, how.reprovisioned ?? false);
     return record;
   }
 
@@ -173,16 +160,17 @@ export class PartitionManager {
       await this.#ensureLive(slot);
       slot.busy = true;
       try {
-        const result = await this.#options.pool.call(id, event, this.#hostState(id), this.#options.clock(), this.#callLimits(slot)).catch((error: Error) => {
+        const { pool, hooks, clock } = this.#options;
+        const result = await pool.call(id, event, hooks.stateFor(id), clock.now(), this.#callLimits(slot)).catch((error: Error) => {
           slot.live = false; // the instance is gone; the next event rehydrates
           this.#emit({ type: "trap", partition: id, error });
           throw error;
         });
-        if (result.outcome.ok) await this.#commit(slot, result.effects as TaskEffects);
+        if (result.outcome.ok) await this.#commit(slot, result.effects);
         return result.outcome;
       } finally {
         slot.busy = false;
-        slot.lastUsed = this.#options.clock();
+        this.#used(slot);
       }
     });
   }
@@ -193,21 +181,30 @@ export class PartitionManager {
     return this.#exclusive(slot, () => this.#freeze(slot));
   }
 
-  /** Freeze the partitions idle for longer than the idle timeout. */
-  async tick(now: number): Promise<void> {
-    const due = [...this.#slots.values()].filter((slot) => slot.live && !slot.busy && now - slot.lastUsed >= this.#options.idleTimeoutMs);
-    await Promise.all(due.map((slot) => this.#freezeReporting(slot)));
+  /** An idle check came due: freeze the partition if it stayed idle, or look again later. */
+  async #idleDue(id: string): Promise<void> {
+    const slot = this.#slots.get(id);
+    if (!slot?.live) return;
+    const quietSince = this.#options.clock.now() - slot.lastUsed;
+    if (!slot.busy && quietSince >= this.#options.idleTimeoutMs) await this.#freezeReporting(slot);
+    else await this.#options.timers.arm(IDLE_TIMER, id, slot.lastUsed + this.#options.idleTimeoutMs);
+  }
+
+  /** The partition just did something: it freezes once it has been idle for the timeout. */
+  #used(slot: Slot): void {
+    slot.lastUsed = this.#options.clock.now();
+    void this.#options.timers.arm(IDLE_TIMER, slot.record.id, slot.lastUsed + this.#options.idleTimeoutMs);
   }
 
   async delete(id: string): Promise<void> {
     const slot = this.#slotOf(id);
     await this.#exclusive(slot, async () => {
       this.#slots.delete(id);
+      await this.#options.timers.disarm(IDLE_TIMER, id);
       await this.#options.pool.drop(id);
-      await this.snapshots.delete(id);
-      const { name, component, durability, registrations } = slot.record;
-      await this.tasks.removePartition(id, { name, component, durability, registrations });
-      await this.#options.store.partitions.removeItem(id);
+      await this.#options.snapshots.delete(id);
+      await this.#options.hooks.deleted(slot.record);
+      await this.#options.records.removeItem(id);
     });
   }
 
@@ -224,7 +221,7 @@ export class PartitionManager {
     if (slot.live) return "warm";
     const id = slot.record.id;
     const started = performance.now();
-    const component = await this.components.get(slot.record.component);
+    const component = await this.#options.components.get(slot.record.component);
     let snapshot = await this.#loadSnapshot(id);
     let result;
     try {
@@ -236,8 +233,8 @@ export class PartitionManager {
       result = await this.#activateInstance(slot, component, snapshot);
     }
     slot.live = true;
-    slot.lastUsed = this.#options.clock();
-    await this.#commit(slot, result.effects as TaskEffects);
+    this.#used(slot);
+    await this.#commit(slot, result.effects);
     const reason = this.#reasonFor(slot, snapshot);
     slot.reprovisioned = false;
     const kind: ActivationKind = reason === "restored" ? "rehydrated" : reason;
@@ -246,21 +243,21 @@ export class PartitionManager {
     return kind;
   }
 
-  #activateInstance(slot: Slot, component: Awaited<ReturnType<ComponentRegistry["get"]>>, snapshot: Uint8Array | undefined) {
+  #activateInstance(slot: Slot, component: PreparedComponent, snapshot: Uint8Array | undefined) {
     return this.#options.pool.activate(slot.record.id, {
       component,
       ...(snapshot ? { snapshot } : {}),
       reason: this.#reasonFor(slot, snapshot),
-      host: this.#hostState(slot.record.id),
-      now: this.#options.clock(),
-      poolSize: this.#options.poolSize,
+      host: this.#options.hooks.stateFor(slot.record.id),
+      now: this.#options.clock.now(),
+      spareInstances: this.#options.spareInstances,
       limits: this.#callLimits(slot),
     });
   }
 
   async #loadSnapshot(id: string): Promise<Uint8Array | undefined> {
     try {
-      const loaded = await this.snapshots.load(id);
+      const loaded = await this.#options.snapshots.load(id);
       for (const problem of loaded?.skipped ?? []) this.#emit({ type: "snapshot-problem", partition: id, error: problem });
       return loaded?.data;
     } catch (error) {
@@ -277,13 +274,13 @@ export class PartitionManager {
     }
   }
 
-  /** Commit a successful call: its task changes, and for per-activation durability its snapshot first. */
-  async #commit(slot: Slot, effects: TaskEffects): Promise<void> {
+  /** Commit a successful call: its effects, and for per-activation durability its snapshot first. */
+  async #commit(slot: Slot, effects: unknown): Promise<void> {
     if (slot.record.durability === "per-activation") {
-      const { bytes } = await this.#options.pool.snapshot(slot.record.id, false);
-      await this.snapshots.put(slot.record.id, bytes, this.#options.clock());
+      const { bytes } = await this.#options.pool.snapshot(slot.record.id);
+      await this.#options.snapshots.put(slot.record.id, bytes, this.#options.clock.now());
     }
-    await this.tasks.apply(slot.record.id, effects);
+    await this.#options.hooks.commit(slot.record.id, effects);
   }
 
   async #freeze(slot: Slot): Promise<void> {
@@ -298,12 +295,12 @@ export class PartitionManager {
       return;
     }
     // The instance is released only once its snapshot is stored: a failed write loses nothing.
-    const { bytes } = await this.#options.pool.snapshot(id, false);
+    const { bytes } = await this.#options.pool.snapshot(id);
     const cap = this.limitsOf(id).snapshotBytes;
     if (bytes.length > cap) {
       throw new SnapshotTooLargeError(`Partition ${id} cannot be frozen: its snapshot is ${bytes.length} bytes, over its ${cap}-byte cap. It stays live; raise its snapshot limit or have it keep less state.`);
     }
-    const ref = await this.snapshots.put(id, bytes, this.#options.clock());
+    const ref = await this.#options.snapshots.put(id, bytes, this.#options.clock.now());
     await this.#options.pool.drop(id);
     slot.live = false;
     this.#emit({ type: "frozen", partition: id, bytes: ref.bytes, ms: performance.now() - started });
@@ -329,19 +326,15 @@ export class PartitionManager {
     return slot.reprovisioned ? "reprovisioned" : "fresh";
   }
 
-  #hostState(id: string): TaskCallState {
-    return { tasks: this.tasks.tasksOf(id), limits: this.#options.limits };
-  }
-
   #exclusive<T>(slot: Slot, work: () => Promise<T>): Promise<T> {
     const run = slot.queue.then(work, work);
     slot.queue = run.catch(() => undefined);
     return run;
   }
 
-  #add(record: PartitionRecord): void {
-    this.tasks.setMode(record.id, record.registrations);
-    this.#slots.set(record.id, { record, live: false, reprovisioned: false, busy: false, lastUsed: 0, queue: Promise.resolve() });
+  #add(record: PartitionRecord, reprovisioned: boolean): void {
+    this.#options.hooks.added(record);
+    this.#slots.set(record.id, { record, live: false, reprovisioned, busy: false, lastUsed: 0, queue: Promise.resolve() });
   }
 
   #slotOf(id: string): Slot {

@@ -5,7 +5,7 @@ export type Durability =
   /** Snapshot after every event, before the event counts as delivered. */
   | "per-activation";
 
-/** Where a partition's task registrations live (seed FIG. 6 / FIG. 7). */
+/** Where a partition's task registrations live. */
 export type RegistrationMode =
   /** Persisted by the host: it can wake the partition on its own, across restarts. */
   | "host"
@@ -29,9 +29,8 @@ export interface PartitionLimits {
 
 export const DEFAULT_PARTITION_LIMITS: PartitionLimits = { cpuDeadlineMs: 5000, memoryBytes: 256 * 2 ** 20, snapshotBytes: 64 * 2 ** 20 };
 
-/** A partition as the host persists it. */
-export interface PartitionRecord {
-  id: string;
+/** What it takes to create a partition (or provision a replacement for a deleted one). */
+export interface PartitionSpec {
   name: string;
   /** Digest of the component it runs. */
   component: string;
@@ -39,7 +38,18 @@ export interface PartitionRecord {
   registrations: RegistrationMode;
   /** Overrides of the host's partition limits. */
   limits?: Partial<PartitionLimits>;
+}
+
+/** A partition as the host persists it. */
+export interface PartitionRecord extends PartitionSpec {
+  id: string;
   createdAt: number;
+}
+
+/** The spec a record was created from: everything that a replacement must keep. */
+export function specOf(record: PartitionRecord): PartitionSpec {
+  const { id: _id, createdAt: _createdAt, ...spec } = record;
+  return spec;
 }
 
 /** How an activation got its instance. */

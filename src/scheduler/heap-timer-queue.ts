@@ -1,13 +1,17 @@
 // The in-process timer queue: a binary min-heap ordered by due time, then by arming
 // order. Re-arming and disarming leave the old heap entry behind as garbage (checked
 // against the live map when popped), so both are O(log n); the heap is compacted when
-// garbage outgrows the live entries.
-import type { DueTimer, TimerQueue } from "./timer-queue.ts";
+// garbage outgrows the live entries. A claim re-enters the heap at its lease expiry.
+import type { ClaimedTimer, TimerQueue } from "./timer-queue.ts";
 
 interface Entry {
   key: string;
+  /** When the entry comes out of the heap: the due time, or a claim's lease expiry. */
+  wakeAt: number;
+  /** The instant the key was armed for. */
   at: number;
   seq: number;
+  claim?: number;
 }
 
 export class HeapTimerQueue implements TimerQueue {
@@ -16,35 +20,39 @@ export class HeapTimerQueue implements TimerQueue {
   #seq = 0;
 
   async arm(key: string, at: number): Promise<void> {
-    this.armNow(key, at);
-  }
-
-  /** Synchronous `arm`, for bulk loading. */
-  armNow(key: string, at: number): void {
-    const entry = { key, at, seq: this.#seq++ };
-    this.#live.set(key, entry);
-    this.#push(entry);
-    if (this.#heap.length > 1024 && this.#heap.length > 2 * this.#live.size) this.#compact();
+    this.#set({ key, wakeAt: at, at, seq: this.#seq++ });
   }
 
   async disarm(key: string): Promise<void> {
     this.#live.delete(key);
   }
 
-  async takeDue(now: number, limit: number): Promise<DueTimer[]> {
-    const due: DueTimer[] = [];
-    while (due.length < limit) {
+  async claimDue(now: number, limit: number, leaseMs: number): Promise<ClaimedTimer[]> {
+    const claimed: ClaimedTimer[] = [];
+    while (claimed.length < limit) {
       const top = this.#peek();
-      if (!top || top.at > now) break;
+      if (!top || top.wakeAt > now) break;
       this.#pop();
-      this.#live.delete(top.key);
-      due.push({ key: top.key, at: top.at });
+      const seq = this.#seq++;
+      this.#set({ key: top.key, wakeAt: now + leaseMs, at: top.at, seq, claim: seq });
+      claimed.push({ key: top.key, at: top.at, claim: seq });
     }
-    return due;
+    return claimed;
+  }
+
+  async extend(timer: ClaimedTimer, until: number): Promise<boolean> {
+    const entry = this.#live.get(timer.key);
+    if (entry?.claim !== timer.claim) return false;
+    this.#set({ ...entry, wakeAt: until, seq: this.#seq++ });
+    return true;
+  }
+
+  async ack(timer: ClaimedTimer): Promise<void> {
+    if (this.#live.get(timer.key)?.claim === timer.claim) this.#live.delete(timer.key);
   }
 
   async nextAt(): Promise<number | undefined> {
-    return this.#peek()?.at;
+    return this.#peek()?.wakeAt;
   }
 
   async size(): Promise<number> {
@@ -54,6 +62,12 @@ export class HeapTimerQueue implements TimerQueue {
   async close(): Promise<void> {
     this.#heap = [];
     this.#live.clear();
+  }
+
+  #set(entry: Entry): void {
+    this.#live.set(entry.key, entry);
+    this.#push(entry);
+    if (this.#heap.length > 1024 && this.#heap.length > 2 * this.#live.size) this.#compact();
   }
 
   /** The earliest live entry, dropping garbage above it. */
@@ -68,7 +82,7 @@ export class HeapTimerQueue implements TimerQueue {
 
   #compact(): void {
     // A sorted array is a valid heap.
-    this.#heap = [...this.#live.values()].sort((a, b) => a.at - b.at || a.seq - b.seq);
+    this.#heap = [...this.#live.values()].sort((a, b) => (before(a, b) ? -1 : 1));
   }
 
   #push(entry: Entry): void {
@@ -103,5 +117,5 @@ export class HeapTimerQueue implements TimerQueue {
 }
 
 function before(a: Entry, b: Entry): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  return a.wakeAt < b.wakeAt || (a.wakeAt === b.wakeAt && a.seq < b.seq);
 }

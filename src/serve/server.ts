@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 import { startHost, type Host, type HostEvent, type HostOptions } from "../host.ts";
+import { systemClock } from "../scheduler/clock.ts";
 import { createApp, type HttpOptions } from "../http/app.ts";
 import { Activity } from "../observability/activity.ts";
 import { structuredLog } from "../observability/log.ts";
@@ -34,7 +35,7 @@ export interface Server {
 const TOKEN_KEY = "admin-token";
 
 export async function startServer(options: ServeOptions = {}): Promise<Server> {
-  const clock = options.clock ?? Date.now;
+  const clock = () => (options.clock ?? systemClock).now();
   const metrics = new Metrics();
   const activity = new Activity(clock);
   const log = structuredLog(options.log ?? ((line) => process.stdout.write(`${line}\n`)), clock);
@@ -62,7 +63,7 @@ export async function startServer(options: ServeOptions = {}): Promise<Server> {
         closing ??= (async () => {
           const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
           if ("closeIdleConnections" in server) server.closeIdleConnections();
-          await host.tasks.settled();
+          await host.settled();
           await stopped;
           await host.close();
         })();

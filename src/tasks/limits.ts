@@ -16,4 +16,4 @@ export const DEFAULT_TASK_LIMITS: TaskLimits = {
   maxAttempts: 100,
 };
 
-export const DEFAULT_RETRY = { maxAttempts: 6, initialBackoffMs: 2000n, maxBackoffMs: 300_000n } as const;
+export const DEFAULT_RETRY = { maxAttempts: 6, initialBackoffMs: 2000, maxBackoffMs: 300_000 } as const;

@@ -66,7 +66,7 @@ export function planFire(task: TaskRecord, due: number, now: number, options: Mi
 function occurrencesSince(task: TaskRecord, due: number, now: number, keep: number) {
   const { trigger, registeredAt } = task;
   if (trigger.tag === "every") {
-    const period = Number(trigger.val);
+    const period = trigger.val;
     const count = Math.floor((now - due) / period) + 1;
     const times = Array.from({ length: Math.min(count, keep) }, (_, i) => due + i * period);
     return { times, count, countCapped: false, next: due + count * period };

@@ -1,13 +1,12 @@
 // The host's record of every partition's tasks. Tasks of `host`-mode partitions are
-// persisted per partition; those of `guest`-mode partitions are a volatile copy that the
-// guest rebuilds when the host starts. Values are encoded with V8's serializer: task
-// records carry BigInts and byte arrays.
+// persisted per partition, as JSON; those of `guest`-mode partitions are a volatile copy
+// that the guest rebuilds when the host starts.
 import { createHash, timingSafeEqual } from "node:crypto";
-import { deserialize, serialize } from "node:v8";
 import type { Storage } from "unstorage";
-import type { RegistrationMode } from "../partitions/partition.ts";
-import type { TaskEffects } from "./guest-binding.ts";
-import type { PartitionProvision, TaskRecord } from "./task.ts";
+import type { PartitionSpec, RegistrationMode } from "../partitions/partition.ts";
+import { readAllRecords, writeRecord } from "../store/records.ts";
+import type { TaskEffects } from "./executor/background-tasks.ts";
+import { viewOf, type TaskRecord, type TaskView } from "./task.ts";
 
 /** Told of every task whose next fire time was set or cleared. */
 export interface TaskWatcher {
@@ -21,18 +20,18 @@ export class TaskRegistry {
   readonly #byId = new Map<string, TaskRecord>();
   readonly #byPushToken = new Map<string, TaskRecord>();
   readonly #volatile = new Set<string>();
+  /** What executors see of each partition's tasks, rebuilt only when they change. */
+  readonly #views = new Map<string, TaskView[]>();
   #watcher: TaskWatcher | undefined;
 
   constructor(storage: Storage) {
     this.#storage = storage;
   }
 
-  /** Read the persisted tasks from storage (at host start). */
+  /** Read the persisted tasks from storage (at host start), migrating old encodings. */
   async load(): Promise<void> {
-    for (const key of await this.#storage.getKeys()) {
-      const raw = await this.#storage.getItemRaw<Uint8Array>(key);
-      if (!raw) continue;
-      for (const task of deserialize(Buffer.from(raw)) as TaskRecord[]) this.#put(task);
+    for (const { value } of await readAllRecords<TaskRecord[]>(this.#storage)) {
+      for (const task of value) this.#put(task);
     }
   }
 
@@ -66,6 +65,12 @@ export class TaskRegistry {
     return [...(this.#byPartition.get(partition)?.values() ?? [])];
   }
 
+  viewsOf(partition: string): TaskView[] {
+    let views = this.#views.get(partition);
+    if (!views) this.#views.set(partition, (views = this.tasksOf(partition).map(viewOf)));
+    return views;
+  }
+
   all(): TaskRecord[] {
     return [...this.#byId.values()];
   }
@@ -81,7 +86,7 @@ export class TaskRegistry {
       const task = this.#byPartition.get(partition)?.get(name);
       if (task) this.#delete(task);
     }
-    for (const task of effects.upserts) this.#put(task);
+    for (const task of effects.upserts) this.#put({ ...task, partition });
     await this.#persist(partition);
   }
 
@@ -101,7 +106,7 @@ export class TaskRegistry {
    * Forget a deleted partition's tasks, except those flagged to outlive it: they stay,
    * marked with what to provision when they next fire.
    */
-  async removePartition(partition: string, provision: PartitionProvision): Promise<void> {
+  async removePartition(partition: string, provision: PartitionSpec): Promise<void> {
     for (const task of this.tasksOf(partition)) {
       if (task.outlivePartition) this.#put({ ...task, provision });
       else this.#delete(task);
@@ -129,6 +134,7 @@ export class TaskRegistry {
     if (previous?.pushToken !== undefined) this.#byPushToken.delete(digestOf(previous.pushToken));
     tasks.set(task.name, task);
     this.#byId.set(task.id, task);
+    this.#views.delete(task.partition);
     if (task.pushToken !== undefined) this.#byPushToken.set(digestOf(task.pushToken), task);
     this.#watcher?.changed(task);
   }
@@ -138,6 +144,7 @@ export class TaskRegistry {
     tasks?.delete(task.name);
     if (tasks?.size === 0) this.#byPartition.delete(task.partition);
     this.#byId.delete(task.id);
+    this.#views.delete(task.partition);
     if (task.pushToken !== undefined) this.#byPushToken.delete(digestOf(task.pushToken));
     this.#watcher?.removed(task);
   }
@@ -146,7 +153,7 @@ export class TaskRegistry {
     if (this.#volatile.has(partition)) return;
     const tasks = this.tasksOf(partition);
     if (tasks.length === 0) await this.#storage.removeItem(partition);
-    else await this.#storage.setItemRaw(partition, serialize(tasks));
+    else await writeRecord(this.#storage, partition, tasks);
   }
 }
 

@@ -5,20 +5,20 @@ import { Cron } from "croner";
 import type { Trigger } from "./task.ts";
 
 export function cronOf(expression: string, timezone: string | undefined): Cron {
-  return new Cron(expression, { paused: true, timezone: timezone ?? "UTC"});
+  return new Cron(expression, { paused: true, timezone: timezone ?? "UTC" });
 }
 
 /** The first occurrence strictly after `after`; undefined when there is none. */
 export function nextOccurrence(trigger: Trigger, after: number, registeredAt: number): number | undefined {
   switch (trigger.tag) {
     case "at":
-      return Number(trigger.val) > after ? Number(trigger.val) : undefined;
+      return trigger.val > after ? trigger.val : undefined;
     case "after": {
-      const at = registeredAt + Number(trigger.val);
+      const at = registeredAt + trigger.val;
       return at > after ? at : undefined;
     }
     case "every": {
-      const period = Number(trigger.val);
+      const period = trigger.val;
       const elapsed = Math.max(0, after - registeredAt);
       return registeredAt + (Math.floor(elapsed / period) + 1) * period;
     }
@@ -33,7 +33,7 @@ export function nextOccurrence(trigger: Trigger, after: number, registeredAt: nu
 export function firstOccurrence(trigger: Trigger, now: number): number | undefined {
   // A one-shot `at` in the past fires as soon as possible rather than never, and a
   // 0 ms `after` at once.
-  if (trigger.tag === "at") return Math.max(Number(trigger.val), now);
-  if (trigger.tag === "after") return now + Number(trigger.val);
+  if (trigger.tag === "at") return Math.max(trigger.val, now);
+  if (trigger.tag === "after") return now + trigger.val;
   return nextOccurrence(trigger, now, now);
 }

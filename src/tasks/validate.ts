@@ -1,7 +1,7 @@
 // Checks a guest's task spec at the boundary. Every refusal is a WIT `task-error` case
 // with a message that says what was wrong and what to do; nothing here traps.
 import { cronOf } from "./schedule.ts";
-import type { TaskError, TaskSpec } from "./task.ts";
+import type { TaskError, TaskSpec } from "../../wit/index.ts";
 import type { TaskLimits } from "./limits.ts";
 
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;

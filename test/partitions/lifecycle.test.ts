@@ -96,9 +96,10 @@ describe("lifecycle", () => {
     const h = await host({ idleTimeoutMs: 10_000 });
     const { id } = await h.partitions.create({ name: "w", component: await h.deploy("wat") });
     await h.partitions.deliver(id, event("tick"));
-    await h.partitions.tick(h.now.value + 9_999);
+    const t0 = h.now.value;
+    await h.tick(t0 + 9_999);
     expect(h.partitions.stateOf(id)).toBe("idle");
-    await h.partitions.tick(h.now.value + 10_000);
+    await h.tick(t0 + 10_000);
     expect(h.partitions.stateOf(id)).toBe("frozen");
   });
 
@@ -157,7 +158,7 @@ describe("lifecycle", () => {
     const h = await host();
     const { id } = await h.partitions.create({ name: "c", component: await h.deploy("counter") });
     await h.partitions.deliver(id, event("register", JSON.stringify({ name: "kept", entry: "tick" })));
-    const names = () => h.partitions.tasks.tasksOf(id).map((task) => task.name).sort();
+    const names = () => h.registry.tasksOf(id).map((task) => task.name).sort();
     expect(names()).toEqual(["heartbeat", "inbox", "kept"]);
     const failed = await h.partitions.deliver(id, event("fail"));
     expect(failed.ok).toBe(false);
@@ -176,7 +177,7 @@ describe("damaged snapshots", () => {
   }
 
   async function damage(h: TestHost, id: string, how: (bytes: Buffer) => Buffer): Promise<void> {
-    const head = await h.partitions.snapshots.head(id);
+    const head = await h.snapshots.head(id);
     const key = `${id}:${head!.latest.seq}`;
     const bytes = Buffer.from((await h.store.snapshots.getItemRaw<Uint8Array>(key))!);
     await h.store.snapshots.setItemRaw(key, how(bytes));
@@ -205,7 +206,7 @@ describe("damaged snapshots", () => {
   it("starts fresh, with an error, when no snapshot of the partition verifies", async () => {
     const h = await host();
     const id = await frozenTwice(h);
-    const head = (await h.partitions.snapshots.head(id))!;
+    const head = (await h.snapshots.head(id))!;
     for (const ref of [head.latest, head.previous!]) await h.store.snapshots.setItemRaw(`${id}:${ref.seq}`, Buffer.from("garbage"));
     expect(reply(await h.partitions.deliver(id, event("tick")))).toBe("1");
     const problem = h.events.find((e) => e.type === "snapshot-problem");

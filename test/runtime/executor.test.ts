@@ -6,7 +6,7 @@ import { componentEmbed, componentNew, parse } from "@bytecodealliance/jco";
 import type { PreparedComponent } from "../../runtime/engine.ts";
 import type { ExecutorPool } from "../../runtime/executor/pool.ts";
 import { buildComponent } from "../../runtime/toolchain/build.ts";
-import type { TaskEffects } from "../../src/tasks/guest-binding.ts";
+import type { TaskEffects } from "../../src/tasks/executor/background-tasks.ts";
 import { bodyText, event, LIMITS, noTasks, startPool } from "../support/runtime.ts";
 
 const guests = inject("guests");
@@ -30,8 +30,8 @@ async function push(partition: string): Promise<Record<string, unknown>> {
 
 describe("partitions in executors", () => {
   it("keeps independent state in two partitions of one component", async () => {
-    await pool.activate("indep-a", { component: counter, reason: "fresh", host: noTasks(), now: 0, poolSize: 1, limits: LIMITS });
-    await pool.activate("indep-b", { component: counter, reason: "fresh", host: noTasks(), now: 0, poolSize: 1, limits: LIMITS });
+    await pool.activate("indep-a", { component: counter, reason: "fresh", host: noTasks(), now: 0, spareInstances: 1, limits: LIMITS });
+    await pool.activate("indep-b", { component: counter, reason: "fresh", host: noTasks(), now: 0, spareInstances: 1, limits: LIMITS });
     await push("indep-a");
     await push("indep-a");
     expect((await push("indep-a")).count).toBe(3);
@@ -39,7 +39,7 @@ describe("partitions in executors", () => {
   });
 
   it("keeps state in a hand-written WAT guest across calls", async () => {
-    await pool.activate("wat-a", { component: wat, reason: "fresh", host: noTasks(), now: 0, poolSize: 1, limits: LIMITS });
+    await pool.activate("wat-a", { component: wat, reason: "fresh", host: noTasks(), now: 0, spareInstances: 1, limits: LIMITS });
     for (const expected of ["1", "2", "3"]) {
       const { outcome } = await pool.call("wat-a", event("tick"), noTasks(), 0, LIMITS);
       expect(outcome.ok && bodyText(outcome.reply?.body)).toBe(expected);
@@ -47,7 +47,7 @@ describe("partitions in executors", () => {
   });
 
   it("runs guest code off the main thread, which keeps its timers running", async () => {
-    await pool.activate("spinner", { component: counter, reason: "fresh", host: noTasks(), now: 0, poolSize: 0, limits: LIMITS });
+    await pool.activate("spinner", { component: counter, reason: "fresh", host: noTasks(), now: 0, spareInstances: 0, limits: LIMITS });
     let ticks = 0;
     const timer = setInterval(() => ticks++, 5);
     const call = pool.call("spinner", event("spin", "5000000"), noTasks(), 0, LIMITS);
@@ -78,7 +78,7 @@ describe("partitions in executors", () => {
 
   it("attributes each log line to the partition that wrote it", async () => {
     logs.length = 0;
-    await pool.activate("logger", { component: wat, reason: "fresh", host: noTasks(), now: 0, poolSize: 1, limits: LIMITS });
+    await pool.activate("logger", { component: wat, reason: "fresh", host: noTasks(), now: 0, spareInstances: 1, limits: LIMITS });
     expect(logs).toEqual([{ partition: "logger", message: "wat-minimal activated" }]);
   });
 
@@ -124,7 +124,7 @@ describe("bad components", () => {
     );
     await writeFile(join(dir, "trap.wat"), source);
     const trapping = await pool.prepare(await buildComponent(join(dir, "trap.wat"), { witDir: new URL("../../wit", import.meta.url).pathname }));
-    await expect(pool.activate("trapper", { component: trapping, reason: "fresh", host: noTasks(), now: 0, poolSize: 0, limits: LIMITS })).rejects.toThrow(
+    await expect(pool.activate("trapper", { component: trapping, reason: "fresh", host: noTasks(), now: 0, spareInstances: 0, limits: LIMITS })).rejects.toThrow(
       /trapped while being instantiated: unreachable/,
     );
     expect(pool.isLive("trapper")).toBe(false);

@@ -3,9 +3,9 @@
 // a typed task-error carrying a message, and nothing else.
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createHostBinding } from "../../src/tasks/guest-binding.ts";
+import { createHostBinding } from "../../src/tasks/executor/binding.ts";
 import { DEFAULT_TASK_LIMITS } from "../../src/tasks/limits.ts";
-import type { TaskInfo, TaskSpec } from "../../src/tasks/task.ts";
+import type { TaskInfo, TaskSpec } from "../../wit/index.ts";
 import { TaskSpecError } from "../../src/tasks/validate.ts";
 import { startTestHost, type TestHost } from "../support/host.ts";
 import { deliverDirect, recorder } from "../support/recorder.ts";

@@ -21,7 +21,7 @@ describe("crash loop", () => {
     const setup = await startTestHost({ dataDir, startAt: Date.now(), engineCacheDir: join(dataDir, "engine-cache") });
     const partition = await recorder(setup, { durability: "per-activation" });
     await registerTasks(setup, partition, { name: "tick", every: 1000 }, { name: "inbox", push: true, retry: { maxAttempts: 100, initialBackoffMs: 200, maxBackoffMs: 1000 } });
-    const before = setup.partitions.tasks.tasksOf(partition).map((t) => ({ id: t.id, name: t.name, pushToken: t.pushToken }));
+    const before = setup.registry.tasksOf(partition).map((t) => ({ id: t.id, name: t.name, pushToken: t.pushToken }));
     const pushPath = `/push/${before.find((t) => t.name === "inbox")!.pushToken}`;
     await setup.close();
 

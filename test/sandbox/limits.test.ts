@@ -41,7 +41,7 @@ describe("CPU deadline", () => {
     expect(h.partitions.stateOf(neighbour)).toBe("frozen");
     expect((await received(h, neighbour)).map((e) => e.payload)).toEqual(["frozen with me"]);
     expect(h.events.filter((e) => e.type === "activated" && e.partition === neighbour).at(-1)).toMatchObject({ kind: "rehydrated" });
-    expect(await h.tasks.deadLetters()).toMatchObject([{ taskName: "runaway", lastError: expect.stringMatching(/deadline/) }]);
+    expect(await h.deliveries.deadLetters()).toMatchObject([{ taskName: "runaway", lastError: expect.stringMatching(/deadline/) }]);
   });
 
   it("keeps another partition's timer on time while a guest loops forever", async () => {

@@ -3,13 +3,38 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, inject } from "vitest";
 import { startHost, type Host, type HostOptions } from "../../src/host.ts";
+import { FakeClock } from "../../src/scheduler/clock.ts";
 import { eventLog, type EventLog } from "./events.ts";
 
 export interface TestHost extends Host, Pick<EventLog, "events" | "waitFor"> {
   logs: { partition: string; message: string }[];
   dataDir: string;
+  clock: FakeClock;
+  /** The fake clock's time; setting it moves the clock (timers due by then fire). */
   now: { value: number };
+  /** Move the fake clock to `at` and wait until what came due by then has run. */
+  tick(at: number): Promise<void>;
   deploy(guest: "counter" | "wat" | "recorder"): Promise<string>;
+}
+
+/** Move a fake clock to `at` and wait until the host has done everything that came due. */
+export async function driveTo(clock: FakeClock, host: Pick<Host, "settled">, at: number): Promise<void> {
+  clock.set(at);
+  do {
+    await clock.flushed();
+    await host.settled();
+  } while (clock.pending);
+}
+
+export function nowOf(clock: FakeClock): { value: number } {
+  return {
+    get value() {
+      return clock.now();
+    },
+    set value(at: number) {
+      clock.set(at);
+    },
+  };
 }
 
 /** Shared by every test host and server: transpiling the 12 MB JS guest once is enough. */
@@ -20,11 +45,11 @@ export async function startTestHost(options: Partial<HostOptions> & { dataDir?: 
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "dormant-host-")));
   const log = eventLog();
   const logs: { partition: string; message: string }[] = [];
-  const now = { value: options.startAt ?? 1_800_000_000_000 };
+  const clock = new FakeClock(options.startAt ?? 1_800_000_000_000);
   const host = await startHost({
     executors: 2,
     engineCacheDir: SHARED_ENGINE_CACHE,
-    clock: () => now.value,
+    clock,
     ...options,
     dataDir,
     onEvent: log.record,
@@ -37,14 +62,11 @@ export async function startTestHost(options: Partial<HostOptions> & { dataDir?: 
     waitFor: log.waitFor,
     logs,
     dataDir,
-    now,
-    /** Move the fake clock to `at` and fire and freeze what is due then. */
-    async tick(at: number) {
-      now.value = at;
-      await host.tick(at);
-    },
+    clock,
+    now: nowOf(clock),
+    tick: (at: number) => driveTo(clock, host, at),
     async deploy(guest) {
-      return (await host.partitions.components.add(await readFile(guests[guest]))).digest;
+      return (await host.components.add(await readFile(guests[guest]))).digest;
     },
   };
 }

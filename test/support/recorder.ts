@@ -1,6 +1,6 @@
 // Driving the task-recorder guest from tests: direct calls to its entries, and its report.
-import type { CallOutcome } from "../../runtime/executor/protocol.ts";
-import type { CreatePartition } from "../../src/partitions/manager.ts";
+import type { CallOutcome } from "../../runtime/index.ts";
+import type { PartitionSpec } from "../../src/partitions/partition.ts";
 import type { TestHost } from "./host.ts";
 import { event } from "./runtime.ts";
 
@@ -17,7 +17,7 @@ export interface Received {
 }
 
 /** A partition of the task-recorder guest. */
-export async function recorder(h: TestHost, options: Partial<CreatePartition> = {}): Promise<string> {
+export async function recorder(h: TestHost, options: Partial<PartitionSpec> = {}): Promise<string> {
   const component = await h.deploy("recorder");
   return (await h.partitions.create({ name: "recorder", component, ...options })).id;
 }

@@ -1,12 +1,11 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ExecutorPool, type ExecutorPoolOptions } from "../../runtime/executor/pool.ts";
-import type { TaskEvent } from "../../runtime/executor/protocol.ts";
+import { ExecutorPool, type ExecutorPoolOptions, type TaskEvent } from "../../runtime/index.ts";
+import type { TaskCallState } from "../../src/tasks/executor/background-tasks.ts";
 import { DEFAULT_TASK_LIMITS } from "../../src/tasks/limits.ts";
-import type { TaskCallState } from "../../src/tasks/guest-binding.ts";
 
-export const HOST_MODULE = new URL("../../src/tasks/guest-binding.ts", import.meta.url);
+export const HOST_MODULE = new URL("../../src/tasks/executor/binding.ts", import.meta.url);
 
 export async function startPool(options: Partial<ExecutorPoolOptions> = {}): Promise<ExecutorPool> {
   const cacheDir = options.cacheDir ?? (await mkdtemp(join(tmpdir(), "dormant-engine-")));

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { inject } from "vitest";
 import { startServer, type Server, type ServeOptions } from "../../src/serve/server.ts";
 import { eventLog, type EventLog } from "./events.ts";
-import { SHARED_ENGINE_CACHE } from "./host.ts";
+import { FakeClock } from "../../src/scheduler/clock.ts";
+import { driveTo, nowOf, SHARED_ENGINE_CACHE } from "./host.ts";
 
 export interface TestServer extends Server, Pick<EventLog, "events" | "waitFor"> {
   now: { value: number };
@@ -18,7 +19,7 @@ export interface TestServer extends Server, Pick<EventLog, "events" | "waitFor">
 }
 
 export async function startTestServer(options: ServeOptions = {}): Promise<TestServer> {
-  const now = { value: 1_800_000_000_000 };
+  const clock = new FakeClock(1_800_000_000_000);
   const log = eventLog();
   const logLines: string[] = [];
   const server = await startServer({
@@ -27,7 +28,7 @@ export async function startTestServer(options: ServeOptions = {}): Promise<TestS
     executors: 2,
     port: 0,
     adminToken: "test-admin-token",
-    clock: () => now.value,
+    clock,
     log: (line) => logLines.push(line),
     onEvent: log.record,
     ...options,
@@ -44,7 +45,7 @@ export async function startTestServer(options: ServeOptions = {}): Promise<TestS
   };
   return {
     ...server,
-    now,
+    now: nowOf(clock),
     events: log.events,
     waitFor: log.waitFor,
     logLines,
@@ -55,9 +56,6 @@ export async function startTestServer(options: ServeOptions = {}): Promise<TestS
       if (partition.status !== 201) throw new Error(JSON.stringify(partition.body));
       return partition.body.id as string;
     },
-    async tick(at: number) {
-      now.value = at;
-      await server.host.tick(at);
-    },
+    tick: (at: number) => driveTo(clock, server.host, at),
   };
 }

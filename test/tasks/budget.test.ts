@@ -19,13 +19,13 @@ describe("constrained mode", () => {
     await registerTasks(h, p, { name: "low", after: 1000, priority: 10 }, { name: "high", after: 1000, priority: 200 }, { name: "edge", after: 1000, priority: 100 });
     await h.tick(t0 + 1000);
     expect((await received(h, p)).map((e) => e.name).sort()).toEqual(["edge", "high"]);
-    expect(h.tasks.stats.postponed).toEqual({ 10: 1 });
+    expect(h.deliveries.stats.postponed).toEqual({ 10: 1 });
     expect(h.events.filter((e) => e.type === "postponed")).toMatchObject([{ name: "low", priority: 10, scheduledAt: t0 + 1000 }]);
     h.now.value = t0 + 5000;
     h.budget.set({ constrained: false });
-    await h.tasks.settled();
+    await h.settled();
     expect((await received(h, p)).filter((e) => e.name === "low")).toMatchObject([{ scheduledAt: t0 + 1000, firedAt: t0 + 5000 }]);
-    expect(h.partitions.tasks.tasksOf(p)).toEqual([]);
+    expect(h.registry.tasksOf(p)).toEqual([]);
   });
 
   it("drops a low-priority occurrence whose spec says `drop`, counting it, and keeps the schedule", async () => {
@@ -36,7 +36,7 @@ describe("constrained mode", () => {
     await h.tick(t0 + 1000);
     await h.tick(t0 + 2000);
     expect(await received(h, p)).toEqual([]);
-    expect(h.tasks.stats.dropped).toEqual({ 5: 2 });
+    expect(h.deliveries.stats.dropped).toEqual({ 5: 2 });
     h.budget.set({ constrained: false });
     await h.tick(t0 + 3000);
     expect((await received(h, p)).map((e) => e.scheduledAt - t0)).toEqual([3000]);
@@ -52,7 +52,7 @@ describe("constrained mode", () => {
     await h.tick(t0 + 3000);
     expect((await received(h, p)).map((e) => e.attempt)).toEqual([1]);
     h.budget.set({ constrained: false });
-    await h.tasks.settled();
+    await h.settled();
     expect((await received(h, p)).map((e) => e.attempt)).toEqual([1, 2]);
   });
 

@@ -18,7 +18,7 @@ describe("firing timers", () => {
     await h.tick(t0 + 60_000);
     const events = await received(h, p);
     expect(events).toMatchObject([{ name: "once", entry: "record", payload: "hello", scheduledAt: t0 + 5000, firedAt: t0 + 5000, attempt: 1, occurrences: 1 }]);
-    expect(h.partitions.tasks.tasksOf(p)).toEqual([]);
+    expect(h.registry.tasksOf(p)).toEqual([]);
   });
 
   it("fires an `at` one-shot at its instant, and one set in the past at once", async () => {
@@ -41,7 +41,7 @@ describe("firing timers", () => {
     await registerTasks(h, p, { name: "beat", every: 1000 });
     for (const at of [1000, 2000, 3400, 4000]) await h.tick(t0 + at);
     expect((await received(h, p)).map((e) => e.scheduledAt - t0)).toEqual([1000, 2000, 3000, 4000]);
-    expect(h.partitions.tasks.tasksOf(p)[0]!.nextFire).toBe(t0 + 5000);
+    expect(h.registry.tasksOf(p)[0]!.nextFire).toBe(t0 + 5000);
   });
 
   it("fires a cron schedule in its time zone across a spring-forward change", async () => {
@@ -62,7 +62,7 @@ describe("firing timers", () => {
     const [first] = await registerTasks(h, p, { name: "job", every: 1000 });
     const [second] = await registerTasks(h, p, { name: "job", every: 5000, payload: "v2" });
     expect(second!.id).toBe(first!.id);
-    expect(h.partitions.tasks.tasksOf(p)).toHaveLength(1);
+    expect(h.registry.tasksOf(p)).toHaveLength(1);
     await h.tick(t0 + 1000);
     expect(await received(h, p)).toEqual([]);
     await h.tick(t0 + 5000);
@@ -101,7 +101,7 @@ describe("firing timers", () => {
     expect(outcome).toMatchObject({ ok: false });
     await h.tick(t0 + 1000);
     expect(await received(h, p)).toEqual([]);
-    expect(h.partitions.tasks.tasksOf(p)).toEqual([]);
+    expect(h.registry.tasksOf(p)).toEqual([]);
   });
 
   it("wakes a frozen partition to deliver, and freezes it again when idle", async () => {

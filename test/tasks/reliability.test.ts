@@ -26,7 +26,7 @@ describe("misfires after downtime", () => {
     const { h, p, t0, misfires } = await minuteTaskAfterAnHourDown("fire-once");
     expect(await received(h, p)).toMatchObject([{ name: "minutely", scheduledAt: t0 + MINUTE, occurrences: 60, attempt: 1 }]);
     expect(misfires).toMatchObject([{ policy: "fire-once", missed: 60, delivered: 1, since: t0 + MINUTE }]);
-    expect(h.partitions.tasks.tasksOf(p)[0]!.nextFire).toBe(t0 + 61 * MINUTE);
+    expect(h.registry.tasksOf(p)[0]!.nextFire).toBe(t0 + 61 * MINUTE);
     expect(h.tasks.stats).toMatchObject({ misfires: 1, missedOccurrences: 60 });
   });
 
@@ -63,9 +63,9 @@ describe("failing deliveries", () => {
     expect(events.map((e) => e.attempt)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(events.map((e) => e.firedAt - t0)).toEqual([1000, 3000, 7000, 15_000, 31_000, 63_000]);
     expect(events.every((e) => e.scheduledAt === t0 + 1000)).toBe(true);
-    const dead = await h.tasks.deadLetters();
+    const dead = await h.deliveries.deadLetters();
     expect(dead).toMatchObject([{ taskName: "flaky", attempts: 6, lastError: "attempt 6 of flaky failed on purpose", deadAt: t0 + 63_000 }]);
-    expect(h.tasks.pendingDeliveries()).toEqual([]);
+    expect(h.deliveries.pendingDeliveries()).toEqual([]);
     await h.tick(t0 + HOUR);
     expect(await received(h, p)).toHaveLength(6);
   });
@@ -81,7 +81,7 @@ describe("failing deliveries", () => {
       [2, 1500],
       [3, 2100],
     ]);
-    expect(await h.tasks.deadLetters()).toEqual([]);
+    expect(await h.deliveries.deadLetters()).toEqual([]);
   });
 
   it("keeps a scheduled retry across a host restart", async () => {
@@ -91,10 +91,10 @@ describe("failing deliveries", () => {
     await registerTasks(first, p, { name: "flaky", after: 1000, payload: "fail:1" });
     await first.tick(t0 + 1000);
     const second = await hosts.restart(first, { startAt: t0 + 2000 });
-    expect(second.tasks.pendingDeliveries()).toMatchObject([{ taskName: "flaky", attempts: 1, nextAttemptAt: t0 + 3000 }]);
+    expect(second.deliveries.pendingDeliveries()).toMatchObject([{ taskName: "flaky", attempts: 1, nextAttemptAt: t0 + 3000 }]);
     await second.tick(t0 + 3000);
     expect((await received(second, p)).map((e) => e.attempt)).toEqual([1, 2]);
-    expect(second.tasks.pendingDeliveries()).toEqual([]);
+    expect(second.deliveries.pendingDeliveries()).toEqual([]);
   });
 
   it("puts a dead letter back for delivery on request", async () => {
@@ -103,11 +103,11 @@ describe("failing deliveries", () => {
     const t0 = h.now.value;
     await registerTasks(h, p, { name: "once", after: 1000, payload: "fail:1", retry: { maxAttempts: 1, initialBackoffMs: 1000, maxBackoffMs: 1000 } });
     await h.tick(t0 + 1000);
-    const [letter] = await h.tasks.deadLetters();
-    expect(await h.tasks.retryDeadLetter(letter!.id)).toBe(true);
-    await h.tasks.settled();
+    const [letter] = await h.deliveries.deadLetters();
+    expect(await h.deliveries.retryDeadLetter(letter!.id)).toBe(true);
+    await h.settled();
     expect((await received(h, p)).map((e) => e.attempt)).toEqual([1, 2]);
-    expect(await h.tasks.deadLetters()).toEqual([]);
+    expect(await h.deliveries.deadLetters()).toEqual([]);
   });
 });
 
@@ -119,7 +119,7 @@ describe("where registrations live", () => {
     await registerTasks(first, p, { name: "beat", every: MINUTE });
     const second = await hosts.restart(first, { startAt: t0 + 1000 });
     expect(second.events.filter((e) => e.type === "activated")).toEqual([]);
-    expect(second.partitions.tasks.tasksOf(p)).toMatchObject([{ name: "beat", nextFire: t0 + MINUTE }]);
+    expect(second.registry.tasksOf(p)).toMatchObject([{ name: "beat", nextFire: t0 + MINUTE }]);
     await second.tick(t0 + MINUTE);
     expect(await received(second, p)).toMatchObject([{ name: "beat", scheduledAt: t0 + MINUTE }]);
   });
@@ -135,7 +135,7 @@ describe("where registrations live", () => {
       { type: "activated", partition: p, kind: "rehydrated", reason: "restored" },
       { type: "reregistered", partition: p },
     ]);
-    expect(second.partitions.tasks.tasksOf(p)).toMatchObject([{ name: "beat", nextFire: t0 + 1000 + MINUTE }]);
+    expect(second.registry.tasksOf(p)).toMatchObject([{ name: "beat", nextFire: t0 + 1000 + MINUTE }]);
     await second.tick(t0 + 1000 + MINUTE);
     expect(await received(second, p)).toMatchObject([{ name: "beat", scheduledAt: t0 + 1000 + MINUTE }]);
   });
@@ -148,7 +148,7 @@ describe("tasks that outlive their partition", () => {
     const t0 = h.now.value;
     await registerTasks(h, p, { name: "survivor", after: 5000, outlive: true, payload: "still here" }, { name: "mortal", after: 5000 });
     await h.partitions.delete(p);
-    expect(h.partitions.tasks.all().map((t) => t.name)).toEqual(["survivor"]);
+    expect(h.registry.all().map((t) => t.name)).toEqual(["survivor"]);
     await h.tick(t0 + 5000);
     const [reprovisioned] = h.events.filter((e) => e.type === "reprovisioned");
     expect(reprovisioned).toMatchObject({ from: p, name: "survivor" });
@@ -156,7 +156,7 @@ describe("tasks that outlive their partition", () => {
     expect(h.partitions.get(fresh)).toMatchObject({ name: "recorder", component: expect.stringMatching(/^sha256:/) });
     expect(await received(h, fresh)).toMatchObject([{ name: "survivor", payload: "still here", scheduledAt: t0 + 5000 }]);
     expect(h.events.filter((e) => e.type === "activated" && e.partition === fresh)).toMatchObject([{ kind: "reprovisioned", reason: "reprovisioned" }]);
-    expect(h.partitions.tasks.all()).toEqual([]);
+    expect(h.registry.all()).toEqual([]);
   });
 
   it("removes a deleted partition's tasks when none is flagged to outlive it", async () => {
@@ -166,7 +166,7 @@ describe("tasks that outlive their partition", () => {
     await registerTasks(h, p, { name: "mortal", every: 1000 });
     await h.partitions.delete(p);
     await h.tick(t0 + 5000);
-    expect(h.partitions.tasks.all()).toEqual([]);
+    expect(h.registry.all()).toEqual([]);
     expect(h.events.filter((e) => e.type === "delivered")).toEqual([]);
   });
 });

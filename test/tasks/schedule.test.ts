@@ -20,7 +20,7 @@ function runs(trigger: Trigger, from: string, count: number): (string | undefine
 function task(trigger: Trigger, misfire: TaskRecord["misfire"] = "fire-once"): TaskRecord {
   return {
     id: "t_1", partition: "p_1", name: "t", trigger, entry: "e", payload: new Uint8Array(), priority: 0, outlivePartition: false,
-    retry: { maxAttempts: 1, initialBackoffMs: 1n, maxBackoffMs: 1n }, misfire, whenConstrained: "postpone",
+    retry: { maxAttempts: 1, initialBackoffMs: 1, maxBackoffMs: 1 }, misfire, whenConstrained: "postpone",
     nextFire: undefined, pushToken: undefined, registeredAt: 0,
   };
 }
@@ -50,14 +50,14 @@ describe("cron in a time zone with daylight saving", () => {
 
 describe("first and next occurrences", () => {
   it("starts an interval one period after registration and keeps its phase", () => {
-    const every: Trigger = { tag: "every", val: 1000n };
+    const every: Trigger = { tag: "every", val: 1000 };
     expect(firstOccurrence(every, 5000)).toBe(6000);
     expect(nextOccurrence(every, 8500, 5000)).toBe(9000);
   });
 
   it("gives a one-shot no occurrence after it fired", () => {
-    expect(nextOccurrence({ tag: "at", val: 100n }, 100, 0)).toBeUndefined();
-    expect(nextOccurrence({ tag: "after", val: 100n }, 100, 0)).toBeUndefined();
+    expect(nextOccurrence({ tag: "at", val: 100 }, 100, 0)).toBeUndefined();
+    expect(nextOccurrence({ tag: "after", val: 100 }, 100, 0)).toBeUndefined();
   });
 });
 
@@ -65,11 +65,11 @@ describe("planning a late fire", () => {
   const options = { graceMs: 60_000, fireAllCap: 3 };
 
   it("plans one event for an occurrence taken on time", () => {
-    expect(planFire(task({ tag: "every", val: 1000n }), 1000, 1500, options)).toEqual({ events: [{ scheduledAt: 1000, occurrences: 1 }], next: 2000, misfire: undefined });
+    expect(planFire(task({ tag: "every", val: 1000 }), 1000, 1500, options)).toEqual({ events: [{ scheduledAt: 1000, occurrences: 1 }], next: 2000, misfire: undefined });
   });
 
   it("counts a single occurrence taken past the grace period as a misfire", () => {
-    const plan = planFire(task({ tag: "at", val: 1000n }, "skip"), 1000, 1000 + 60_001, options);
+    const plan = planFire(task({ tag: "at", val: 1000 }, "skip"), 1000, 1000 + 60_001, options);
     expect(plan).toEqual({ events: [], next: undefined, misfire: { policy: "skip", missed: 1, countCapped: false, since: 1000, delivered: 0 } });
   });
 

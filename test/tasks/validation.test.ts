@@ -7,7 +7,7 @@ import { call, recorder, registerTasks } from "../support/recorder.ts";
 let h: TestHost;
 let p: string;
 beforeAll(async () => {
-  h = await startTestHost({ limits: { maxTasks: 3, minIntervalMs: 5000, maxPayloadBytes: 1024, maxAttempts: 10 } });
+  h = await startTestHost({ taskLimits: { maxTasks: 3, minIntervalMs: 5000, maxPayloadBytes: 1024, maxAttempts: 10 } });
   p = await recorder(h);
 });
 afterAll(() => h.close());
@@ -38,7 +38,7 @@ describe("task spec validation", () => {
     const error = await refusal(spec);
     expect(error.tag).toBe(tag);
     expect(error.val).toMatch(message);
-    expect(h.partitions.tasks.tasksOf(p)).toEqual([]);
+    expect(h.registry.tasksOf(p)).toEqual([]);
   });
 
   it("refuses a registration past the partition's quota, but allows replacing an existing task", async () => {
@@ -46,7 +46,7 @@ describe("task spec validation", () => {
     const error = await refusal({ name: "d", every: 60_000 });
     expect(error).toMatchObject({ tag: "quota-exceeded", val: expect.stringMatching(/cancel one before registering d/) });
     await registerTasks(h, p, { name: "c", every: 120_000 });
-    expect(h.partitions.tasks.tasksOf(p).map((t) => t.name).sort()).toEqual(["a", "b", "c"]);
+    expect(h.registry.tasksOf(p).map((t) => t.name).sort()).toEqual(["a", "b", "c"]);
     for (const name of ["a", "b", "c"]) await call(h, p, "cancel", name);
   });
 

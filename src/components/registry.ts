@@ -1,8 +1,7 @@
 // Deployed components: their bytes in the store (so any host can load them) and their
 // prepared form in the engine's cache.
 import type { Storage } from "unstorage";
-import type { PreparedComponent } from "../../runtime/engine.ts";
-import type { ExecutorPool } from "../../runtime/executor/pool.ts";
+import type { ExecutorPool, PreparedComponent } from "../../runtime/index.ts";
 
 export class UnknownComponentError extends Error {
   override name = "UnknownComponentError";

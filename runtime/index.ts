@@ -1,0 +1,10 @@
+// The runtime's public face: what the host (src/) may use of engines, executors and
+// snapshots. Nothing in src/ imports a runtime file other than this one.
+export { ExecutorPool, type ActivateOptions, type ExecutorPoolOptions } from "./executor/pool.ts";
+export type { HostBinding, HostModule, HostSink } from "./executor/host-binding.ts";
+export type { ActivateResult, CallLimits, CallOutcome, CallResult, InstanceSource, SnapshotResult } from "./executor/protocol.ts";
+export type { GuestImports, PreparedComponent } from "./engine.ts";
+export type { ActivationReason, LogLevel, PushRequest, Reply, TaskEvent } from "../wit/index.ts";
+export { ExecutorLostError, GuestDeadlineError, MemoryLimitError, PartitionNotLiveError, ActivationFailedError } from "./executor/errors.ts";
+export { GuestTrapError, ComponentError } from "./errors.ts";
+export { SnapshotFormatError } from "./snapshot/image.ts";

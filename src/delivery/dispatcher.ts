@@ -1,0 +1,267 @@
+// Delivers events to partitions, at least once: one attempt at a time within the
+// activation budget; a failed attempt is retried after a backoff (stored first, so a
+// restart keeps it) and dead-lettered when its attempts run out. Below a constrained
+// budget's threshold, work is postponed until the constraint lifts, or dropped, as the
+// event asks. What a partition is, and how an event finds one, is the Deliverer's business.
+import { randomBytes } from "node:crypto";
+import type { CallOutcome, TaskEvent } from "../../runtime/index.ts";
+import type { ActivationBudget } from "../budget/budget.ts";
+import type { Clock } from "../scheduler/clock.ts";
+import type { TimerLoop } from "../scheduler/timer-loop.ts";
+import { backoffMs, refOf, taskEventOf, type DeadLetter, type Delivery, type DeliveryKind, type DeliveryRef } from "./delivery.ts";
+import type { DeliveryStore } from "./delivery-store.ts";
+
+/** What the dispatcher needs of the partitions: testable without executors. */
+export interface Deliverer {
+  /** The partition to deliver to now (an event's task may have moved); throws when there is none. */
+  route(delivery: Delivery): Promise<string>;
+  deliver(partition: string, event: TaskEvent): Promise<CallOutcome>;
+  /** Whether the partition still exists: a failed delivery to a deleted one is dead-lettered at once. */
+  has(partition: string): boolean;
+}
+
+export type DeliveryEvent =
+  | ({ type: "delivered"; delivery: string; kind: DeliveryKind; scheduledAt: number; firedAt: number; attempt: number; ms: number; outcome: CallOutcome } & DeliveryRef)
+  | ({ type: "retry-scheduled"; delivery: string; attempt: number; at: number; error: string } & DeliveryRef)
+  | ({ type: "dead-lettered"; delivery: string; attempts: number; error: string } & DeliveryRef)
+  | ({ type: "postponed"; priority: number; scheduledAt: number } & DeliveryRef)
+  | ({ type: "dropped"; priority: number; scheduledAt: number } & DeliveryRef)
+  | { type: "error"; error: Error; partition?: string };
+
+export interface DeliveryStats {
+  attempts: number;
+  delivered: number;
+  failed: number;
+  retriesScheduled: number;
+  deadLettered: number;
+  /** Postponed and dropped occurrences, by priority. */
+  postponed: Record<number, number>;
+  dropped: Record<number, number>;
+}
+
+/** What a constrained budget asks of an event: its priority and what to do below the threshold. */
+export interface Admission {
+  priority: number;
+  whenConstrained: "postpone" | "drop";
+  ref: DeliveryRef;
+  scheduledAt: number;
+}
+
+/** A synchronous push to a task below the threshold of a constrained budget. */
+export class ConstrainedError extends Error {
+  override name = "ConstrainedError";
+}
+
+/** The guest did not answer a synchronous push in time; the delivery goes on. */
+export class PushDeadlineError extends Error {
+  override name = "PushDeadlineError";
+}
+
+export interface DispatcherOptions {
+  deliverer: Deliverer;
+  store: DeliveryStore;
+  budget: ActivationBudget;
+  clock: Clock;
+  timers: Pick<TimerLoop, "arm" | "on">;
+  onEvent?: (event: DeliveryEvent) => void;
+}
+
+export const RETRY_TIMER = "retry";
+
+export class Dispatcher {
+  readonly stats: DeliveryStats = { attempts: 0, delivered: 0, failed: 0, retriesScheduled: 0, deadLettered: 0, postponed: {}, dropped: {} };
+  readonly #o: DispatcherOptions;
+  /** Deliveries waiting for a retry, by id (mirrors the store). */
+  readonly #pending = new Map<string, Delivery>();
+  readonly #postponed = new Map<string, { priority: number; resume: () => Promise<void> }>();
+  readonly #inFlight = new Set<Promise<unknown>>();
+  #stopBudgetWatch: (() => void) | undefined;
+
+  constructor(options: DispatcherOptions) {
+    this.#o = options;
+    options.timers.on(RETRY_TIMER, (id) => this.#retryDue(id));
+  }
+
+  /** Arm every stored retry and follow the budget. */
+  async start(): Promise<void> {
+    for (const delivery of await this.#o.store.pending()) {
+      this.#pending.set(delivery.id, delivery);
+      await this.#o.timers.arm(RETRY_TIMER, delivery.id, delivery.nextAttemptAt ?? this.#o.clock.now());
+    }
+    this.#stopBudgetWatch = this.#o.budget.onChange(() => this.#budgetChanged());
+  }
+
+  async stop(): Promise<void> {
+    this.#stopBudgetWatch?.();
+    await this.settled();
+  }
+
+  get busy(): boolean {
+    return this.#inFlight.size > 0;
+  }
+
+  /** Resolves once no delivery is under way. */
+  async settled(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  get postponedCount(): number {
+    return this.#postponed.size;
+  }
+
+  pendingDeliveries(): Delivery[] {
+    return [...this.#pending.values()];
+  }
+
+  deadLetters(): Promise<DeadLetter[]> {
+    return this.#o.store.deadLetters();
+  }
+
+  /**
+   * Whether work may run under the budget now. If not, it is postponed (`resume` runs when
+   * the constraint lifts, highest priority first) or dropped, as the work asks; both are counted.
+   */
+  admit(what: Admission, key: string, resume: () => Promise<void>): "run" | "postponed" | "dropped" {
+    if (this.#o.budget.admits(what.priority)) return "run";
+    const { priority, scheduledAt, ref } = what;
+    const counts = what.whenConstrained === "postpone" ? this.stats.postponed : this.stats.dropped;
+    counts[priority] = (counts[priority] ?? 0) + 1;
+    if (what.whenConstrained === "postpone") {
+      this.#postponed.set(key, { priority, resume });
+      this.#emit({ type: "postponed", priority, scheduledAt, ...ref });
+      return "postponed";
+    }
+    this.#emit({ type: "dropped", priority, scheduledAt, ...ref });
+    return "dropped";
+  }
+
+  /** Deliver once and wait for the guest's answer; not retried: the caller sees a failure and decides. */
+  async deliverNow(delivery: Delivery, deadlineMs: number): Promise<CallOutcome> {
+    if (!this.#o.budget.admits(delivery.priority)) {
+      const { threshold } = this.#o.budget.state;
+      throw new ConstrainedError(`The host is constrained to priority ${threshold} and above; task ${delivery.taskName} has ${delivery.priority}. Retry later or send it with Prefer: respond-async.`);
+    }
+    const attempt = this.#attempt(delivery, { retries: false });
+    this.#track(attempt);
+    // A caller's wait is wall time, not the host's schedule: a real timer, whatever the clock.
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new PushDeadlineError(`Task ${delivery.taskName} did not answer within ${deadlineMs} ms.`)), deadlineMs);
+    });
+    try {
+      return await Promise.race([attempt, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Accept an event for delivery: stored before this returns, then delivered at least once. */
+  async enqueue(delivery: Delivery): Promise<string> {
+    const queued = { ...delivery, nextAttemptAt: this.#o.clock.now() };
+    await this.#o.store.putPending(queued);
+    this.#pending.set(queued.id, queued);
+    this.#track(this.#retryDue(queued.id));
+    return queued.id;
+  }
+
+  /** Deliver an event whose first attempt is recorded elsewhere (a timer's unadvanced next fire time). */
+  deliver(delivery: Delivery): Promise<CallOutcome> {
+    return this.#attempt(delivery, { retries: true });
+  }
+
+  /** Put a dead letter back for delivery now, with a fresh set of attempts. */
+  async retryDeadLetter(id: string): Promise<boolean> {
+    const letter = await this.#o.store.deadLetter(id);
+    if (!letter) return false;
+    const { deadAt: _deadAt, lastError: _lastError, ...delivery } = letter;
+    await this.#o.store.removeDeadLetter(id);
+    // Attempts keep counting (the guest sees a retry), with the policy's full allowance again.
+    const retry = { ...delivery.retry, maxAttempts: delivery.attempts + delivery.retry.maxAttempts };
+    this.#track(this.#attempt({ ...delivery, retry }, { retries: true }));
+    return true;
+  }
+
+  async #retryDue(id: string): Promise<void> {
+    const delivery = this.#pending.get(id);
+    if (!delivery) return;
+    const verdict = this.admit(admissionOf(delivery), `${RETRY_TIMER}:${id}`, () => this.#retryDue(id));
+    if (verdict === "dropped") {
+      this.#pending.delete(id);
+      await this.#o.store.removePending(id);
+    }
+    if (verdict === "run") await this.#attempt(delivery, { retries: true });
+  }
+
+  #budgetChanged(): void {
+    const released = [...this.#postponed].filter(([, p]) => this.#o.budget.admits(p.priority)).sort(([, a], [, b]) => b.priority - a.priority);
+    for (const [key, { resume }] of released) {
+      this.#postponed.delete(key);
+      this.#track(resume().catch((error: Error) => this.#emit({ type: "error", error })));
+    }
+  }
+
+  /** One attempt; with `retries`, a failure schedules the next attempt or dead-letters. */
+  async #attempt(delivery: Delivery, { retries }: { retries: boolean }): Promise<CallOutcome> {
+    const { deliverer, budget, clock } = this.#o;
+    let firedAt = clock.now();
+    let outcome: CallOutcome;
+    const started = performance.now();
+    let partition = delivery.partition;
+    try {
+      partition = await deliverer.route(delivery);
+      outcome = await budget.run(delivery.priority, () => {
+        firedAt = clock.now();
+        return deliverer.deliver(partition, taskEventOf(delivery, firedAt));
+      });
+    } catch (error) {
+      outcome = { ok: false, error: `${(error as Error).name}: ${(error as Error).message}` };
+    }
+    this.stats.attempts++;
+    const ref = { ...refOf(delivery), partition };
+    const ms = performance.now() - started;
+    this.#emit({ type: "delivered", delivery: delivery.id, kind: delivery.kind, scheduledAt: delivery.scheduledAt, firedAt, attempt: delivery.attempts + 1, ms, outcome, ...ref });
+    if (outcome.ok) {
+      this.stats.delivered++;
+      if (this.#pending.delete(delivery.id)) await this.#o.store.removePending(delivery.id);
+      return outcome;
+    }
+    this.stats.failed++;
+    if (retries) await this.#failed({ ...delivery, partition, attempts: delivery.attempts + 1, lastError: outcome.error }, outcome.error, ref);
+    return outcome;
+  }
+
+  async #failed(failed: Delivery, error: string, ref: DeliveryRef): Promise<void> {
+    const now = this.#o.clock.now();
+    if (failed.attempts >= failed.retry.maxAttempts || !this.#o.deliverer.has(failed.partition)) {
+      this.#pending.delete(failed.id);
+      await this.#o.store.bury({ ...failed, lastError: error, deadAt: now });
+      this.stats.deadLettered++;
+      this.#emit({ type: "dead-lettered", delivery: failed.id, attempts: failed.attempts, error, ...ref });
+      return;
+    }
+    failed.nextAttemptAt = now + backoffMs(failed.retry, failed.attempts);
+    await this.#o.store.putPending(failed);
+    this.#pending.set(failed.id, failed);
+    await this.#o.timers.arm(RETRY_TIMER, failed.id, failed.nextAttemptAt);
+    this.stats.retriesScheduled++;
+    this.#emit({ type: "retry-scheduled", delivery: failed.id, attempt: failed.attempts + 1, at: failed.nextAttemptAt, error, ...ref });
+  }
+
+  #track(work: Promise<unknown>): void {
+    const tracked = work.catch((error: Error) => this.#emit({ type: "error", error }));
+    this.#inFlight.add(tracked);
+    void tracked.finally(() => this.#inFlight.delete(tracked));
+  }
+
+  #emit(event: DeliveryEvent): void {
+    this.#o.onEvent?.(event);
+  }
+}
+
+export function admissionOf(delivery: Delivery): Admission {
+  return { priority: delivery.priority, whenConstrained: delivery.whenConstrained, ref: refOf(delivery), scheduledAt: delivery.scheduledAt };
+}
+
+export function newDeliveryId(): string {
+  return `e_${randomBytes(12).toString("base64url")}`;
+}

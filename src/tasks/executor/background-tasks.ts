@@ -1,0 +1,96 @@
+// The `background-tasks` import as a partition's instance sees it. During a call the
+// guest works on a view of its partition's tasks (no payloads); the registrations it makes
+// go back to the host as the call's effects and take hold only if the call succeeds.
+import { randomBytes } from "node:crypto";
+import type { TaskInfo, TaskSpec } from "../../../wit/index.ts";
+import { DEFAULT_RETRY, type TaskLimits } from "../limits.ts";
+import { firstOccurrence } from "../schedule.ts";
+import { recordTrigger, taskInfo, type TaskRecord, type TaskView } from "../task.ts";
+import { TaskSpecError, validateSpec } from "../validate.ts";
+
+/** What the host sends with every call. */
+export interface TaskCallState {
+  tasks: TaskView[];
+  limits: TaskLimits;
+}
+
+/** What a call did to its partition's tasks. */
+export interface TaskEffects {
+  upserts: TaskRecord[];
+  removals: string[];
+}
+
+export interface CallContext {
+  partition: string;
+  now: number;
+  limits: TaskLimits;
+  tasks: Map<string, TaskView>;
+  upserts: Map<string, TaskRecord>;
+  removals: Set<string>;
+}
+
+export function newCallContext(partition: string, state: TaskCallState, now: number): CallContext {
+  return { partition, now, limits: state.limits, tasks: new Map(state.tasks.map((t) => [t.name, t])), upserts: new Map(), removals: new Set() };
+}
+
+export function effectsOf(call: CallContext): TaskEffects {
+  return { upserts: [...call.upserts.values()], removals: [...call.removals] };
+}
+
+export function newTaskId(): string {
+  return `t_${randomBytes(16).toString("base64url")}`;
+}
+
+export function newPushToken(): string {
+  return randomBytes(24).toString("base64url");
+}
+
+export function backgroundTasks(current: () => CallContext) {
+  return {
+    register(spec: TaskSpec): TaskInfo {
+      const call = current();
+      validateSpec(spec, call.limits, call.now);
+      const existing = call.tasks.get(spec.name);
+      if (!existing && call.tasks.size >= call.limits.maxTasks) {
+        throw new TaskSpecError({
+          tag: "quota-exceeded",
+          val: `Partition ${call.partition} already has ${call.tasks.size} tasks, the most allowed; cancel one before registering ${spec.name}.`,
+        });
+      }
+      const trigger = recordTrigger(spec.trigger);
+      const record: TaskRecord = {
+        id: existing?.id ?? newTaskId(),
+        partition: call.partition,
+        name: spec.name,
+        trigger,
+        entry: spec.entry,
+        payload: spec.payload,
+        priority: spec.priority,
+        outlivePartition: spec.outlivePartition,
+        retry: spec.retry
+          ? { maxAttempts: spec.retry.maxAttempts, initialBackoffMs: Number(spec.retry.initialBackoffMs), maxBackoffMs: Number(spec.retry.maxBackoffMs) }
+          : { ...DEFAULT_RETRY },
+        misfire: spec.misfire ?? "fire-once",
+        whenConstrained: spec.whenConstrained ?? "postpone",
+        nextFire: firstOccurrence(trigger, call.now),
+        // Re-registering a push task issues a new token: the old URL stops working.
+        pushToken: spec.trigger.tag === "push" ? newPushToken() : undefined,
+        registeredAt: call.now,
+      };
+      call.tasks.set(spec.name, record);
+      call.upserts.set(spec.name, record);
+      call.removals.delete(spec.name);
+      return taskInfo(record);
+    },
+    cancel(name: string): boolean {
+      const call = current();
+      if (!call.tasks.delete(name)) return false;
+      call.upserts.delete(name);
+      call.removals.add(name);
+      return true;
+    },
+    list(): TaskInfo[] {
+      return [...current().tasks.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map(taskInfo);
+    },
+  };
+}
