@@ -8,3 +8,9 @@ export type { ActivationReason, LogLevel, PushRequest, Reply, TaskEvent } from "
 export { ExecutorLostError, GuestDeadlineError, MemoryLimitError, PartitionNotLiveError, ActivationFailedError } from "./executor/errors.ts";
 export { GuestTrapError, ComponentError } from "./errors.ts";
 export { SnapshotFormatError } from "./snapshot/image.ts";
+export type { BuildOptions } from "./toolchain/build.ts";
+
+/** Build a guest component (`dormant build`); the toolchain is loaded only when asked for. */
+export async function buildComponent(entry: string, options: import("./toolchain/build.ts").BuildOptions): Promise<Uint8Array> {
+  return (await import("./toolchain/build.ts")).buildComponent(entry, options);
+}

@@ -2,7 +2,7 @@ import { writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { buildComponent } from "../../runtime/toolchain/build.ts";
+import { buildComponent } from "../../runtime/index.ts";
 
 const HELP = `Usage: dormant build <entry.js|.mjs|.ts|.mts|.wat> -o <out.wasm> [--wit DIR]
 

@@ -3,7 +3,7 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { exampleComponent, type ExampleName } from "../../guests/examples.ts";
-import type { TaskEvent } from "../../runtime/executor/protocol.ts";
+import type { TaskEvent } from "../../runtime/index.ts";
 import { startHost } from "../host.ts";
 
 const HELP = `Usage: dormant demo [--data-dir DIR] [--store URL]

@@ -66,6 +66,12 @@ export class FakeClock implements Clock {
     this.set(this.#now + ms);
   }
 
+  /** A machine suspend: wall time moves on by `ms`, while pending timers wait that much longer. */
+  suspend(ms: number): void {
+    this.#now += ms;
+    for (const timer of this.#timers.values()) timer.at += ms;
+  }
+
   /** Whether a timer is due now and not yet fired. */
   get pending(): boolean {
     for (const timer of this.#timers.values()) if (timer.at <= this.#now) return true;

@@ -107,16 +107,16 @@ export class TimerLoop {
 
   async #claimAndRun(): Promise<void> {
     const now = this.#clock.now();
-    for (;;) {
-      const due = await this.#queue.claimDue(now, this.#batch, this.#leaseMs);
-      for (const timer of due) this.#run(timer, now);
-      if (due.length < this.#batch) break;
-    }
-    // Claims held across a wake keep their leases.
+    // Claims held across a wake keep their leases, before anything due is claimed.
     for (const [timer, expires] of this.#claims) {
       if (expires - now > this.#leaseMs / 2) continue;
       this.#claims.set(timer, now + this.#leaseMs);
       if (!(await this.#queue.extend(timer, now + this.#leaseMs))) this.#claims.delete(timer);
+    }
+    for (;;) {
+      const due = await this.#queue.claimDue(now, this.#batch, this.#leaseMs);
+      for (const timer of due) this.#run(timer, now);
+      if (due.length < this.#batch) break;
     }
   }
 

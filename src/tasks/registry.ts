@@ -8,7 +8,7 @@ import { readAllRecords, writeRecord } from "../store/records.ts";
 import type { TaskEffects } from "./executor/background-tasks.ts";
 import { viewOf, type TaskRecord, type TaskView } from "./task.ts";
 
-/** Told of every task whose next fire time was set or cleared. */
+/** Told of every task whose next fire time was set, changed or cleared, or that was registered anew. */
 export interface TaskWatcher {
   changed(task: TaskRecord): void;
   removed(task: TaskRecord): void;
@@ -116,16 +116,17 @@ export class TaskRegistry {
 
   /** Move a deleted partition's surviving tasks to the partition provisioned for them. */
   async move(from: string, to: string): Promise<void> {
+    // Same tasks, same ids and times: their armed timers stay as they are.
     for (const task of this.tasksOf(from)) {
-      this.#delete(task);
+      this.#delete(task, false);
       const { provision: _provision, ...moved } = task;
-      this.#put({ ...moved, partition: to });
+      this.#put({ ...moved, partition: to }, false);
     }
     await this.#persist(from);
     await this.#persist(to);
   }
 
-  #put(task: TaskRecord): void {
+  #put(task: TaskRecord, notify = true): void {
     let tasks = this.#byPartition.get(task.partition);
     if (!tasks) this.#byPartition.set(task.partition, (tasks = new Map()));
     const replaced = tasks.get(task.name);
@@ -136,17 +137,18 @@ export class TaskRegistry {
     this.#byId.set(task.id, task);
     this.#views.delete(task.partition);
     if (task.pushToken !== undefined) this.#byPushToken.set(digestOf(task.pushToken), task);
-    this.#watcher?.changed(task);
+    const moved = previous?.nextFire !== task.nextFire || previous?.registeredAt !== task.registeredAt;
+    if (notify && moved) this.#watcher?.changed(task);
   }
 
-  #delete(task: TaskRecord): void {
+  #delete(task: TaskRecord, notify = true): void {
     const tasks = this.#byPartition.get(task.partition);
     tasks?.delete(task.name);
     if (tasks?.size === 0) this.#byPartition.delete(task.partition);
     this.#byId.delete(task.id);
     this.#views.delete(task.partition);
     if (task.pushToken !== undefined) this.#byPushToken.delete(digestOf(task.pushToken));
-    this.#watcher?.removed(task);
+    if (notify) this.#watcher?.removed(task);
   }
 
   async #persist(partition: string): Promise<void> {

@@ -1,5 +1,5 @@
 import { readdir, readFile } from "node:fs/promises";
-import { join, relative } from "node:path";
+import { dirname, join, normalize, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { generateWitTypes } from "../../runtime/toolchain/wit-types.ts";
@@ -11,7 +11,52 @@ async function sources(dir: string): Promise<string[]> {
   return entries.filter((e) => e.isFile() && /\.(ts|js|mjs)$/.test(e.name)).map((e) => relative(root, join(e.parentPath, e.name)));
 }
 
+/** The relative imports of a file, resolved to repository paths. */
+async function importsOf(file: string): Promise<string[]> {
+  const text = await readFile(join(root, file), "utf8");
+  const specifiers = [...text.matchAll(/(?:from|import)\s*\(?\s*["'](\.[^"']+)["']/g)].map((m) => m[1]!);
+  return specifiers.map((spec) => normalize(join(dirname(file), spec)));
+}
+
+/** [files, import that is refused, why]: each boundary of the architecture, as a rule. */
+const RULES: [from: RegExp, refused: RegExp, why: string][] = [
+  [/^src\/partitions\//, /^src\/(tasks|delivery)\//, "the lifecycle knows nothing about tasks or their delivery"],
+  [/^src\/delivery\//, /^src\/(tasks|partitions)\//, "delivery is generic over what it delivers and where"],
+  [/^src\/scheduler\//, /^src\/(?!scheduler\/)/, "the timer loop and its queue know nothing above them"],
+  [/^src\/(components|store|budget)\//, /^src\/(tasks|delivery|partitions|http|serve|cli)\//, "storage, components and the budget sit below the services"],
+  [/^src\/http\//, /^runtime\/executor\//, "HTTP talks to services, not to the executor protocol"],
+  [/^src\/tasks\/executor\//, /^(?!src\/tasks\/(executor\/|task\.ts|schedule\.ts|validate\.ts|limits\.ts)|wit\/|runtime\/index\.ts)/, "runs in executor threads: only the pure task modules"],
+  [/^src\//, /^runtime\/(?!index\.ts)/, "the runtime's face is runtime/index.ts"],
+];
+
 describe("boundaries", () => {
+  it.each(RULES)("keeps %s from importing %s: %s", async (from, refused) => {
+    const offenders: string[] = [];
+    for (const file of (await sources("src")).filter((f) => from.test(f))) {
+      for (const target of await importsOf(file)) if (refused.test(target)) offenders.push(`${file} → ${target}`);
+    }
+    expect(offenders).toEqual([]);
+  });
+
+  it("has no cycles between the folders of src/", async () => {
+    const folderOf = (file: string) => dirname(file).split("/").slice(0, 2).join("/");
+    const edges = new Map<string, Set<string>>();
+    for (const file of await sources("src")) {
+      for (const target of await importsOf(file)) {
+        if (!target.startsWith("src/") || folderOf(target) === folderOf(file)) continue;
+        if (!edges.has(folderOf(file))) edges.set(folderOf(file), new Set());
+        edges.get(folderOf(file))!.add(folderOf(target));
+      }
+    }
+    const cycles: string[] = [];
+    const visit = (node: string, path: string[]) => {
+      if (path.includes(node)) return void cycles.push([...path.slice(path.indexOf(node)), node].join(" → "));
+      for (const next of edges.get(node) ?? []) visit(next, [...path, node]);
+    };
+    for (const node of edges.keys()) visit(node, []);
+    expect(cycles).toEqual([]);
+  });
+
   it("lets only runtime/ import jco and componentize-js", async () => {
     const offenders: string[] = [];
     for (const dir of ["src", "guests", "bench", "bin", "scripts"]) {

@@ -50,7 +50,8 @@ describe("dormant serve", () => {
     await s.tick(heartbeat.nextFire);
     expect(s.events.find((e) => e.type === "delivered" && e.kind === "timer")).toMatchObject({ name: "heartbeat", outcome: { ok: true } });
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
-    expect(metrics).toMatch(/dormant_activations_total\{kind="rehydrated"\} 1/);
+    // Woken by the push, frozen again once idle, woken by the heartbeat.
+    expect(metrics).toMatch(/dormant_activations_total\{kind="rehydrated"\} 2/);
     expect(metrics).toMatch(/dormant_push_requests_total\{status="200"\} 1/);
     expect(metrics).toMatch(/dormant_deliveries_total\{outcome="ok"\} 2/);
     expect(metrics).toMatch(/dormant_fire_lateness_ms_count 1/);

@@ -159,6 +159,18 @@ describe("tasks that outlive their partition", () => {
     expect(h.registry.all()).toEqual([]);
   });
 
+  it("gives a re-provisioned partition the deleted one's limits and durability", async () => {
+    const h = await host();
+    const limits = { cpuDeadlineMs: 1234, memoryBytes: 64 * 2 ** 20, snapshotBytes: 2 ** 20 };
+    const p = await recorder(h, { durability: "per-activation", limits });
+    await registerTasks(h, p, { name: "survivor", after: 5000, outlive: true });
+    await h.partitions.delete(p);
+    await h.tick(h.now.value + 5000);
+    const [reprovisioned] = h.events.filter((e) => e.type === "reprovisioned");
+    expect(h.partitions.get(reprovisioned!.partition)).toMatchObject({ durability: "per-activation", limits });
+    expect(h.partitions.limitsOf(reprovisioned!.partition)).toEqual(limits);
+  });
+
   it("removes a deleted partition's tasks when none is flagged to outlive it", async () => {
     const h = await host();
     const p = await recorder(h);
