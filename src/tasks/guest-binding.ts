@@ -69,6 +69,7 @@ export function createHostBinding(sink: HostSink): HostBinding {
           nextFire: firstOccurrence(spec.trigger, now),
           // Re-registering a push task issues a new token: the old URL stops working.
           pushToken: spec.trigger.tag === "push" ? newPushToken() : undefined,
+          ...(spec.trigger.tag === "push" && spec.receiveCredentials ? { receiveCredentials: true } : {}),
           registeredAt: now,
         };
         tasks.set(spec.name, record);
