@@ -1,5 +1,6 @@
 // The status page at `/`: server-rendered HTML, no script. Partitions with their state
 // and snapshot size, tasks with their next fire time, recent activations and failures.
+import { createHash } from "node:crypto";
 import type { Host } from "../host.ts";
 import type { Activity } from "../observability/activity.ts";
 import { taskJson } from "./admin-api.ts";
@@ -9,6 +10,15 @@ const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => esc
 
 const STYLE = `body{font:14px/1.4 system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:.5rem 0 2rem}
 td,th{border-bottom:1px solid #ddd;padding:.25rem .75rem;text-align:left}th{background:#f4f4f4}.bad{color:#b00}code{font-size:12px}`;
+
+/** The operator origin's policy: nothing but this page's own style, posting only to itself, never framed. */
+export const ADMIN_CSP = [
+  "default-src 'none'",
+  `style-src 'sha256-${createHash("sha256").update(STYLE).digest("base64")}'`,
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+].join("; ");
 
 function page(title: string, body: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><style>${STYLE}</style></head><body>${body}</body></html>`;
@@ -26,6 +36,7 @@ export async function statusPage(host: Host, activity: Activity): Promise<string
   return page(
     "Dormant",
     `<h1>Dormant</h1>
+<form method="post" action="/logout"><button>Sign out</button></form>
 <p>${partitions.length} partitions, ${host.partitions.liveCount()} live; ${tasks.length} tasks; budget ${budget.constrained ? `<strong>constrained</strong> to priority ≥ ${budget.threshold}` : "unconstrained"}, ${budget.maxConcurrent} at once.</p>
 <h2>Partitions</h2>
 <table><thead><tr><th>name</th><th>id</th><th>state</th><th>snapshot</th><th>activations</th><th>deliveries</th><th>failures</th><th>last activation</th></tr></thead><tbody>
