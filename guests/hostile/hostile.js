@@ -6,6 +6,8 @@ import { list, register } from "dormant:host/background-tasks@0.1.0";
 
 const encoder = new TextEncoder();
 let renewals = 0;
+/** The headers of the last request to `/remember`, for requests delivered in the background. */
+let remembered = [];
 
 function reply(status, headers, body) {
   return { status, headers, body: encoder.encode(body) };
@@ -29,6 +31,11 @@ const SMUGGLED = "hello" + "HTTP/1.1 418 Smuggled\r\ncontent-length: 0\r\n\r\n";
 
 const behaviours = {
   "/reflect": (request) => json({ headers: request.headers }),
+  "/remember": (request) => {
+    remembered = request.headers;
+    return undefined;
+  },
+  "/remembered": () => json({ headers: remembered }),
   "/framing": () =>
     reply(200, [
       ["content-type", "text/plain"], ["content-length", "5"], ["connection", "keep-alive"], ["keep-alive", "timeout=999"],

@@ -72,6 +72,10 @@ function number(name: string, text: string | undefined): number | undefined {
   return value;
 }
 
+function yes(text: string | undefined): boolean | undefined {
+  return text === undefined ? undefined : /^(1|true|yes)$/i.test(text);
+}
+
 function list(text: string | undefined): string[] | undefined {
   return text === undefined ? undefined : text.split(",").map((name) => name.trim()).filter((name) => name !== "");
 }
@@ -104,7 +108,7 @@ export async function settings(args: string[], env: NodeJS.ProcessEnv = process.
     adminPort: pick(number("--admin-port", values["admin-port"]), number("DORMANT_ADMIN_PORT", env.DORMANT_ADMIN_PORT), file.adminPort),
     adminHost: pick(values["admin-host"], env.DORMANT_ADMIN_HOST, file.adminHost),
     adminHostnames: pick(list(values["admin-hostnames"]), list(env.DORMANT_ADMIN_HOSTNAMES), file.adminHostnames),
-    trustProxy: pick(values["trust-proxy"], env.DORMANT_TRUST_PROXY === undefined ? undefined : /^(1|true|yes)$/i.test(env.DORMANT_TRUST_PROXY), file.trustProxy),
+    trustProxy: pick(values["trust-proxy"], yes(env.DORMANT_TRUST_PROXY), file.trustProxy),
     metricsToken: pick(env.DORMANT_METRICS_TOKEN || undefined, file.metricsToken),
     idleTimeoutMs: pick(number("--idle-timeout", values["idle-timeout"]), number("DORMANT_IDLE_TIMEOUT_MS", env.DORMANT_IDLE_TIMEOUT_MS), file.idleTimeoutMs),
     executors: pick(number("--executors", values.executors), number("DORMANT_EXECUTORS", env.DORMANT_EXECUTORS), file.executors),
@@ -149,7 +153,8 @@ export async function serveCommand(args: string[]): Promise<void> {
   };
   const server = await startServer(options);
   if (demo) await deployDemo(server);
-  console.error(`Dormant serving push ${server.pushUrl}, admin ${server.adminUrl} (store ${server.host.store.description}, ${server.host.pool.size} executors)`);
+  const { store, pool } = server.host;
+  console.error(`Dormant serving push ${server.pushUrl}, admin ${server.adminUrl} (store ${store.description}, ${pool.size} executors)`);
   console.error(`  status page  ${server.adminUrl}/`);
   console.error(`  admin API    ${server.adminUrl}/api   metrics ${server.adminUrl}/metrics   health ${server.adminUrl}/healthz`);
   console.error(server.tokenGenerated ? `  admin token  ${server.adminToken}   (generated now and kept in the store; set DORMANT_ADMIN_TOKEN to choose one)` : "  admin token  as set before (DORMANT_ADMIN_TOKEN, or the one printed at first start)");

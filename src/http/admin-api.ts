@@ -60,7 +60,9 @@ const ID_HINT = { partition: ["partition", "p_…", "partitions"], task: ["task"
 function idParam(c: Context, kind: keyof typeof ID): string {
   const id = c.req.param("id") ?? "";
   const [name, shape, list] = ID_HINT[kind];
-  if (!ID[kind].test(id)) throw new FieldError(`${JSON.stringify(id.slice(0, 80))} is not a ${name} id; ids look like ${shape} (list them with GET /api/${list}).`);
+  if (!ID[kind].test(id)) {
+    throw new FieldError(`${JSON.stringify(id.slice(0, 80))} is not a ${name} id; ids look like ${shape} (list them with GET /api/${list}).`);
+  }
   return id;
 }
 
@@ -77,12 +79,17 @@ function contentType(type: string): MiddlewareHandler {
   };
 }
 
+function triggerJson(trigger: TaskRecord["trigger"]) {
+  if (trigger.tag === "cron") return { cron: trigger.val.expression, timezone: trigger.val.timezone ?? "UTC" };
+  return trigger.tag === "push" ? { push: true } : { [trigger.tag]: Number(trigger.val) };
+}
+
 export function taskJson(task: TaskRecord) {
   return {
     id: task.id,
     partition: task.partition,
     name: task.name,
-    trigger: task.trigger.tag === "cron" ? { cron: task.trigger.val.expression, timezone: task.trigger.val.timezone ?? "UTC" } : task.trigger.tag === "push" ? { push: true } : { [task.trigger.tag]: Number(task.trigger.val) },
+    trigger: triggerJson(task.trigger),
     entry: task.entry,
     priority: task.priority,
     outlivePartition: task.outlivePartition,
@@ -113,7 +120,8 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
     return problem(c, 500, "internal", `${error.name}: ${error.message}`);
   });
 
-  const small = bodyLimit({ maxSize: MAX_JSON_BYTES, onError: (c) => problem(c, 413, "body-too-large", `Admin requests are limited to ${MAX_JSON_BYTES} bytes (components to ${options.maxComponentBytes}).`) });
+  const tooLarge = `Admin requests are limited to ${MAX_JSON_BYTES} bytes (components to ${options.maxComponentBytes}).`;
+  const small = bodyLimit({ maxSize: MAX_JSON_BYTES, onError: (c) => problem(c, 413, "body-too-large", tooLarge) });
   api.use(async (c, next) => (c.req.method === "POST" && c.req.path.endsWith("/api/components") ? next() : small(c, next)));
   const json = contentType("application/json");
 
@@ -126,7 +134,10 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
   api.post(
     "/components",
     contentType("application/wasm"),
-    bodyLimit({ maxSize: options.maxComponentBytes, onError: (c) => problem(c, 413, "body-too-large", `Components are limited to ${options.maxComponentBytes} bytes.`) }),
+    bodyLimit({
+      maxSize: options.maxComponentBytes,
+      onError: (c) => problem(c, 413, "body-too-large", `Components are limited to ${options.maxComponentBytes} bytes.`),
+    }),
     async (c) => {
       const bytes = new Uint8Array(await c.req.arrayBuffer());
       if (bytes.length === 0) throw new FieldError("The body must be the component's wasm bytes.");
@@ -169,7 +180,9 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
 
   api.get("/tasks", (c) => {
     const partition = c.req.query("partition");
-    if (partition !== undefined && !ID.partition.test(partition)) throw new FieldError(`Query "partition" must be a partition id like p_…; got ${JSON.stringify(partition.slice(0, 80))}.`);
+    if (partition !== undefined && !ID.partition.test(partition)) {
+      throw new FieldError(`Query "partition" must be a partition id like p_…; got ${JSON.stringify(partition.slice(0, 80))}.`);
+    }
     const list = partition === undefined ? partitions.tasks.all() : partitions.tasks.tasksOf(partition);
     return c.json({ tasks: list.map(taskJson) });
   });
@@ -196,7 +209,9 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
     const change: Partial<BudgetState> = {};
     if (body.constrained !== undefined) change.constrained = field(body, "constrained", isBoolean, "true or false");
     if (body.threshold !== undefined) change.threshold = field(body, "threshold", isIntIn(0, 255), "a priority from 0 to 255");
-    if (body.maxConcurrent !== undefined) change.maxConcurrent = field(body, "maxConcurrent", isIntIn(1, MAX_CONCURRENT), `a whole number from 1 to ${MAX_CONCURRENT}`);
+    if (body.maxConcurrent !== undefined) {
+      change.maxConcurrent = field(body, "maxConcurrent", isIntIn(1, MAX_CONCURRENT), `a whole number from 1 to ${MAX_CONCURRENT}`);
+    }
     host.budget.set(change);
     return c.json(budgetJson(host));
   });
@@ -204,5 +219,7 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
 }
 
 function budgetJson(host: Host) {
-  return { ...host.budget.state, running: host.budget.running, waiting: host.budget.waiting, postponedNow: host.tasks.postponedCount, postponed: host.tasks.stats.postponed, dropped: host.tasks.stats.dropped };
+  const { budget, tasks } = host;
+  const { postponed, dropped } = tasks.stats;
+  return { ...budget.state, running: budget.running, waiting: budget.waiting, postponedNow: tasks.postponedCount, postponed, dropped };
 }

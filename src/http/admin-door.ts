@@ -89,7 +89,8 @@ export function checkHost(o: DoorOptions): MiddlewareHandler {
     const host = hostHeader(c, o.trustProxy);
     if (hostAllowed(host, configured)) return next();
     o.log({ event: "host-refused", client: clientOf(c, o.trustProxy), host });
-    return problem(c, 421, "host-not-allowed", `This admin server does not answer to the host name in ${JSON.stringify(host)}; it answers to localhost, IP addresses and the names given with --admin-hostnames.`);
+    const allowed = "it answers to localhost, IP addresses and the names given with --admin-hostnames";
+    return problem(c, 421, "host-not-allowed", `This admin server does not answer to the host name in ${JSON.stringify(host)}; ${allowed}.`);
   };
 }
 
@@ -137,7 +138,9 @@ export function crossSiteRefusal(c: Context, o: DoorOptions, via: Via): Response
   const fromHere = sameOrigin(c, o.trustProxy);
   if ((origin !== undefined || via === "session") && !fromHere) {
     o.log({ event: "cross-origin-refused", client: clientOf(c, o.trustProxy), origin: origin ?? null, method: c.req.method, path: c.req.path });
-    return problem(c, 403, "cross-origin", `A ${c.req.method} from ${origin ?? "a page that sent no Origin"} is refused: changes come from this server's own origin, or with Authorization: Bearer <token>.`);
+    const from = origin ?? "a page that sent no Origin";
+    const how = "changes come from this server's own origin, or with Authorization: Bearer <token>";
+    return problem(c, 403, "cross-origin", `A ${c.req.method} from ${from} is refused: ${how}.`);
   }
   if (via === "session" && !PREFLIGHTED.test(c.req.header("content-type") ?? "")) {
     o.log({ event: "cross-origin-refused", client: clientOf(c, o.trustProxy), origin: origin ?? null, method: c.req.method, path: c.req.path });
@@ -154,7 +157,8 @@ export function requireOperator(o: DoorOptions): MiddlewareHandler {
     if (locked) return locked;
     const via = credentialOf(c, o, accept);
     if (via === undefined) {
-      return problem(c, 401, "unauthorized", "This needs the admin token: send Authorization: Bearer <token> (dormant serve prints it at first start).", { "www-authenticate": "Bearer" });
+      const how = "send Authorization: Bearer <token> (dormant serve prints it at first start)";
+      return problem(c, 401, "unauthorized", `This needs the admin token: ${how}.`, { "www-authenticate": "Bearer" });
     }
     if (via === "wrong") {
       failed(c, o, "api");
@@ -173,7 +177,10 @@ export function requireMetricsReader(o: DoorOptions): MiddlewareHandler {
     const locked = lockedOut(c, o);
     if (locked) return locked;
     const via = credentialOf(c, o, accept);
-    if (via === undefined) return problem(c, 401, "unauthorized", "Metrics need the metrics token: send Authorization: Bearer <DORMANT_METRICS_TOKEN>.", { "www-authenticate": "Bearer" });
+    if (via === undefined) {
+      const how = "send Authorization: Bearer <DORMANT_METRICS_TOKEN>";
+      return problem(c, 401, "unauthorized", `Metrics need the metrics token: ${how}.`, { "www-authenticate": "Bearer" });
+    }
     if (via === "wrong") {
       failed(c, o, "metrics");
       return problem(c, 403, "forbidden", "The metrics token is wrong; use DORMANT_METRICS_TOKEN as configured.");

@@ -74,9 +74,8 @@ export function createPushApp(host: Host, metrics: Metrics, options: HttpOptions
       log,
     }),
   );
-  app.notFound((c) =>
-    problem(c, 404, "not-found", `Nothing at ${c.req.method} ${c.req.path}. Push URLs look like /push/<token>; the status page, admin API and metrics are on the admin port (8788 by default).`),
-  );
+  const elsewhere = "the status page, admin API and metrics are on the admin port (8788 by default)";
+  app.notFound((c) => problem(c, 404, "not-found", `Nothing at ${c.req.method} ${c.req.path}. Push URLs look like /push/<token>; ${elsewhere}.`));
   app.onError((error, c) => problem(c, 500, "internal", `${error.name}: ${error.message}`));
   return app;
 }
@@ -108,12 +107,14 @@ export function createAdminApp(host: Host, metrics: Metrics, activity: Activity,
   const app = new Hono();
   app.use(adminHeaders);
   app.use(checkHost(door));
-  app.get("/healthz", (c) => c.json({ ok: true, partitions: host.partitions.list().length, live: host.partitions.liveCount(), tasks: host.partitions.tasks.size }));
+  const { partitions } = host;
+  app.get("/healthz", (c) => c.json({ ok: true, partitions: partitions.list().length, live: partitions.liveCount(), tasks: partitions.tasks.size }));
   app.get("/metrics", requireMetricsReader(door), async (c) => c.text(await metrics.text(), 200, { "content-type": metrics.registry.contentType }));
   app.use("/api/*", requireOperator(door));
   app.route("/api", adminRoutes(host, activity, { maxComponentBytes: o.maxComponentBytes }));
   app.route("/", signInRoutes(host, activity, door));
-  app.notFound((c) => problem(c, 404, "not-found", `Nothing at ${c.req.method} ${c.req.path}. The admin API is under /api, metrics at /metrics; push URLs are served on the push port.`));
+  const where = "The admin API is under /api, metrics at /metrics; push URLs are served on the push port.";
+  app.notFound((c) => problem(c, 404, "not-found", `Nothing at ${c.req.method} ${c.req.path}. ${where}`));
   app.onError((error, c) => problem(c, 500, "internal", `${error.name}: ${error.message}`));
   return app;
 }

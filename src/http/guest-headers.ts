@@ -43,7 +43,9 @@ export class InvalidReplyError extends Error {
 
 /** The headers to send for a guest's reply, or an InvalidReplyError naming the first bad header. */
 export function replyHeaders(guest: readonly Header[], options: ReplyHeaderOptions): Headers {
-  if (guest.length > MAX_HEADERS) throw new InvalidReplyError(`(${guest.length} headers)`, `The reply has ${guest.length} headers; at most ${MAX_HEADERS} are allowed.`);
+  if (guest.length > MAX_HEADERS) {
+    throw new InvalidReplyError(`(${guest.length} headers)`, `The reply has ${guest.length} headers; at most ${MAX_HEADERS} are allowed.`);
+  }
   let bytes = 0;
   const headers = new Headers();
   for (const [name, value] of guest) {
@@ -51,16 +53,20 @@ export function replyHeaders(guest: readonly Header[], options: ReplyHeaderOptio
     const shown = JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
     if (!TOKEN.test(name)) throw new InvalidReplyError(name, `The reply header name ${shown} is not an HTTP token (RFC 9110 §5.6.2).`);
     if (!FIELD_VALUE.test(value)) {
-      throw new InvalidReplyError(name, `The reply header ${shown} has a value that is not a valid HTTP field value (control characters such as CR or LF, or characters above U+00FF).`);
+      const why = "control characters such as CR or LF, or characters above U+00FF";
+      throw new InvalidReplyError(name, `The reply header ${shown} has a value that is not a valid HTTP field value (${why}).`);
     }
     const lower = name.toLowerCase();
     if (FRAMING.has(lower) || lower.startsWith("proxy-") || HOST_SET.has(lower)) continue;
-    if (lower === "set-cookie" && isHostCookie(value.split("=", 1)[0]!)) {
-      throw new InvalidReplyError(name, `The reply sets the host's cookie ${JSON.stringify(value.split("=", 1)[0]!.trim())}; a guest may not set cookies named dormant*.`);
+    const cookie = lower === "set-cookie" ? value.split("=", 1)[0]!.trim() : undefined;
+    if (cookie !== undefined && isHostCookie(cookie)) {
+      throw new InvalidReplyError(name, `The reply sets the host's cookie ${JSON.stringify(cookie)}; a guest may not set cookies named dormant*.`);
     }
     headers.append(lower, value);
   }
-  if (bytes > MAX_HEADER_BYTES) throw new InvalidReplyError("(all headers)", `The reply's headers take ${bytes} bytes; at most ${MAX_HEADER_BYTES} are allowed.`);
+  if (bytes > MAX_HEADER_BYTES) {
+    throw new InvalidReplyError("(all headers)", `The reply's headers take ${bytes} bytes; at most ${MAX_HEADER_BYTES} are allowed.`);
+  }
   // A guest may add its own policy (every policy sent is enforced), never remove this one.
   if (options.csp) headers.append("content-security-policy", options.csp);
   headers.set("x-content-type-options", "nosniff");

@@ -52,14 +52,19 @@ export function pushRoutes(host: Host, limiter: RateLimiter, metrics: Metrics, o
       if (!outcome.ok) return respond(problem(c, 502, "guest-error", `The partition failed to handle the request: ${outcome.error}`));
       if (!outcome.reply) return respond(c.body(null, 204));
       const { status, headers, body } = outcome.reply;
-      if (status < 200 || status > 599) return respond(problem(c, 502, "invalid-reply", `The partition answered with status ${status}, which is not a valid HTTP status.`));
-      return respond(new Response(status === 204 || status === 304 ? null : new Uint8Array(body), { status, headers: replyHeaders(headers, { csp: options.guestCsp }) }));
+      if (status < 200 || status > 599) {
+        return respond(problem(c, 502, "invalid-reply", `The partition answered with status ${status}, which is not a valid HTTP status.`));
+      }
+      const sent = replyHeaders(headers, { csp: options.guestCsp });
+      return respond(new Response(status === 204 || status === 304 ? null : new Uint8Array(body), { status, headers: sent }));
     } catch (error) {
       if (error instanceof InvalidReplyError) {
         options.log({ event: "guest-reply-refused", partition: task.partition, task: task.name, header: error.header, reason: error.message });
         return respond(problem(c, 502, "invalid-reply", `The partition's reply was refused: ${error.message}`));
       }
-      if (error instanceof PushDeadlineError) return respond(problem(c, 504, "guest-deadline", `${error.message} Send it with Prefer: respond-async to have it delivered in the background.`));
+      if (error instanceof PushDeadlineError) {
+        return respond(problem(c, 504, "guest-deadline", `${error.message} Send it with Prefer: respond-async to have it delivered in the background.`));
+      }
       if (error instanceof ConstrainedError) return respond(problem(c, 503, "constrained", error.message, { "retry-after": "60" }));
       throw error;
     }
@@ -68,7 +73,8 @@ export function pushRoutes(host: Host, limiter: RateLimiter, metrics: Metrics, o
     maxSize: options.maxBodyBytes,
     onError: (c) => {
       metrics.push(413);
-      return problem(c, 413, "body-too-large", `The request body is over the ${options.maxBodyBytes}-byte limit for push requests; send less, or a reference to the data.`);
+      const message = `The request body is over the ${options.maxBodyBytes}-byte limit for push requests; send less, or a reference to the data.`;
+      return problem(c, 413, "body-too-large", message);
     },
   });
   app.all("/push/:token", limit, handle);

@@ -15,7 +15,8 @@ const WRONG = "That token is wrong; use the one dormant serve printed, or DORMAN
 export function signInRoutes(host: Host, activity: Activity, o: DoorOptions): Hono {
   const app = new Hono();
   const accept = (token: string) => sameSecret(token, o.adminToken);
-  const lockedPage = (c: Context, wait: number) => c.html(loginPage(`Too many wrong tokens from your address; try again in ${wait} s.`), 429, { "retry-after": String(wait) });
+  const lockedPage = (c: Context, wait: number) =>
+    c.html(loginPage(`Too many wrong tokens from your address; try again in ${wait} s.`), 429, { "retry-after": String(wait) });
   const https = (c: Context) => new URL(c.req.url).protocol === "https:" || (o.trustProxy && c.req.header("x-forwarded-proto") === "https");
 
   app.get("/", async (c) => {

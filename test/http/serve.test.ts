@@ -193,7 +193,8 @@ describe("admin API", () => {
     expect((await s.api("POST", "/api/partitions", { name: "ok", component: `sha256:${"0".repeat(64)}`, registrations: "both" })).body.error.message).toMatch(/Field "registrations"/);
     const unknown = await s.api("POST", "/api/partitions", { name: "ok", component: `sha256:${"0".repeat(64)}` });
     expect(unknown).toMatchObject({ status: 400, body: { error: { code: "unknown-component" } } });
-    const notJson = await fetch(`${s.adminUrl}/api/partitions`, { method: "POST", headers: { authorization: `Bearer ${s.adminToken}`, "content-type": "application/json" }, body: "{" });
+    const headers = { authorization: `Bearer ${s.adminToken}`, "content-type": "application/json" };
+    const notJson = await fetch(`${s.adminUrl}/api/partitions`, { method: "POST", headers, body: "{" });
     expect(notJson.status).toBe(400);
   });
 

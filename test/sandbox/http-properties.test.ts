@@ -94,7 +94,9 @@ describe("the HTTP surface under random requests", () => {
         const isJson = response.contentType.includes("application/json");
         if (response.status >= 400 && r.method !== "HEAD" && isJson) expect(JSON.parse(text).error.message.length).toBeGreaterThan(10);
         // The status page's sign-in is HTML.
-        if (response.status >= 400 && r.method !== "HEAD" && !isJson) expect(["/", "/login"], `${response.status} ${text.slice(0, 100)}`).toContain(new URL(`${base}${r.path}`).pathname);
+        if (response.status >= 400 && r.method !== "HEAD" && !isJson) {
+          expect(["/", "/login"], `${response.status} ${text.slice(0, 100)}`).toContain(new URL(`${base}${r.path}`).pathname);
+        }
       }),
       // FC_SEED replays a failing run.
       { numRuns: 400, ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}) },
