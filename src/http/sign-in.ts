@@ -11,6 +11,8 @@ import { problem } from "./errors.ts";
 import { loginPage, statusPage } from "./status-page.ts";
 
 const WRONG = "That token is wrong; use the one dormant serve printed, or DORMANT_ADMIN_TOKEN.";
+/** Before sessions, the browser kept the admin token itself in this cookie. */
+const LEGACY_TOKEN_COOKIE = "dormant_token";
 
 export function signInRoutes(host: Host, activity: Activity, o: DoorOptions): Hono {
   const app = new Hono();
@@ -18,6 +20,11 @@ export function signInRoutes(host: Host, activity: Activity, o: DoorOptions): Ho
   const lockedPage = (c: Context, wait: number) =>
     c.html(loginPage(`Too many wrong tokens from your address; try again in ${wait} s.`), 429, { "retry-after": String(wait) });
   const https = (c: Context) => new URL(c.req.url).protocol === "https:" || (o.trustProxy && c.req.header("x-forwarded-proto") === "https");
+
+  app.use(async (c, next) => {
+    if (getCookie(c, LEGACY_TOKEN_COOKIE) !== undefined) deleteCookie(c, LEGACY_TOKEN_COOKIE, { path: "/" });
+    await next();
+  });
 
   app.get("/", async (c) => {
     const wait = lockWait(c, o);

@@ -103,6 +103,13 @@ describe("browser sessions", () => {
     expect(setCookie).not.toContain(s.adminToken);
   });
 
+  it("replace the cookie that held the token itself before sessions, which the status page clears", async () => {
+    const s = await server();
+    const page = await fetch(`${s.adminUrl}/`, { headers: { cookie: `dormant_token=${s.adminToken}` } });
+    expect(page.status).toBe(401);
+    expect(page.headers.get("set-cookie")).toMatch(/^dormant_token=; Max-Age=0/);
+  });
+
   it("end after their lifetime", async () => {
     const s = await server({ http: { sessionTtlMs: 60_000 } });
     const cookie = await signIn(s);
