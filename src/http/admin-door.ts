@@ -60,6 +60,7 @@ function hostHeader(c: Context, trustProxy: boolean): string | undefined {
  */
 export function hostAllowed(host: string | undefined, configured: ReadonlySet<string>): boolean {
   if (host === undefined) return true; // not a browser: every browser sends Host
+  if (!/^[A-Za-z0-9.:[\]-]+$/.test(host)) return false; // no user info, path or other smuggling
   let name: string;
   try {
     name = new URL(`http://${host}`).hostname.replace(/\.$/, "");
