@@ -58,7 +58,7 @@ export default {
 
 async function dormant(work: (server: Server) => Promise<void>): Promise<void> {
   const dataDir = await mkdtemp(join(tmpdir(), "dormant-bench-push-"));
-  const server = await startServer({ dataDir, port: 0, executors: 2, log: () => undefined, http: { pushRate: { perSecond: 1e9, burst: 1e9 } } });
+  const server = await startServer({ dataDir, port: 0, adminPort: 0, executors: 2, log: () => undefined, http: { pushRate: { perSecond: 1e9, burst: 1e9 } } });
   try {
     await work(server);
   } finally {
@@ -92,7 +92,7 @@ export async function pushFigures(): Promise<Record<string, number>> {
     const counter = await partitions.create({ name: "counter", component: js.digest });
     await partitions.activate(counter.id);
     const inbox = server.host.registry.tasksOf(counter.id).find((task) => task.name === "inbox")!;
-    const jsUrl = `${server.url}/push/${inbox.pushToken}`;
+    const jsUrl = `${server.pushUrl}/push/${inbox.pushToken}`;
     await load([jsUrl], 1000, 32);
     const warmJs = await load([jsUrl], WARM_REQUESTS, 32);
     put("push.dormant.warm_js", warmJs);
@@ -101,7 +101,7 @@ export async function pushFigures(): Promise<Record<string, number>> {
     const single = await partitions.create({ name: "wat", component: wat.digest });
     const task = pushTask(single.id, Date.now());
     await server.host.registry.apply(single.id, { upserts: [task], removals: [] });
-    const watUrl = `${server.url}/push/${task.pushToken}`;
+    const watUrl = `${server.pushUrl}/push/${task.pushToken}`;
     await load([watUrl], 1000, 32);
     const warmWat = await load([watUrl], WARM_REQUESTS, 32);
     put("push.dormant.warm_wat", warmWat);
@@ -115,7 +115,7 @@ export async function pushFigures(): Promise<Record<string, number>> {
       const t = pushTask(p.id, Date.now());
       await server.host.registry.apply(p.id, { upserts: [t], removals: [] });
       ids.push(p.id);
-      urls.push(`${server.url}/push/${t.pushToken}`);
+      urls.push(`${server.pushUrl}/push/${t.pushToken}`);
     }
     await Promise.all(ids.map((id) => partitions.activate(id)));
     await partitions.freezeAll();

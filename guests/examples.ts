@@ -13,6 +13,7 @@ export const EXAMPLES = {
   counter: join(here, "counter", "counter.js"),
   "task-recorder": join(here, "task-recorder", "task-recorder.js"),
   "wat-minimal": join(here, "wat-minimal", "wat-minimal.wat"),
+  hostile: join(here, "hostile", "hostile.js"),
 } as const;
 
 export type ExampleName = keyof typeof EXAMPLES;

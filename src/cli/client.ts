@@ -1,10 +1,10 @@
-// CLI commands that talk to a running `dormant serve` over its admin API. The server is
-// --url or DORMANT_URL (default http://127.0.0.1:8787), the token --token or
+// CLI commands that talk to a running `dormant serve` over its admin API. The server's
+// admin origin is --url or DORMANT_URL (default http://127.0.0.1:8788), the token --token or
 // DORMANT_ADMIN_TOKEN. --json prints the API's answer as is, for scripts.
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 
-const COMMON = `  --url URL        Server (default http://127.0.0.1:8787) [DORMANT_URL]
+const COMMON = `  --url URL        Admin origin of the server (default http://127.0.0.1:8788) [DORMANT_URL]
   --token TOKEN    Admin token [DORMANT_ADMIN_TOKEN]
   --json           Print the JSON answer
   -h, --help       This help`;
@@ -23,7 +23,7 @@ function parse(args: string[], extra: Record<string, { type: "string" | "boolean
 }
 
 async function api(parsed: Parsed, method: string, path: string, body?: BodyInit, contentType = "application/json"): Promise<any> {
-  const url = (parsed.values.url as string | undefined) ?? process.env.DORMANT_URL ?? "http://127.0.0.1:8787";
+  const url = (parsed.values.url as string | undefined) ?? process.env.DORMANT_URL ?? "http://127.0.0.1:8788";
   const token = (parsed.values.token as string | undefined) ?? process.env.DORMANT_ADMIN_TOKEN;
   if (!token) throw new ClientError("No admin token: pass --token or set DORMANT_ADMIN_TOKEN (dormant serve printed it at first start).");
   let response: Response;

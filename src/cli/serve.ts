@@ -1,5 +1,5 @@
-// `dormant serve`: one process serving push triggers, the admin API, metrics and the
-// status page. Settings come from flags, then DORMANT_* environment variables, then a
+// `dormant serve`: one process serving push triggers on one port and the admin API,
+// metrics and the status page on another. Settings come from flags, then DORMANT_* environment variables, then a
 // JSON config file, then the embedded defaults.
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
@@ -10,14 +10,20 @@ import { DEFAULT_TASK_LIMITS, type TaskLimits } from "../tasks/limits.ts";
 
 const HELP = `Usage: dormant serve [options]
 
-Serves push triggers (/push/<token>), the admin API (/api, bearer token), /metrics,
-/healthz and a status page (/) for the partitions in the store.
+Serves push triggers (/push/<token>) on one port, and the operator's surface — status
+page (/), admin API (/api, bearer token), /metrics, /healthz — on another, so guests
+never share the operator's origin.
 
 Options (environment variable in brackets):
   --data-dir DIR        Data directory: fs store and engine cache (default ./.dormant) [DORMANT_DATA_DIR]
   --store URL           Store URL, e.g. redis://127.0.0.1:6379/0?prefix=dormant [DORMANT_STORE]
-  --port N              Port (default 8787) [DORMANT_PORT]
-  --host ADDR           Address to listen on (default 127.0.0.1) [DORMANT_HOST]
+  --port N              Push port (default 8787) [DORMANT_PORT]
+  --host ADDR           Address the push port listens on (default 127.0.0.1) [DORMANT_HOST]
+  --admin-port N        Port of the status page, admin API and metrics (default 8788) [DORMANT_ADMIN_PORT]
+  --admin-host ADDR     Address the admin port listens on (default 127.0.0.1) [DORMANT_ADMIN_HOST]
+  --admin-hostnames A,B Host names the admin port answers to besides localhost and IP addresses,
+                        e.g. behind a reverse proxy [DORMANT_ADMIN_HOSTNAMES]
+  --trust-proxy         Take the client address and host from X-Forwarded-For/-Host [DORMANT_TRUST_PROXY=1]
   --idle-timeout MS     Freeze partitions idle this long (default 10000) [DORMANT_IDLE_TIMEOUT_MS]
   --executors N         Executor threads (default: one per core) [DORMANT_EXECUTORS]
   --power-file PATH     File whose content constrains the budget ("normal" | "constrained [threshold]") [DORMANT_POWER_FILE]
@@ -25,15 +31,17 @@ Options (environment variable in brackets):
   --cpu-deadline MS     Time one activation or event may run (default 5000) [DORMANT_CPU_DEADLINE_MS]
   --memory-limit MIB    Linear memory per partition (default 256) [DORMANT_MEMORY_LIMIT_MIB]
   --config FILE         JSON file with any of the settings above (dataDir, store, port, host,
-                        idleTimeoutMs, executors, powerFile, maxLive, cpuDeadlineMs, memoryLimitMiB)
+                        idleTimeoutMs, executors, powerFile, maxLive, cpuDeadlineMs, memoryLimitMiB,
+                        adminPort, adminHost, adminHostnames, trustProxy, metricsToken)
                         and the quotas: tasks {maxTasks, minIntervalMs, maxPayloadBytes, maxAttempts},
-                        http {maxBodyBytes, maxComponentBytes, pushRate {perSecond, burst}, pushDeadlineMs},
-                        snapshotLimitBytes
+                        http {maxBodyBytes, maxComponentBytes, pushRate {perSecond, burst}, pushDeadlineMs,
+                        guestCsp, sessionTtlMs, authFailures {perSecond, burst}}, snapshotLimitBytes
   --demo                Deploy the example guests as partitions on first start
   -h, --help            This help
 
-The admin token is DORMANT_ADMIN_TOKEN, or one generated at first start and kept in the
-store (printed then). SIGTERM or SIGINT stops accepting requests, finishes in-flight
+The admin token is DORMANT_ADMIN_TOKEN (at least 32 random characters: openssl rand -hex 32),
+or one generated at first start and kept in the store (printed then). DORMANT_METRICS_TOKEN,
+when set, is required to read /metrics. SIGTERM or SIGINT stops accepting requests, finishes in-flight
 work, freezes live partitions and exits 0. SIGUSR2 toggles the constrained budget.`;
 
 interface Config {
@@ -41,6 +49,11 @@ interface Config {
   store?: string;
   port?: number;
   host?: string;
+  adminPort?: number;
+  adminHost?: string;
+  adminHostnames?: string[];
+  trustProxy?: boolean;
+  metricsToken?: string;
   idleTimeoutMs?: number;
   executors?: number;
   powerFile?: string;
@@ -49,7 +62,7 @@ interface Config {
   memoryLimitMiB?: number;
   snapshotLimitBytes?: number;
   tasks?: Partial<TaskLimits>;
-  http?: Omit<HttpOptions, "adminToken">;
+  http?: Omit<HttpOptions, "adminToken" | "metricsToken">;
 }
 
 function number(name: string, text: string | undefined): number | undefined {
@@ -59,6 +72,14 @@ function number(name: string, text: string | undefined): number | undefined {
   return value;
 }
 
+function yes(text: string | undefined): boolean | undefined {
+  return text === undefined ? undefined : /^(1|true|yes)$/i.test(text);
+}
+
+function list(text: string | undefined): string[] | undefined {
+  return text === undefined ? undefined : text.split(",").map((name) => name.trim()).filter((name) => name !== "");
+}
+
 export async function settings(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ config: Config; demo: boolean; help: boolean }> {
   const { values } = parseArgs({
     args,
@@ -66,6 +87,7 @@ export async function settings(args: string[], env: NodeJS.ProcessEnv = process.
       "data-dir": { type: "string" }, store: { type: "string" }, port: { type: "string" }, host: { type: "string" },
       "idle-timeout": { type: "string" }, executors: { type: "string" }, "power-file": { type: "string" }, config: { type: "string" },
       "max-live": { type: "string" }, "cpu-deadline": { type: "string" }, "memory-limit": { type: "string" },
+      "admin-port": { type: "string" }, "admin-host": { type: "string" }, "admin-hostnames": { type: "string" }, "trust-proxy": { type: "boolean" },
       demo: { type: "boolean" }, help: { type: "boolean", short: "h" },
     },
   });
@@ -83,6 +105,11 @@ export async function settings(args: string[], env: NodeJS.ProcessEnv = process.
     store: pick(values.store, env.DORMANT_STORE, file.store),
     port: pick(number("--port", values.port), number("DORMANT_PORT", env.DORMANT_PORT), file.port),
     host: pick(values.host, env.DORMANT_HOST, file.host),
+    adminPort: pick(number("--admin-port", values["admin-port"]), number("DORMANT_ADMIN_PORT", env.DORMANT_ADMIN_PORT), file.adminPort),
+    adminHost: pick(values["admin-host"], env.DORMANT_ADMIN_HOST, file.adminHost),
+    adminHostnames: pick(list(values["admin-hostnames"]), list(env.DORMANT_ADMIN_HOSTNAMES), file.adminHostnames),
+    trustProxy: pick(values["trust-proxy"], yes(env.DORMANT_TRUST_PROXY), file.trustProxy),
+    metricsToken: pick(env.DORMANT_METRICS_TOKEN || undefined, file.metricsToken),
     idleTimeoutMs: pick(number("--idle-timeout", values["idle-timeout"]), number("DORMANT_IDLE_TIMEOUT_MS", env.DORMANT_IDLE_TIMEOUT_MS), file.idleTimeoutMs),
     executors: pick(number("--executors", values.executors), number("DORMANT_EXECUTORS", env.DORMANT_EXECUTORS), file.executors),
     powerFile: pick(values["power-file"], env.DORMANT_POWER_FILE, file.powerFile),
@@ -104,12 +131,19 @@ export async function serveCommand(args: string[]): Promise<void> {
     ...(config.store ? { store: config.store } : {}),
     ...(config.port !== undefined ? { port: config.port } : {}),
     ...(config.host ? { hostname: config.host } : {}),
+    ...(config.adminPort !== undefined ? { adminPort: config.adminPort } : {}),
+    ...(config.adminHost ? { adminHostname: config.adminHost } : {}),
+    ...(config.metricsToken ? { metricsToken: config.metricsToken } : {}),
     ...(config.idleTimeoutMs !== undefined ? { idleTimeoutMs: config.idleTimeoutMs } : {}),
     ...(config.executors ? { executors: config.executors } : {}),
     ...(config.powerFile ? { powerFile: config.powerFile } : {}),
     ...(config.maxLive !== undefined ? { maxLive: config.maxLive } : {}),
-    ...(config.tasks ? { taskLimits: config.tasks } : {}),
-    ...(config.http ? { http: config.http } : {}),
+    ...(config.tasks ? { limits: { ...DEFAULT_TASK_LIMITS, ...config.tasks } } : {}),
+    http: {
+      ...config.http,
+      ...(config.adminHostnames ? { adminHostnames: config.adminHostnames } : {}),
+      ...(config.trustProxy !== undefined ? { trustProxy: config.trustProxy } : {}),
+    },
     partitionLimits: {
       ...(config.cpuDeadlineMs !== undefined ? { cpuDeadlineMs: config.cpuDeadlineMs } : {}),
       ...(config.memoryLimitMiB !== undefined ? { memoryBytes: config.memoryLimitMiB * 2 ** 20 } : {}),
@@ -119,12 +153,13 @@ export async function serveCommand(args: string[]): Promise<void> {
   };
   const server = await startServer(options);
   if (demo) await deployDemo(server);
-  console.error(`Dormant serving ${server.url} (store ${server.host.store.description}, ${server.host.pool.size} executors)`);
-  console.error(`  status page  ${server.url}/`);
-  console.error(`  admin API    ${server.url}/api   metrics ${server.url}/metrics   health ${server.url}/healthz`);
+  const { store, pool } = server.host;
+  console.error(`Dormant serving push ${server.pushUrl}, admin ${server.adminUrl} (store ${store.description}, ${pool.size} executors)`);
+  console.error(`  status page  ${server.adminUrl}/`);
+  console.error(`  admin API    ${server.adminUrl}/api   metrics ${server.adminUrl}/metrics   health ${server.adminUrl}/healthz`);
   console.error(server.tokenGenerated ? `  admin token  ${server.adminToken}   (generated now and kept in the store; set DORMANT_ADMIN_TOKEN to choose one)` : "  admin token  as set before (DORMANT_ADMIN_TOKEN, or the one printed at first start)");
   for (const task of server.host.registry.all().filter((t) => t.pushToken)) {
-    console.error(`  push         ${server.url}/push/${task.pushToken}   (${task.name} of ${task.partition})`);
+    console.error(`  push         ${server.pushUrl}/push/${task.pushToken}   (${task.name} of ${task.partition})`);
   }
   // A power-state input for hosts without a power file: SIGUSR2 toggles the constraint.
   process.on("SIGUSR2", () => {

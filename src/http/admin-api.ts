@@ -1,7 +1,8 @@
 // The admin API under /api: deploy components, manage partitions, look at and fire tasks,
 // retry dead letters, and set the activation budget. JSON in and out; every validation
-// error is a 400 naming the field.
-import { Hono } from "hono";
+// error is a 400 naming the field. Input is checked before it reaches the host: body
+// sizes, content types, numeric ranges, and the shape of every id (ids become store keys).
+import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ComponentError } from "../../runtime/index.ts";
 import { BudgetError, type BudgetState } from "../budget/budget.ts";
@@ -18,7 +19,13 @@ export interface AdminOptions {
   maxComponentBytes: number;
 }
 
-const NAME = /^[A-Za-z0-9._-]{1,64}$/;
+/** Starts with a letter or digit, so `.` and `..` are not names. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** Ids the host mints: a kind letter, `_`, base64url; a timer delivery adds `@<due time>`. */
+const ID = { partition: /^p_[A-Za-z0-9_-]{1,64}$/, task: /^t_[A-Za-z0-9_-]{1,64}$/, deadLetter: /^[et]_[A-Za-z0-9_-]{1,64}(@\d{1,16})?$/ };
+/** Every JSON body and anything sent to a route that takes none. */
+const MAX_JSON_BYTES = 64 * 1024;
+const MAX_CONCURRENT = 10_000;
 
 class FieldError extends Error {}
 
@@ -44,13 +51,45 @@ const isLimits = (v: unknown): v is Partial<PartitionLimits> =>
     return range !== undefined && Number.isInteger(value) && (value as number) >= range[0] && (value as number) <= range[1];
   });
 const isDurability = (v: unknown): v is Durability => v === "on-idle" || v === "per-activation";
+const isBoolean = (v: unknown): v is boolean => typeof v === "boolean";
+const isIntIn = (min: number, max: number) => (v: unknown): v is number => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+
+const ID_HINT = { partition: ["partition", "p_…", "partitions"], task: ["task", "t_…", "tasks"], deadLetter: ["dead-letter", "e_…", "dead-letters"] } as const;
+
+/** A path parameter that must look like an id of this kind before anything looks it up. */
+function idParam(c: Context, kind: keyof typeof ID): string {
+  const id = c.req.param("id") ?? "";
+  const [name, shape, list] = ID_HINT[kind];
+  if (!ID[kind].test(id)) {
+    throw new FieldError(`${JSON.stringify(id.slice(0, 80))} is not a ${name} id; ids look like ${shape} (list them with GET /api/${list}).`);
+  }
+  return id;
+}
+
+function allowOnly(body: Record<string, unknown>, fields: string[], what: string): void {
+  const unknown = Object.keys(body).find((key) => !fields.includes(key));
+  if (unknown !== undefined) throw new FieldError(`Unknown field ${JSON.stringify(unknown)}; ${what} has ${fields.join(", ")}.`);
+}
+
+function contentType(type: string): MiddlewareHandler {
+  const pattern = new RegExp(`^${type.replace("/", "\\/")}\\s*(;|$)`, "i");
+  return async (c, next) => {
+    if (pattern.test(c.req.header("content-type") ?? "")) return next();
+    return problem(c, 415, "unsupported-media-type", `Send this with Content-Type: ${type}; got ${JSON.stringify(c.req.header("content-type") ?? "none")}.`);
+  };
+}
+
+function triggerJson(trigger: TaskRecord["trigger"]) {
+  if (trigger.tag === "cron") return { cron: trigger.val.expression, timezone: trigger.val.timezone ?? "UTC" };
+  return trigger.tag === "push" ? { push: true } : { [trigger.tag]: Number(trigger.val) };
+}
 
 export function taskJson(task: TaskRecord) {
   return {
     id: task.id,
     partition: task.partition,
     name: task.name,
-    trigger: task.trigger.tag === "cron" ? { cron: task.trigger.val.expression, timezone: task.trigger.val.timezone ?? "UTC" } : task.trigger.tag === "push" ? { push: true } : { [task.trigger.tag]: task.trigger.val },
+    trigger: triggerJson(task.trigger),
     entry: task.entry,
     priority: task.priority,
     outlivePartition: task.outlivePartition,
@@ -62,10 +101,10 @@ export function taskJson(task: TaskRecord) {
 
 export function adminRoutes(host: Host, activity: Activity, options: AdminOptions): Hono {
   const api = new Hono();
-  const { partitions, tasks, registry, components, deliveries } = host;
+  const { partitions, tasks, registry, components, deliveries, snapshots } = host;
 
   const partitionJson = async (record: PartitionRecord, detail: boolean) => {
-    const base = { ...record, state: partitions.stateOf(record.id), snapshotBytes: (await host.snapshots.head(record.id))?.latest.bytes ?? 0 };
+    const base = { ...record, state: partitions.stateOf(record.id), snapshotBytes: (await snapshots.head(record.id))?.latest.bytes ?? 0 };
     if (!detail) return base;
     return { ...base, ...activity.of(record.id), tasks: registry.tasksOf(record.id).map(taskJson) };
   };
@@ -81,7 +120,12 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
     return problem(c, 500, "internal", `${error.name}: ${error.message}`);
   });
 
-  const json = async (request: Request): Promise<Record<string, unknown>> => {
+  const tooLarge = `Admin requests are limited to ${MAX_JSON_BYTES} bytes (components to ${options.maxComponentBytes}).`;
+  const small = bodyLimit({ maxSize: MAX_JSON_BYTES, onError: (c) => problem(c, 413, "body-too-large", tooLarge) });
+  api.use(async (c, next) => (c.req.method === "POST" && c.req.path.endsWith("/api/components") ? next() : small(c, next)));
+  const json = contentType("application/json");
+
+  const read = async (request: Request): Promise<Record<string, unknown>> => {
     const body: unknown = await request.json();
     if (typeof body !== "object" || body === null || Array.isArray(body)) throw new FieldError("The body must be a JSON object.");
     return body as Record<string, unknown>;
@@ -89,18 +133,23 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
 
   api.post(
     "/components",
-    bodyLimit({ maxSize: options.maxComponentBytes, onError: (c) => problem(c, 413, "body-too-large", `Components are limited to ${options.maxComponentBytes} bytes.`) }),
+    contentType("application/wasm"),
+    bodyLimit({
+      maxSize: options.maxComponentBytes,
+      onError: (c) => problem(c, 413, "body-too-large", `Components are limited to ${options.maxComponentBytes} bytes.`),
+    }),
     async (c) => {
       const bytes = new Uint8Array(await c.req.arrayBuffer());
-      if (bytes.length === 0) throw new FieldError("The body must be the component's wasm bytes (Content-Type: application/wasm).");
+      if (bytes.length === 0) throw new FieldError("The body must be the component's wasm bytes.");
       const prepared = await components.add(bytes);
       return c.json({ digest: prepared.digest, bytes: prepared.bytes }, 201);
     },
   );
   api.get("/components", async (c) => c.json({ components: (await components.list()).map((digest) => ({ digest })) }));
 
-  api.post("/partitions", async (c) => {
-    const body = await json(c.req.raw);
+  api.post("/partitions", json, async (c) => {
+    const body = await read(c.req.raw);
+    allowOnly(body, ["name", "component", "registrations", "durability", "limits"], "a partition");
     const record = await partitions.create({
       name: field(body, "name", isName, "1 to 64 characters from a-z A-Z 0-9 . _ -"),
       component: field(body, "component", isDigest, 'a component digest like "sha256:<64 hex>" from POST /api/components'),
@@ -111,27 +160,33 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
     return c.json(await partitionJson(record, true), 201);
   });
   api.get("/partitions", async (c) => c.json({ partitions: await Promise.all(partitions.list().map((record) => partitionJson(record, false))) }));
-  api.get("/partitions/:id", async (c) => c.json(await partitionJson(partitions.get(c.req.param("id")), true)));
+  api.get("/partitions/:id", async (c) => c.json(await partitionJson(partitions.get(idParam(c, "partition")), true)));
   api.delete("/partitions/:id", async (c) => {
-    await partitions.delete(c.req.param("id"));
-    activity.forget(c.req.param("id"));
+    const id = idParam(c, "partition");
+    await partitions.delete(id);
+    activity.forget(id);
     return c.body(null, 204);
   });
   api.post("/partitions/:id/freeze", async (c) => {
-    await partitions.freeze(c.req.param("id"));
-    return c.json(await partitionJson(partitions.get(c.req.param("id")), false));
+    const id = idParam(c, "partition");
+    await partitions.freeze(id);
+    return c.json(await partitionJson(partitions.get(id), false));
   });
   api.post("/partitions/:id/activate", async (c) => {
-    const kind = await partitions.activate(c.req.param("id"));
-    return c.json({ kind, ...(await partitionJson(partitions.get(c.req.param("id")), false)) });
+    const id = idParam(c, "partition");
+    const kind = await partitions.activate(id);
+    return c.json({ kind, ...(await partitionJson(partitions.get(id), false)) });
   });
 
   api.get("/tasks", (c) => {
     const partition = c.req.query("partition");
+    if (partition !== undefined && !ID.partition.test(partition)) {
+      throw new FieldError(`Query "partition" must be a partition id like p_…; got ${JSON.stringify(partition.slice(0, 80))}.`);
+    }
     const list = partition === undefined ? registry.all() : registry.tasksOf(partition);
     return c.json({ tasks: list.map(taskJson) });
   });
-  api.post("/tasks/:id/fire", async (c) => c.json({ delivery: await tasks.fireNow(c.req.param("id")) }, 202));
+  api.post("/tasks/:id/fire", async (c) => c.json({ delivery: await tasks.fireNow(idParam(c, "task")) }, 202));
 
   api.get("/dead-letters", async (c) =>
     c.json({
@@ -142,20 +197,21 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
     }),
   );
   api.post("/dead-letters/:id/retry", async (c) => {
-    if (!(await deliveries.retryDeadLetter(c.req.param("id")))) return problem(c, 404, "unknown-dead-letter", "No dead letter has this id; list them with GET /api/dead-letters.");
-    return c.json({ retrying: c.req.param("id") }, 202);
+    const id = idParam(c, "deadLetter");
+    if (!(await deliveries.retryDeadLetter(id))) return problem(c, 404, "unknown-dead-letter", "No dead letter has this id; list them with GET /api/dead-letters.");
+    return c.json({ retrying: id }, 202);
   });
 
   api.get("/budget", (c) => c.json(budgetJson(host)));
-  api.put("/budget", async (c) => {
-    const body = await json(c.req.raw);
+  api.put("/budget", json, async (c) => {
+    const body = await read(c.req.raw);
+    allowOnly(body, ["constrained", "threshold", "maxConcurrent"], "the budget");
     const change: Partial<BudgetState> = {};
-    for (const key of Object.keys(body)) {
-      if (key !== "constrained" && key !== "threshold" && key !== "maxConcurrent") throw new FieldError(`Unknown field "${key}"; the budget has constrained, threshold and maxConcurrent.`);
+    if (body.constrained !== undefined) change.constrained = field(body, "constrained", isBoolean, "true or false");
+    if (body.threshold !== undefined) change.threshold = field(body, "threshold", isIntIn(0, 255), "a priority from 0 to 255");
+    if (body.maxConcurrent !== undefined) {
+      change.maxConcurrent = field(body, "maxConcurrent", isIntIn(1, MAX_CONCURRENT), `a whole number from 1 to ${MAX_CONCURRENT}`);
     }
-    if (body.constrained !== undefined) change.constrained = body.constrained as boolean;
-    if (body.threshold !== undefined) change.threshold = body.threshold as number;
-    if (body.maxConcurrent !== undefined) change.maxConcurrent = body.maxConcurrent as number;
     host.budget.set(change);
     return c.json(budgetJson(host));
   });
@@ -163,5 +219,7 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
 }
 
 function budgetJson(host: Host) {
-  return { ...host.budget.state, running: host.budget.running, waiting: host.budget.waiting, postponedNow: host.deliveries.postponedCount, postponed: host.deliveries.stats.postponed, dropped: host.deliveries.stats.dropped };
+  const { budget, deliveries } = host;
+  const { postponed, dropped } = deliveries.stats;
+  return { ...budget.state, running: budget.running, waiting: budget.waiting, postponedNow: deliveries.postponedCount, postponed, dropped };
 }

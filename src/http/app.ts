@@ -1,20 +1,23 @@
-// The HTTP surface of a host, on hono: push triggers, the admin API, health, metrics and
-// the status page.
-import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
-import { getCookie, setCookie } from "hono/cookie";
+// The HTTP surfaces of a host, on hono, as two origins: the push origin, where untrusted
+// guests answer requests, and the operator's origin (status page, admin API, metrics).
+// Each listens on its own port, so nothing a guest serves runs with the operator's origin.
+import { Hono, type MiddlewareHandler } from "hono";
 import type { Host } from "../host.ts";
 import type { Activity } from "../observability/activity.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import { checkHost, requireMetricsReader, requireOperator, type DoorOptions, type SecurityLog } from "./admin-door.ts";
 import { adminRoutes } from "./admin-api.ts";
-import { presentedToken, requireAdmin, sameSecret, TOKEN_COOKIE } from "./auth.ts";
+import { sameSecret, Sessions } from "./auth.ts";
 import { problem } from "./errors.ts";
 import { pushRoutes } from "./push.ts";
 import { RateLimiter, type RateLimit } from "./rate-limit.ts";
-import { loginPage, statusPage } from "./status-page.ts";
+import { signInRoutes } from "./sign-in.ts";
+import { ADMIN_CSP } from "./status-page.ts";
 
 export interface HttpOptions {
   adminToken: string;
+  /** When set, /metrics requires this token (or the admin token). */
+  metricsToken?: string;
   /** Push request bodies (default 1 MiB). */
   maxBodyBytes?: number;
   /** Component uploads (default 64 MiB). */
@@ -22,34 +25,96 @@ export interface HttpOptions {
   pushRate?: RateLimit;
   /** How long a synchronous push waits for the guest (default 10 s). */
   pushDeadlineMs?: number;
+  /** Content-Security-Policy added to guest replies (default `sandbox`: no script, an opaque origin). */
+  guestCsp?: string;
+  /** Host names the admin listener answers to besides localhost and IP addresses (DNS rebinding). */
+  adminHostnames?: string[];
+  /** Behind a reverse proxy: take the client address and host from X-Forwarded-For and -Host. */
+  trustProxy?: boolean;
+  /** How long a browser stays signed in (default 12 h). */
+  sessionTtlMs?: number;
+  /** Wrong tokens a client may send (default bursts of 10, then one per 6 s). */
+  authFailures?: RateLimit;
 }
 
-const HTTP_DEFAULTS = { maxBodyBytes: 1 << 20, maxComponentBytes: 64 << 20, pushRate: { perSecond: 100, burst: 200 }, pushDeadlineMs: 10_000 };
+const HTTP_DEFAULTS = {
+  maxBodyBytes: 1 << 20,
+  maxComponentBytes: 64 << 20,
+  pushRate: { perSecond: 100, burst: 200 },
+  pushDeadlineMs: 10_000,
+  guestCsp: "sandbox",
+  adminHostnames: [] as string[],
+  trustProxy: false,
+  sessionTtlMs: 12 * 3_600_000,
+  authFailures: { perSecond: 1 / 6, burst: 10 },
+};
 
-export function createApp(host: Host, metrics: Metrics, activity: Activity, options: HttpOptions, clock: () => number = Date.now): Hono {
+export interface HttpContext {
+  clock: () => number;
+  /** Security events: failed sign-ins, lock-outs, refused requests and guest replies. */
+  log: SecurityLog;
+}
+
+export function createPushApp(host: Host, metrics: Metrics, options: HttpOptions, { clock, log }: HttpContext): Hono {
   const o = { ...HTTP_DEFAULTS, ...options };
+  const secrets = [o.adminToken, ...(o.metricsToken ? [o.metricsToken] : [])];
   const app = new Hono();
-  app.get("/healthz", (c) => c.json({ ok: true, partitions: host.partitions.list().length, live: host.partitions.liveCount(), tasks: host.registry.size }));
-  app.get("/metrics", async (c) => c.text(await metrics.text(), 200, { "content-type": metrics.registry.contentType }));
-  app.route("/", pushRoutes(host, new RateLimiter(o.pushRate, clock), metrics, { maxBodyBytes: o.maxBodyBytes, deadlineMs: o.pushDeadlineMs }));
-  app.use("/api/*", requireAdmin(o.adminToken));
-  app.route("/api", adminRoutes(host, activity, { maxComponentBytes: o.maxComponentBytes }));
+  app.use(async (c, next) => {
+    await next();
+    c.res.headers.set("x-content-type-options", "nosniff");
+  });
+  app.get("/healthz", (c) => c.json({ ok: true }));
+  app.route(
+    "/",
+    pushRoutes(host, new RateLimiter(o.pushRate, clock), metrics, {
+      maxBodyBytes: o.maxBodyBytes,
+      deadlineMs: o.pushDeadlineMs,
+      guestCsp: o.guestCsp,
+      isHostSecret: (token) => secrets.some((secret) => sameSecret(token, secret)),
+      log,
+    }),
+  );
+  const elsewhere = "the status page, admin API and metrics are on the admin port (8788 by default)";
+  app.notFound((c) => problem(c, 404, "not-found", `Nothing at ${c.req.method} ${c.req.path}. Push URLs look like /push/<token>; ${elsewhere}.`));
+  app.onError((error, c) => problem(c, 500, "internal", `${error.name}: ${error.message}`));
+  return app;
+}
 
-  app.get("/", async (c) => {
-    const given = presentedToken(c.req.header("authorization"), getCookie(c, TOKEN_COOKIE));
-    if (given === undefined) return c.html(loginPage("Sign in with the admin token that dormant serve printed."), 401);
-    if (!sameSecret(given, o.adminToken)) return c.html(loginPage("That token is wrong; use the one dormant serve printed."), 403);
-    return c.html(await statusPage(host, activity));
-  });
-  const loginLimit = bodyLimit({ maxSize: 4096, onError: (c) => c.html(loginPage("That sign-in form was too large."), 413) });
-  app.post("/login", loginLimit, async (c) => {
-    const form = await c.req.parseBody();
-    const token = typeof form.token === "string" ? form.token : "";
-    if (!sameSecret(token, o.adminToken)) return c.html(loginPage("That token is wrong; use the one dormant serve printed."), 403);
-    setCookie(c, TOKEN_COOKIE, token, { httpOnly: true, sameSite: "Strict", path: "/" });
-    return c.redirect("/", 303);
-  });
-  app.notFound((c) => problem(c, 404, "not-found", `Nothing at ${c.req.method} ${c.req.path}. Push URLs look like /push/<token>; the admin API is under /api.`));
+/** Headers on every answer of the operator's origin: no framing, sniffing, caching or cross-origin reads. */
+const adminHeaders: MiddlewareHandler = async (c, next) => {
+  await next();
+  const headers = c.res.headers;
+  headers.set("content-security-policy", ADMIN_CSP);
+  headers.set("x-frame-options", "DENY");
+  headers.set("x-content-type-options", "nosniff");
+  headers.set("referrer-policy", "no-referrer");
+  headers.set("cross-origin-opener-policy", "same-origin");
+  headers.set("cross-origin-resource-policy", "same-origin");
+  headers.set("cache-control", "no-store");
+};
+
+export function createAdminApp(host: Host, metrics: Metrics, activity: Activity, options: HttpOptions, { clock, log }: HttpContext): Hono {
+  const o = { ...HTTP_DEFAULTS, ...options };
+  const door: DoorOptions = {
+    adminToken: o.adminToken,
+    metricsToken: o.metricsToken,
+    sessions: new Sessions(o.sessionTtlMs, clock),
+    failures: new RateLimiter(o.authFailures, clock),
+    hostnames: o.adminHostnames,
+    trustProxy: o.trustProxy,
+    log,
+  };
+  const app = new Hono();
+  app.use(adminHeaders);
+  app.use(checkHost(door));
+  const { partitions, registry } = host;
+  app.get("/healthz", (c) => c.json({ ok: true, partitions: partitions.list().length, live: partitions.liveCount(), tasks: registry.size }));
+  app.get("/metrics", requireMetricsReader(door), async (c) => c.text(await metrics.text(), 200, { "content-type": metrics.registry.contentType }));
+  app.use("/api/*", requireOperator(door));
+  app.route("/api", adminRoutes(host, activity, { maxComponentBytes: o.maxComponentBytes }));
+  app.route("/", signInRoutes(host, activity, door));
+  const where = "The admin API is under /api, metrics at /metrics; push URLs are served on the push port.";
+  app.notFound((c) => problem(c, 404, "not-found", `Nothing at ${c.req.method} ${c.req.path}. ${where}`));
   app.onError((error, c) => problem(c, 500, "internal", `${error.name}: ${error.message}`));
   return app;
 }

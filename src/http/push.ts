@@ -1,20 +1,29 @@
 // Push triggers: a request to `/push/<token>[/<path>]` wakes the task's partition and
 // delivers the request to its entry point. Synchronous by default — the guest's reply is
 // the response; with `Prefer: respond-async` it is stored, answered 202, and delivered at
-// least once like a timer event.
+// least once like a timer event. The guest is untrusted: its reply's headers pass
+// through `replyHeaders`, and the request it sees through `guestRequestHeaders`.
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { PushRequest } from "../../runtime/index.ts";
 import type { Host } from "../host.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import type { TaskRecord } from "../tasks/task.ts";
 import { ConstrainedError, PushDeadlineError } from "../delivery/dispatcher.ts";
+import type { SecurityLog } from "./admin-door.ts";
 import { problem } from "./errors.ts";
+import { guestRequestHeaders, InvalidReplyError, replyHeaders } from "./guest-headers.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 
 export interface PushOptions {
   maxBodyBytes: number;
   /** How long a synchronous push waits for the guest. */
   deadlineMs: number;
+  /** Content-Security-Policy on every guest reply. */
+  guestCsp: string;
+  /** Whether a bearer token is one of the host's own (never handed to a guest). */
+  isHostSecret: (token: string) => boolean;
+  log: SecurityLog;
 }
 
 export function pushRoutes(host: Host, limiter: RateLimiter, metrics: Metrics, options: PushOptions): Hono {
@@ -33,7 +42,7 @@ export function pushRoutes(host: Host, limiter: RateLimiter, metrics: Metrics, o
     if (wait > 0) {
       return respond(problem(c, 429, "rate-limited", `Too many requests to this push URL; retry in ${wait} s.`, { "retry-after": String(wait) }));
     }
-    const request = await pushRequestOf(c.req.raw, token);
+    const request = await pushRequestOf(c.req.raw, token, task, options.isHostSecret);
     try {
       if (/\brespond-async\b/i.test(c.req.header("prefer") ?? "")) {
         const delivery = await host.tasks.pushAsync(task, request);
@@ -43,10 +52,19 @@ export function pushRoutes(host: Host, limiter: RateLimiter, metrics: Metrics, o
       if (!outcome.ok) return respond(problem(c, 502, "guest-error", `The partition failed to handle the request: ${outcome.error}`));
       if (!outcome.reply) return respond(c.body(null, 204));
       const { status, headers, body } = outcome.reply;
-      if (status < 200 || status > 599) return respond(problem(c, 502, "guest-error", `The partition answered with status ${status}, which is not a valid HTTP status.`));
-      return respond(new Response(status === 204 || status === 304 ? null : new Uint8Array(body), { status, headers: headers as [string, string][] }));
+      if (status < 200 || status > 599) {
+        return respond(problem(c, 502, "invalid-reply", `The partition answered with status ${status}, which is not a valid HTTP status.`));
+      }
+      const sent = replyHeaders(headers, { csp: options.guestCsp });
+      return respond(new Response(status === 204 || status === 304 ? null : new Uint8Array(body), { status, headers: sent }));
     } catch (error) {
-      if (error instanceof PushDeadlineError) return respond(problem(c, 504, "guest-deadline", `${error.message} Send it with Prefer: respond-async to have it delivered in the background.`));
+      if (error instanceof InvalidReplyError) {
+        options.log({ event: "guest-reply-refused", partition: task.partition, task: task.name, header: error.header, reason: error.message });
+        return respond(problem(c, 502, "invalid-reply", `The partition's reply was refused: ${error.message}`));
+      }
+      if (error instanceof PushDeadlineError) {
+        return respond(problem(c, 504, "guest-deadline", `${error.message} Send it with Prefer: respond-async to have it delivered in the background.`));
+      }
       if (error instanceof ConstrainedError) return respond(problem(c, 503, "constrained", error.message, { "retry-after": "60" }));
       throw error;
     }
@@ -55,7 +73,8 @@ export function pushRoutes(host: Host, limiter: RateLimiter, metrics: Metrics, o
     maxSize: options.maxBodyBytes,
     onError: (c) => {
       metrics.push(413);
-      return problem(c, 413, "body-too-large", `The request body is over the ${options.maxBodyBytes}-byte limit for push requests; send less, or a reference to the data.`);
+      const message = `The request body is over the ${options.maxBodyBytes}-byte limit for push requests; send less, or a reference to the data.`;
+      return problem(c, 413, "body-too-large", message);
     },
   });
   app.all("/push/:token", limit, handle);
@@ -63,14 +82,14 @@ export function pushRoutes(host: Host, limiter: RateLimiter, metrics: Metrics, o
   return app;
 }
 
-async function pushRequestOf(request: Request, token: string): Promise<PushRequest> {
+async function pushRequestOf(request: Request, token: string, task: TaskRecord, isHostSecret: (token: string) => boolean): Promise<PushRequest> {
   const url = new URL(request.url);
   const path = url.pathname.slice(`/push/${token}`.length) || "/";
   return {
     method: request.method.toUpperCase(),
     path,
     query: url.search.replace(/^\?/, ""),
-    headers: [...request.headers],
+    headers: guestRequestHeaders(request.headers, { credentials: task.receiveCredentials === true, isHostSecret }),
     body: new Uint8Array(await request.arrayBuffer()),
   };
 }

@@ -1,5 +1,5 @@
-// A token bucket per key (a push token): `perSecond` requests on average, bursts up to
-// `burst`. The clock is passed in.
+// A token bucket per key (a push token, or a client's failed sign-ins): `perSecond`
+// on average, bursts up to `burst`. The clock is passed in.
 
 export interface RateLimit {
   perSecond: number;
@@ -26,6 +26,21 @@ export class RateLimiter {
 
   /** Take one request's worth; returns 0 when allowed, else the seconds to wait. */
   take(key: string): number {
+    const bucket = this.#refill(key);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return 0;
+    }
+    return this.#secondsFor(bucket);
+  }
+
+  /** The seconds to wait before `take` would allow one, taking nothing. */
+  wait(key: string): number {
+    const bucket = this.#refill(key);
+    return bucket.tokens >= 1 ? 0 : this.#secondsFor(bucket);
+  }
+
+  #refill(key: string): Bucket {
     const now = this.#clock();
     const { perSecond, burst } = this.#limit;
     const bucket = this.#buckets.get(key) ?? { tokens: burst, at: now };
@@ -35,11 +50,11 @@ export class RateLimiter {
       if (this.#buckets.size >= MAX_BUCKETS) this.#forgetFull(now);
       this.#buckets.set(key, bucket);
     }
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      return 0;
-    }
-    return Math.ceil((1 - bucket.tokens) / perSecond);
+    return bucket;
+  }
+
+  #secondsFor(bucket: Bucket): number {
+    return Math.ceil((1 - bucket.tokens) / this.#limit.perSecond);
   }
 
   #forgetFull(now: number): void {

@@ -31,6 +31,8 @@ export interface TaskRecord {
   nextFire?: number | undefined;
   /** Secret path segment of a push task's URL. */
   pushToken?: string | undefined;
+  /** A push task that asked for the caller's `cookie` and `authorization` (WIT `receive-credentials`). */
+  receiveCredentials?: boolean;
   registeredAt: number;
   /**
    * Set on a task that outlived its deleted partition: what to provision when it next

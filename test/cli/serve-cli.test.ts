@@ -6,16 +6,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
+import { generateToken } from "../../src/http/auth.ts";
 import { BIN, spawnServe, type ServeProcess } from "../support/serve-process.ts";
 
 const run = promisify(execFile);
-const TOKEN = "cli-test-token";
+const TOKEN = generateToken();
 
 let serve: ServeProcess;
 let dataDir: string;
 
 async function dormant(...args: string[]): Promise<any> {
-  const { stdout } = await run("node", [BIN, ...args, "--json"], { env: { ...process.env, DORMANT_URL: serve.url, DORMANT_ADMIN_TOKEN: TOKEN } });
+  const { stdout } = await run("node", [BIN, ...args, "--json"], { env: { ...process.env, DORMANT_URL: serve.adminUrl, DORMANT_ADMIN_TOKEN: TOKEN } });
   return JSON.parse(stdout);
 }
 
@@ -39,7 +40,7 @@ describe("dormant CLI against a server", () => {
   });
 
   it("lists tasks and fires one", async () => {
-    await fetch(`${serve.url}/api/partitions/${partition}/activate`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } });
+    await fetch(`${serve.adminUrl}/api/partitions/${partition}/activate`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } });
     const { tasks } = await dormant("tasks", "--partition", partition);
     expect(tasks.map((t: { name: string }) => t.name).sort()).toEqual(["heartbeat", "inbox"]);
     const heartbeat = tasks.find((t: { name: string }) => t.name === "heartbeat");
@@ -53,14 +54,14 @@ describe("dormant CLI against a server", () => {
   });
 
   it("explains a wrong token and an unreachable server", async () => {
-    const wrong = run("node", [BIN, "ps"], { env: { ...process.env, DORMANT_URL: serve.url, DORMANT_ADMIN_TOKEN: "nope" } });
+    const wrong = run("node", [BIN, "ps"], { env: { ...process.env, DORMANT_URL: serve.adminUrl, DORMANT_ADMIN_TOKEN: "nope" } });
     await expect(wrong).rejects.toMatchObject({ stderr: expect.stringMatching(/403: The admin token is wrong/) });
     const away = run("node", [BIN, "ps", "--url", "http://127.0.0.1:9"], { env: { ...process.env, DORMANT_ADMIN_TOKEN: TOKEN } });
     await expect(away).rejects.toMatchObject({ stderr: expect.stringMatching(/Cannot reach http:\/\/127.0.0.1:9.*Is dormant serve running there\?/) });
   });
 
   it("toggles the constrained budget on SIGUSR2", async () => {
-    const budget = async () => (await fetch(`${serve.url}/api/budget`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+    const budget = async () => (await fetch(`${serve.adminUrl}/api/budget`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
     expect((await budget()).constrained).toBe(false);
     serve.process.kill("SIGUSR2");
     await expect.poll(async () => (await budget()).constrained).toBe(true);
@@ -69,7 +70,7 @@ describe("dormant CLI against a server", () => {
   });
 
   it("stops on SIGTERM with exit code 0, live partitions frozen", async () => {
-    await fetch(`${serve.url}/api/partitions/${partition}/activate`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } });
+    await fetch(`${serve.adminUrl}/api/partitions/${partition}/activate`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } });
     serve.process.kill("SIGTERM");
     expect(await serve.exit).toBe(0);
     expect((await readdir(join(dataDir, "snapshots"))).length).toBeGreaterThan(0);

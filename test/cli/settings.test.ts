@@ -14,6 +14,14 @@ describe("serve settings", () => {
     expect(config).toMatchObject({ port: 3333, host: "127.0.0.2", maxLive: 9, tasks: { maxTasks: 10 }, http: { maxBodyBytes: 2048 } });
   });
 
+  it("takes the admin port, its address and host names, proxy trust and the metrics token", async () => {
+    const flags = ["--admin-port", "9001", "--admin-hostnames", "admin.example.com, ops.example.com", "--trust-proxy"];
+    const { config } = await settings(flags, { DORMANT_ADMIN_HOST: "10.0.0.2", DORMANT_METRICS_TOKEN: "m" });
+    const hostnames = ["admin.example.com", "ops.example.com"];
+    expect(config).toMatchObject({ adminPort: 9001, adminHost: "10.0.0.2", adminHostnames: hostnames, trustProxy: true, metricsToken: "m" });
+    expect((await settings([], { DORMANT_TRUST_PROXY: "0" })).config.trustProxy).toBe(false);
+  });
+
   it("refuses a number that is not one, naming the setting", async () => {
     await expect(settings(["--port", "eighty"], {})).rejects.toThrow(/--port must be a whole number; got "eighty"/);
     await expect(settings([], { DORMANT_CPU_DEADLINE_MS: "-5" })).rejects.toThrow(/DORMANT_CPU_DEADLINE_MS must be a whole number/);

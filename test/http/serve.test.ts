@@ -1,5 +1,6 @@
 // `dormant serve` over real HTTP on loopback: push triggers reach sleeping partitions,
-// timers fire, and the admin API, metrics and status page tell what happened.
+// timers fire, and the admin API, metrics and status page (on the admin port) tell what
+// happened.
 import { afterEach, describe, expect, it } from "vitest";
 import { event } from "../support/runtime.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
@@ -21,7 +22,7 @@ async function counterWithInbox(s: TestServer) {
   const { body } = await s.api("GET", `/api/tasks?partition=${id}`);
   const inbox = body.tasks.find((t: { name: string }) => t.name === "inbox");
   const heartbeat = body.tasks.find((t: { name: string }) => t.name === "heartbeat");
-  return { id, push: `${s.url}${inbox.pushUrl}`, heartbeat };
+  return { id, push: `${s.pushUrl}${inbox.pushUrl}`, heartbeat };
 }
 
 /** Deliver an event straight to a guest entry (not through a task or HTTP). */
@@ -36,7 +37,7 @@ async function recorderPush(s: TestServer, spec: object) {
   expect(body.kind).toBe("fresh");
   await direct(s, id, "register", JSON.stringify([{ push: true, ...spec }]));
   const { body: tasks } = await s.api("GET", `/api/tasks?partition=${id}`);
-  return { id, url: `${s.url}${tasks.tasks[0].pushUrl}` };
+  return { id, url: `${s.pushUrl}${tasks.tasks[0].pushUrl}` };
 }
 
 describe("dormant serve", () => {
@@ -49,7 +50,7 @@ describe("dormant serve", () => {
     expect(await response.json()).toEqual({ count: 1, activations: 2, echo: "hello" });
     await s.tick(heartbeat.nextFire);
     expect(s.events.find((e) => e.type === "delivered" && e.kind === "timer")).toMatchObject({ name: "heartbeat", outcome: { ok: true } });
-    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    const metrics = await (await fetch(`${s.adminUrl}/metrics`)).text();
     // Woken by the push, frozen again once idle, woken by the heartbeat.
     expect(metrics).toMatch(/dormant_activations_total\{kind="rehydrated"\} 2/);
     expect(metrics).toMatch(/dormant_push_requests_total\{status="200"\} 1/);
@@ -104,7 +105,7 @@ describe("dormant serve", () => {
     const { id, url: first } = await recorderPush(s, { name: "hook" });
     await direct(s, id, "register", JSON.stringify([{ name: "hook", push: true }]));
     const { body } = await s.api("GET", `/api/tasks?partition=${id}`);
-    const second = `${s.url}${body.tasks[0].pushUrl}`;
+    const second = `${s.pushUrl}${body.tasks[0].pushUrl}`;
     expect(second).not.toBe(first);
     expect((await fetch(first, { method: "POST" })).status).toBe(404);
     expect((await fetch(second, { method: "POST" })).status).toBe(200);
@@ -114,7 +115,7 @@ describe("dormant serve", () => {
 
   it("answers an unknown push URL with 404", async () => {
     const s = await server();
-    const response = await fetch(`${s.url}/push/${"A".repeat(32)}`, { method: "POST" });
+    const response = await fetch(`${s.pushUrl}/push/${"A".repeat(32)}`, { method: "POST" });
     expect(response.status).toBe(404);
     expect((await response.json()).error.code).toBe("unknown-push-url");
   });
@@ -168,10 +169,10 @@ describe("dormant serve", () => {
 describe("admin API", () => {
   it("refuses a request without a token (401) and with a wrong one (403)", async () => {
     const s = await server();
-    const missing = await fetch(`${s.url}/api/partitions`);
+    const missing = await fetch(`${s.adminUrl}/api/partitions`);
     expect(missing.status).toBe(401);
     expect(missing.headers.get("www-authenticate")).toBe("Bearer");
-    const wrong = await fetch(`${s.url}/api/partitions`, { headers: { authorization: "Bearer nope" } });
+    const wrong = await fetch(`${s.adminUrl}/api/partitions`, { headers: { authorization: "Bearer nope" } });
     expect(wrong.status).toBe(403);
   });
 
@@ -193,7 +194,8 @@ describe("admin API", () => {
     expect((await s.api("POST", "/api/partitions", { name: "ok", component: `sha256:${"0".repeat(64)}`, registrations: "both" })).body.error.message).toMatch(/Field "registrations"/);
     const unknown = await s.api("POST", "/api/partitions", { name: "ok", component: `sha256:${"0".repeat(64)}` });
     expect(unknown).toMatchObject({ status: 400, body: { error: { code: "unknown-component" } } });
-    const notJson = await fetch(`${s.url}/api/partitions`, { method: "POST", headers: { authorization: `Bearer ${s.adminToken}` }, body: "{" });
+    const headers = { authorization: `Bearer ${s.adminToken}`, "content-type": "application/json" };
+    const notJson = await fetch(`${s.adminUrl}/api/partitions`, { method: "POST", headers, body: "{" });
     expect(notJson.status).toBe(400);
   });
 
@@ -241,31 +243,37 @@ describe("status page and health", () => {
   it("asks for the token without one, and renders partitions and tasks with it", async () => {
     const s = await server();
     const { id } = await counterWithInbox(s);
-    const anonymous = await fetch(`${s.url}/`);
+    const anonymous = await fetch(`${s.adminUrl}/`);
     expect(anonymous.status).toBe(401);
     expect(await anonymous.text()).toMatch(/<form method="post" action="\/login">/);
-    const login = await fetch(`${s.url}/login`, { method: "POST", body: new URLSearchParams({ token: s.adminToken }), redirect: "manual" });
+    const login = await fetch(`${s.adminUrl}/login`, { method: "POST", body: new URLSearchParams({ token: s.adminToken }), redirect: "manual" });
     expect(login.status).toBe(303);
     const cookie = login.headers.get("set-cookie")!.split(";")[0]!;
+    expect(cookie).toMatch(/^dormant_session=/);
+    expect(cookie).not.toContain(s.adminToken);
     expect(login.headers.get("set-cookie")).toMatch(/HttpOnly/);
-    const html = await (await fetch(`${s.url}/`, { headers: { cookie } })).text();
+    const html = await (await fetch(`${s.adminUrl}/`, { headers: { cookie } })).text();
     expect(html).toContain(`<code>${id}</code>`);
     expect(html).toMatch(/<td>heartbeat<\/td>/);
     expect(html).toMatch(/<td>inbox<\/td>.*on push/s);
     expect(html).toMatch(/fresh in [\d.]+ ms/);
     expect(html).not.toMatch(/<script/);
-    expect((await fetch(`${s.url}/`, { headers: { cookie: "dormant_token=wrong" } })).status).toBe(403);
+    expect((await fetch(`${s.adminUrl}/`, { headers: { cookie: "dormant_session=wrong" } })).status).toBe(401);
   });
 
-  it("answers /healthz", async () => {
+  it("answers /healthz on the admin port with counts, and on the push port with no more than ok", async () => {
     const s = await server();
-    expect(await (await fetch(`${s.url}/healthz`)).json()).toEqual({ ok: true, partitions: 0, live: 0, tasks: 0 });
+    expect(await (await fetch(`${s.adminUrl}/healthz`)).json()).toEqual({ ok: true, partitions: 0, live: 0, tasks: 0 });
+    expect(await (await fetch(`${s.pushUrl}/healthz`)).json()).toEqual({ ok: true });
   });
 
-  it("answers an unknown path with a JSON 404 that says where things are", async () => {
+  it("answers an unknown path with a JSON 404 that says where things are, on either port", async () => {
     const s = await server();
-    const response = await fetch(`${s.url}/nowhere`);
-    expect(response.status).toBe(404);
-    expect((await response.json()).error.message).toMatch(/\/push\/<token>/);
+    const push = await fetch(`${s.pushUrl}/nowhere`);
+    expect(push.status).toBe(404);
+    expect((await push.json()).error.message).toMatch(/\/push\/<token>.*admin port/);
+    const admin = await fetch(`${s.adminUrl}/nowhere`);
+    expect(admin.status).toBe(404);
+    expect((await admin.json()).error.message).toMatch(/under \/api/);
   });
 });

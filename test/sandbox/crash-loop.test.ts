@@ -5,11 +5,12 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { generateToken } from "../../src/http/auth.ts";
 import { startTestHost } from "../support/host.ts";
 import { recorder, registerTasks } from "../support/recorder.ts";
 import { killServe, spawnServe } from "../support/serve-process.ts";
 
-const TOKEN = "crash-loop-token";
+const TOKEN = generateToken();
 const KILLS = Number(process.env.DORMANT_CRASH_KILLS ?? 20);
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -37,7 +38,7 @@ describe("crash loop", () => {
         const id = `c${cycle}-m${n++}`;
         sent.push(id);
         inFlight.push(
-          fetch(`${child.url}${pushPath}`, { method: "POST", headers: { prefer: "respond-async" }, body: id })
+          fetch(`${child.pushUrl}${pushPath}`, { method: "POST", headers: { prefer: "respond-async" }, body: id })
             .then((response) => void (response.status === 202 && accepted.push(id)))
             .catch(() => undefined), // killed mid-request: never acknowledged
         );
@@ -54,7 +55,7 @@ describe("crash loop", () => {
       let report: { received: { name: string; body?: string }[] } = { received: [] };
       const deadline = Date.now() + 90_000;
       for (;;) {
-        const response = await fetch(`${final.url}${pushPath}/report`, { method: "POST" });
+        const response = await fetch(`${final.pushUrl}${pushPath}/report`, { method: "POST" });
         const answer = await response.json();
         // The probe may queue behind the redeliveries and miss its deadline (504): ask again.
         if (response.status === 200) report = answer;
@@ -71,7 +72,7 @@ describe("crash loop", () => {
       expect(bodies.filter((body) => !sent.includes(body))).toEqual([]);
       expect(report.received.some((event) => event.name === "tick")).toBe(true);
 
-      const tasks = await (await fetch(`${final.url}/api/tasks?partition=${partition}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+      const tasks = await (await fetch(`${final.adminUrl}/api/tasks?partition=${partition}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
       expect(tasks.tasks.map((t: { id: string; name: string; pushUrl: string | null }) => ({ id: t.id, name: t.name, push: t.pushUrl }))).toEqual(
         before.map((t) => ({ id: t.id, name: t.name, push: t.pushToken ? `/push/${t.pushToken}` : null })),
       );

@@ -1,6 +1,7 @@
-// Property: whatever arrives over HTTP — random methods, paths, headers, bodies, tokens,
-// uploads that are not components — the server answers with a status below 500 and, for
-// an error, a JSON message; it keeps serving, with no unhandled rejection.
+// Property: whatever arrives over HTTP, on the push port or the admin port — random
+// methods, paths, headers, bodies, tokens, uploads that are not components — the server
+// answers with a status below 500 and, for an error, a JSON message; it keeps serving,
+// with no unhandled rejection.
 import { request as httpRequest } from "node:http";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,7 +12,9 @@ let pushUrl: string;
 let partition: string;
 
 beforeAll(async () => {
-  s = await startTestServer({ http: { maxBodyBytes: 64 * 1024, maxComponentBytes: 16 * 2 ** 20, pushRate: { perSecond: 1e6, burst: 1e6 } } });
+  // Wrong tokens are most of what it sends: a lock-out would leave only 429s to look at.
+  const unlimited = { perSecond: 1e6, burst: 1e6 };
+  s = await startTestServer({ http: { maxBodyBytes: 64 * 1024, maxComponentBytes: 16 * 2 ** 20, pushRate: unlimited, authFailures: unlimited } });
   partition = await s.deploy("counter");
   await s.api("POST", `/api/partitions/${partition}/activate`);
   const { body } = await s.api("GET", `/api/tasks?partition=${partition}`);
@@ -32,7 +35,7 @@ const path = fc.oneof(
   fc.constantFrom("/api/partitions", "/api/components", "/api/budget", "/api/tasks", "/api/dead-letters", "/"),
 ).chain((p) => fc.option(fc.stringMatching(/^[A-Za-z0-9=&%+._-]{0,40}$/), { nil: undefined }).map((query) => (query === undefined ? p : `${p}?${query}`)));
 
-const token = fc.oneof(fc.constant("test-admin-token"), fc.string({ maxLength: 60 }).filter((t) => /^[\x21-\x7e]*$/.test(t)), fc.constant(undefined));
+const token = fc.oneof(fc.constant("admin"), fc.string({ maxLength: 60 }).filter((t) => /^[\x21-\x7e]*$/.test(t)), fc.constant(undefined));
 const headerValue = fc.string({ maxLength: 60 }).filter((v) => /^[\x20-\x7e]*$/.test(v));
 
 const body = fc.oneof(
@@ -45,6 +48,7 @@ const body = fc.oneof(
 );
 
 const request = fc.record({
+  origin: fc.constantFrom("push", "admin"),
   method: fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"),
   path,
   token,
@@ -79,22 +83,27 @@ describe("the HTTP surface under random requests", () => {
         // Deleting the demo partition would only make later runs less interesting.
         fc.pre(!(r.method === "DELETE" && r.path.includes(partition)));
         const headers: Record<string, string> = { ...r.extra };
-        if (r.token !== undefined) headers.authorization = `Bearer ${r.token}`;
+        if (r.token !== undefined) headers.authorization = `Bearer ${r.token === "admin" ? s.adminToken : r.token}`;
         if (r.contentType !== undefined) headers["content-type"] = r.contentType;
         const withBody = r.body !== undefined && r.method !== "GET" && r.method !== "HEAD";
-        const response = await send(r.method, `${s.url}${r.path}`, headers, withBody ? r.body : undefined);
+        const base = r.origin === "push" ? s.pushUrl : s.adminUrl;
+        const response = await send(r.method, `${base}${r.path}`, headers, withBody ? r.body : undefined);
         const text = response.text;
         statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
         expect(response.status, `${r.method} ${r.path} → ${text.slice(0, 200)}`).toBeLessThan(500);
         const isJson = response.contentType.includes("application/json");
         if (response.status >= 400 && r.method !== "HEAD" && isJson) expect(JSON.parse(text).error.message.length).toBeGreaterThan(10);
-        if (response.status >= 400 && r.method !== "HEAD" && !isJson) expect(["/", "/login"], `${response.status} ${text.slice(0, 100)}`).toContain(new URL(`${s.url}${r.path}`).pathname); // the status page's sign-in
+        // The status page's sign-in is HTML.
+        if (response.status >= 400 && r.method !== "HEAD" && !isJson) {
+          expect(["/", "/login"], `${response.status} ${text.slice(0, 100)}`).toContain(new URL(`${base}${r.path}`).pathname);
+        }
       }),
       // FC_SEED replays a failing run.
       { numRuns: 400, ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}) },
     );
     expect([...statuses.keys()].filter((status) => status >= 400).length).toBeGreaterThan(3);
-    expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${s.pushUrl}/healthz`)).status).toBe(200);
+    expect((await fetch(`${s.adminUrl}/healthz`)).status).toBe(200);
   });
 
   it("refuses every upload that is not a component with 400 and a reason", async () => {

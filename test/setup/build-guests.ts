@@ -7,11 +7,12 @@ export default async function setup(project: TestProject): Promise<void> {
     counter: await exampleComponent("counter"),
     wat: await exampleComponent("wat-minimal"),
     recorder: await exampleComponent("task-recorder"),
+    hostile: await exampleComponent("hostile"),
   });
 }
 
 declare module "vitest" {
   export interface ProvidedContext {
-    guests: { counter: string; wat: string; recorder: string };
+    guests: { counter: string; wat: string; recorder: string; hostile: string };
   }
 }

@@ -6,32 +6,35 @@ export const BIN = join(import.meta.dirname, "..", "..", "bin", "dormant.js");
 
 export interface ServeProcess {
   process: ChildProcess;
-  url: string;
+  /** The push origin. */
+  pushUrl: string;
+  /** The operator's origin: status page, admin API, metrics. */
+  adminUrl: string;
   /** What it printed to stdout (the JSON log lines). */
   stdout: string[];
   /** Resolves with the exit code (null after a signal). */
   exit: Promise<number | null>;
 }
 
-/** Start `dormant serve --port 0` on a data directory; resolves once it listens. */
+/** Start `dormant serve --port 0 --admin-port 0` on a data directory; resolves once it listens. */
 export async function spawnServe(dataDir: string, adminToken: string): Promise<ServeProcess> {
-  const child = spawn("node", [BIN, "serve", "--port", "0", "--data-dir", dataDir, "--executors", "1"], {
+  const child = spawn("node", [BIN, "serve", "--port", "0", "--admin-port", "0", "--data-dir", dataDir, "--executors", "1"], {
     env: { ...process.env, DORMANT_ADMIN_TOKEN: adminToken },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const stdout: string[] = [];
   child.stdout!.on("data", (chunk: Buffer) => stdout.push(chunk.toString()));
   const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
+  const [pushUrl, adminUrl] = await new Promise<[string, string]>((resolve, reject) => {
     let seen = "";
     child.stderr!.on("data", (chunk: Buffer) => {
       seen += chunk.toString();
-      const match = /Dormant serving (http:\/\/\S+)/.exec(seen);
-      if (match) resolve(match[1]!);
+      const match = /Dormant serving push (http:\/\/\S+), admin (http:\/\/\S+) /.exec(seen);
+      if (match) resolve([match[1]!, match[2]!]);
     });
     void exit.then((code) => reject(new Error(`dormant serve exited with ${code}: ${seen}`)));
   });
-  return { process: child, url, stdout, exit };
+  return { process: child, pushUrl, adminUrl, stdout, exit };
 }
 
 /** SIGKILL it and wait until it is gone. */

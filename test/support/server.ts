@@ -1,8 +1,10 @@
-// A `dormant serve` on a loopback port with a fake clock, and helpers to call it.
+// A `dormant serve` on two loopback ports (push and admin) with a fake clock, and helpers
+// to call it.
 import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inject } from "vitest";
+import { generateToken } from "../../src/http/auth.ts";
 import { startServer, type Server, type ServeOptions } from "../../src/serve/server.ts";
 import { eventLog, type EventLog } from "./events.ts";
 import { FakeClock } from "../../src/scheduler/clock.ts";
@@ -11,10 +13,10 @@ import { driveTo, nowOf, SHARED_ENGINE_CACHE } from "./host.ts";
 export interface TestServer extends Server, Pick<EventLog, "events" | "waitFor"> {
   now: { value: number };
   logLines: string[];
-  /** Call the server with the admin token. */
+  /** Call the admin API with the admin token. */
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
   /** Upload an example guest and create a partition of it; returns the partition id. */
-  deploy(guest: "counter" | "recorder", name?: string): Promise<string>;
+  deploy(guest: "counter" | "recorder" | "hostile", name?: string): Promise<string>;
   tick(at: number): Promise<void>;
 }
 
@@ -27,7 +29,8 @@ export async function startTestServer(options: ServeOptions = {}): Promise<TestS
     engineCacheDir: SHARED_ENGINE_CACHE,
     executors: 2,
     port: 0,
-    adminToken: "test-admin-token",
+    adminPort: 0,
+    adminToken: generateToken(),
     clock,
     log: (line) => logLines.push(line),
     onEvent: log.record,
@@ -35,7 +38,7 @@ export async function startTestServer(options: ServeOptions = {}): Promise<TestS
   });
   const api = async (method: string, path: string, body?: unknown) => {
     const raw = body instanceof Uint8Array;
-    const response = await fetch(`${server.url}${path}`, {
+    const response = await fetch(`${server.adminUrl}${path}`, {
       method,
       headers: { authorization: `Bearer ${server.adminToken}`, ...(body === undefined ? {} : { "content-type": raw ? "application/wasm" : "application/json" }) },
       ...(body === undefined ? {} : { body: raw ? (body as Uint8Array<ArrayBuffer>) : JSON.stringify(body) }),
@@ -50,7 +53,7 @@ export async function startTestServer(options: ServeOptions = {}): Promise<TestS
     waitFor: log.waitFor,
     logLines,
     api,
-    async deploy(guest: "counter" | "recorder", name = guest) {
+    async deploy(guest: "counter" | "recorder" | "hostile", name = guest) {
       const component = await api("POST", "/api/components", new Uint8Array(await readFile(inject("guests")[guest])));
       const partition = await api("POST", "/api/partitions", { name, component: component.body.digest });
       if (partition.status !== 201) throw new Error(JSON.stringify(partition.body));

@@ -76,6 +76,7 @@ export function backgroundTasks(current: () => CallContext) {
         // Re-registering a push task issues a new token: the old URL stops working.
         pushToken: spec.trigger.tag === "push" ? newPushToken() : undefined,
         registeredAt: call.now,
+        ...(spec.trigger.tag === "push" && spec.receiveCredentials ? { receiveCredentials: true } : {}),
       };
       call.tasks.set(spec.name, record);
       call.upserts.set(spec.name, record);

@@ -150,6 +150,15 @@ export interface TaskSpec {
    * `postpone` when absent.
    */
   whenConstrained?: WhenConstrained,
+  /**
+   * For `push` tasks: deliver the request's `cookie` and `authorization` headers too.
+   * When absent or false the host removes them (and `proxy-authorization`) before the
+   * guest sees the request, so a caller's credentials reach only tasks that ask for
+   * them. Even when true, the host's own cookies (names starting `dormant`) and an
+   * `authorization` carrying one of the host's tokens are never delivered. Ignored for
+   * other triggers.
+   */
+  receiveCredentials?: boolean,
 }
 /**
  * A registered task, as the host holds it.

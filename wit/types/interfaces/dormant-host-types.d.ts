@@ -4,7 +4,11 @@
  */
 export type TimestampMs = bigint;
 /**
- * One HTTP header; names are lower-case, a name may repeat.
+ * One HTTP header; names are lower-case, a name may repeat. In a `reply`, names must
+ * be HTTP tokens and values HTTP field values (RFC 9110), or the caller gets a `502`
+ * naming the header; framing and hop-by-hop headers (`content-length`,
+ * `transfer-encoding`, `connection`, `proxy-*`, …) are the host's and are dropped, and
+ * a `set-cookie` for one of the host's cookies (names starting `dormant`) is refused.
  */
 export type Header = [string, string];
 /**
@@ -23,6 +27,10 @@ export interface PushRequest {
    * The raw query string without the leading `?` (empty when there is none).
    */
   query: string,
+  /**
+   * The request's headers, less `cookie`, `authorization` and `proxy-authorization`
+   * unless the task asked for them (`task-spec.receive-credentials`).
+   */
   headers: Array<Header>,
   body: Uint8Array,
 }
