@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { ExecutorPool, type LogLevel } from "../runtime/index.ts";
 import { ActivationBudget, type BudgetState } from "./budget/budget.ts";
 import { PowerFile } from "./budget/power-file.ts";
+import { RateLimiter, type RateLimit } from "./budget/rate-limit.ts";
 import { ComponentRegistry } from "./components/registry.ts";
 import { DeliveryStore } from "./delivery/delivery-store.ts";
 import { Dispatcher } from "./delivery/dispatcher.ts";
@@ -44,6 +45,10 @@ export interface HostOptions {
   /** Defaults for every partition: CPU deadline, memory and snapshot caps. */
   partitionLimits?: Partial<PartitionLimits>;
   misfire?: Partial<MisfireOptions>;
+  /** Activations a partition may have from its own timers and retries (default 10/s, bursts of 50). */
+  activationQuota?: RateLimit;
+  /** Task registrations a partition may make (default 10/s, bursts of 100). */
+  registrationQuota?: RateLimit;
   budget?: Partial<BudgetState>;
   /** A file whose content constrains the budget (see budget/power-file.ts). */
   powerFile?: string;
@@ -98,6 +103,8 @@ export async function startHost(options: HostOptions = {}): Promise<Host> {
     const components = new ComponentRegistry(store.components, pool);
     const snapshots = new SnapshotStore(store.snapshots);
     const registry = new TaskRegistry(store.registrations);
+    const registrationQuota = options.registrationQuota ?? { perSecond: 10, burst: 100 };
+    const clockFn = () => clock.now();
     await registry.load();
     const partitions = await PartitionManager.open({
       pool,
@@ -105,7 +112,7 @@ export async function startHost(options: HostOptions = {}): Promise<Host> {
       components,
       snapshots,
       clock,
-      hooks: taskHooks(registry, { ...DEFAULT_TASK_LIMITS, ...options.taskLimits }),
+      hooks: taskHooks(registry, { ...DEFAULT_TASK_LIMITS, ...options.taskLimits }, new RateLimiter(registrationQuota, clockFn), registrationQuota.perSecond),
       timers,
       idleTimeoutMs: options.idleTimeoutMs ?? 10_000,
       maxLive: options.maxLive ?? 1000,
@@ -124,6 +131,7 @@ export async function startHost(options: HostOptions = {}): Promise<Host> {
       budget,
       clock,
       timers,
+      quota: new RateLimiter(options.activationQuota ?? { perSecond: 10, burst: 50 }, clockFn),
       onEvent: emit,
     });
     const tasks: TaskService = new TaskService({

@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import type { CallOutcome, TaskEvent } from "../../runtime/index.ts";
 import type { ActivationBudget } from "../budget/budget.ts";
+import type { RateLimiter } from "../budget/rate-limit.ts";
 import type { Clock } from "../scheduler/clock.ts";
 import type { TimerLoop } from "../scheduler/timer-loop.ts";
 import { backoffMs, refOf, taskEventOf, type DeadLetter, type Delivery, type DeliveryKind, type DeliveryRef } from "./delivery.ts";
@@ -26,6 +27,7 @@ export type DeliveryEvent =
   | ({ type: "dead-lettered"; delivery: string; attempts: number; error: string } & DeliveryRef)
   | ({ type: "postponed"; priority: number; scheduledAt: number } & DeliveryRef)
   | ({ type: "dropped"; priority: number; scheduledAt: number } & DeliveryRef)
+  | ({ type: "throttled"; waitMs: number } & DeliveryRef)
   | { type: "error"; error: Error; partition?: string };
 
 export interface DeliveryStats {
@@ -37,6 +39,8 @@ export interface DeliveryStats {
   /** Postponed and dropped occurrences, by priority. */
   postponed: Record<number, number>;
   dropped: Record<number, number>;
+  /** Activations held back by their partition's quota. */
+  throttled: number;
 }
 
 /** What a constrained budget asks of an event: its priority and what to do below the threshold. */
@@ -63,13 +67,15 @@ export interface DispatcherOptions {
   budget: ActivationBudget;
   clock: Clock;
   timers: Pick<TimerLoop, "arm" | "on">;
+  /** Activations each partition may have from its own timers and retries (pushes have their per-URL rate). */
+  quota: RateLimiter;
   onEvent?: (event: DeliveryEvent) => void;
 }
 
 export const RETRY_TIMER = "retry";
 
 export class Dispatcher {
-  readonly stats: DeliveryStats = { attempts: 0, delivered: 0, failed: 0, retriesScheduled: 0, deadLettered: 0, postponed: {}, dropped: {} };
+  readonly stats: DeliveryStats = { attempts: 0, delivered: 0, failed: 0, retriesScheduled: 0, deadLettered: 0, postponed: {}, dropped: {}, throttled: 0 };
   readonly #o: DispatcherOptions;
   /** Deliveries waiting for a retry, by id (mirrors the store). */
   readonly #pending = new Map<string, Delivery>();
@@ -135,6 +141,20 @@ export class Dispatcher {
     return "dropped";
   }
 
+  /**
+   * Take one activation from the partition's quota: 0 when the work may go now, else how
+   * long to hold it back (counted and reported). No trigger kind gets past it, however
+   * often it re-registers itself.
+   */
+  throttle(ref: DeliveryRef): number {
+    const waitMs = this.#o.quota.takeMs(ref.partition);
+    if (waitMs > 0) {
+      this.stats.throttled++;
+      this.#emit({ type: "throttled", waitMs, ...ref });
+    }
+    return waitMs;
+  }
+
   /** Deliver once and wait for the guest's answer; not retried: the caller sees a failure and decides. */
   async deliverNow(delivery: Delivery, deadlineMs: number): Promise<CallOutcome> {
     if (!this.#o.budget.admits(delivery.priority)) {
@@ -189,7 +209,10 @@ export class Dispatcher {
       this.#pending.delete(id);
       await this.#o.store.removePending(id);
     }
-    if (verdict === "run") await this.#attempt(delivery, { retries: true });
+    if (verdict !== "run") return;
+    const waitMs = delivery.kind === "push" ? 0 : this.throttle(refOf(delivery));
+    if (waitMs > 0) await this.#o.timers.arm(RETRY_TIMER, id, this.#o.clock.now() + waitMs);
+    else await this.#attempt(delivery, { retries: true });
   }
 
   #budgetChanged(): void {

@@ -7,7 +7,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie } from "hono/cookie";
 import { bearerOf, SESSION_COOKIE, sameSecret, type Sessions } from "./auth.ts";
 import { problem } from "./errors.ts";
-import type { RateLimiter } from "./rate-limit.ts";
+import type { RateLimiter } from "../budget/rate-limit.ts";
 
 /** A structured security log line (auth failures, lock-outs, refused requests). */
 export type SecurityLog = (fields: Record<string, unknown>) => void;

@@ -10,7 +10,7 @@ import { adminRoutes } from "./admin-api.ts";
 import { sameSecret, Sessions } from "./auth.ts";
 import { problem } from "./errors.ts";
 import { pushRoutes } from "./push.ts";
-import { RateLimiter, type RateLimit } from "./rate-limit.ts";
+import { RateLimiter, type RateLimit } from "../budget/rate-limit.ts";
 import { signInRoutes } from "./sign-in.ts";
 import { ADMIN_CSP } from "./status-page.ts";
 

@@ -13,7 +13,7 @@ import { ConstrainedError, PushDeadlineError } from "../delivery/dispatcher.ts";
 import type { SecurityLog } from "./admin-door.ts";
 import { problem } from "./errors.ts";
 import { guestRequestHeaders, InvalidReplyError, replyHeaders } from "./guest-headers.ts";
-import type { RateLimiter } from "./rate-limit.ts";
+import type { RateLimiter } from "../budget/rate-limit.ts";
 
 export interface PushOptions {
   maxBodyBytes: number;

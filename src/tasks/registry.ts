@@ -80,7 +80,7 @@ export class TaskRegistry {
   }
 
   /** Commit what a successful call did to its partition's tasks. */
-  async apply(partition: string, effects: TaskEffects): Promise<void> {
+  async apply(partition: string, effects: Pick<TaskEffects, "upserts" | "removals">): Promise<void> {
     if (effects.upserts.length === 0 && effects.removals.length === 0) return;
     for (const name of effects.removals) {
       const task = this.#byPartition.get(partition)?.get(name);

@@ -54,7 +54,7 @@ export class TaskService {
 
   constructor(options: TaskServiceOptions) {
     this.#o = options;
-    options.timers.on(TASK_TIMER, (id, due, now) => this.#fire(id, due, now));
+    options.timers.on(TASK_TIMER, (id, _armedAt, now) => this.#fire(id, now));
   }
 
   get registry(): TaskRegistry {
@@ -126,13 +126,18 @@ export class TaskService {
     return record.id;
   }
 
-  async #fire(id: string, due: number, now: number): Promise<void> {
+  async #fire(id: string, now: number): Promise<void> {
     const task = this.#o.registry.get(id);
-    if (!task || task.nextFire !== due) return; // replaced or cancelled since it was armed
-    const plan = planFire(task, due, now, this.#o.misfire);
+    const due = task?.nextFire;
+    if (!task || due === undefined || due > now) return; // cancelled or moved on since it was armed
     const admission = { priority: task.priority, whenConstrained: task.whenConstrained, ref: refOf(task), scheduledAt: due };
-    const verdict = this.#o.dispatcher.admit(admission, `${TASK_TIMER}:${id}`, () => this.#fire(id, due, this.#o.clock.now()));
+    const verdict = this.#o.dispatcher.admit(admission, `${TASK_TIMER}:${id}`, () => this.#fire(id, this.#o.clock.now()));
     if (verdict === "postponed") return;
+    // Held back by the partition's quota, the occurrence waits (its next fire is not
+    // advanced), and occurrences missed meanwhile follow the misfire policy.
+    const waitMs = verdict === "run" ? this.#o.dispatcher.throttle(admission.ref) : 0;
+    if (waitMs > 0) return void (await this.#o.timers.arm(TASK_TIMER, id, now + waitMs));
+    const plan = planFire(task, due, now, this.#o.misfire);
     if (verdict === "dropped") return this.#advance(task, plan.next);
     if (plan.misfire) {
       this.stats.misfires++;

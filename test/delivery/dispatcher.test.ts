@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CallOutcome, TaskEvent } from "../../runtime/index.ts";
 import { ActivationBudget } from "../../src/budget/budget.ts";
+import { RateLimiter } from "../../src/budget/rate-limit.ts";
 import type { Delivery } from "../../src/delivery/delivery.ts";
 import { DeliveryStore } from "../../src/delivery/delivery-store.ts";
 import { Dispatcher, newDeliveryId, type DeliveryEvent } from "../../src/delivery/dispatcher.ts";
@@ -47,7 +48,7 @@ async function dispatcher(failures: number, dataDir?: string) {
   const budget = new ActivationBudget();
   const script = scriptedPartitions(failures);
   const events: DeliveryEvent[] = [];
-  const d = new Dispatcher({ deliverer: script.deliverer, store: new DeliveryStore(store.deliveries, store.deadLetters), budget, clock, timers, onEvent: (e) => events.push(e) });
+  const d = new Dispatcher({ deliverer: script.deliverer, store: new DeliveryStore(store.deliveries, store.deadLetters), budget, clock, timers, quota: new RateLimiter({ perSecond: 1, burst: 2 }, () => clock.now()), onEvent: (e) => events.push(e) });
   await d.start();
   timers.start();
   cleanups.push(async () => {

@@ -64,7 +64,7 @@ describe("the background-tasks boundary under hostile specs", () => {
     const seen = new Map<string, number>();
     fc.assert(
       fc.property(spec, (candidate) => {
-        binding.begin({ tasks: [], limits: DEFAULT_TASK_LIMITS }, NOW);
+        binding.begin({ tasks: [], limits: DEFAULT_TASK_LIMITS, registrations: { left: Infinity, perSecond: 10 } }, NOW);
         try {
           const info = register(candidate);
           seen.set("registered", (seen.get("registered") ?? 0) + 1);

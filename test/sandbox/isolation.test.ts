@@ -72,7 +72,7 @@ describe("isolation and access", () => {
     const binding = createHostBinding({ log: () => undefined });
     binding.attach("p_ids");
     const register = (binding.imports["dormant:host/background-tasks@0.1.0"] as { register(spec: TaskSpec): TaskInfo }).register;
-    binding.begin({ tasks: [], limits: { ...DEFAULT_TASK_LIMITS, maxTasks: 5000 } }, 0);
+    binding.begin({ tasks: [], limits: { ...DEFAULT_TASK_LIMITS, maxTasks: 5000 }, registrations: { left: Infinity, perSecond: 10 } }, 0);
     const ids = new Set<string>();
     const urls = new Set<string>();
     for (let i = 0; i < 2000; i++) {

@@ -13,7 +13,7 @@ export async function startPool(options: Partial<ExecutorPoolOptions> = {}): Pro
 }
 
 export function noTasks(): TaskCallState {
-  return { tasks: [], limits: DEFAULT_TASK_LIMITS };
+  return { tasks: [], limits: DEFAULT_TASK_LIMITS, registrations: { left: 1000, perSecond: 10 } };
 }
 
 export function event(entry: string, payload = "", extra: Partial<TaskEvent> = {}): TaskEvent {

@@ -12,29 +12,36 @@ import { TaskSpecError, validateSpec } from "../validate.ts";
 export interface TaskCallState {
   tasks: TaskView[];
   limits: TaskLimits;
+  /** Registrations the partition's quota allows in this call, and its rate. */
+  registrations: { left: number; perSecond: number };
 }
 
 /** What a call did to its partition's tasks. */
 export interface TaskEffects {
   upserts: TaskRecord[];
   removals: string[];
+  /** `register` calls made, spent from the partition's quota. */
+  registered: number;
 }
 
 export interface CallContext {
   partition: string;
   now: number;
   limits: TaskLimits;
+  quota: TaskCallState["registrations"];
+  registered: number;
   tasks: Map<string, TaskView>;
   upserts: Map<string, TaskRecord>;
   removals: Set<string>;
 }
 
 export function newCallContext(partition: string, state: TaskCallState, now: number): CallContext {
-  return { partition, now, limits: state.limits, tasks: new Map(state.tasks.map((t) => [t.name, t])), upserts: new Map(), removals: new Set() };
+  const tasks = new Map(state.tasks.map((t) => [t.name, t]));
+  return { partition, now, limits: state.limits, quota: state.registrations, registered: 0, tasks, upserts: new Map(), removals: new Set() };
 }
 
 export function effectsOf(call: CallContext): TaskEffects {
-  return { upserts: [...call.upserts.values()], removals: [...call.removals] };
+  return { upserts: [...call.upserts.values()], removals: [...call.removals], registered: call.registered };
 }
 
 export function newTaskId(): string {
@@ -49,6 +56,13 @@ export function backgroundTasks(current: () => CallContext) {
   return {
     register(spec: TaskSpec): TaskInfo {
       const call = current();
+      if (call.registered >= call.quota.left) {
+        throw new TaskSpecError({
+          tag: "quota-exceeded",
+          val: `Partition ${call.partition} registers tasks faster than its quota of ${call.quota.perSecond} a second; register ${spec.name} later, or keep a task registered instead of renewing it.`,
+        });
+      }
+      call.registered++;
       validateSpec(spec, call.limits, call.now);
       const existing = call.tasks.get(spec.name);
       if (!existing && call.tasks.size >= call.limits.maxTasks) {

@@ -1,5 +1,5 @@
-// A token bucket per key (a push token, or a client's failed sign-ins): `perSecond`
-// on average, bursts up to `burst`. The clock is passed in.
+// A token bucket per key (a push token, a client's failed sign-ins, a partition's
+// activations): `perSecond` on average, bursts up to `burst`. The clock is passed in.
 
 export interface RateLimit {
   perSecond: number;
@@ -24,20 +24,36 @@ export class RateLimiter {
     this.#clock = clock;
   }
 
-  /** Take one request's worth; returns 0 when allowed, else the seconds to wait. */
+  /** Take one request's worth; returns 0 when allowed, else the whole seconds to wait (for Retry-After). */
   take(key: string): number {
+    return Math.ceil(this.takeMs(key) / 1000);
+  }
+
+  /** Take one request's worth; returns 0 when allowed, else the milliseconds to wait. */
+  takeMs(key: string): number {
     const bucket = this.#refill(key);
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
       return 0;
     }
-    return this.#secondsFor(bucket);
+    return this.#msFor(bucket);
   }
 
   /** The seconds to wait before `take` would allow one, taking nothing. */
   wait(key: string): number {
     const bucket = this.#refill(key);
-    return bucket.tokens >= 1 ? 0 : this.#secondsFor(bucket);
+    return bucket.tokens >= 1 ? 0 : Math.ceil(this.#msFor(bucket) / 1000);
+  }
+
+  /** Whole tokens in the key's bucket now. */
+  available(key: string): number {
+    return Math.floor(this.#refill(key).tokens);
+  }
+
+  /** Spend `n` tokens taken outside `take` (never below empty). */
+  spend(key: string, n: number): void {
+    const bucket = this.#refill(key);
+    bucket.tokens = Math.max(0, bucket.tokens - n);
   }
 
   #refill(key: string): Bucket {
@@ -53,8 +69,8 @@ export class RateLimiter {
     return bucket;
   }
 
-  #secondsFor(bucket: Bucket): number {
-    return Math.ceil((1 - bucket.tokens) / this.#limit.perSecond);
+  #msFor(bucket: Bucket): number {
+    return Math.ceil(((1 - bucket.tokens) / this.#limit.perSecond) * 1000);
   }
 
   #forgetFull(now: number): void {
