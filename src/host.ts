@@ -3,6 +3,7 @@
 // place where implementations are chosen.
 import { join, resolve } from "node:path";
 import { ExecutorPool } from "../runtime/executor/pool.ts";
+import { moduleUrl } from "../runtime/module-url.ts";
 import type { LogLevel } from "../runtime/executor/protocol.ts";
 import { ActivationBudget, type BudgetState } from "./budget/budget.ts";
 import { PowerFile } from "./budget/power-file.ts";
@@ -56,7 +57,7 @@ export interface Host {
   close(): Promise<void>;
 }
 
-const GUEST_BINDING = new URL("./tasks/guest-binding.ts", import.meta.url);
+const GUEST_BINDING = moduleUrl("./tasks/guest-binding.ts", import.meta.url);
 
 export async function startHost(options: HostOptions = {}): Promise<Host> {
   const dataDir = resolve(options.dataDir ?? ".dormant");
