@@ -6,6 +6,7 @@ import { getCookie, setCookie } from "hono/cookie";
 import type { Host } from "../host.ts";
 import type { Activity } from "../observability/activity.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import { HTTP_DEFAULTS } from "../options.ts";
 import { adminRoutes } from "./admin-api.ts";
 import { presentedToken, requireAdmin, sameSecret, TOKEN_COOKIE } from "./auth.ts";
 import { problem } from "./errors.ts";
@@ -23,8 +24,6 @@ export interface HttpOptions {
   /** How long a synchronous push waits for the guest (default 10 s). */
   pushDeadlineMs?: number;
 }
-
-const HTTP_DEFAULTS = { maxBodyBytes: 1 << 20, maxComponentBytes: 64 << 20, pushRate: { perSecond: 100, burst: 200 }, pushDeadlineMs: 10_000 };
 
 export function createApp(host: Host, metrics: Metrics, activity: Activity, options: HttpOptions, clock: () => number = Date.now): Hono {
   const o = { ...HTTP_DEFAULTS, ...options };

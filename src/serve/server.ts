@@ -9,6 +9,7 @@ import { createApp, type HttpOptions } from "../http/app.ts";
 import { Activity } from "../observability/activity.ts";
 import { structuredLog } from "../observability/log.ts";
 import { Metrics } from "../observability/metrics.ts";
+import { SERVE_DEFAULTS } from "../options.ts";
 
 export interface ServeOptions extends HostOptions {
   /** Default 8787; 0 picks a free port. */
@@ -49,7 +50,7 @@ export async function startServer(options: ServeOptions = {}): Promise<Server> {
   try {
     const { token, generated } = await adminToken(host, options.adminToken ?? process.env.DORMANT_ADMIN_TOKEN);
     const app = createApp(host, metrics, activity, { ...options.http, adminToken: token }, clock);
-    const server = await listen(app.fetch, options.port ?? 8787, options.hostname ?? "127.0.0.1");
+    const server = await listen(app.fetch, options.port ?? SERVE_DEFAULTS.port, options.hostname ?? SERVE_DEFAULTS.hostname);
     const address = server.address() as AddressInfo;
     const hostPart = address.family === "IPv6" ? `[${address.address}]` : address.address;
     let closing: Promise<void> | undefined;

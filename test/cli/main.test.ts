@@ -4,6 +4,7 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { SETTINGS } from "../../src/options.ts";
 import { BIN } from "../support/serve-process.ts";
 
 /** Runs `dormant …`; resolves with its exit code and output, whatever the code. */
@@ -43,6 +44,12 @@ describe("dormant", () => {
   it("prints the version from package.json with --version", async () => {
     const { version } = JSON.parse(await readFile(join(import.meta.dirname, "..", "..", "package.json"), "utf8")) as { version: string };
     expect(await dormant("--version")).toEqual({ code: 0, stdout: `${version}\n`, stderr: "" });
+  });
+
+  it("lists every serve setting with its flag, variable, config key and default in serve --help", async () => {
+    const { code, stdout } = await dormant("help", "serve");
+    expect(code).toBe(0);
+    for (const s of SETTINGS) expect(stdout).toMatch(new RegExp(`--${s.flag} ${s.kind.arg} .*\\(default .+\\) \\[${s.env}, ${s.key.replaceAll(".", "\\.")}\\]`));
   });
 
   it("refuses a bad setting before starting anything, naming it", async () => {
