@@ -54,8 +54,12 @@ describe("serve settings", () => {
     const error = await settings(["--config", file], {}).catch((e: Error) => e);
     expect((error as Error).message).toContain(`Config file ${file}: unknown key "idleTimeout" (did you mean "idleTimeoutMs"?)`);
     expect((error as Error).message).toContain("Valid keys: dataDir, store, port, host, idleTimeoutMs");
-    await expect(settings(["--config", await configFile({ tasks: { maxTask: 1 } })], {})).rejects.toThrow(/unknown key "tasks.maxTask" \(did you mean "tasks.maxTasks"\?\)/);
-    await expect(settings(["--config", await configFile({ "memory-limit": 64 })], {})).rejects.toThrow(/unknown key "memory-limit" \(did you mean "memoryLimitMiB"\?\)/);
+    await expect(settings(["--config", await configFile({ tasks: { maxTask: 1 } })], {})).rejects.toThrow(
+      /unknown key "tasks.maxTask" \(did you mean "tasks.maxTasks"\?\)/,
+    );
+    await expect(settings(["--config", await configFile({ "memory-limit": 64 })], {})).rejects.toThrow(
+      /unknown key "memory-limit" \(did you mean "memoryLimitMiB"\?\)/,
+    );
   });
 
   it("refuses a config-file value of the wrong type, naming the key and the file", async () => {
