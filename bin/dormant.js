@@ -1,7 +1,13 @@
 #!/usr/bin/env node
-// Dormant is written in TypeScript and runs from source: register tsx's loader, then
-// hand over to the CLI.
-import { register } from "tsx/esm/api";
+// Dormant is written in TypeScript and compiled into dist/ by `npm install` (its prepare
+// script) or `npm run build`; this runs the compiled CLI.
+import { access } from "node:fs/promises";
 
-register();
-await import("../src/cli/main.ts");
+const main = new URL("../dist/src/cli/main.js", import.meta.url);
+try {
+  await access(main);
+} catch {
+  console.error("dormant: the compiled CLI (dist/) is missing: run npm install (or npm run build) in the Dormant checkout.");
+  process.exit(1);
+}
+await import(main.href);

@@ -2,12 +2,12 @@
 // into them, so tests and the demo build each at most once per change.
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { PACKAGE_ROOT as root } from "../runtime/module-url.ts";
 import { buildComponent } from "../runtime/toolchain/build.ts";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, "..");
+// The guests' sources, also when this module runs compiled from dist/.
+const here = join(root, "guests");
 
 export const EXAMPLES = {
   counter: join(here, "counter", "counter.js"),

@@ -9,6 +9,7 @@ export { ExecutorLostError, GuestDeadlineError, MemoryLimitError, PartitionNotLi
 export { GuestTrapError, ComponentError } from "./errors.ts";
 export { SnapshotFormatError } from "./snapshot/image.ts";
 export type { BuildOptions } from "./toolchain/build.ts";
+export { moduleUrl, PACKAGE_ROOT } from "./module-url.ts";
 
 /** Build a guest component (`dormant build`); the toolchain is loaded only when asked for. */
 export async function buildComponent(entry: string, options: import("./toolchain/build.ts").BuildOptions): Promise<Uint8Array> {

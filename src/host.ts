@@ -2,7 +2,7 @@
 // the store, the engine and executors, the timer queue and clock, the registries, the
 // partition lifecycle, delivery and the background-task service.
 import { join, resolve } from "node:path";
-import { ExecutorPool, type LogLevel } from "../runtime/index.ts";
+import { ExecutorPool, moduleUrl, type LogLevel } from "../runtime/index.ts";
 import { ActivationBudget, type BudgetState } from "./budget/budget.ts";
 import { PowerFile } from "./budget/power-file.ts";
 import { RateLimiter, type RateLimit } from "./budget/rate-limit.ts";
@@ -11,15 +11,16 @@ import { DeliveryStore } from "./delivery/delivery-store.ts";
 import { Dispatcher } from "./delivery/dispatcher.ts";
 import type { HostEvent } from "./events.ts";
 import { PartitionManager } from "./partitions/manager.ts";
-import { DEFAULT_PARTITION_LIMITS, type PartitionLimits } from "./partitions/partition.ts";
+import type { PartitionLimits } from "./partitions/partition.ts";
 import { systemClock, type Clock } from "./scheduler/clock.ts";
 import { HeapTimerQueue } from "./scheduler/heap-timer-queue.ts";
 import { TimerLoop } from "./scheduler/timer-loop.ts";
+import { resolveHostOptions } from "./options.ts";
 import { openStore, type Store } from "./store/open.ts";
 import { SnapshotStore } from "./store/snapshot-store.ts";
 import { taskHooks } from "./tasks/hooks.ts";
-import { DEFAULT_TASK_LIMITS, type TaskLimits } from "./tasks/limits.ts";
-import { DEFAULT_MISFIRE, type MisfireOptions } from "./tasks/misfire.ts";
+import type { TaskLimits } from "./tasks/limits.ts";
+import type { MisfireOptions } from "./tasks/misfire.ts";
 import { TaskRegistry } from "./tasks/registry.ts";
 import { TaskService } from "./tasks/service.ts";
 
@@ -34,7 +35,8 @@ export interface HostOptions {
   engineCacheDir?: string;
   /** Executor threads; default the machine's cores. */
   executors?: number;
-  /** Freeze a partition this long after its last event (default 10 s). */
+  // Defaults: src/options.ts (HOST_DEFAULTS).
+  /** Freeze a partition this long after its last event. */
   idleTimeoutMs?: number;
   /** Most partitions live at once (default 1000). */
   maxLive?: number;
@@ -76,10 +78,11 @@ export interface Host {
   close(): Promise<void>;
 }
 
-const TASK_BINDING = new URL("./tasks/executor/binding.ts", import.meta.url);
+const TASK_BINDING = moduleUrl("./tasks/executor/binding.ts", import.meta.url);
 
-export async function startHost(options: HostOptions = {}): Promise<Host> {
-  const dataDir = resolve(options.dataDir ?? ".dormant");
+export async function startHost(given: HostOptions = {}): Promise<Host> {
+  const options = resolveHostOptions(given);
+  const dataDir = resolve(options.dataDir);
   const clock = options.clock ?? systemClock;
   const emit = (event: HostEvent) => options.onEvent?.(event);
   // What is opened is closed again, in reverse, if a later step fails.
@@ -103,7 +106,6 @@ export async function startHost(options: HostOptions = {}): Promise<Host> {
     const components = new ComponentRegistry(store.components, pool);
     const snapshots = new SnapshotStore(store.snapshots);
     const registry = new TaskRegistry(store.registrations);
-    const registrationQuota = options.registrationQuota ?? { perSecond: 10, burst: 100 };
     const clockFn = () => clock.now();
     await registry.load();
     const partitions = await PartitionManager.open({
@@ -112,13 +114,13 @@ export async function startHost(options: HostOptions = {}): Promise<Host> {
       components,
       snapshots,
       clock,
-      hooks: taskHooks(registry, { ...DEFAULT_TASK_LIMITS, ...options.taskLimits }, new RateLimiter(registrationQuota, clockFn), registrationQuota.perSecond),
+      hooks: taskHooks(registry, options.taskLimits, new RateLimiter(options.registrationQuota, clockFn), options.registrationQuota.perSecond),
       timers,
-      idleTimeoutMs: options.idleTimeoutMs ?? 10_000,
-      maxLive: options.maxLive ?? 1000,
-      spareInstances: options.spareInstances ?? 2,
-      partitionLimits: { ...DEFAULT_PARTITION_LIMITS, ...options.partitionLimits },
-      onUnusableSnapshot: options.onUnusableSnapshot ?? "fresh",
+      idleTimeoutMs: options.idleTimeoutMs,
+      maxLive: options.maxLive,
+      spareInstances: options.spareInstances,
+      partitionLimits: options.partitionLimits,
+      onUnusableSnapshot: options.onUnusableSnapshot,
       onEvent: emit,
     });
     const deliveries: Dispatcher = new Dispatcher({
@@ -131,7 +133,7 @@ export async function startHost(options: HostOptions = {}): Promise<Host> {
       budget,
       clock,
       timers,
-      quota: new RateLimiter(options.activationQuota ?? { perSecond: 10, burst: 50 }, clockFn),
+      quota: new RateLimiter(options.activationQuota, clockFn),
       onEvent: emit,
     });
     const tasks: TaskService = new TaskService({
@@ -141,7 +143,7 @@ export async function startHost(options: HostOptions = {}): Promise<Host> {
       timers,
       budget,
       clock,
-      misfire: { ...DEFAULT_MISFIRE, ...options.misfire },
+      misfire: options.misfire,
       onEvent: emit,
     });
     opened.push(() => deliveries.stop());

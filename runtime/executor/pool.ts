@@ -1,11 +1,9 @@
 // The main thread's handle on the executors: a fixed set of worker threads, each hosting
 // some partitions. Requests are messages; nothing here runs guest code.
 import { availableParallelism } from "node:os";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { PreparedComponent } from "../engine.ts";
+import { isCompiled, moduleUrl } from "../module-url.ts";
 import { deserializeError, ExecutorLostError, GuestDeadlineError, PartitionNotLiveError } from "./errors.ts";
 import type {
   ActivateResult,
@@ -49,11 +47,17 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
-// Executors run our TypeScript sources: the worker registers tsx's loader, then loads
-// the executor. (A worker's `--import` runs too late for its own entry module.)
-const TSX_API = pathToFileURL(join(dirname(createRequire(import.meta.url).resolve("tsx/package.json")), "dist/esm/api/index.mjs")).href;
-const WORKER = new URL("./worker.ts", import.meta.url).href;
-const BOOTSTRAP = `import(${JSON.stringify(TSX_API)}).then(({ register }) => { register(); return import(${JSON.stringify(WORKER)}); });`;
+const WORKER = moduleUrl("./worker.ts", import.meta.url);
+
+/** Compiled, the worker is a plain module; from the sources (tests, bench) it registers tsx first. */
+function startWorker(workerData: ExecutorData): Worker {
+  if (isCompiled(WORKER)) return new Worker(WORKER, { workerData });
+  // A worker's `--import` runs too late for its own entry module, so an eval'd bootstrap
+  // registers tsx (a devDependency: only the sources need it) and then loads the executor.
+  const tsx = import.meta.resolve("tsx/esm/api");
+  const bootstrap = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(WORKER.href)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData });
+}
 
 class Executor {
   readonly pending = new Map<number, Pending>();
@@ -63,7 +67,7 @@ class Executor {
   readonly worker: Worker;
 
   constructor(data: ExecutorData, onMessage: (executor: Executor, message: FromWorker) => void, onExit: (executor: Executor, error: Error) => void) {
-    this.worker = new Worker(BOOTSTRAP, { eval: true, workerData: data });
+    this.worker = startWorker(data);
     this.worker.on("message", (message: FromWorker) => onMessage(this, message));
     this.worker.on("error", (error) => onExit(this, error));
     this.worker.on("exit", (code) => onExit(this, new ExecutorLostError(`Executor exited with code ${code}.`)));

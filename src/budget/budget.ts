@@ -1,6 +1,7 @@
 // The host's activation budget (seed claim 20): how many deliveries may run at once,
 // and whether the host is constrained — then only tasks at or above a priority threshold
 // run. Waiting deliveries are started highest priority first, then in arrival order.
+import { DEFAULT_BUDGET } from "../options.ts";
 
 export interface BudgetState {
   /** Deliveries running at once across all partitions. */
@@ -9,8 +10,6 @@ export interface BudgetState {
   constrained: boolean;
   threshold: number;
 }
-
-export const DEFAULT_BUDGET: BudgetState = { maxConcurrent: 64, constrained: false, threshold: 128 };
 
 export class BudgetError extends Error {
   override name = "BudgetError";

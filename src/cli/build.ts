@@ -1,8 +1,7 @@
 import { writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { buildComponent } from "../../runtime/index.ts";
+import { buildComponent, PACKAGE_ROOT } from "../../runtime/index.ts";
 
 const HELP = `Usage: dormant build <entry.js|.mjs|.ts|.mts|.wat> -o <out.wasm> [--wit DIR]
 
@@ -14,7 +13,7 @@ Options:
   -o, --out FILE   Where to write the component (required)
   --wit DIR        The WIT folder (default: the one shipped with Dormant)`;
 
-const DEFAULT_WIT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "wit");
+const DEFAULT_WIT = join(PACKAGE_ROOT, "wit");
 
 export async function build(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({

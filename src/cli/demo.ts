@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { exampleComponent, type ExampleName } from "../../guests/examples.ts";
 import type { TaskEvent } from "../../runtime/index.ts";
 import { startHost } from "../host.ts";
+import { DEFAULT_DATA_DIR } from "../options.ts";
 
 const HELP = `Usage: dormant demo [--data-dir DIR] [--store URL]
 
@@ -12,7 +13,7 @@ Builds the example guests (cached after the first run), runs them as partitions,
 freezes them to the store and wakes them again, printing what they did.
 
 Options:
-  --data-dir DIR   Data directory (default ./.dormant)
+  --data-dir DIR   Data directory (default ${DEFAULT_DATA_DIR})
   --store URL      Store URL, e.g. redis://127.0.0.1:6379/0 (default: fs in the data directory)`;
 
 const text = new TextDecoder();
@@ -38,8 +39,8 @@ export async function demo(args: string[]): Promise<void> {
   if (values.help) return void console.log(HELP);
 
   const host = await startHost({
-    ...(values["data-dir"] ? { dataDir: values["data-dir"] } : {}),
-    ...(values.store ? { store: values.store } : {}),
+    dataDir: values["data-dir"],
+    store: values.store,
     onLog: (partition, level, message) => console.log(`  [${partition} ${level}] ${message}`),
     onEvent: (e) => {
       if (e.type === "activated") console.log(`  ${e.partition}: ${e.kind} in ${e.ms.toFixed(1)} ms${e.pooled ? " (pristine instance from the pool)" : ""}`);

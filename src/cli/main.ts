@@ -1,9 +1,8 @@
-// The `dormant` command line.
-import { parseArgs } from "node:util";
-import { build } from "./build.ts";
-import { deploy, fire, freeze, ps, rm, tasks } from "./client.ts";
-import { demo } from "./demo.ts";
-import { serveCommand } from "./serve.ts";
+// The `dormant` command line. Each command's module is imported only when it runs, so
+// `--help` and `--version` load nothing heavy (no jco, hono or unstorage).
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { PACKAGE_ROOT } from "../../runtime/module-url.ts";
 
 const USAGE = `Usage: dormant <command> [options]
 
@@ -22,23 +21,53 @@ Talking to a running server (--url, --token or DORMANT_URL, DORMANT_ADMIN_TOKEN;
   freeze <partition-id>                     Freeze a partition
   rm <partition-id>                         Delete a partition
 
+Options:
+  -h, --help                                This help
+  -v, --version                             Dormant's version
+
 Run 'dormant <command> --help' for the options of one command.`;
 
-const commands: Record<string, (args: string[]) => Promise<void>> = { serve: serveCommand, build, demo, deploy, ps, tasks, fire, freeze, rm };
+type Command = (args: string[]) => Promise<void>;
 
+const client = (name: "deploy" | "ps" | "tasks" | "fire" | "freeze" | "rm") => async (): Promise<Command> => (await import("./client.ts"))[name];
+
+const commands: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import("./serve.ts")).serveCommand,
+  build: async () => (await import("./build.ts")).build,
+  demo: async () => (await import("./demo.ts")).demo,
+  deploy: client("deploy"),
+  ps: client("ps"),
+  tasks: client("tasks"),
+  fire: client("fire"),
+  freeze: client("freeze"),
+  rm: client("rm"),
+};
+
+/** Exit codes: 0 done, 1 the command failed, 2 the command line was wrong. */
 async function main(argv: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args: argv.slice(0, 1), allowPositionals: true, strict: false });
-  const name = positionals[0];
-  if (!name || name === "--help" || name === "-h" || name === "help") {
-    console.log(USAGE);
-    return name ? 0 : 1;
-  }
-  const command = commands[name];
-  if (!command) {
-    console.error(`Unknown command '${name}'.\n\n${USAGE}`);
+  const [first, ...rest] = argv;
+  if (first === undefined) {
+    console.error(USAGE);
     return 2;
   }
-  await command(argv.slice(1));
+  if (first === "--help" || first === "-h" || (first === "help" && rest.length === 0)) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (first === "--version" || first === "-v" || first === "version") {
+    console.log((JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string }).version);
+    return 0;
+  }
+  // `dormant help serve` is `dormant serve --help`.
+  const [name, args] = first === "help" ? [rest[0]!, ["--help"]] : [first, rest];
+  const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (!load) {
+    console.error(`dormant: unknown command '${name}'.\n\n${USAGE}`);
+    return 2;
+  }
+  await (
+    await load()
+  )(args);
   return 0;
 }
 
@@ -46,8 +75,9 @@ main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
-  (error: Error) => {
+  (error: Error & { code?: string }) => {
     console.error(`dormant: ${error.message}`);
-    process.exitCode = 1;
+    // node:util parseArgs rejects an unknown or malformed option: a usage error.
+    process.exitCode = error.code?.startsWith("ERR_PARSE_ARGS") ? 2 : 1;
   },
 );

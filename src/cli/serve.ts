@@ -1,163 +1,153 @@
-// `dormant serve`: one process serving push triggers on one port and the admin API,
-// metrics and the status page on another. Settings come from flags, then DORMANT_* environment variables, then a
-// JSON config file, then the embedded defaults.
+// `dormant serve`: one process serving push triggers, the admin API, metrics and the
+// status page. Settings come from flags, then DORMANT_* environment variables, then a
+// JSON config file, then the defaults; src/options.ts lists them all once.
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { exampleComponent, type ExampleName } from "../../guests/examples.ts";
-import type { HttpOptions } from "../http/app.ts";
-import { startServer, type Server, type ServeOptions } from "../serve/server.ts";
-import { DEFAULT_TASK_LIMITS, type TaskLimits } from "../tasks/limits.ts";
+import { defu } from "defu";
+import type { ExampleName } from "../../guests/examples.ts";
+import type { Server, ServeOptions } from "../serve/server.ts";
+import { defaultOf, getPath, optionOf, SERVE_DEFAULTS, setPath, SETTINGS, type Setting } from "../options.ts";
 
 const HELP = `Usage: dormant serve [options]
 
-Serves push triggers (/push/<token>) on one port, and the operator's surface — status
-page (/), admin API (/api, bearer token), /metrics, /healthz — on another, so guests
+Serves push triggers (/push/<token>) on one port, and the operator's surface (status
+page /, admin API /api with a bearer token, /metrics, /healthz) on another, so guests
 never share the operator's origin.
 
-Options (environment variable in brackets):
-  --data-dir DIR        Data directory: fs store and engine cache (default ./.dormant) [DORMANT_DATA_DIR]
-  --store URL           Store URL, e.g. redis://127.0.0.1:6379/0?prefix=dormant [DORMANT_STORE]
-  --port N              Push port (default 8787) [DORMANT_PORT]
-  --host ADDR           Address the push port listens on (default 127.0.0.1) [DORMANT_HOST]
-  --admin-port N        Port of the status page, admin API and metrics (default 8788) [DORMANT_ADMIN_PORT]
-  --admin-host ADDR     Address the admin port listens on (default 127.0.0.1) [DORMANT_ADMIN_HOST]
-  --admin-hostnames A,B Host names the admin port answers to besides localhost and IP addresses,
-                        e.g. behind a reverse proxy [DORMANT_ADMIN_HOSTNAMES]
-  --trust-proxy         Take the client address and host from X-Forwarded-For/-Host [DORMANT_TRUST_PROXY=1]
-  --idle-timeout MS     Freeze partitions idle this long (default 10000) [DORMANT_IDLE_TIMEOUT_MS]
-  --executors N         Executor threads (default: one per core) [DORMANT_EXECUTORS]
-  --power-file PATH     File whose content constrains the budget ("normal" | "constrained [threshold]") [DORMANT_POWER_FILE]
-  --max-live N          Partitions live at once; beyond it the least recently used freeze (default 1000) [DORMANT_MAX_LIVE]
-  --cpu-deadline MS     Time one activation or event may run (default 5000) [DORMANT_CPU_DEADLINE_MS]
-  --memory-limit MIB    Linear memory per partition (default 256) [DORMANT_MEMORY_LIMIT_MIB]
-  --config FILE         JSON file with any of the settings above (dataDir, store, port, host,
-                        idleTimeoutMs, executors, powerFile, maxLive, cpuDeadlineMs, memoryLimitMiB,
-                        adminPort, adminHost, adminHostnames, trustProxy, metricsToken)
-                        and the quotas: tasks {maxTasks, minIntervalMs, maxPayloadBytes, maxAttempts},
-                        http {maxBodyBytes, maxComponentBytes, pushRate {perSecond, burst}, pushDeadlineMs,
-                        guestCsp, sessionTtlMs, authFailures {perSecond, burst}}, snapshotLimitBytes
-  --demo                Deploy the example guests as partitions on first start
-  -h, --help            This help
+Options [environment variable, config-file key]:
+${SETTINGS.map((s) => `  ${(s.flag ? `--${s.flag} ${s.kind.arg}` : "(no flag)").padEnd(24)}${s.help} (default ${defaultOf(s)}) [${s.env}, ${s.key}]`).join("\n")}
+  --config FILE           JSON file with any of the config-file keys; a dotted key nests:
+                          {"port": 9000, "tasks": {"maxTasks": 50}, "http": {"pushRate": {"perSecond": 10}}}
+  --demo                  Deploy the example guests as partitions on first start
+  -h, --help              This help
 
+A flag beats its environment variable, which beats the config file.
 The admin token is DORMANT_ADMIN_TOKEN (at least 32 random characters: openssl rand -hex 32),
-or one generated at first start and kept in the store (printed then). DORMANT_METRICS_TOKEN,
-when set, is required to read /metrics. SIGTERM or SIGINT stops accepting requests, finishes in-flight
+or one generated at first start and kept in the store (printed then). SIGTERM or SIGINT stops accepting requests, finishes in-flight
 work, freezes live partitions and exits 0. SIGUSR2 toggles the constrained budget.`;
 
-interface Config {
-  dataDir?: string;
-  store?: string;
-  port?: number;
-  host?: string;
-  adminPort?: number;
-  adminHost?: string;
-  adminHostnames?: string[];
-  trustProxy?: boolean;
-  metricsToken?: string;
-  idleTimeoutMs?: number;
-  executors?: number;
-  powerFile?: string;
-  maxLive?: number;
-  cpuDeadlineMs?: number;
-  memoryLimitMiB?: number;
-  snapshotLimitBytes?: number;
-  tasks?: Partial<TaskLimits>;
-  http?: Omit<HttpOptions, "adminToken" | "metricsToken">;
+/** Settings as the config file nests them (`tasks.maxTasks` is `{ tasks: { maxTasks } }`). */
+export type Config = Record<string, unknown>;
+
+/** Reads one source's text values (flags or environment) into a config, refusing an invalid one by name. */
+function fromText(read: (setting: Setting) => [name: string, text: string | undefined]): Config {
+  const config: Config = {};
+  for (const setting of SETTINGS) {
+    const [name, text] = read(setting);
+    if (text === undefined) continue;
+    const value = setting.kind.fromText(text);
+    const problem = setting.kind.problem(value);
+    if (problem) throw new Error(`${name} ${problem}; got ${JSON.stringify(text)}.`);
+    setPath(config, setting.key, value);
+  }
+  return config;
 }
 
-function number(name: string, text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a whole number; got ${JSON.stringify(text)}.`);
-  return value;
+const KEYS = SETTINGS.map((s) => s.key);
+
+/** Checks a config file's content against the settings table: every key known, every value valid. */
+function checkFile(json: unknown, file: string, prefix = ""): Config {
+  const where = `Config file ${file}`;
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new Error(`${where}: ${prefix ? `"${prefix}" must be an object` : "must hold a JSON object"}; got ${JSON.stringify(json)}.`);
+  }
+  for (const [name, value] of Object.entries(json)) {
+    const key = prefix ? `${prefix}.${name}` : name;
+    const setting = SETTINGS.find((s) => s.key === key);
+    if (setting) {
+      const problem = setting.kind.problem(value);
+      if (problem) throw new Error(`${where}: "${key}" ${problem}; got ${JSON.stringify(value)}.`);
+    } else if (KEYS.some((k) => k.startsWith(`${key}.`))) {
+      checkFile(value, file, key);
+    } else {
+      const near = suggestion(key);
+      throw new Error(`${where}: unknown key "${key}"${near ? ` (did you mean "${near}"?)` : ""}. Valid keys: ${KEYS.join(", ")}.`);
+    }
+  }
+  return json as Config;
 }
 
-function yes(text: string | undefined): boolean | undefined {
-  return text === undefined ? undefined : /^(1|true|yes)$/i.test(text);
+/** The known key a mistyped one was probably meant to be: a flag or variable name, another case, or a near spelling. */
+function suggestion(key: string): string | undefined {
+  const plain = (name: string) => name.toLowerCase().replace(/[^a-z0-9.]/g, "");
+  const named = SETTINGS.find((s) => [s.key, s.flag ?? s.key, s.env, s.env.replace(/^DORMANT_/, "")].some((name) => plain(name) === plain(key)));
+  if (named) return named.key;
+  const [best] = KEYS.map((k) => [k, distance(plain(k), plain(key))] as const).sort((a, b) => a[1] - b[1]);
+  return best && best[1] <= Math.max(2, Math.floor(key.length / 4)) ? best[0] : undefined;
 }
 
-function list(text: string | undefined): string[] | undefined {
-  return text === undefined ? undefined : text.split(",").map((name) => name.trim()).filter((name) => name !== "");
+/** Levenshtein distance. */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
 }
 
+/** Flags over DORMANT_* variables over the config file; what none of them gives stays unset. */
 export async function settings(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ config: Config; demo: boolean; help: boolean }> {
   const { values } = parseArgs({
     args,
     options: {
-      "data-dir": { type: "string" }, store: { type: "string" }, port: { type: "string" }, host: { type: "string" },
-      "idle-timeout": { type: "string" }, executors: { type: "string" }, "power-file": { type: "string" }, config: { type: "string" },
-      "max-live": { type: "string" }, "cpu-deadline": { type: "string" }, "memory-limit": { type: "string" },
-      "admin-port": { type: "string" }, "admin-host": { type: "string" }, "admin-hostnames": { type: "string" }, "trust-proxy": { type: "boolean" },
-      demo: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      ...Object.fromEntries(SETTINGS.filter((s) => s.flag).map((s) => [s.flag!, { type: "string" as const }])),
+      config: { type: "string" },
+      demo: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
     },
   });
+  const flags = values as Record<string, string | undefined>;
   let file: Config = {};
-  if (values.config) {
+  if (typeof values.config === "string") {
+    let json: unknown;
     try {
-      file = JSON.parse(await readFile(values.config, "utf8")) as Config;
+      json = JSON.parse(await readFile(values.config, "utf8"));
     } catch (error) {
       throw new Error(`Cannot read the config file ${values.config}: ${(error as Error).message}`);
     }
+    file = checkFile(json, values.config);
   }
-  const pick = <T>(...candidates: (T | undefined)[]) => candidates.find((value) => value !== undefined);
-  const config: Config = {
-    dataDir: pick(values["data-dir"], env.DORMANT_DATA_DIR, file.dataDir),
-    store: pick(values.store, env.DORMANT_STORE, file.store),
-    port: pick(number("--port", values.port), number("DORMANT_PORT", env.DORMANT_PORT), file.port),
-    host: pick(values.host, env.DORMANT_HOST, file.host),
-    adminPort: pick(number("--admin-port", values["admin-port"]), number("DORMANT_ADMIN_PORT", env.DORMANT_ADMIN_PORT), file.adminPort),
-    adminHost: pick(values["admin-host"], env.DORMANT_ADMIN_HOST, file.adminHost),
-    adminHostnames: pick(list(values["admin-hostnames"]), list(env.DORMANT_ADMIN_HOSTNAMES), file.adminHostnames),
-    trustProxy: pick(values["trust-proxy"], yes(env.DORMANT_TRUST_PROXY), file.trustProxy),
-    metricsToken: pick(env.DORMANT_METRICS_TOKEN || undefined, file.metricsToken),
-    idleTimeoutMs: pick(number("--idle-timeout", values["idle-timeout"]), number("DORMANT_IDLE_TIMEOUT_MS", env.DORMANT_IDLE_TIMEOUT_MS), file.idleTimeoutMs),
-    executors: pick(number("--executors", values.executors), number("DORMANT_EXECUTORS", env.DORMANT_EXECUTORS), file.executors),
-    powerFile: pick(values["power-file"], env.DORMANT_POWER_FILE, file.powerFile),
-    maxLive: pick(number("--max-live", values["max-live"]), number("DORMANT_MAX_LIVE", env.DORMANT_MAX_LIVE), file.maxLive),
-    cpuDeadlineMs: pick(number("--cpu-deadline", values["cpu-deadline"]), number("DORMANT_CPU_DEADLINE_MS", env.DORMANT_CPU_DEADLINE_MS), file.cpuDeadlineMs),
-    memoryLimitMiB: pick(number("--memory-limit", values["memory-limit"]), number("DORMANT_MEMORY_LIMIT_MIB", env.DORMANT_MEMORY_LIMIT_MIB), file.memoryLimitMiB),
-    ...(file.snapshotLimitBytes !== undefined ? { snapshotLimitBytes: file.snapshotLimitBytes } : {}),
-    ...(file.tasks ? { tasks: file.tasks } : {}),
-    ...(file.http ? { http: file.http } : {}),
-  };
-  return { config, demo: values.demo ?? false, help: values.help ?? false };
+  const config = defu(
+    fromText((s) => [`--${s.flag}`, s.flag ? flags[s.flag] : undefined]),
+    fromText((s) => [s.env, env[s.env]]),
+    file,
+  );
+  return { config, demo: values.demo === true, help: values.help === true };
+}
+
+/** The server's options: each setting where the table says, over the defaults. */
+export function serveOptions(config: Config): ServeOptions {
+  const options: Record<string, unknown> = {};
+  for (const setting of SETTINGS) {
+    const value = getPath(config, setting.key);
+    if (value !== undefined) setPath(options, optionOf(setting), setting.scale ? (value as number) * setting.scale : value);
+  }
+  return defu(options, SERVE_DEFAULTS) as ServeOptions;
 }
 
 export async function serveCommand(args: string[]): Promise<void> {
   const { config, demo, help } = await settings(args);
   if (help) return void console.log(HELP);
   const options: ServeOptions = {
-    ...(config.dataDir ? { dataDir: config.dataDir } : {}),
-    ...(config.store ? { store: config.store } : {}),
-    ...(config.port !== undefined ? { port: config.port } : {}),
-    ...(config.host ? { hostname: config.host } : {}),
-    ...(config.adminPort !== undefined ? { adminPort: config.adminPort } : {}),
-    ...(config.adminHost ? { adminHostname: config.adminHost } : {}),
-    ...(config.metricsToken ? { metricsToken: config.metricsToken } : {}),
-    ...(config.idleTimeoutMs !== undefined ? { idleTimeoutMs: config.idleTimeoutMs } : {}),
-    ...(config.executors ? { executors: config.executors } : {}),
-    ...(config.powerFile ? { powerFile: config.powerFile } : {}),
-    ...(config.maxLive !== undefined ? { maxLive: config.maxLive } : {}),
-    ...(config.tasks ? { limits: { ...DEFAULT_TASK_LIMITS, ...config.tasks } } : {}),
-    http: {
-      ...config.http,
-      ...(config.adminHostnames ? { adminHostnames: config.adminHostnames } : {}),
-      ...(config.trustProxy !== undefined ? { trustProxy: config.trustProxy } : {}),
-    },
-    partitionLimits: {
-      ...(config.cpuDeadlineMs !== undefined ? { cpuDeadlineMs: config.cpuDeadlineMs } : {}),
-      ...(config.memoryLimitMiB !== undefined ? { memoryBytes: config.memoryLimitMiB * 2 ** 20 } : {}),
-      ...(config.snapshotLimitBytes !== undefined ? { snapshotBytes: config.snapshotLimitBytes } : {}),
-    },
-    onLog: (partition, level, message) => process.stdout.write(`${JSON.stringify({ at: new Date().toISOString(), event: "guest-log", partition, level, message })}\n`),
+    ...serveOptions(config),
+    onLog: (partition, level, message) =>
+      process.stdout.write(`${JSON.stringify({ at: new Date().toISOString(), event: "guest-log", partition, level, message })}\n`),
   };
+  // Imported here, so that --help and a bad setting answer without loading the host.
+  const { startServer } = await import("../serve/server.ts");
   const server = await startServer(options);
   if (demo) await deployDemo(server);
   const { store, pool } = server.host;
   console.error(`Dormant serving push ${server.pushUrl}, admin ${server.adminUrl} (store ${store.description}, ${pool.size} executors)`);
   console.error(`  status page  ${server.adminUrl}/`);
   console.error(`  admin API    ${server.adminUrl}/api   metrics ${server.adminUrl}/metrics   health ${server.adminUrl}/healthz`);
-  console.error(server.tokenGenerated ? `  admin token  ${server.adminToken}   (generated now and kept in the store; set DORMANT_ADMIN_TOKEN to choose one)` : "  admin token  as set before (DORMANT_ADMIN_TOKEN, or the one printed at first start)");
+  console.error(
+    server.tokenGenerated
+      ? `  admin token  ${server.adminToken}   (generated now and kept in the store; set DORMANT_ADMIN_TOKEN to choose one)`
+      : "  admin token  as set before (DORMANT_ADMIN_TOKEN, or the one printed at first start)",
+  );
   for (const task of server.host.registry.all().filter((t) => t.pushToken)) {
     console.error(`  push         ${server.pushUrl}/push/${task.pushToken}   (${task.name} of ${task.partition})`);
   }
@@ -182,8 +172,12 @@ export async function serveCommand(args: string[]): Promise<void> {
 
 /** The example guests as partitions, once: a counter and a task-recorder. */
 async function deployDemo(server: Server): Promise<void> {
+  const { exampleComponent } = await import("../../guests/examples.ts");
   const { partitions } = server.host;
-  for (const [name, example] of [["counter", "counter"], ["recorder", "task-recorder"]] as [string, ExampleName][]) {
+  for (const [name, example] of [
+    ["counter", "counter"],
+    ["recorder", "task-recorder"],
+  ] as [string, ExampleName][]) {
     const { digest } = await server.host.components.add(await readFile(await exampleComponent(example)));
     if (partitions.list().some((p) => p.name === name)) continue;
     const { id } = await partitions.create({ name, component: digest });

@@ -5,6 +5,7 @@ import { Hono, type MiddlewareHandler } from "hono";
 import type { Host } from "../host.ts";
 import type { Activity } from "../observability/activity.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import { HTTP_DEFAULTS } from "../options.ts";
 import { checkHost, requireMetricsReader, requireOperator, type DoorOptions, type SecurityLog } from "./admin-door.ts";
 import { adminRoutes } from "./admin-api.ts";
 import { sameSecret, Sessions } from "./auth.ts";
@@ -37,17 +38,6 @@ export interface HttpOptions {
   authFailures?: RateLimit;
 }
 
-const HTTP_DEFAULTS = {
-  maxBodyBytes: 1 << 20,
-  maxComponentBytes: 64 << 20,
-  pushRate: { perSecond: 100, burst: 200 },
-  pushDeadlineMs: 10_000,
-  guestCsp: "sandbox",
-  adminHostnames: [] as string[],
-  trustProxy: false,
-  sessionTtlMs: 12 * 3_600_000,
-  authFailures: { perSecond: 1 / 6, burst: 10 },
-};
 
 export interface HttpContext {
   clock: () => number;

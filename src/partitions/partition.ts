@@ -27,7 +27,7 @@ export interface PartitionLimits {
   snapshotBytes: number;
 }
 
-export const DEFAULT_PARTITION_LIMITS: PartitionLimits = { cpuDeadlineMs: 5000, memoryBytes: 256 * 2 ** 20, snapshotBytes: 64 * 2 ** 20 };
+export { DEFAULT_PARTITION_LIMITS } from "../options.ts";
 
 /** What it takes to create a partition (or provision a replacement for a deleted one). */
 export interface PartitionSpec {

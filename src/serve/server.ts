@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 import { startHost, type Host, type HostEvent, type HostOptions } from "../host.ts";
 import { createAdminApp, createPushApp, type HttpOptions } from "../http/app.ts";
+import { SERVE_DEFAULTS } from "../options.ts";
 import { systemClock } from "../scheduler/clock.ts";
 import { generateToken, TOKEN_ADVICE, weakTokenReason } from "../http/auth.ts";
 import { Activity } from "../observability/activity.ts";
@@ -49,8 +50,8 @@ export async function startServer(options: ServeOptions = {}): Promise<Server> {
   const metricsToken = options.metricsToken ?? (process.env.DORMANT_METRICS_TOKEN || undefined);
   refuseWeak("DORMANT_ADMIN_TOKEN", configured);
   refuseWeak("DORMANT_METRICS_TOKEN", metricsToken);
-  const port = options.port ?? 8787;
-  const adminPort = options.adminPort ?? 8788;
+  const port = options.port ?? SERVE_DEFAULTS.port;
+  const adminPort = options.adminPort ?? SERVE_DEFAULTS.adminPort;
   if (port !== 0 && port === adminPort) {
     throw new Error(`The push port and the admin port are both ${port}; give the admin surface its own with --admin-port (guests must not share its origin).`);
   }
@@ -73,9 +74,9 @@ export async function startServer(options: ServeOptions = {}): Promise<Server> {
     const { token, generated } = await adminToken(host, configured);
     const http: HttpOptions = { ...options.http, adminToken: token, ...(metricsToken ? { metricsToken } : {}) };
     const context = { clock, log: securityLog };
-    const push = await listen(createPushApp(host, metrics, http, context).fetch, port, options.hostname ?? "127.0.0.1", "--port");
+    const push = await listen(createPushApp(host, metrics, http, context).fetch, port, options.hostname ?? SERVE_DEFAULTS.hostname, "--port");
     servers.push(push);
-    const admin = await listen(createAdminApp(host, metrics, activity, http, context).fetch, adminPort, options.adminHostname ?? "127.0.0.1", "--admin-port");
+    const admin = await listen(createAdminApp(host, metrics, activity, http, context).fetch, adminPort, options.adminHostname ?? SERVE_DEFAULTS.adminHostname, "--admin-port");
     servers.push(admin);
     let closing: Promise<void> | undefined;
     return {

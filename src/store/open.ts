@@ -11,6 +11,7 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createStorage, prefixStorage, type Storage } from "unstorage";
 import redisDriver from "unstorage/drivers/redis";
+import { DEFAULT_DATA_DIR } from "../options.ts";
 import fsAtomicDriver from "./drivers/fs-atomic.ts";
 
 export interface Store {
@@ -62,7 +63,6 @@ export class StoreUnavailableError extends Error {
   }
 }
 
-export const DEFAULT_DATA_DIR = "./.dormant";
 export const DEFAULT_REDIS_PREFIX = "dormant";
 const REDIS_PREFIX_RE = /^[A-Za-z0-9_.-]{1,128}$/;
 /** At least two letters, so Windows drive letters ("C:\data") read as paths. */

@@ -9,11 +9,6 @@ export interface TaskLimits {
   maxAttempts: number;
 }
 
-export const DEFAULT_TASK_LIMITS: TaskLimits = {
-  maxTasks: 1000,
-  minIntervalMs: 1000,
-  maxPayloadBytes: 64 * 1024,
-  maxAttempts: 100,
-};
+export { DEFAULT_TASK_LIMITS } from "../options.ts";
 
 export const DEFAULT_RETRY = { maxAttempts: 6, initialBackoffMs: 2000, maxBackoffMs: 300_000 } as const;

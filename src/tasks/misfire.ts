@@ -13,7 +13,7 @@ export interface MisfireOptions {
   fireAllCap: number;
 }
 
-export const DEFAULT_MISFIRE: MisfireOptions = { graceMs: 60_000, fireAllCap: 100 };
+export { DEFAULT_MISFIRE } from "../options.ts";
 
 /** Cron occurrences are counted one by one (croner takes ~0.1 ms each) up to this many; beyond it, "at least". */
 const MAX_COUNTED = 1000;

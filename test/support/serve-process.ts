@@ -1,4 +1,5 @@
-// `dormant serve` as a child process, as an operator runs it.
+// `dormant serve` as a child process, as an operator runs it: bin/dormant.js on the compiled
+// dist/, which test/setup/build-dist.ts builds from the current sources before the tests.
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 
