@@ -2,7 +2,7 @@
 // `--help` and `--version` load nothing heavy (no jco, hono or unstorage).
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { PACKAGE_ROOT } from "../../runtime/module-url.ts";
+import { PACKAGE_ROOT } from "../../runtime/index.ts";
 
 const USAGE = `Usage: dormant <command> [options]
 

@@ -39,7 +39,8 @@ describe("boundaries", () => {
   });
 
   it("has no cycles between the folders of src/", async () => {
-    const folderOf = (file: string) => dirname(file).split("/").slice(0, 2).join("/");
+    // A file at the top of src/ (host.ts, options.ts, events.ts) is a node of its own.
+    const folderOf = (file: string) => (dirname(file) === "src" ? file : dirname(file).split("/").slice(0, 2).join("/"));
     const edges = new Map<string, Set<string>>();
     for (const file of await sources("src")) {
       for (const target of await importsOf(file)) {

@@ -49,8 +49,10 @@ describe("dormant", () => {
   it("lists every serve setting with its flag, variable, config key and default in serve --help", async () => {
     const { code, stdout } = await dormant("help", "serve");
     expect(code).toBe(0);
-    for (const s of SETTINGS)
-      expect(stdout).toMatch(new RegExp(`--${s.flag} ${s.kind.arg} .*\\(default .+\\) \\[${s.env}, ${s.key.replaceAll(".", "\\.")}\\]`));
+    for (const s of SETTINGS) {
+      const flag = s.flag ? `--${s.flag} ${s.kind.arg}` : "\\(no flag\\)";
+      expect(stdout).toMatch(new RegExp(`${flag} .*\\(default .+\\) \\[${s.env}, ${s.key.replaceAll(".", "\\.")}\\]`));
+    }
   });
 
   it("refuses a bad setting before starting anything, naming it", async () => {

@@ -53,7 +53,7 @@ describe("serve settings", () => {
     const file = await configFile({ port: 1, idleTimeout: 5000 });
     const error = await settings(["--config", file], {}).catch((e: Error) => e);
     expect((error as Error).message).toContain(`Config file ${file}: unknown key "idleTimeout" (did you mean "idleTimeoutMs"?)`);
-    expect((error as Error).message).toContain("Valid keys: dataDir, store, port, host, idleTimeoutMs");
+    expect((error as Error).message).toContain("Valid keys: dataDir, store, port, host, adminPort");
     await expect(settings(["--config", await configFile({ tasks: { maxTask: 1 } })], {})).rejects.toThrow(
       /unknown key "tasks.maxTask" \(did you mean "tasks.maxTasks"\?\)/,
     );
@@ -87,10 +87,14 @@ describe("serve settings", () => {
   });
 
   it("gives every setting a distinct flag, variable and key, and a place in the server options", () => {
-    for (const field of ["flag", "env", "key"] as const) expect(new Set(SETTINGS.map((s) => s[field])).size).toBe(SETTINGS.length);
+    const flagged = SETTINGS.filter((s) => s.flag);
+    expect(new Set(flagged.map((s) => s.flag)).size).toBe(flagged.length);
+    for (const field of ["env", "key"] as const) expect(new Set(SETTINGS.map((s) => s[field])).size).toBe(SETTINGS.length);
+    expect(SETTINGS.filter((s) => !s.flag).map((s) => s.key)).toEqual(["metricsToken"]);
     const withoutDefault = SETTINGS.filter((s) => getPath(SERVE_DEFAULTS, optionOf(s)) === undefined).map((s) => [s.key, s.unset]);
     expect(withoutDefault).toEqual([
       ["store", "fs in the data directory"],
+      ["metricsToken", "open on the admin port"],
       ["executors", "one per core"],
       ["powerFile", "none"],
     ]);
