@@ -57,6 +57,7 @@ export interface Host {
 }
 
 const GUEST_BINDING = new URL("./tasks/guest-binding.ts", import.meta.url);
+const JCO_ENGINE = new URL("../runtime/jco/jco-engine.ts", import.meta.url);
 
 export async function startHost(options: HostOptions = {}): Promise<Host> {
   const dataDir = resolve(options.dataDir ?? ".dormant");
@@ -66,6 +67,7 @@ export async function startHost(options: HostOptions = {}): Promise<Host> {
   const pool = ExecutorPool.start({
     cacheDir: options.engineCacheDir ?? join(dataDir, "engine-cache"),
     hostModule: GUEST_BINDING,
+    engineModule: JCO_ENGINE,
     ...(options.executors ? { size: options.executors } : {}),
     ...(options.onLog ? { onLog: options.onLog } : {}),
   });

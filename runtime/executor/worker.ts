@@ -1,9 +1,8 @@
 // An executor: a worker thread that hosts partitions. Guest code only ever runs here,
 // so a busy guest never stalls the main thread's timers or HTTP.
 import { parentPort, workerData } from "node:worker_threads";
-import type { CompiledComponent, GuestInstance } from "../engine.ts";
+import type { CompiledComponent, EngineModule, GuestInstance } from "../engine.ts";
 import { GuestTrapError } from "../errors.ts";
-import { JcoEngine } from "../jco/jco-engine.ts";
 import { applySnapshot, capturePristine, encodeSnapshot, resetToPristine, type PristineImage } from "../snapshot/image.ts";
 import type { HostBinding, HostModule, HostSink } from "./host-binding.ts";
 import { transferList, type ActivateResult, type CallResult, type FromWorker, type Request, type SnapshotResult } from "./protocol.ts";
@@ -11,6 +10,9 @@ import { ActivationFailedError, MemoryLimitError, PartitionNotLiveError, seriali
 
 export interface ExecutorData {
   cacheDir: string;
+  /** URL of the engine module (see `EngineModule`). */
+  engineModule: string;
+  /** URL of the host module (see `HostModule`). */
   hostModule: string;
 }
 
@@ -25,7 +27,7 @@ interface Live extends Bound {
 
 const port = parentPort!;
 const data = workerData as ExecutorData;
-const engine = new JcoEngine({ cacheDir: data.cacheDir });
+const engine = ((await import(data.engineModule)) as EngineModule).createEngine({ cacheDir: data.cacheDir });
 const host = (await import(data.hostModule)) as HostModule;
 const sink: HostSink = {
   log: (partition, level, message) => post({ type: "log", partition, level, message }),
