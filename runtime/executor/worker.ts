@@ -215,6 +215,14 @@ function isGuestError(error: unknown): error is { payload: unknown } {
   return typeof error === "object" && error !== null && Object.hasOwn(error, "payload");
 }
 
+/**
+ * What a trap says. Guests built by `dormant build` turn an uncaught exception into the
+ * call's error, with its message; what still traps is the engine's own failure (stack
+ * overflow, out of memory) or a hand-written `unreachable`.
+ */
 function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : String(error);
+  if (!message.includes("unreachable")) return message;
+  const hint = "a JS guest built without `dormant build` traps like this on an exception it did not catch, losing its message; rebuild it with `dormant build`";
+  return `${message} (${hint})`;
 }

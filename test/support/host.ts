@@ -1,15 +1,17 @@
 import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, inject } from "vitest";
+import { afterEach } from "vitest";
 import { startHost, type Host, type HostOptions } from "../../src/host.ts";
 import { eventLog, type EventLog } from "./events.ts";
+import { guestFile, type Guest, type GuestChoice } from "./guests.ts";
 
 export interface TestHost extends Host, Pick<EventLog, "events" | "waitFor"> {
   logs: { partition: string; message: string }[];
   dataDir: string;
   now: { value: number };
-  deploy(guest: "counter" | "wat" | "recorder"): Promise<string>;
+  /** Add an example guest's component (on the chosen JS engine); returns its digest. */
+  deploy(guest: Guest, choice?: GuestChoice): Promise<string>;
 }
 
 /** Shared by every test host and server: transpiling the 12 MB JS guest once is enough. */
@@ -30,7 +32,6 @@ export async function startTestHost(options: Partial<HostOptions> & { dataDir?: 
     onEvent: log.record,
     onLog: (partition, _level, message) => logs.push({ partition, message }),
   });
-  const guests = inject("guests");
   return {
     ...host,
     events: log.events,
@@ -43,8 +44,8 @@ export async function startTestHost(options: Partial<HostOptions> & { dataDir?: 
       now.value = at;
       await host.tick(at);
     },
-    async deploy(guest) {
-      return (await host.partitions.components.add(await readFile(guests[guest]))).digest;
+    async deploy(guest, choice) {
+      return (await host.partitions.components.add(await readFile(guestFile(guest, choice)))).digest;
     },
   };
 }

@@ -1,6 +1,7 @@
 // Driving the task-recorder guest from tests: direct calls to its entries, and its report.
 import type { CallOutcome } from "../../runtime/executor/protocol.ts";
 import type { CreatePartition } from "../../src/partitions/manager.ts";
+import type { GuestChoice } from "./guests.ts";
 import type { TestHost } from "./host.ts";
 import { event } from "./runtime.ts";
 
@@ -16,9 +17,9 @@ export interface Received {
   occurrences: number;
 }
 
-/** A partition of the task-recorder guest. */
-export async function recorder(h: TestHost, options: Partial<CreatePartition> = {}): Promise<string> {
-  const component = await h.deploy("recorder");
+/** A partition of the task-recorder guest (on the chosen JS engine). */
+export async function recorder(h: TestHost, { engine, ...options }: Partial<CreatePartition> & GuestChoice = {}): Promise<string> {
+  const component = await h.deploy("recorder", { engine });
   return (await h.partitions.create({ name: "recorder", component, ...options })).id;
 }
 

@@ -2,9 +2,9 @@
 import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { inject } from "vitest";
 import { startServer, type Server, type ServeOptions } from "../../src/serve/server.ts";
 import { eventLog, type EventLog } from "./events.ts";
+import { guestFile, type GuestChoice } from "./guests.ts";
 import { SHARED_ENGINE_CACHE } from "./host.ts";
 
 export interface TestServer extends Server, Pick<EventLog, "events" | "waitFor"> {
@@ -12,8 +12,8 @@ export interface TestServer extends Server, Pick<EventLog, "events" | "waitFor">
   logLines: string[];
   /** Call the server with the admin token. */
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
-  /** Upload an example guest and create a partition of it; returns the partition id. */
-  deploy(guest: "counter" | "recorder", name?: string): Promise<string>;
+  /** Upload an example guest (on the chosen JS engine) and create a partition of it; returns the partition id. */
+  deploy(guest: "counter" | "recorder", name?: string, choice?: GuestChoice): Promise<string>;
   tick(at: number): Promise<void>;
 }
 
@@ -49,8 +49,8 @@ export async function startTestServer(options: ServeOptions = {}): Promise<TestS
     waitFor: log.waitFor,
     logLines,
     api,
-    async deploy(guest: "counter" | "recorder", name = guest) {
-      const component = await api("POST", "/api/components", new Uint8Array(await readFile(inject("guests")[guest])));
+    async deploy(guest: "counter" | "recorder", name: string = guest, choice?: GuestChoice) {
+      const component = await api("POST", "/api/components", new Uint8Array(await readFile(guestFile(guest, choice))));
       const partition = await api("POST", "/api/partitions", { name, component: component.body.digest });
       if (partition.status !== 201) throw new Error(JSON.stringify(partition.body));
       return partition.body.id as string;
