@@ -67,7 +67,9 @@ export const handler = {
       }
       case "register": {
         const spec = JSON.parse(decoder.decode(event.payload));
-        const info = register({ ...spec, trigger: { tag: "after", val: spec.after ?? 1000 }, payload: new Uint8Array(), priority: 0, outlivePartition: false });
+        // A u64 may be a Number (as the guest receives them) or a BigInt.
+        const after = BigInt(spec.after ?? 1000);
+        const info = register({ ...spec, trigger: { tag: "after", val: after }, payload: new Uint8Array(), priority: 0, outlivePartition: false });
         return json(200, { id: info.id, names: list().map((task) => task.name) });
       }
       // Throwing returns `err(string)`: a string as it is, an Error as "Name: message".

@@ -114,6 +114,16 @@ describe("bad components", () => {
 });
 
 describe.each(JS_ENGINES)("a JS guest on %s", (engine) => {
+  it("sees an event's times as Numbers and an absent request as undefined", async () => {
+    const recorder = await pool.prepare(await readFile(guestFile("recorder", { engine })));
+    const partition = `times-${engine}`;
+    await pool.activate(partition, { component: recorder, reason: "fresh", host: noTasks(), now: 0, poolSize: 0, limits: LIMITS });
+    await pool.call(partition, event("record", "", { scheduledAt: 1_800_000_000_000n, firedAt: 1_800_000_000_005n }), noTasks(), 0, LIMITS);
+    const { outcome } = await pool.call(partition, event("report"), noTasks(), 0, LIMITS);
+    const { received } = JSON.parse(bodyText(outcome.ok ? outcome.reply?.body : undefined));
+    expect(received).toEqual([{ name: "record", entry: "record", payload: "", scheduledAt: 1_800_000_000_000, firedAt: 1_800_000_000_005, attempt: 1, occurrences: 1 }]);
+  });
+
   it("fails the call with the message of an Error it throws, and lives on", async () => {
     const recorder = await pool.prepare(await readFile(guestFile("recorder", { engine })));
     const partition = `thrower-${engine}`;
