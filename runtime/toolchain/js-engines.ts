@@ -3,6 +3,11 @@
 // instead). The lists were found by probing guests built both ways: QuickJS has no Web
 // APIs beyond atob/btoa and no clock once WASI is stubbed out; StarlingMonkey has them, but
 // timers, fetch and performance.now() trap with WASI disabled. Neither has Intl.
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { isMainThread } from "node:worker_threads";
+
 export const JS_ENGINES = ["quickjs", "starlingmonkey"] as const;
 export type JsEngine = (typeof JS_ENGINES)[number];
 
@@ -88,13 +93,27 @@ export const JS_ENGINE_PROFILES: Readonly<Record<JsEngine, JsEngineProfile>> = {
     inject: ["console.js", "starlingmonkey.js"],
     async componentize(source, witDir, world) {
       const { componentize } = await import("@bytecodealliance/componentize-js");
-      const { component } = await componentize(source, {
-        sourceName: "guest.js",
-        witPath: witDir,
-        worldName: world,
-        disableFeatures: ["stdio", "random", "clocks", "http", "fetch-event"],
-      } as never);
-      return component;
+      // componentize-js derives the paths it hands wizer from the working directory, and
+      // gets them wrong when that directory is an ancestor of its temp folder (a build
+      // run from /tmp or / fails with "Error loading module"). Give it a source file of
+      // our own and, as jco does, run it from that file's folder.
+      const dir = await mkdtemp(join(tmpdir(), "dormant-build-"));
+      const sourcePath = join(dir, "guest.js");
+      const callerDir = process.cwd();
+      try {
+        await writeFile(sourcePath, source);
+        if (isMainThread) process.chdir(dir);
+        const { component } = await componentize({
+          sourcePath,
+          witPath: witDir,
+          worldName: world,
+          disableFeatures: ["stdio", "random", "clocks", "http", "fetch-event"],
+        } as never);
+        return component;
+      } finally {
+        if (isMainThread) process.chdir(callerDir);
+        await rm(dir, { recursive: true, force: true });
+      }
     },
   },
 };
