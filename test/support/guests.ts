@@ -10,12 +10,18 @@ export { JS_ENGINES, type JsEngine };
 export type Guest = "counter" | "recorder" | "wat";
 
 export interface GuestChoice {
-  /** The JS engine; the tests that predate QuickJS guests ran on StarlingMonkey, so that is the default here. */
+  /** The JS engine; default `DEFAULT_TEST_ENGINE`. */
   engine?: JsEngine;
 }
 
+/**
+ * The engine of tests that name none. The tests that predate QuickJS guests ran on
+ * StarlingMonkey; `DORMANT_TEST_ENGINE=quickjs` runs them all on QuickJS instead.
+ */
+export const DEFAULT_TEST_ENGINE: JsEngine = process.env.DORMANT_TEST_ENGINE === "quickjs" ? "quickjs" : "starlingmonkey";
+
 /** The flavour name of a guest build, as the global setup provides it. */
-export function guestFlavour(guest: Guest, { engine = "starlingmonkey" }: GuestChoice = {}): GuestFlavour {
+export function guestFlavour(guest: Guest, { engine = DEFAULT_TEST_ENGINE }: GuestChoice = {}): GuestFlavour {
   if (guest === "wat") return "wat";
   return engine === "quickjs" ? `${guest}-qjs` : guest;
 }
