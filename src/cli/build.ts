@@ -16,7 +16,7 @@ Options:
   --engine NAME      The JS engine for a .js/.ts guest (default ${DEFAULT_JS_ENGINE}):
                        quickjs         1.7 MB, light and fast to wake; no clock, no Web APIs
                                        beyond TextEncoder/TextDecoder, console and atob/btoa
-                       starlingmonkey  12.5 MB; URL, crypto, Date.now() and the other Web APIs
+                       starlingmonkey  12.6 MB; URL, crypto, Date.now() and the other Web APIs
                      A guest that uses an API its engine lacks is refused, naming the API.
   --wit DIR          The WIT folder (default: the one shipped with Dormant)`;
 
