@@ -90,6 +90,21 @@ describe("partitions in executors", () => {
   });
 });
 
+describe("the engine seam", () => {
+  it("runs guests on the engine module the host names", async () => {
+    const named = await startPool({ size: 1, engineModule: new URL("./fixtures/engine-in-subfolder.ts", import.meta.url) });
+    try {
+      const prepared = await named.prepare(await readFile(guests.wat));
+      expect(prepared.location).toMatch(/\/engine-in-subfolder\//);
+      await named.activate("seam", { component: prepared, reason: "fresh", host: noTasks(), now: 0, poolSize: 0, limits: LIMITS });
+      const { outcome } = await named.call("seam", event("tick"), noTasks(), 0, LIMITS);
+      expect(outcome.ok && bodyText(outcome.reply?.body)).toBe("1");
+    } finally {
+      await named.close();
+    }
+  });
+});
+
 describe("bad components", () => {
   // What each refusal says is the engine contract's (engine-contract.ts); here, that it crosses the thread typed.
   it("hands a refused component's typed error across the thread", async () => {
