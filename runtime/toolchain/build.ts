@@ -6,14 +6,13 @@ import "./preopens.ts";
 import { readFile } from "node:fs/promises";
 import { extname, resolve } from "node:path";
 import { componentEmbed, componentNew, parse } from "@bytecodealliance/jco";
-import { buildJsGuest, GuestSourceError } from "./js-build.ts";
+import { GuestBuildError } from "../errors.ts";
+import { buildJsGuest } from "./js-build.ts";
 import { DEFAULT_JS_ENGINE, JS_ENGINE_PROFILES, type JsEngine } from "./js-engines.ts";
 
 export const WORLD = "partition";
 
-export class GuestBuildError extends Error {
-  override name = "GuestBuildError";
-}
+export { GuestBuildError };
 
 export interface BuildOptions {
   /** The WIT folder holding the dormant:host package. */
@@ -34,7 +33,6 @@ export async function buildComponent(entry: string, options: BuildOptions): Prom
     if (kind === ".wat") return await buildWat(await readFile(path, "utf8"), witDir);
     if ([".js", ".mjs", ".ts", ".mts"].includes(kind)) return await buildJsGuest(path, witDir, WORLD, engine, options.onWarning ?? (() => {}));
   } catch (error) {
-    if (error instanceof GuestSourceError) throw new GuestBuildError(error.message, { cause: error });
     if (error instanceof GuestBuildError) throw error;
     const what = kind === ".wat" ? "" : ` with ${JS_ENGINE_PROFILES[engine].label}`;
     throw new GuestBuildError(`Building ${entry}${what} failed: ${(error as Error).message}`, { cause: error });
