@@ -86,7 +86,7 @@ export async function pushFigures(): Promise<Record<string, number>> {
   await dormant(async (server) => {
     const { partitions } = server.host;
     const wat = await server.host.components.add(await readFile(await exampleComponent("wat-minimal")));
-    const js = await server.host.components.add(await readFile(await exampleComponent("counter")));
+    const js = await server.host.components.add(await readFile(await exampleComponent("counter", { engine: "starlingmonkey" })));
 
     // One warm partition: the JS counter's own `inbox` push task, and a WAT partition's.
     const counter = await partitions.create({ name: "counter", component: js.digest });

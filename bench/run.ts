@@ -13,7 +13,8 @@ const wanted = (group: string) => groups.length === 0 || groups.includes(group);
 
 const figures: Record<string, number> = {
   ...(wanted("wake") ? await wakeFigures("wat", "wat-minimal", cycles) : {}),
-  ...(wanted("wake") ? await wakeFigures("js", "counter", cycles) : {}),
+  ...(wanted("wake") ? await wakeFigures("js", "counter", cycles, "starlingmonkey") : {}),
+  ...(wanted("wake") ? await wakeFigures("qjs", "counter", cycles, "quickjs") : {}),
   ...(wanted("tasks") ? await insertFigures() : {}),
   ...(wanted("tasks") ? await latenessFigures() : {}),
   ...(wanted("push") ? await pushFigures() : {}),

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exampleComponent, type ExampleName } from "../guests/examples.ts";
+import type { JsEngine } from "../runtime/toolchain/js-engines.ts";
 import type { PreparedComponent } from "../runtime/engine.ts";
 import type { TaskEvent } from "../runtime/executor/protocol.ts";
 import { startHost } from "../src/host.ts";
@@ -20,9 +21,9 @@ const tick: TaskEvent = {
   occurrences: 1,
 };
 
-export async function wakeFigures(label: string, example: ExampleName, cycles: number): Promise<Record<string, number>> {
-  const bytes = await readFile(await exampleComponent(example));
-  const figures: Record<string, number> = {};
+export async function wakeFigures(label: string, example: ExampleName, cycles: number, engine?: JsEngine): Promise<Record<string, number>> {
+  const bytes = await readFile(await exampleComponent(example, { engine }));
+  const figures: Record<string, number> = { [`component.${label}.bytes`]: bytes.length };
   let plainSamples: number[] = [];
   await measureHost(bytes, 0, 5, async (prepared) => {
     plainSamples = await plainJcoInstantiate(prepared, Math.min(cycles, 100));
@@ -41,6 +42,7 @@ export async function wakeFigures(label: string, example: ExampleName, cycles: n
       figures[`freeze.${label}.p50_ms`] = round(percentile(run.freeze, 50));
       figures[`freeze.${label}.p99_ms`] = round(percentile(run.freeze, 99));
       figures[`snapshot.${label}.bytes`] = run.snapshotBytes;
+      figures[`call.${label}.warm.p50_ms`] = round(percentile(run.warmCall, 50));
     }
   }
   return figures;
@@ -80,8 +82,15 @@ async function measureHost(bytes: Uint8Array, spareInstances: number, cycles: nu
       wake.push(performance.now() - started);
     }
     const head = await host.snapshots.head(id);
+    // An event to a live partition: the thread round trip and the guest's own work.
+    const warmCall: number[] = [];
+    for (let i = 0; i < Math.min(cycles, 200); i++) {
+      const started = performance.now();
+      await host.partitions.deliver(id, tick);
+      warmCall.push(performance.now() - started);
+    }
     await beforeClose?.(prepared);
-    return { prepared, wake, freeze, firstActivation, snapshotBytes: head?.latest.bytes ?? snapshotBytes };
+    return { prepared, wake, freeze, warmCall, firstActivation, snapshotBytes: head?.latest.bytes ?? snapshotBytes };
   } finally {
     await host.close();
     await rm(dataDir, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 // The engine port: everything Dormant needs from a WebAssembly component engine. The
 // host never touches an engine directly; it goes through this interface, implemented
-// today by `jco/jco-engine.ts` (V8 through jco's transpiled glue).
+// today by `jco/jco-engine.ts` (V8 through jco's transpiled glue). The host names an
+// engine module by URL (see `EngineModule`) and each executor loads it.
 import type { ImportObject, Partition } from "../wit/types/partition.d.ts";
 
 /** What the host hands a guest: the `partition` world's imports. */
@@ -17,7 +18,30 @@ export interface PreparedComponent {
   readonly bytes: number;
 }
 
+/** The value type of a core WebAssembly global. */
 export type CoreValueType = "i32" | "i64" | "f32" | "f64" | "v128" | "funcref" | "externref";
+
+// The state surface is typed by shape, not as V8's WebAssembly.* classes, so an engine
+// that is not V8 can hand over plain objects. V8's Memory, Global and Table fit as they are.
+
+/** A linear memory. */
+export interface LinearMemory {
+  /** The whole memory; a new buffer after each grow. */
+  readonly buffer: ArrayBuffer;
+  /** Grow by this many 64 KiB pages; returns the previous size in pages. */
+  grow(pages: number): number;
+}
+
+/** A global: a number for i32, f32 and f64, a bigint for i64, an opaque value (or null) for references. */
+export interface GlobalCell {
+  value: unknown;
+}
+
+/** A table, read only to check that its entries did not change. */
+export interface TableView {
+  readonly length: number;
+  get(index: number): unknown;
+}
 
 /**
  * Live access to the state a snapshot must capture: every memory and mutable global
@@ -25,10 +49,10 @@ export type CoreValueType = "i32" | "i64" | "f32" | "f64" | "v128" | "funcref" |
  * change), in a fixed order that is the same for every instance of one component.
  */
 export interface StateView {
-  readonly memories: readonly WebAssembly.Memory[];
-  readonly globals: readonly { readonly global: WebAssembly.Global; readonly type: CoreValueType }[];
+  readonly memories: readonly LinearMemory[];
+  readonly globals: readonly { readonly global: GlobalCell; readonly type: CoreValueType }[];
   /** Each table with the entries it held when instantiated, to detect a guest rewriting it. */
-  readonly tables: readonly { readonly table: WebAssembly.Table; readonly entries: readonly unknown[] }[];
+  readonly tables: readonly { readonly table: TableView; readonly entries: readonly unknown[] }[];
 }
 
 export interface GuestInstance {
@@ -48,4 +72,17 @@ export interface Engine {
   prepare(bytes: Uint8Array): Promise<PreparedComponent>;
   /** Compile a prepared component (cached by digest for the life of the engine). */
   compile(prepared: PreparedComponent): Promise<CompiledComponent>;
+}
+
+export interface EngineOptions {
+  /** Where the engine may cache prepared components, one entry per digest. */
+  cacheDir: string;
+}
+
+/**
+ * What an engine module exports. The host names the module by URL when it starts the
+ * executors (as it names the host module), and every executor creates its engine from it.
+ */
+export interface EngineModule {
+  createEngine(options: EngineOptions): Engine;
 }

@@ -30,3 +30,8 @@ export class GuestTrapError extends Error {
     super(message, options);
   }
 }
+
+/** `dormant build` could not build a guest; the message says what to change. */
+export class GuestBuildError extends Error {
+  override name = "GuestBuildError";
+}

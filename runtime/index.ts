@@ -9,6 +9,7 @@ export { ExecutorLostError, GuestDeadlineError, MemoryLimitError, PartitionNotLi
 export { GuestTrapError, ComponentError } from "./errors.ts";
 export { SnapshotFormatError } from "./snapshot/image.ts";
 export type { BuildOptions } from "./toolchain/build.ts";
+export { DEFAULT_JS_ENGINE, JS_ENGINES, jsEngine, type JsEngine } from "./toolchain/js-engines.ts";
 export { moduleUrl, PACKAGE_ROOT } from "./module-url.ts";
 
 /** Build a guest component (`dormant build`); the toolchain is loaded only when asked for. */

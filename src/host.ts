@@ -79,6 +79,7 @@ export interface Host {
 }
 
 const TASK_BINDING = moduleUrl("./tasks/executor/binding.ts", import.meta.url);
+const JCO_ENGINE = moduleUrl("../runtime/jco/jco-engine.ts", import.meta.url);
 
 export async function startHost(given: HostOptions = {}): Promise<Host> {
   const options = resolveHostOptions(given);
@@ -96,6 +97,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     const pool = ExecutorPool.start({
       cacheDir: options.engineCacheDir ?? join(dataDir, "engine-cache"),
       hostModule: TASK_BINDING,
+      engineModule: JCO_ENGINE,
       ...(options.executors ? { size: options.executors } : {}),
       ...(options.onLog ? { onLog: options.onLog } : {}),
     });

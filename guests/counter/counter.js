@@ -24,7 +24,7 @@ export const lifecycle = {
     if (reason !== "restored" || list().length === 0) {
       register({
         name: "heartbeat",
-        trigger: { tag: "every", val: 60_000n },
+        trigger: { tag: "every", val: 60_000 },
         entry: "tick",
         payload: new Uint8Array(),
         priority: 10,
@@ -67,10 +67,12 @@ export const handler = {
       }
       case "register": {
         const spec = JSON.parse(decoder.decode(event.payload));
-        const info = register({ ...spec, trigger: { tag: "after", val: BigInt(spec.after ?? 1000) }, payload: new Uint8Array(), priority: 0, outlivePartition: false });
+        // A u64 may be a Number (as the guest receives them) or a BigInt.
+        const after = BigInt(spec.after ?? 1000);
+        const info = register({ ...spec, trigger: { tag: "after", val: after }, payload: new Uint8Array(), priority: 0, outlivePartition: false });
         return json(200, { id: info.id, names: list().map((task) => task.name) });
       }
-      // Throwing a string returns `err(string)`; throwing anything else traps.
+      // Throwing returns `err(string)`: a string as it is, an Error as "Name: message".
       case "fail":
         throw `asked to fail at count ${count}`;
       default:

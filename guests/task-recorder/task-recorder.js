@@ -19,9 +19,9 @@ function reply(status, value) {
 }
 
 function triggerOf(json) {
-  if (json.at !== undefined) return { tag: "at", val: BigInt(json.at) };
-  if (json.after !== undefined) return { tag: "after", val: BigInt(json.after) };
-  if (json.every !== undefined) return { tag: "every", val: BigInt(json.every) };
+  if (json.at !== undefined) return { tag: "at", val: json.at };
+  if (json.after !== undefined) return { tag: "after", val: json.after };
+  if (json.every !== undefined) return { tag: "every", val: json.every };
   if (json.cron !== undefined) return { tag: "cron", val: { expression: json.cron, timezone: json.timezone } };
   return { tag: "push" };
 }
@@ -36,7 +36,7 @@ function specOf(json) {
     priority: json.priority ?? 0,
     outlivePartition: json.outlive ?? false,
     retry: json.retry
-      ? { maxAttempts: json.retry.maxAttempts, initialBackoffMs: BigInt(json.retry.initialBackoffMs), maxBackoffMs: BigInt(json.retry.maxBackoffMs) }
+      ? { maxAttempts: json.retry.maxAttempts, initialBackoffMs: json.retry.initialBackoffMs, maxBackoffMs: json.retry.maxBackoffMs }
       : undefined,
     misfire: json.misfire,
     whenConstrained: json.whenConstrained,
@@ -50,7 +50,7 @@ function infoOf(task) {
     trigger: task.trigger.tag,
     entry: task.entry,
     priority: task.priority,
-    nextFire: task.nextFire === undefined ? null : Number(task.nextFire),
+    nextFire: task.nextFire ?? null,
     pushUrl: task.pushUrl ?? null,
   };
 }
@@ -103,6 +103,8 @@ export const handler = {
         hoard.push(chunk);
         return reply(200, { held: hoard.reduce((sum, c) => sum + c.length, 0) });
       }
+      case "throw":
+        throw new TypeError(text);
       case "spin": {
         // Busy work for as many rounds as the payload says (deadline tests).
         let x = 0;
@@ -119,8 +121,8 @@ export const handler = {
           name: event.taskName,
           entry: event.entry,
           payload: text,
-          scheduledAt: Number(event.scheduledAt),
-          firedAt: Number(event.firedAt),
+          scheduledAt: event.scheduledAt,
+          firedAt: event.firedAt,
           attempt: event.attempt,
           occurrences: event.occurrences,
           ...(event.request ? { body: decoder.decode(event.request.body) } : {}),

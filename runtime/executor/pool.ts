@@ -4,6 +4,7 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { PreparedComponent } from "../engine.ts";
 import { isCompiled, moduleUrl } from "../module-url.ts";
+import { enableWasmFeatures } from "../wasm-features.ts";
 import { deserializeError, ExecutorLostError, GuestDeadlineError, PartitionNotLiveError } from "./errors.ts";
 import type {
   ActivateResult,
@@ -24,6 +25,8 @@ export interface ExecutorPoolOptions {
   size?: number;
   /** Where the engine caches prepared components. */
   cacheDir: string;
+  /** Module (URL) exporting `createEngine`: the engine every executor runs guests on. */
+  engineModule: URL;
   /** Module (URL) exporting `createHostBinding`: the host side of the world. */
   hostModule: URL;
   onLog?: (partition: string, level: LogLevel, message: string) => void;
@@ -87,6 +90,7 @@ export class ExecutorPool {
   }
 
   static start(options: ExecutorPoolOptions): ExecutorPool {
+    enableWasmFeatures();
     const pool = new ExecutorPool(options);
     const size = Math.max(1, options.size ?? availableParallelism());
     for (let i = 0; i < size; i++) pool.#executors.push(pool.#spawn());
@@ -214,7 +218,7 @@ export class ExecutorPool {
   }
 
   #spawn(): Executor {
-    const data: ExecutorData = { cacheDir: this.#options.cacheDir, hostModule: this.#options.hostModule.href };
+    const data: ExecutorData = { cacheDir: this.#options.cacheDir, engineModule: this.#options.engineModule.href, hostModule: this.#options.hostModule.href };
     return new Executor(data, (executor, message) => this.#onMessage(executor, message), (executor, error) => this.#retire(executor, error));
   }
 

@@ -1,9 +1,8 @@
 // An executor: a worker thread that hosts partitions. Guest code only ever runs here,
 // so a busy guest never stalls the main thread's timers or HTTP.
 import { parentPort, workerData } from "node:worker_threads";
-import type { CompiledComponent, GuestInstance } from "../engine.ts";
+import type { CompiledComponent, EngineModule, GuestInstance } from "../engine.ts";
 import { GuestTrapError } from "../errors.ts";
-import { JcoEngine } from "../jco/jco-engine.ts";
 import { applySnapshot, capturePristine, encodeSnapshot, resetToPristine, type PristineImage } from "../snapshot/image.ts";
 import type { HostBinding, HostModule, HostSink } from "./host-binding.ts";
 import { transferList, type ActivateResult, type CallResult, type FromWorker, type Request, type SnapshotResult } from "./protocol.ts";
@@ -11,6 +10,9 @@ import { ActivationFailedError, MemoryLimitError, PartitionNotLiveError, seriali
 
 export interface ExecutorData {
   cacheDir: string;
+  /** URL of the engine module (see `EngineModule`). */
+  engineModule: string;
+  /** URL of the host module (see `HostModule`). */
   hostModule: string;
 }
 
@@ -25,7 +27,7 @@ interface Live extends Bound {
 
 const port = parentPort!;
 const data = workerData as ExecutorData;
-const engine = new JcoEngine({ cacheDir: data.cacheDir });
+const engine = ((await import(data.engineModule)) as EngineModule).createEngine({ cacheDir: data.cacheDir });
 const host = (await import(data.hostModule)) as HostModule;
 const sink: HostSink = {
   log: (partition, level, message) => post({ type: "log", partition, level, message }),
@@ -212,6 +214,14 @@ function isGuestError(error: unknown): error is { payload: unknown } {
   return typeof error === "object" && error !== null && Object.hasOwn(error, "payload");
 }
 
+/**
+ * What a trap says. Guests built by `dormant build` turn an uncaught exception into the
+ * call's error, with its message; what still traps is the engine's own failure (stack
+ * overflow, out of memory) or a hand-written `unreachable`.
+ */
 function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : String(error);
+  if (!message.includes("unreachable")) return message;
+  const hint = "a JS guest built without `dormant build` traps like this on an exception it did not catch, losing its message; rebuild it with `dormant build`";
+  return `${message} (${hint})`;
 }

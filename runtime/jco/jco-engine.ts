@@ -6,9 +6,10 @@ import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { transpile } from "@bytecodealliance/jco";
 import { assertComponentBytes } from "../component-bytes.ts";
-import type { CompiledComponent, Engine, GuestImports, GuestInstance, PreparedComponent } from "../engine.ts";
+import type { CompiledComponent, Engine, EngineOptions, GuestImports, GuestInstance, PreparedComponent } from "../engine.ts";
 import { ComponentPrepareError, GuestTrapError, NotAComponentError } from "../errors.ts";
 import { exposeDefinedState, type DefinedState } from "../snapshot/core-module.ts";
+import { enableWasmFeatures } from "../wasm-features.ts";
 import { assertPartitionWorld, unversioned } from "../world.ts";
 import type { Partition } from "../../wit/types/partition.d.ts";
 import { stateViewOf } from "./state-view.ts";
@@ -34,9 +35,9 @@ interface Glue {
   ): Partition;
 }
 
-export interface JcoEngineOptions {
-  /** Where transpiled components are cached, one folder per digest. */
-  cacheDir: string;
+/** The engine module's face (see `EngineModule`): executors load this file by URL. */
+export function createEngine(options: EngineOptions): Engine {
+  return new JcoEngine(options);
 }
 
 export class JcoEngine implements Engine {
@@ -44,8 +45,9 @@ export class JcoEngine implements Engine {
   readonly #cacheDir: string;
   readonly #compiled = new Map<string, Promise<CompiledComponent>>();
 
-  constructor(options: JcoEngineOptions) {
+  constructor(options: EngineOptions) {
     this.#cacheDir = options.cacheDir;
+    enableWasmFeatures();
   }
 
   async prepare(bytes: Uint8Array): Promise<PreparedComponent> {

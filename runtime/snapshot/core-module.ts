@@ -8,13 +8,14 @@
  * other sections (notably code and data) are copied as whole slices, so the
  * cost is dominated by one final concatenation.
  */
+import type { CoreValueType } from "../engine.ts";
 import { Leb128Error, readU32, skipLeb128, u32Size, writeU32 } from "./leb128.ts";
 
 export interface DefinedState {
   /** Export names added (or reused) for each defined memory, in index order. */
   memories: { index: number; exportName: string }[];
   /** Each defined global: its index in the global index space, value type, mutability, and the export name to read it by. */
-  globals: { index: number; type: GlobalValueType; mutable: boolean; exportName: string }[];
+  globals: { index: number; type: CoreValueType; mutable: boolean; exportName: string }[];
   tables: { index: number; exportName: string }[];
 }
 
@@ -23,8 +24,6 @@ export interface ExposedModule {
   bytes: Uint8Array<ArrayBuffer>;
   state: DefinedState;
 }
-
-export type GlobalValueType = "i32" | "i64" | "f32" | "f64" | "v128" | "funcref" | "externref";
 
 /** Malformed or unsupported input; the message says what is wrong and at which byte offset. */
 export class CoreModuleFormatError extends Error {
@@ -62,7 +61,7 @@ const SECTION_ORDER: Record<number, number> = {
 
 const EXPORT_SECTION_ID = 7;
 
-const VALUE_TYPES: Record<number, GlobalValueType> = {
+const VALUE_TYPES: Record<number, CoreValueType> = {
   0x7f: "i32",
   0x7e: "i64",
   0x7d: "f32",
@@ -156,11 +155,11 @@ class Reader {
 }
 
 interface GlobalType {
-  type: GlobalValueType;
+  type: CoreValueType;
   mutable: boolean;
 }
 
-function readValueType(r: Reader): GlobalValueType {
+function readValueType(r: Reader): CoreValueType {
   const offset = r.pos;
   const byte = r.byte("value type");
   const type = VALUE_TYPES[byte];

@@ -3,7 +3,7 @@
 // every mutable global. Two fresh instances of a component are byte-identical, so
 // applying the difference to a fresh instance reproduces the exact state.
 import { deflateRawSync, inflateRawSync } from "node:zlib";
-import type { CoreValueType, StateView } from "../engine.ts";
+import type { CoreValueType, GlobalCell, StateView, TableView } from "../engine.ts";
 
 const MAGIC = Buffer.from("DRMS");
 const FORMAT = 2;
@@ -196,7 +196,7 @@ function sameAsBase(current: Buffer, base: Buffer, offset: number, end: number):
 const ZERO = Buffer.alloc(CHUNK);
 
 /** Numbers for numeric globals; for references whether one is set; null for what JS cannot read (v128). */
-function readGlobal(global: WebAssembly.Global, type: CoreValueType): GlobalValue {
+function readGlobal(global: GlobalCell, type: CoreValueType): GlobalValue {
   if (type === "i32" || type === "i64" || type === "f32" || type === "f64") return global.value as number | bigint;
   if (type === "v128") return null;
   return global.value === null ? null : "ref";
@@ -211,7 +211,7 @@ function decodeValue(encoded: string, type: CoreValueType): number | bigint {
   return type === "i64" ? BigInt(encoded) : Number(encoded);
 }
 
-function tableUnchanged(table: WebAssembly.Table, entries: readonly unknown[]): boolean {
+function tableUnchanged(table: TableView, entries: readonly unknown[]): boolean {
   if (table.length !== entries.length) return false;
   for (let i = 0; i < entries.length; i++) if (table.get(i) !== entries[i]) return false;
   return true;

@@ -1,23 +1,26 @@
 // `dormant build`: turn guest sources into a component for the `partition` world, offline.
-// JS/TS go through componentize-js (StarlingMonkey) with every WASI feature disabled, so
-// the guest reaches the host only through dormant:host. WAT is assembled, given the
-// world's metadata and wrapped into a component.
+// JS/TS are bundled and componentized by a JS engine (QuickJS or StarlingMonkey, see
+// js-engines.ts) with WASI stubbed out or disabled, so the guest reaches the host only
+// through dormant:host. WAT is assembled, given the world's metadata and wrapped.
 import "./preopens.ts";
 import { readFile } from "node:fs/promises";
 import { extname, resolve } from "node:path";
-import { componentize } from "@bytecodealliance/componentize-js";
 import { componentEmbed, componentNew, parse } from "@bytecodealliance/jco";
-import { build as bundle } from "esbuild";
+import { GuestBuildError } from "../errors.ts";
+import { buildJsGuest } from "./js-build.ts";
+import { DEFAULT_JS_ENGINE, JS_ENGINE_PROFILES, type JsEngine } from "./js-engines.ts";
 
 export const WORLD = "partition";
 
-export class GuestBuildError extends Error {
-  override name = "GuestBuildError";
-}
+export { GuestBuildError };
 
 export interface BuildOptions {
   /** The WIT folder holding the dormant:host package. */
   witDir: string;
+  /** The engine for a JS or TS guest; default `DEFAULT_JS_ENGINE`. */
+  engine?: JsEngine;
+  /** Told about what may fail later but does not stop the build (e.g. a dependency using an API the engine lacks). */
+  onWarning?: (message: string) => void;
 }
 
 /** Build a component from an entry file (.js, .mjs, .ts, .mts or .wat). */
@@ -25,39 +28,16 @@ export async function buildComponent(entry: string, options: BuildOptions): Prom
   const path = resolve(entry);
   const witDir = resolve(options.witDir);
   const kind = extname(path).toLowerCase();
+  const engine = options.engine ?? DEFAULT_JS_ENGINE;
   try {
     if (kind === ".wat") return await buildWat(await readFile(path, "utf8"), witDir);
-    if ([".js", ".mjs", ".ts", ".mts"].includes(kind)) return await buildJs(path, witDir);
+    if ([".js", ".mjs", ".ts", ".mts"].includes(kind)) return await buildJsGuest(path, witDir, WORLD, engine, options.onWarning ?? (() => {}));
   } catch (error) {
     if (error instanceof GuestBuildError) throw error;
-    throw new GuestBuildError(`Building ${entry} failed: ${(error as Error).message}`, { cause: error });
+    const what = kind === ".wat" ? "" : ` with ${JS_ENGINE_PROFILES[engine].label}`;
+    throw new GuestBuildError(`Building ${entry}${what} failed: ${(error as Error).message}`, { cause: error });
   }
   throw new GuestBuildError(`Cannot build ${entry}: use a .js, .mjs, .ts, .mts or .wat entry file.`);
-}
-
-async function buildJs(path: string, witDir: string): Promise<Uint8Array> {
-  // Bundle the guest's own modules (and strip TypeScript) into one ES module; the
-  // world's interfaces stay imports for the componentizer to bind.
-  const bundled = await bundle({
-    entryPoints: [path],
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    target: "es2022",
-    write: false,
-    external: ["dormant:*"],
-    logLevel: "silent",
-  }).catch((error: Error) => {
-    throw new GuestBuildError(`Bundling ${path} failed: ${error.message}`);
-  });
-  const source = bundled.outputFiles[0]!.text;
-  const { component } = await componentize(source, {
-    sourceName: "guest.js",
-    witPath: witDir,
-    worldName: WORLD,
-    disableFeatures: ["stdio", "random", "clocks", "http", "fetch-event"],
-  } as never);
-  return component;
 }
 
 async function buildWat(text: string, witDir: string): Promise<Uint8Array> {

@@ -1,18 +1,24 @@
-// Builds the example guests once before the test files run (each build is cached).
+// Builds the example guests once before the test files run (each build is cached): every
+// JS example on both engines, named `<guest>` (StarlingMonkey) and `<guest>-qjs` (QuickJS).
 import type { TestProject } from "vitest/node";
 import { exampleComponent } from "../../guests/examples.ts";
 
+export type GuestFlavour = "counter" | "counter-qjs" | "recorder" | "recorder-qjs" | "wat" | "hostile";
+
 export default async function setup(project: TestProject): Promise<void> {
-  project.provide("guests", {
-    counter: await exampleComponent("counter"),
+  const guests: Record<GuestFlavour, string> = {
+    counter: await exampleComponent("counter", { engine: "starlingmonkey" }),
+    "counter-qjs": await exampleComponent("counter", { engine: "quickjs" }),
+    recorder: await exampleComponent("task-recorder", { engine: "starlingmonkey" }),
+    "recorder-qjs": await exampleComponent("task-recorder", { engine: "quickjs" }),
     wat: await exampleComponent("wat-minimal"),
-    recorder: await exampleComponent("task-recorder"),
-    hostile: await exampleComponent("hostile"),
-  });
+    hostile: await exampleComponent("hostile", { engine: "starlingmonkey" }),
+  };
+  project.provide("guests", guests);
 }
 
 declare module "vitest" {
   export interface ProvidedContext {
-    guests: { counter: string; wat: string; recorder: string; hostile: string };
+    guests: Record<GuestFlavour, string>;
   }
 }

@@ -1,10 +1,11 @@
 import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, inject } from "vitest";
+import { afterEach } from "vitest";
 import { startHost, type Host, type HostOptions } from "../../src/host.ts";
 import { FakeClock } from "../../src/scheduler/clock.ts";
 import { eventLog, type EventLog } from "./events.ts";
+import { guestFile, type Guest, type GuestChoice } from "./guests.ts";
 
 export interface TestHost extends Host, Pick<EventLog, "events" | "waitFor"> {
   logs: { partition: string; message: string }[];
@@ -14,7 +15,8 @@ export interface TestHost extends Host, Pick<EventLog, "events" | "waitFor"> {
   now: { value: number };
   /** Move the fake clock to `at` and wait until what came due by then has run. */
   tick(at: number): Promise<void>;
-  deploy(guest: "counter" | "wat" | "recorder"): Promise<string>;
+  /** Add an example guest's component (on the chosen JS engine); returns its digest. */
+  deploy(guest: Guest, choice?: GuestChoice): Promise<string>;
 }
 
 /** Move a fake clock to `at` and wait until the host has done everything that came due. */
@@ -55,7 +57,6 @@ export async function startTestHost(options: Partial<HostOptions> & { dataDir?: 
     onEvent: log.record,
     onLog: (partition, _level, message) => logs.push({ partition, message }),
   });
-  const guests = inject("guests");
   return {
     ...host,
     events: log.events,
@@ -65,8 +66,8 @@ export async function startTestHost(options: Partial<HostOptions> & { dataDir?: 
     clock,
     now: nowOf(clock),
     tick: (at: number) => driveTo(clock, host, at),
-    async deploy(guest) {
-      return (await host.components.add(await readFile(guests[guest]))).digest;
+    async deploy(guest, choice) {
+      return (await host.components.add(await readFile(guestFile(guest, choice)))).digest;
     },
   };
 }

@@ -1,6 +1,7 @@
 // Driving the task-recorder guest from tests: direct calls to its entries, and its report.
 import type { CallOutcome } from "../../runtime/index.ts";
 import type { PartitionSpec } from "../../src/partitions/partition.ts";
+import type { GuestChoice } from "./guests.ts";
 import type { TestHost } from "./host.ts";
 import { event } from "./runtime.ts";
 
@@ -16,9 +17,9 @@ export interface Received {
   occurrences: number;
 }
 
-/** A partition of the task-recorder guest. */
-export async function recorder(h: TestHost, options: Partial<PartitionSpec> = {}): Promise<string> {
-  const component = await h.deploy("recorder");
+/** A partition of the task-recorder guest (on the chosen JS engine). */
+export async function recorder(h: TestHost, { engine, ...options }: Partial<PartitionSpec> & GuestChoice = {}): Promise<string> {
+  const component = await h.deploy("recorder", { engine });
   return (await h.partitions.create({ name: "recorder", component, ...options })).id;
 }
 

@@ -6,10 +6,11 @@ import type { TaskCallState } from "../../src/tasks/executor/background-tasks.ts
 import { DEFAULT_TASK_LIMITS } from "../../src/tasks/limits.ts";
 
 export const HOST_MODULE = new URL("../../src/tasks/executor/binding.ts", import.meta.url);
+export const JCO_ENGINE = new URL("../../runtime/jco/jco-engine.ts", import.meta.url);
 
 export async function startPool(options: Partial<ExecutorPoolOptions> = {}): Promise<ExecutorPool> {
   const cacheDir = options.cacheDir ?? (await mkdtemp(join(tmpdir(), "dormant-engine-")));
-  return ExecutorPool.start({ size: 2, hostModule: HOST_MODULE, ...options, cacheDir });
+  return ExecutorPool.start({ size: 2, hostModule: HOST_MODULE, engineModule: JCO_ENGINE, ...options, cacheDir });
 }
 
 export function noTasks(): TaskCallState {

@@ -5,9 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inject } from "vitest";
 import { generateToken } from "../../src/http/auth.ts";
+import { FakeClock } from "../../src/scheduler/clock.ts";
 import { startServer, type Server, type ServeOptions } from "../../src/serve/server.ts";
 import { eventLog, type EventLog } from "./events.ts";
-import { FakeClock } from "../../src/scheduler/clock.ts";
+import { guestFile, type GuestChoice } from "./guests.ts";
 import { driveTo, nowOf, SHARED_ENGINE_CACHE } from "./host.ts";
 
 export interface TestServer extends Server, Pick<EventLog, "events" | "waitFor"> {
@@ -15,8 +16,8 @@ export interface TestServer extends Server, Pick<EventLog, "events" | "waitFor">
   logLines: string[];
   /** Call the admin API with the admin token. */
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
-  /** Upload an example guest and create a partition of it; returns the partition id. */
-  deploy(guest: "counter" | "recorder" | "hostile", name?: string): Promise<string>;
+  /** Upload an example guest (on the chosen JS engine) and create a partition of it; returns the partition id. */
+  deploy(guest: "counter" | "recorder" | "hostile", name?: string, choice?: GuestChoice): Promise<string>;
   tick(at: number): Promise<void>;
 }
 
@@ -53,8 +54,9 @@ export async function startTestServer(options: ServeOptions = {}): Promise<TestS
     waitFor: log.waitFor,
     logLines,
     api,
-    async deploy(guest: "counter" | "recorder" | "hostile", name = guest) {
-      const component = await api("POST", "/api/components", new Uint8Array(await readFile(inject("guests")[guest])));
+    async deploy(guest: "counter" | "recorder" | "hostile", name: string = guest, choice?: GuestChoice) {
+      const file = guest === "hostile" ? inject("guests").hostile : guestFile(guest, choice);
+      const component = await api("POST", "/api/components", new Uint8Array(await readFile(file)));
       const partition = await api("POST", "/api/partitions", { name, component: component.body.digest });
       if (partition.status !== 201) throw new Error(JSON.stringify(partition.body));
       return partition.body.id as string;
