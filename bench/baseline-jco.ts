@@ -8,7 +8,11 @@ import { GLUE_FILE, glueImports, readManifest } from "../runtime/jco/jco-engine.
 import { createHostBinding } from "../src/tasks/executor/binding.ts";
 
 interface Glue {
-  instantiate(getCoreModule: (name: string) => WebAssembly.Module, imports: unknown, instantiateCore: (m: WebAssembly.Module, i: WebAssembly.Imports) => WebAssembly.Instance): unknown;
+  instantiate(
+    getCoreModule: (name: string) => WebAssembly.Module,
+    imports: unknown,
+    instantiateCore: (m: WebAssembly.Module, i: WebAssembly.Imports) => WebAssembly.Instance,
+  ): unknown;
 }
 
 /** Milliseconds of each of `runs` plain jco instantiations (modules compiled once, as jco's own cache would). */
@@ -21,7 +25,11 @@ export async function plainJcoInstantiate(prepared: PreparedComponent, runs: num
   for (let i = 0; i < runs; i++) {
     const imports = glueImports(createHostBinding({ log() {} }).imports);
     const started = performance.now();
-    glue.instantiate((name) => modules.get(name)!, imports, (module, coreImports) => new WebAssembly.Instance(module, coreImports));
+    glue.instantiate(
+      (name) => modules.get(name)!,
+      imports,
+      (module, coreImports) => new WebAssembly.Instance(module, coreImports),
+    );
     samples.push(performance.now() - started);
   }
   return samples;

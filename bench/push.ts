@@ -36,7 +36,9 @@ async function plainHono(): Promise<{ url: string; close(): void }> {
   const app = new Hono();
   app.post("/push/:token", async (c) => c.json({ ok: true, echo: await c.req.text() }));
   return new Promise((resolve) => {
-    const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info: AddressInfo) => resolve({ url: `http://127.0.0.1:${info.port}`, close: () => server.close() }));
+    const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info: AddressInfo) =>
+      resolve({ url: `http://127.0.0.1:${info.port}`, close: () => server.close() }),
+    );
   });
 }
 
@@ -72,7 +74,9 @@ export async function pushFigures(): Promise<Record<string, number>> {
   const put = (key: string, result: Load) => {
     figures[`${key}.rps`] = round(result.rps, 0);
     figures[`${key}.p99_ms`] = round(result.p99, 2);
-    const failed = Object.entries(result.statuses).filter(([status]) => !status.startsWith("2")).reduce((sum, [, n]) => sum + n, 0);
+    const failed = Object.entries(result.statuses)
+      .filter(([status]) => !status.startsWith("2"))
+      .reduce((sum, [, n]) => sum + n, 0);
     if (failed > 0) figures[`${key}.non_2xx`] = failed;
   };
   const WARM_REQUESTS = 20_000;
@@ -124,7 +128,13 @@ export async function pushFigures(): Promise<Record<string, number>> {
     put("push.dormant.spread_1000_frozen", await load(urls, urls.length, 32));
   });
 
-  const mf = new Miniflare({ modules: true, script: DO_WORKER.replace("constructor(ctx) {", "constructor(ctx, env) {"), durableObjects: { COUNTER: "Counter" }, port: 0, host: "127.0.0.1" });
+  const mf = new Miniflare({
+    modules: true,
+    script: DO_WORKER.replace("constructor(ctx) {", "constructor(ctx, env) {"),
+    durableObjects: { COUNTER: "Counter" },
+    port: 0,
+    host: "127.0.0.1",
+  });
   try {
     const base = (await mf.ready).toString().replace(/\/$/, "");
     await load([`${base}/push/warm`], 1000, 32);

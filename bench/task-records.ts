@@ -4,7 +4,12 @@ import { newPushToken, newTaskId } from "../src/tasks/executor/background-tasks.
 import { DEFAULT_RETRY } from "../src/tasks/limits.ts";
 import type { TaskRecord } from "../src/tasks/task.ts";
 
-function taskRecord(partition: string, name: string, now: number, fields: Pick<TaskRecord, "trigger" | "entry" | "priority" | "nextFire" | "pushToken">): TaskRecord {
+function taskRecord(
+  partition: string,
+  name: string,
+  now: number,
+  fields: Pick<TaskRecord, "trigger" | "entry" | "priority" | "nextFire" | "pushToken">,
+): TaskRecord {
   return {
     id: newTaskId(),
     partition,

@@ -133,10 +133,7 @@ export async function latenessFigures(): Promise<Record<string, number>> {
     put(`lateness.dormant.${count}_due_together.delivered`, together.done);
     const peer = await miniflareAlarmLateness(count, 0);
     put(`lateness.miniflare.${count}_due_together.in_alarm`, peer);
-    figures[`lateness.${count}_due_together.delivered_p99_vs_miniflare`] = round(
-      percentile(together.done, 99) / Math.max(1, percentile(peer, 99)),
-      2,
-    );
+    figures[`lateness.${count}_due_together.delivered_p99_vs_miniflare`] = round(percentile(together.done, 99) / Math.max(1, percentile(peer, 99)), 2);
   }
   const peerSpread = await miniflareAlarmLateness(1000, 10_000);
   put("lateness.miniflare.1000_over_10s.in_alarm", peerSpread);

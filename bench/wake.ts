@@ -31,7 +31,10 @@ export async function wakeFigures(label: string, example: ExampleName, cycles: n
   const plainP50 = percentile(plainSamples, 50);
   figures[`instantiate.${label}.plain_jco.p50_ms`] = round(plainP50);
 
-  for (const [mode, spareInstances] of [["pool", 2], ["fresh", 0]] as const) {
+  for (const [mode, spareInstances] of [
+    ["pool", 2],
+    ["fresh", 0],
+  ] as const) {
     const run = await measureHost(bytes, spareInstances, cycles);
     const wakeP50 = percentile(run.wake, 50);
     figures[`wake.${label}.${mode}.p50_ms`] = round(wakeP50);

@@ -50,5 +50,8 @@ export async function exampleComponent(name: ExampleName, options: ExampleOption
 async function toolchainFiles(): Promise<string[]> {
   const dir = join(root, "runtime", "toolchain");
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile() && /\.(ts|js)$/.test(e.name)).map((e) => join(e.parentPath, e.name)).sort();
+  return entries
+    .filter((e) => e.isFile() && /\.(ts|js)$/.test(e.name))
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
 }

@@ -1,37 +1,84 @@
-// Errors a user of the runtime can meet. Each message says what was wrong and what to do.
+// The one error type a user of Dormant meets: a DormantError with a code. The code says
+// what kind of failure it is (and so its HTTP status, in src/http/errors.ts); the message
+// says what was wrong and what to do. Errors cross the executor thread boundary as plain
+// data ({ code, message, details }) and are rebuilt here, so `code` survives the hop.
 
-export class ComponentError extends Error {
-  override name = "ComponentError";
+export type DormantCode =
+  // Components and guests
+  | "invalid-component"
+  | "guest-build"
+  | "guest-trap"
+  | "activation-failed"
+  | "guest-deadline"
+  | "memory-limit"
+  | "executor-lost"
+  | "partition-not-live"
+  | "invalid-reply"
+  // Snapshots and storage
+  | "snapshot-format"
+  | "snapshot-corrupt"
+  | "no-usable-snapshot"
+  | "snapshot-head-corrupt"
+  | "snapshot-too-large"
+  | "store-config"
+  | "store-unavailable"
+  | "invalid-key"
+  // Partitions, tasks and delivery
+  | "unknown-partition"
+  | "invalid-partition-id"
+  | "partition-unavailable"
+  | "partition-gone"
+  | "unknown-component"
+  | "unknown-task"
+  | "invalid-task-spec"
+  | "constrained"
+  | "push-deadline"
+  // Operators' input
+  | "invalid-field"
+  | "invalid-settings"
+  | "power-file"
+  | "client";
+
+export interface DormantErrorOptions extends ErrorOptions {
+  /** Plain facts for code that handles the error (a trap's phase, a snapshot's seq); they cross threads. */
+  details?: Record<string, unknown>;
 }
 
-/** The bytes are not a WebAssembly component at all. */
-export class NotAComponentError extends ComponentError {
-  override name = "NotAComponentError";
-}
+export class DormantError<C extends DormantCode = DormantCode> extends Error {
+  readonly code: C;
+  readonly details: Readonly<Record<string, unknown>>;
 
-/** The component does not target the `dormant:host/partition` world. */
-export class WrongWorldError extends ComponentError {
-  override name = "WrongWorldError";
-}
-
-/** The engine could not translate or compile a component that looked valid. */
-export class ComponentPrepareError extends ComponentError {
-  override name = "ComponentPrepareError";
-}
-
-/** Guest code trapped (or threw) while the host was instantiating or calling it. */
-export class GuestTrapError extends Error {
-  override name = "GuestTrapError";
-  constructor(
-    message: string,
-    readonly phase: "instantiate" | "activate" | "call",
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
+  constructor(code: C, message: string, options: DormantErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = options.details ?? {};
+    this.name = `DormantError [${code}]`;
   }
 }
 
-/** `dormant build` could not build a guest; the message says what to change. */
-export class GuestBuildError extends Error {
-  override name = "GuestBuildError";
+/** Whether `error` is a DormantError (of one of `codes`, when given). */
+export function isDormantError<C extends DormantCode>(error: unknown, ...codes: C[]): error is DormantError<C> {
+  return error instanceof DormantError && (codes.length === 0 || codes.includes(error.code as C));
+}
+
+/** An error as plain data, to cross a thread boundary. */
+export interface ErrorData {
+  code?: DormantCode;
+  name: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+export function toErrorData(error: unknown): ErrorData {
+  if (error instanceof DormantError) return { code: error.code, name: error.name, message: error.message, details: { ...error.details } };
+  if (error instanceof Error) return { name: error.name, message: error.message };
+  return { name: "Error", message: String(error) };
+}
+
+/** Rebuild, on this side, the error the other side reported. */
+export function fromErrorData(data: ErrorData): Error {
+  if (data.code) return new DormantError(data.code, data.message, data.details ? { details: data.details } : {});
+  const error = new Error(data.message);
+  error.name = data.name;
+  return error;
 }

@@ -5,9 +5,7 @@ export type { HostBinding, HostModule, HostSink } from "./executor/host-binding.
 export type { ActivateResult, CallLimits, CallOutcome, CallResult, InstanceSource, SnapshotResult } from "./executor/protocol.ts";
 export type { GuestImports, PreparedComponent } from "./engine.ts";
 export type { ActivationReason, LogLevel, PushRequest, Reply, TaskEvent } from "../wit/index.ts";
-export { ExecutorLostError, GuestDeadlineError, MemoryLimitError, PartitionNotLiveError, ActivationFailedError } from "./executor/errors.ts";
-export { GuestTrapError, ComponentError } from "./errors.ts";
-export { SnapshotFormatError } from "./snapshot/image.ts";
+export { DormantError, isDormantError, type DormantCode } from "./errors.ts";
 export type { BuildOptions } from "./toolchain/build.ts";
 export { DEFAULT_JS_ENGINE, JS_ENGINES, jsEngine, type JsEngine } from "./toolchain/js-engines.ts";
 export { moduleUrl, PACKAGE_ROOT } from "./module-url.ts";

@@ -1,4 +1,4 @@
-import { WrongWorldError } from "./errors.ts";
+import { DormantError } from "./errors.ts";
 
 /** The imports a partition may use: the `dormant:host` world provides these and nothing else. */
 export const WORLD_IMPORTS = ["dormant:host/background-tasks", "dormant:host/log"] as const;
@@ -25,7 +25,8 @@ export function assertPartitionWorld(imports: readonly string[], exports: readon
     problems.push(`it does not export ${missing.join(" and ")} (it exports ${seen})`);
   }
   if (problems.length > 0) {
-    throw new WrongWorldError(
+    throw new DormantError(
+      "invalid-component",
       `The component does not target the dormant:host/partition@0.1.0 world: ${problems.join("; ")}. ` +
         "Build it against the WIT in wit/ with `dormant build`, which also disables WASI.",
     );

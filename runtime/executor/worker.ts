@@ -2,11 +2,10 @@
 // so a busy guest never stalls the main thread's timers or HTTP.
 import { parentPort, workerData } from "node:worker_threads";
 import type { CompiledComponent, EngineModule, GuestInstance } from "../engine.ts";
-import { GuestTrapError } from "../errors.ts";
 import { applySnapshot, capturePristine, encodeSnapshot, resetToPristine, type PristineImage } from "../snapshot/image.ts";
 import type { HostBinding, HostModule, HostSink } from "./host-binding.ts";
 import { transferList, type ActivateResult, type CallResult, type FromWorker, type Request, type SnapshotResult } from "./protocol.ts";
-import { ActivationFailedError, MemoryLimitError, PartitionNotLiveError, serializeError } from "./errors.ts";
+import { DormantError, isDormantError, toErrorData } from "../errors.ts";
 
 export interface ExecutorData {
   cacheDir: string;
@@ -83,7 +82,7 @@ function refill(compiled: CompiledComponent, size: number): void {
 }
 
 async function activate(request: Extract<Request, { op: "activate" }>): Promise<ActivateResult> {
-  if (live.has(request.partition)) throw new ActivationFailedError(`Partition ${request.partition} is already live in this executor.`);
+  if (live.has(request.partition)) throw new DormantError("activation-failed", `Partition ${request.partition} is already live in this executor.`);
   const compiled = await engine.compile(request.component);
   const t0 = performance.now();
   const spare = pools.get(compiled.digest)?.spare.pop();
@@ -101,9 +100,12 @@ async function activate(request: Extract<Request, { op: "activate" }>): Promise<
   } catch (error) {
     bound.binding.end();
     if (isGuestError(error)) {
-      throw new ActivationFailedError(`Partition ${request.partition} refused activation (${request.reason}): ${String(error.payload)}`);
+      throw new DormantError("activation-failed", `Partition ${request.partition} refused activation (${request.reason}): ${String(error.payload)}`);
     }
-    throw new GuestTrapError(`Partition ${request.partition} trapped in on-activate(${request.reason}): ${messageOf(error)}`, "activate", { cause: error });
+    throw new DormantError("guest-trap", `Partition ${request.partition} trapped in on-activate(${request.reason}): ${messageOf(error)}`, {
+      details: { phase: "activate" },
+      cause: error,
+    });
   }
   checkMemory(request.partition, bound.instance, request.memoryLimit, `on-activate(${request.reason})`);
   live.set(request.partition, { ...bound, digest: compiled.digest });
@@ -124,13 +126,16 @@ function call(request: Extract<Request, { op: "call" }>): CallResult {
     checkMemory(request.partition, partition.instance, request.memoryLimit, `task ${request.event.taskName}`);
     return { outcome: { ok: true, reply }, effects, ms: performance.now() - t0 };
   } catch (error) {
-    if (error instanceof MemoryLimitError) throw error;
+    if (isDormantError(error, "memory-limit")) throw error;
     const effects = partition.binding.end();
     if (isGuestError(error)) return { outcome: { ok: false, error: String(error.payload) }, effects, ms: performance.now() - t0 };
     // A trap leaves the instance in an unknown state: it is dropped, and the partition
     // comes back from its last snapshot.
     live.delete(request.partition);
-    throw new GuestTrapError(`Partition ${request.partition} trapped handling task ${request.event.taskName}: ${messageOf(error)}`, "call", { cause: error });
+    throw new DormantError("guest-trap", `Partition ${request.partition} trapped handling task ${request.event.taskName}: ${messageOf(error)}`, {
+      details: { phase: "call" },
+      cause: error,
+    });
   }
 }
 
@@ -172,12 +177,15 @@ function checkMemory(partition: string, instance: GuestInstance, limit: number, 
   if (used <= limit) return;
   live.delete(partition);
   const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-  throw new MemoryLimitError(`Partition ${partition} grew its linear memory to ${mib(used)} in ${what}, over its ${mib(limit)} cap; the call failed and the partition comes back from its last snapshot. Raise the partition's memory limit if it needs more.`);
+  throw new DormantError(
+    "memory-limit",
+    `Partition ${partition} grew its linear memory to ${mib(used)} in ${what}, over its ${mib(limit)} cap; the call failed and the partition comes back from its last snapshot. Raise the partition's memory limit if it needs more.`,
+  );
 }
 
 function liveOrThrow(partition: string): Live {
   const found = live.get(partition);
-  if (!found) throw new PartitionNotLiveError(`Partition ${partition} is not live in this executor; activate it first.`);
+  if (!found) throw new DormantError("partition-not-live", `Partition ${partition} is not live in this executor; activate it first.`);
   return found;
 }
 
@@ -206,7 +214,7 @@ port.on("message", ({ id, request }: { id: number; request: Request }) => {
       const bytes = request.op === "snapshot" ? (value as SnapshotResult).bytes : undefined;
       post({ type: "response", id, ok: true, value }, transferList(bytes));
     },
-    (error: unknown) => post({ type: "response", id, ok: false, error: serializeError(error) }),
+    (error: unknown) => post({ type: "response", id, ok: false, error: toErrorData(error) }),
   );
 });
 

@@ -7,12 +7,12 @@ import { pathToFileURL } from "node:url";
 import { transpile } from "@bytecodealliance/jco";
 import { assertComponentBytes } from "../component-bytes.ts";
 import type { CompiledComponent, Engine, EngineOptions, GuestImports, GuestInstance, PreparedComponent } from "../engine.ts";
-import { ComponentPrepareError, GuestTrapError, NotAComponentError } from "../errors.ts";
 import { exposeDefinedState, type DefinedState } from "../snapshot/core-module.ts";
 import { enableWasmFeatures } from "../wasm-features.ts";
 import { assertPartitionWorld, unversioned } from "../world.ts";
 import type { Partition } from "../../wit/types/partition.d.ts";
 import { stateViewOf } from "./state-view.ts";
+import { DormantError } from "../errors.ts";
 
 const GLUE = "component.js";
 // Saved as .mjs so the glue loads as an ES module wherever the cache folder lives.
@@ -66,7 +66,8 @@ export class JcoEngine implements Engine {
         quiet: true,
       });
     } catch (error) {
-      throw new NotAComponentError(
+      throw new DormantError(
+        "invalid-component",
         `The component could not be decoded: ${firstLine(error)}. Rebuild it with \`dormant build\`; if it came from elsewhere, check it with \`jco print\`.`,
         { cause: error },
       );
@@ -113,7 +114,7 @@ export class JcoEngine implements Engine {
 async function compileCached(prepared: PreparedComponent): Promise<CompiledComponent> {
   const manifest = await readManifest(prepared.location);
   if (!manifest || manifest.digest !== prepared.digest) {
-    throw new ComponentPrepareError(`Component ${prepared.digest} is not prepared at ${prepared.location}; prepare (deploy) it again.`);
+    throw new DormantError("invalid-component", `Component ${prepared.digest} is not prepared at ${prepared.location}; prepare (deploy) it again.`);
   }
   const modules = new Map<string, WebAssembly.Module>();
   const layouts = new WeakMap<WebAssembly.Module, DefinedState>();
@@ -136,7 +137,7 @@ async function compileCached(prepared: PreparedComponent): Promise<CompiledCompo
         exports = glue.instantiate(
           (name) => {
             const module = modules.get(name);
-            if (!module) throw new ComponentPrepareError(`The glue asked for core module ${name}, which the component lacks.`);
+            if (!module) throw new DormantError("invalid-component", `The glue asked for core module ${name}, which the component lacks.`);
             return module;
           },
           glueImports(imports),
@@ -148,10 +149,10 @@ async function compileCached(prepared: PreparedComponent): Promise<CompiledCompo
           },
         );
       } catch (error) {
-        throw new GuestTrapError(
+        throw new DormantError(
+          "guest-trap",
           `The component trapped while being instantiated: ${firstLine(error)}. Its start-up code failed; fix the guest and deploy it again.`,
-          "instantiate",
-          { cause: error },
+          { details: { phase: "instantiate" }, cause: error },
         );
       }
       return { exports: { handler: exports.handler, lifecycle: exports.lifecycle }, state: stateViewOf(cores) };

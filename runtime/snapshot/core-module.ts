@@ -10,6 +10,7 @@
  */
 import type { CoreValueType } from "../engine.ts";
 import { Leb128Error, readU32, skipLeb128, u32Size, writeU32 } from "./leb128.ts";
+import { DormantError } from "../errors.ts";
 
 export interface DefinedState {
   /** Export names added (or reused) for each defined memory, in index order. */
@@ -25,15 +26,9 @@ export interface ExposedModule {
   state: DefinedState;
 }
 
-/** Malformed or unsupported input; the message says what is wrong and at which byte offset. */
-export class CoreModuleFormatError extends Error {
-  /** Byte offset in the input where the problem was found, when known. */
-  readonly offset: number | undefined;
-  constructor(message: string, offset?: number) {
-    super(message);
-    this.name = "CoreModuleFormatError";
-    this.offset = offset;
-  }
+/** Malformed or unsupported input; the message says what is wrong and at which byte offset (also in `details.offset`). */
+export function coreModuleFormatError(message: string, offset?: number): DormantError<"invalid-component"> {
+  return new DormantError("invalid-component", message, { details: offset === undefined ? {} : { offset } });
 }
 
 const SECTION_NAMES: Record<number, string> = {
@@ -56,7 +51,19 @@ const SECTION_NAMES: Record<number, string> = {
 // Position of each known non-custom section in the mandated order; ids are not
 // monotonic (datacount 12 precedes code 10, tag 13 precedes global 6).
 const SECTION_ORDER: Record<number, number> = {
-  1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13,
+  1: 1,
+  2: 2,
+  3: 3,
+  4: 4,
+  5: 5,
+  13: 6,
+  6: 7,
+  7: 8,
+  8: 9,
+  9: 10,
+  12: 11,
+  10: 12,
+  11: 13,
 };
 
 const EXPORT_SECTION_ID = 7;
@@ -96,7 +103,7 @@ class Reader {
 
   fail(message: string, offset: number = this.pos): never {
     const where = this.entryIndex >= 0 ? `${this.section}, ${this.entryKind} ${this.entryIndex}` : this.section;
-    throw new CoreModuleFormatError(`${message} at byte offset ${offset} (in ${where})`, offset);
+    throw coreModuleFormatError(`${message} at byte offset ${offset} (in ${where})`, offset);
   }
 
   byte(what: string): number {
@@ -379,17 +386,16 @@ function parseExports(r: Reader): ExportSection {
 }
 
 function checkHeader(module: Uint8Array): void {
-  const isMagic =
-    module.length >= 4 && module[0] === 0x00 && module[1] === 0x61 && module[2] === 0x73 && module[3] === 0x6d;
+  const isMagic = module.length >= 4 && module[0] === 0x00 && module[1] === 0x61 && module[2] === 0x73 && module[3] === 0x6d;
   if (!isMagic) {
     const head = Array.from(module.subarray(0, 4), hex).join(" ");
-    throw new CoreModuleFormatError(
+    throw coreModuleFormatError(
       `not a core WebAssembly module: expected the magic bytes 0x00 0x61 0x73 0x6d ("\\0asm") at byte offset 0, got ${head || "no bytes"}`,
       0,
     );
   }
   if (module.length < 8) {
-    throw new CoreModuleFormatError(
+    throw coreModuleFormatError(
       `not a core WebAssembly module: truncated header, the 4-byte version at byte offset 4 is missing (input is ${module.length} bytes)`,
       module.length,
     );
@@ -397,12 +403,12 @@ function checkHeader(module: Uint8Array): void {
   const [v0, v1, v2, v3] = [module[4]!, module[5]!, module[6]!, module[7]!];
   if (v0 === 0x01 && v1 === 0x00 && v2 === 0x00 && v3 === 0x00) return;
   if (v2 === 0x01 && v3 === 0x00) {
-    throw new CoreModuleFormatError(
+    throw coreModuleFormatError(
       `not a core WebAssembly module: this is a component, not a core module (layer 1 header ${[v0, v1, v2, v3].map(hex).join(" ")} at byte offset 4)`,
       4,
     );
   }
-  throw new CoreModuleFormatError(
+  throw coreModuleFormatError(
     `not a core WebAssembly module: unsupported version ${[v0, v1, v2, v3].map(hex).join(" ")} at byte offset 4 (expected 0x01 0x00 0x00 0x00)`,
     4,
   );
@@ -423,21 +429,21 @@ function readSections(module: Uint8Array): SectionSpan[] {
     const start = pos;
     const id = module[pos++]!;
     if (SECTION_NAMES[id] === undefined) {
-      throw new CoreModuleFormatError(`unknown section id ${id} at byte offset ${start}`, start);
+      throw coreModuleFormatError(`unknown section id ${id} at byte offset ${start}`, start);
     }
     let size: number;
     try {
       ({ value: size, next: pos } = readU32(module, pos));
     } catch (e) {
       if (!(e instanceof Leb128Error)) throw e;
-      throw new CoreModuleFormatError(
+      throw coreModuleFormatError(
         `bad size of ${SECTION_NAMES[id]} section (id ${id}) starting at byte offset ${start}: ${e.message} at byte offset ${e.offset}`,
         e.offset,
       );
     }
     const end = pos + size;
     if (end > module.length) {
-      throw new CoreModuleFormatError(
+      throw coreModuleFormatError(
         `truncated ${SECTION_NAMES[id]} section (id ${id}) starting at byte offset ${start}: declares ${size} bytes of contents but only ${module.length - pos} remain`,
         module.length,
       );
@@ -491,7 +497,7 @@ export function exposeDefinedState(module: Uint8Array): ExposedModule {
   for (const s of sections) {
     if (s.id !== 0) {
       if (seen.has(s.id)) {
-        throw new CoreModuleFormatError(`duplicate ${SECTION_NAMES[s.id]} section at byte offset ${s.start}`, s.start);
+        throw coreModuleFormatError(`duplicate ${SECTION_NAMES[s.id]} section at byte offset ${s.start}`, s.start);
       }
       seen.add(s.id);
     }
@@ -521,7 +527,7 @@ export function exposeDefinedState(module: Uint8Array): ExposedModule {
   const reserve = (kind: number, label: string, index: number): string => {
     const name = `$dormant:${label}:${index}`;
     if (exportSection?.names.has(name)) {
-      throw new CoreModuleFormatError(
+      throw coreModuleFormatError(
         `the module already exports "${name}", a name reserved for exposing its state (export section at byte offset ${exportSpan!.start})`,
         exportSpan!.start,
       );

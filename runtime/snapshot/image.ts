@@ -4,21 +4,12 @@
 // applying the difference to a fresh instance reproduces the exact state.
 import { deflateRawSync, inflateRawSync } from "node:zlib";
 import type { CoreValueType, GlobalCell, StateView, TableView } from "../engine.ts";
+import { DormantError } from "../errors.ts";
 
 const MAGIC = Buffer.from("DRMS");
 const FORMAT = 2;
 const CHUNK = 4096;
 const PAGE = 65536;
-
-/** The snapshot bytes are not a snapshot of this component (or are damaged). */
-export class SnapshotFormatError extends Error {
-  override name = "SnapshotFormatError";
-}
-
-/** The instance holds state a snapshot cannot carry (e.g. a table the guest rewrote). */
-export class SnapshotUnsupportedError extends Error {
-  override name = "SnapshotUnsupportedError";
-}
 
 type GlobalValue = number | bigint | "ref" | null;
 
@@ -57,7 +48,8 @@ export function capturePristine(component: string, view: StateView): PristineIma
 export function encodeSnapshot(view: StateView, pristine: PristineImage): { bytes: Uint8Array; stats: SnapshotStats } {
   view.tables.forEach(({ table, entries }, i) => {
     if (!tableUnchanged(table, entries)) {
-      throw new SnapshotUnsupportedError(
+      throw new DormantError(
+        "snapshot-format",
         `Table ${i} of component ${pristine.component} changed since instantiation; Dormant cannot snapshot rewritten function tables. Keep the guest from growing or setting tables.`,
       );
     }
@@ -86,7 +78,7 @@ export function encodeSnapshot(view: StateView, pristine: PristineImage): { byte
     if (value === "ref" || value === null) {
       // References cannot be carried; one the guest set since instantiation would be lost.
       if (value !== pristine.globals[g]) {
-        throw new SnapshotUnsupportedError(`Global ${g} (${type}) changed since instantiation; a snapshot cannot carry references.`);
+        throw new DormantError("snapshot-format", `Global ${g} (${type}) changed since instantiation; a snapshot cannot carry references.`);
       }
       return null;
     }
@@ -105,10 +97,11 @@ export function encodeSnapshot(view: StateView, pristine: PristineImage): { byte
 export function applySnapshot(view: StateView, pristine: PristineImage, bytes: Uint8Array): void {
   const { header, data } = decode(bytes);
   if (header.component !== pristine.component) {
-    throw new SnapshotFormatError(`The snapshot is of component ${header.component}, not ${pristine.component}.`);
+    throw new DormantError("snapshot-format", `The snapshot is of component ${header.component}, not ${pristine.component}.`);
   }
   if (header.memories.length !== view.memories.length || header.globals.length !== view.globals.length) {
-    throw new SnapshotFormatError(
+    throw new DormantError(
+      "snapshot-format",
       `The snapshot has ${header.memories.length} memories and ${header.globals.length} globals; the instance has ${view.memories.length} and ${view.globals.length}.`,
     );
   }
@@ -117,7 +110,7 @@ export function applySnapshot(view: StateView, pristine: PristineImage, bytes: U
     const memory = view.memories[m]!;
     const have = memory.buffer.byteLength;
     if (byteLength < have || byteLength % PAGE !== 0) {
-      throw new SnapshotFormatError(`Memory ${m} in the snapshot is ${byteLength} bytes; a fresh instance already has ${have}.`);
+      throw new DormantError("snapshot-format", `Memory ${m} in the snapshot is ${byteLength} bytes; a fresh instance already has ${have}.`);
     }
     if (byteLength > have) memory.grow((byteLength - have) / PAGE);
     const target = new Uint8Array(memory.buffer);
@@ -125,13 +118,13 @@ export function applySnapshot(view: StateView, pristine: PristineImage, bytes: U
       const start = chunk * header.chunk;
       const length = Math.min(header.chunk, byteLength - start);
       if (start >= byteLength || offset + length > data.length) {
-        throw new SnapshotFormatError(`Memory ${m} chunk ${chunk} lies outside the snapshot's data; the snapshot is damaged.`);
+        throw new DormantError("snapshot-format", `Memory ${m} chunk ${chunk} lies outside the snapshot's data; the snapshot is damaged.`);
       }
       target.set(data.subarray(offset, offset + length), start);
       offset += length;
     }
   });
-  if (offset !== data.length) throw new SnapshotFormatError("The snapshot has trailing data; it is damaged.");
+  if (offset !== data.length) throw new DormantError("snapshot-format", "The snapshot has trailing data; it is damaged.");
   header.globals.forEach((encoded, g) => {
     const { global, type } = view.globals[g]!;
     if (encoded !== null) global.value = decodeValue(encoded, type);
@@ -147,7 +140,13 @@ export function applySnapshot(view: StateView, pristine: PristineImage, bytes: U
 export function resetToPristine(view: StateView, pristine: PristineImage): boolean {
   if (view.memories.some((memory, m) => memory.buffer.byteLength !== pristine.memories[m]?.length)) return false;
   if (view.tables.some(({ table, entries }) => !tableUnchanged(table, entries))) return false;
-  if (view.globals.some(({ global, type }, g) => pristine.globals[g] === null || readGlobal(global, type) === null || (pristine.globals[g] === "ref" && readGlobal(global, type) !== "ref"))) return false;
+  if (
+    view.globals.some(
+      ({ global, type }, g) =>
+        pristine.globals[g] === null || readGlobal(global, type) === null || (pristine.globals[g] === "ref" && readGlobal(global, type) !== "ref"),
+    )
+  )
+    return false;
   view.memories.forEach((memory, m) => {
     const current = Buffer.from(memory.buffer);
     const base = pristine.memories[m]!;
@@ -166,21 +165,21 @@ export function resetToPristine(view: StateView, pristine: PristineImage): boole
 function decode(bytes: Uint8Array): { header: Header; data: Buffer } {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buffer.length < 5 || !buffer.subarray(0, 4).equals(MAGIC)) {
-    throw new SnapshotFormatError("Not a Dormant snapshot (bad magic).");
+    throw new DormantError("snapshot-format", "Not a Dormant snapshot (bad magic).");
   }
-  if (buffer[4] !== FORMAT) throw new SnapshotFormatError(`Snapshot format ${buffer[4]} is not supported (expected ${FORMAT}).`);
+  if (buffer[4] !== FORMAT) throw new DormantError("snapshot-format", `Snapshot format ${buffer[4]} is not supported (expected ${FORMAT}).`);
   let body: Buffer;
   try {
     body = inflateRawSync(buffer.subarray(5));
   } catch (error) {
-    throw new SnapshotFormatError(`The snapshot does not decompress: ${(error as Error).message}.`);
+    throw new DormantError("snapshot-format", `The snapshot does not decompress: ${(error as Error).message}.`);
   }
   const length = body.readUInt32LE(0);
   let header: Header;
   try {
     header = JSON.parse(body.subarray(4, 4 + length).toString("utf8")) as Header;
   } catch {
-    throw new SnapshotFormatError("The snapshot header is not valid JSON; the snapshot is damaged.");
+    throw new DormantError("snapshot-format", "The snapshot header is not valid JSON; the snapshot is damaged.");
   }
   return { header, data: body.subarray(4 + length) };
 }

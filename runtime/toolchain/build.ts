@@ -6,13 +6,11 @@ import "./preopens.ts";
 import { readFile } from "node:fs/promises";
 import { extname, resolve } from "node:path";
 import { componentEmbed, componentNew, parse } from "@bytecodealliance/jco";
-import { GuestBuildError } from "../errors.ts";
 import { buildJsGuest } from "./js-build.ts";
 import { DEFAULT_JS_ENGINE, JS_ENGINE_PROFILES, type JsEngine } from "./js-engines.ts";
+import { DormantError, isDormantError } from "../errors.ts";
 
 export const WORLD = "partition";
-
-export { GuestBuildError };
 
 export interface BuildOptions {
   /** The WIT folder holding the dormant:host package. */
@@ -33,11 +31,11 @@ export async function buildComponent(entry: string, options: BuildOptions): Prom
     if (kind === ".wat") return await buildWat(await readFile(path, "utf8"), witDir);
     if ([".js", ".mjs", ".ts", ".mts"].includes(kind)) return await buildJsGuest(path, witDir, WORLD, engine, options.onWarning ?? (() => {}));
   } catch (error) {
-    if (error instanceof GuestBuildError) throw error;
+    if (isDormantError(error, "guest-build")) throw error;
     const what = kind === ".wat" ? "" : ` with ${JS_ENGINE_PROFILES[engine].label}`;
-    throw new GuestBuildError(`Building ${entry}${what} failed: ${(error as Error).message}`, { cause: error });
+    throw new DormantError("guest-build", `Building ${entry}${what} failed: ${(error as Error).message}`, { cause: error });
   }
-  throw new GuestBuildError(`Cannot build ${entry}: use a .js, .mjs, .ts, .mts or .wat entry file.`);
+  throw new DormantError("guest-build", `Cannot build ${entry}: use a .js, .mjs, .ts, .mts or .wat entry file.`);
 }
 
 async function buildWat(text: string, witDir: string): Promise<Uint8Array> {

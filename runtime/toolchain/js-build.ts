@@ -3,8 +3,8 @@
 import { dirname, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build as bundle, type BuildOptions as BundleOptions, type Plugin } from "esbuild";
-import { GuestBuildError } from "../errors.ts";
 import { JS_ENGINE_PROFILES, type JsEngine, type JsEngineProfile } from "./js-engines.ts";
+import { DormantError } from "../errors.ts";
 
 const guestModule = (name: string) => fileURLToPath(new URL(`./guest/${name}`, import.meta.url));
 const EDGE = guestModule("edge.js");
@@ -20,7 +20,7 @@ export async function buildJsGuest(entry: string, witDir: string, world: string,
   const profile = JS_ENGINE_PROFILES[engine];
   const uses = await lackedApis(entry, profile);
   const own = uses.filter((use) => !use.file.includes("node_modules"));
-  if (own.length > 0) throw new GuestBuildError(lackedMessage(entry, engine, own));
+  if (own.length > 0) throw new DormantError("guest-build", lackedMessage(entry, engine, own));
   for (const use of uses) {
     warn(`${use.file} uses ${use.api}, which ${profile.label} guests do not have (${profile.lacks[use.api]}); a call that reaches it fails.`);
   }
@@ -56,7 +56,7 @@ async function bundleGuest(entry: string, profile: JsEngineProfile): Promise<str
     define: { __DORMANT_ENGINE__: JSON.stringify(profile.label), __DORMANT_LACKS__: JSON.stringify(profile.lacks) },
     plugins: [worldImports],
   }).catch((error: Error) => {
-    throw new GuestBuildError(`Bundling ${entry} failed: ${error.message}`);
+    throw new DormantError("guest-build", `Bundling ${entry} failed: ${error.message}`);
   });
   return result.outputFiles[0]!.text;
 }
@@ -71,7 +71,7 @@ async function lackedApis(entry: string, profile: JsEngineProfile): Promise<Use[
   const apis = Object.keys(profile.lacks);
   const define = Object.fromEntries(apis.map((api, i) => [api, `__dormantLacks${i}`]));
   const result = await bundle({ ...COMMON, entryPoints: [entry], define, plugins: [worldImports] }).catch((error: Error) => {
-    throw new GuestBuildError(`Bundling ${entry} failed: ${error.message}`);
+    throw new DormantError("guest-build", `Bundling ${entry} failed: ${error.message}`);
   });
   const uses = new Map<string, Use>();
   let file = relative(process.cwd(), entry);

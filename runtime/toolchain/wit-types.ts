@@ -11,7 +11,5 @@ export async function generateWitTypes(witDir: string): Promise<Map<string, stri
     quiet: true,
   });
   const decoder = new TextDecoder();
-  return new Map(
-    Object.entries(files as unknown as Record<string, Uint8Array>).map(([name, bytes]) => [name, decoder.decode(bytes)]),
-  );
+  return new Map(Object.entries(files as unknown as Record<string, Uint8Array>).map(([name, bytes]) => [name, decoder.decode(bytes)]));
 }

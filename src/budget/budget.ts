@@ -2,6 +2,7 @@
 // and whether the host is constrained — then only tasks at or above a priority threshold
 // run. Waiting deliveries are started highest priority first, then in arrival order.
 import { DEFAULT_BUDGET } from "../options.ts";
+import { DormantError } from "../../runtime/index.ts";
 
 export interface BudgetState {
   /** Deliveries running at once across all partitions. */
@@ -9,10 +10,6 @@ export interface BudgetState {
   /** Under a constraint only tasks with priority >= `threshold` run. */
   constrained: boolean;
   threshold: number;
-}
-
-export class BudgetError extends Error {
-  override name = "BudgetError";
 }
 
 interface Waiter {
@@ -90,13 +87,13 @@ export class ActivationBudget {
 
 function checked(state: BudgetState): BudgetState {
   if (!Number.isInteger(state.maxConcurrent) || state.maxConcurrent < 1) {
-    throw new BudgetError(`maxConcurrent must be a whole number of at least 1 (got ${state.maxConcurrent}).`);
+    throw new DormantError("invalid-field", `maxConcurrent must be a whole number of at least 1 (got ${state.maxConcurrent}).`);
   }
   if (!Number.isInteger(state.threshold) || state.threshold < 0 || state.threshold > 255) {
-    throw new BudgetError(`threshold must be a priority from 0 to 255 (got ${state.threshold}).`);
+    throw new DormantError("invalid-field", `threshold must be a priority from 0 to 255 (got ${state.threshold}).`);
   }
   if (typeof state.constrained !== "boolean") {
-    throw new BudgetError(`constrained must be true or false (got ${String(state.constrained)}).`);
+    throw new DormantError("invalid-field", `constrained must be true or false (got ${String(state.constrained)}).`);
   }
   return state;
 }

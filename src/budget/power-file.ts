@@ -4,10 +4,7 @@
 import { readFile } from "node:fs/promises";
 import { unwatchFile, watchFile } from "node:fs";
 import type { ActivationBudget, BudgetState } from "./budget.ts";
-
-export class PowerFileError extends Error {
-  override name = "PowerFileError";
-}
+import { DormantError } from "../../runtime/index.ts";
 
 /** Parse the file's text into a budget change. */
 function parsePowerState(text: string, path: string): Partial<BudgetState> {
@@ -18,7 +15,7 @@ function parsePowerState(text: string, path: string): Partial<BudgetState> {
     const threshold = Number(words[1]);
     if (Number.isInteger(threshold) && threshold >= 0 && threshold <= 255) return { constrained: true, threshold };
   }
-  throw new PowerFileError(`${path} says ${JSON.stringify(text.slice(0, 60))}; write "normal", "constrained" or "constrained <priority 0-255>".`);
+  throw new DormantError("power-file", `${path} says ${JSON.stringify(text.slice(0, 60))}; write "normal", "constrained" or "constrained <priority 0-255>".`);
 }
 
 export class PowerFile {
@@ -59,4 +56,3 @@ export class PowerFile {
     }
   }
 }
-

@@ -51,7 +51,11 @@ export async function demo(args: string[]): Promise<void> {
   try {
     console.log(`Dormant demo — store ${host.store.description}, ${host.pool.size} executors\n`);
     const ids: Record<string, string> = {};
-    for (const [name, example] of [["counter-1", "counter"], ["counter-2", "counter"], ["wat-1", "wat-minimal"]] as [string, ExampleName][]) {
+    for (const [name, example] of [
+      ["counter-1", "counter"],
+      ["counter-2", "counter"],
+      ["wat-1", "wat-minimal"],
+    ] as [string, ExampleName][]) {
       process.stdout.write(`Building guest ${example} (cached after the first run)… `);
       const component = await host.components.add(await readFile(await exampleComponent(example)));
       console.log(`${component.digest.slice(0, 19)}…, ${component.bytes} bytes`);
@@ -68,7 +72,11 @@ export async function demo(args: string[]): Promise<void> {
 
     console.log("\nTasks the guests registered:");
     for (const task of host.registry.all()) {
-      const when = task.nextFire ? `next at ${new Date(task.nextFire).toISOString()}` : task.pushToken ? `push URL /push/${task.pushToken.slice(0, 6)}…` : "spent";
+      const when = task.nextFire
+        ? `next at ${new Date(task.nextFire).toISOString()}`
+        : task.pushToken
+          ? `push URL /push/${task.pushToken.slice(0, 6)}…`
+          : "spent";
       console.log(`  ${task.partition} ${task.name} → ${task.entry} (${task.trigger.tag}, priority ${task.priority}, ${when})`);
     }
 

@@ -2,10 +2,7 @@
 // prepared form in the engine's cache.
 import type { Storage } from "unstorage";
 import type { ExecutorPool, PreparedComponent } from "../../runtime/index.ts";
-
-export class UnknownComponentError extends Error {
-  override name = "UnknownComponentError";
-}
+import { DormantError } from "../../runtime/index.ts";
 
 export class ComponentRegistry {
   readonly #storage: Storage;
@@ -36,7 +33,7 @@ export class ComponentRegistry {
     let prepared = this.#prepared.get(digest);
     if (!prepared) {
       prepared = this.#storage.getItemRaw<Uint8Array>(keyOf(digest)).then((bytes) => {
-        if (!bytes) throw new UnknownComponentError(`Component ${digest} is not deployed on this host; deploy it first.`);
+        if (!bytes) throw new DormantError("unknown-component", `Component ${digest} is not deployed on this host; deploy it first.`);
         return this.#pool.prepare(new Uint8Array(bytes));
       });
       this.#prepared.set(digest, prepared);

@@ -11,6 +11,7 @@ import type { Clock } from "../scheduler/clock.ts";
 import type { TimerLoop } from "../scheduler/timer-loop.ts";
 import { backoffMs, refOf, taskEventOf, type DeadLetter, type Delivery, type DeliveryKind, type DeliveryRef } from "./delivery.ts";
 import type { DeliveryStore } from "./delivery-store.ts";
+import { DormantError } from "../../runtime/index.ts";
 
 /** What the dispatcher needs of the partitions: testable without executors. */
 export interface Deliverer {
@@ -22,7 +23,16 @@ export interface Deliverer {
 }
 
 export type DeliveryEvent =
-  | ({ type: "delivered"; delivery: string; kind: DeliveryKind; scheduledAt: number; firedAt: number; attempt: number; ms: number; outcome: CallOutcome } & DeliveryRef)
+  | ({
+      type: "delivered";
+      delivery: string;
+      kind: DeliveryKind;
+      scheduledAt: number;
+      firedAt: number;
+      attempt: number;
+      ms: number;
+      outcome: CallOutcome;
+    } & DeliveryRef)
   | ({ type: "retry-scheduled"; delivery: string; attempt: number; at: number; error: string } & DeliveryRef)
   | ({ type: "dead-lettered"; delivery: string; attempts: number; error: string } & DeliveryRef)
   | ({ type: "postponed"; priority: number; scheduledAt: number } & DeliveryRef)
@@ -49,16 +59,6 @@ export interface Admission {
   whenConstrained: "postpone" | "drop";
   ref: DeliveryRef;
   scheduledAt: number;
-}
-
-/** A synchronous push to a task below the threshold of a constrained budget. */
-export class ConstrainedError extends Error {
-  override name = "ConstrainedError";
-}
-
-/** The guest did not answer a synchronous push in time; the delivery goes on. */
-export class PushDeadlineError extends Error {
-  override name = "PushDeadlineError";
 }
 
 export interface DispatcherOptions {
@@ -159,14 +159,17 @@ export class Dispatcher {
   async deliverNow(delivery: Delivery, deadlineMs: number): Promise<CallOutcome> {
     if (!this.#o.budget.admits(delivery.priority)) {
       const { threshold } = this.#o.budget.state;
-      throw new ConstrainedError(`The host is constrained to priority ${threshold} and above; task ${delivery.taskName} has ${delivery.priority}. Retry later or send it with Prefer: respond-async.`);
+      throw new DormantError(
+        "constrained",
+        `The host is constrained to priority ${threshold} and above; task ${delivery.taskName} has ${delivery.priority}. Retry later or send it with Prefer: respond-async.`,
+      );
     }
     const attempt = this.#attempt(delivery, { retries: false });
     this.#track(attempt);
     // A caller's wait is wall time, not the host's schedule: a real timer, whatever the clock.
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new PushDeadlineError(`Task ${delivery.taskName} did not answer within ${deadlineMs} ms.`)), deadlineMs);
+      timer = setTimeout(() => reject(new DormantError("push-deadline", `Task ${delivery.taskName} did not answer within ${deadlineMs} ms.`)), deadlineMs);
     });
     try {
       return await Promise.race([attempt, deadline]);
@@ -242,7 +245,17 @@ export class Dispatcher {
     this.stats.attempts++;
     const ref = { ...refOf(delivery), partition };
     const ms = performance.now() - started;
-    this.#emit({ type: "delivered", delivery: delivery.id, kind: delivery.kind, scheduledAt: delivery.scheduledAt, firedAt, attempt: delivery.attempts + 1, ms, outcome, ...ref });
+    this.#emit({
+      type: "delivered",
+      delivery: delivery.id,
+      kind: delivery.kind,
+      scheduledAt: delivery.scheduledAt,
+      firedAt,
+      attempt: delivery.attempts + 1,
+      ms,
+      outcome,
+      ...ref,
+    });
     if (outcome.ok) {
       this.stats.delivered++;
       if (this.#pending.delete(delivery.id)) await this.#o.store.removePending(delivery.id);

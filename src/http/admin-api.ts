@@ -4,16 +4,13 @@
 // sizes, content types, numeric ranges, and the shape of every id (ids become store keys).
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { ComponentError } from "../../runtime/index.ts";
-import { BudgetError, type BudgetState } from "../budget/budget.ts";
+import { type BudgetState } from "../budget/budget.ts";
 import type { Host } from "../host.ts";
 import type { Activity } from "../observability/activity.ts";
-import { UnknownComponentError } from "../components/registry.ts";
-import { UnknownPartitionError } from "../partitions/manager.ts";
 import type { Durability, PartitionLimits, PartitionRecord, RegistrationMode } from "../partitions/partition.ts";
-import { UnknownTaskError } from "../tasks/service.ts";
 import { pushPath, type TaskRecord } from "../tasks/task.ts";
-import { problem } from "./errors.ts";
+import { errorResponse, problem } from "./errors.ts";
+import { DormantError } from "../../runtime/index.ts";
 
 export interface AdminOptions {
   maxComponentBytes: number;
@@ -27,12 +24,13 @@ const ID = { partition: /^p_[A-Za-z0-9_-]{1,64}$/, task: /^t_[A-Za-z0-9_-]{1,64}
 const MAX_JSON_BYTES = 64 * 1024;
 const MAX_CONCURRENT = 10_000;
 
-class FieldError extends Error {}
+/** A field of an admin request that is missing or wrong. */
+const fieldError = (message: string) => new DormantError("invalid-field", message);
 
 function field<T>(body: Record<string, unknown>, name: string, check: (value: unknown) => value is T, expected: string, fallback?: T): T {
   const value = body[name];
   if (value === undefined && fallback !== undefined) return fallback;
-  if (!check(value)) throw new FieldError(`Field "${name}" must be ${expected}; got ${JSON.stringify(value) ?? "nothing"}.`);
+  if (!check(value)) throw fieldError(`Field "${name}" must be ${expected}; got ${JSON.stringify(value) ?? "nothing"}.`);
   return value;
 }
 
@@ -45,14 +43,19 @@ const LIMIT_RANGES: Record<keyof PartitionLimits, [number, number]> = {
   snapshotBytes: [1024, 2 ** 30],
 };
 const isLimits = (v: unknown): v is Partial<PartitionLimits> =>
-  typeof v === "object" && v !== null && !Array.isArray(v) &&
+  typeof v === "object" &&
+  v !== null &&
+  !Array.isArray(v) &&
   Object.entries(v).every(([key, value]) => {
     const range = LIMIT_RANGES[key as keyof PartitionLimits];
     return range !== undefined && Number.isInteger(value) && (value as number) >= range[0] && (value as number) <= range[1];
   });
 const isDurability = (v: unknown): v is Durability => v === "on-idle" || v === "per-activation";
 const isBoolean = (v: unknown): v is boolean => typeof v === "boolean";
-const isIntIn = (min: number, max: number) => (v: unknown): v is number => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+const isIntIn =
+  (min: number, max: number) =>
+  (v: unknown): v is number =>
+    Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
 
 const ID_HINT = { partition: ["partition", "p_…", "partitions"], task: ["task", "t_…", "tasks"], deadLetter: ["dead-letter", "e_…", "dead-letters"] } as const;
 
@@ -61,14 +64,14 @@ function idParam(c: Context, kind: keyof typeof ID): string {
   const id = c.req.param("id") ?? "";
   const [name, shape, list] = ID_HINT[kind];
   if (!ID[kind].test(id)) {
-    throw new FieldError(`${JSON.stringify(id.slice(0, 80))} is not a ${name} id; ids look like ${shape} (list them with GET /api/${list}).`);
+    throw fieldError(`${JSON.stringify(id.slice(0, 80))} is not a ${name} id; ids look like ${shape} (list them with GET /api/${list}).`);
   }
   return id;
 }
 
 function allowOnly(body: Record<string, unknown>, fields: string[], what: string): void {
   const unknown = Object.keys(body).find((key) => !fields.includes(key));
-  if (unknown !== undefined) throw new FieldError(`Unknown field ${JSON.stringify(unknown)}; ${what} has ${fields.join(", ")}.`);
+  if (unknown !== undefined) throw fieldError(`Unknown field ${JSON.stringify(unknown)}; ${what} has ${fields.join(", ")}.`);
 }
 
 function contentType(type: string): MiddlewareHandler {
@@ -109,16 +112,7 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
     return { ...base, ...activity.of(record.id), tasks: registry.tasksOf(record.id).map(taskJson) };
   };
 
-  api.onError((error, c) => {
-    if (error instanceof FieldError) return problem(c, 400, "invalid-field", error.message);
-    if (error instanceof ComponentError) return problem(c, 400, "invalid-component", error.message);
-    if (error instanceof UnknownComponentError) return problem(c, 400, "unknown-component", error.message);
-    if (error instanceof BudgetError) return problem(c, 400, "invalid-field", error.message);
-    if (error instanceof UnknownPartitionError) return problem(c, 404, "unknown-partition", error.message);
-    if (error instanceof UnknownTaskError) return problem(c, 404, "unknown-task", error.message);
-    if (error instanceof SyntaxError) return problem(c, 400, "invalid-json", `The body is not valid JSON: ${error.message}`);
-    return problem(c, 500, "internal", `${error.name}: ${error.message}`);
-  });
+  api.onError((error, c) => errorResponse(c, error));
 
   const tooLarge = `Admin requests are limited to ${MAX_JSON_BYTES} bytes (components to ${options.maxComponentBytes}).`;
   const small = bodyLimit({ maxSize: MAX_JSON_BYTES, onError: (c) => problem(c, 413, "body-too-large", tooLarge) });
@@ -127,7 +121,7 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
 
   const read = async (request: Request): Promise<Record<string, unknown>> => {
     const body: unknown = await request.json();
-    if (typeof body !== "object" || body === null || Array.isArray(body)) throw new FieldError("The body must be a JSON object.");
+    if (typeof body !== "object" || body === null || Array.isArray(body)) throw fieldError("The body must be a JSON object.");
     return body as Record<string, unknown>;
   };
 
@@ -140,7 +134,7 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
     }),
     async (c) => {
       const bytes = new Uint8Array(await c.req.arrayBuffer());
-      if (bytes.length === 0) throw new FieldError("The body must be the component's wasm bytes.");
+      if (bytes.length === 0) throw fieldError("The body must be the component's wasm bytes.");
       const prepared = await components.add(bytes);
       return c.json({ digest: prepared.digest, bytes: prepared.bytes }, 201);
     },
@@ -181,7 +175,7 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
   api.get("/tasks", (c) => {
     const partition = c.req.query("partition");
     if (partition !== undefined && !ID.partition.test(partition)) {
-      throw new FieldError(`Query "partition" must be a partition id like p_…; got ${JSON.stringify(partition.slice(0, 80))}.`);
+      throw fieldError(`Query "partition" must be a partition id like p_…; got ${JSON.stringify(partition.slice(0, 80))}.`);
     }
     const list = partition === undefined ? registry.all() : registry.tasksOf(partition);
     return c.json({ tasks: list.map(taskJson) });
@@ -191,14 +185,22 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
   api.get("/dead-letters", async (c) =>
     c.json({
       deadLetters: (await deliveries.deadLetters()).map((letter) => ({
-        id: letter.id, kind: letter.kind, task: letter.taskId, name: letter.taskName, partition: letter.partition,
-        scheduledAt: letter.scheduledAt, attempts: letter.attempts, lastError: letter.lastError, deadAt: letter.deadAt,
+        id: letter.id,
+        kind: letter.kind,
+        task: letter.taskId,
+        name: letter.taskName,
+        partition: letter.partition,
+        scheduledAt: letter.scheduledAt,
+        attempts: letter.attempts,
+        lastError: letter.lastError,
+        deadAt: letter.deadAt,
       })),
     }),
   );
   api.post("/dead-letters/:id/retry", async (c) => {
     const id = idParam(c, "deadLetter");
-    if (!(await deliveries.retryDeadLetter(id))) return problem(c, 404, "unknown-dead-letter", "No dead letter has this id; list them with GET /api/dead-letters.");
+    if (!(await deliveries.retryDeadLetter(id)))
+      return problem(c, 404, "unknown-dead-letter", "No dead letter has this id; list them with GET /api/dead-letters.");
     return c.json({ retrying: id }, 202);
   });
 

@@ -47,7 +47,10 @@ export function clientOf(c: Context, trustProxy: boolean): string {
   const front = head ? head.split(":") : [];
   const back = address.includes("::") && tail ? tail.split(":") : [];
   const groups = [...front, ...Array<string>(Math.max(0, 8 - front.length - back.length)).fill("0"), ...back];
-  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(":")}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(":")}::/64`;
 }
 
 function hostHeader(c: Context, trustProxy: boolean): string | undefined {

@@ -9,7 +9,7 @@ import { HTTP_DEFAULTS } from "../options.ts";
 import { checkHost, requireMetricsReader, requireOperator, type DoorOptions, type SecurityLog } from "./admin-door.ts";
 import { adminRoutes } from "./admin-api.ts";
 import { sameSecret, Sessions } from "./auth.ts";
-import { problem } from "./errors.ts";
+import { errorResponse, problem } from "./errors.ts";
 import { pushRoutes } from "./push.ts";
 import { RateLimiter, type RateLimit } from "../budget/rate-limit.ts";
 import { signInRoutes } from "./sign-in.ts";
@@ -38,7 +38,6 @@ export interface HttpOptions {
   authFailures?: RateLimit;
 }
 
-
 export interface HttpContext {
   clock: () => number;
   /** Security events: failed sign-ins, lock-outs, refused requests and guest replies. */
@@ -66,7 +65,7 @@ export function createPushApp(host: Host, metrics: Metrics, options: HttpOptions
   );
   const elsewhere = "the status page, admin API and metrics are on the admin port (8788 by default)";
   app.notFound((c) => problem(c, 404, "not-found", `Nothing at ${c.req.method} ${c.req.path}. Push URLs look like /push/<token>; ${elsewhere}.`));
-  app.onError((error, c) => problem(c, 500, "internal", `${error.name}: ${error.message}`));
+  app.onError((error, c) => errorResponse(c, error));
   return app;
 }
 
@@ -105,6 +104,6 @@ export function createAdminApp(host: Host, metrics: Metrics, activity: Activity,
   app.route("/", signInRoutes(host, activity, door));
   const where = "The admin API is under /api, metrics at /metrics; push URLs are served on the push port.";
   app.notFound((c) => problem(c, 404, "not-found", `Nothing at ${c.req.method} ${c.req.path}. ${where}`));
-  app.onError((error, c) => problem(c, 500, "internal", `${error.name}: ${error.message}`));
+  app.onError((error, c) => errorResponse(c, error));
   return app;
 }

@@ -3,6 +3,7 @@
 // guest sees leaves out the host's cookies and, unless its task opted in, the caller's
 // credentials.
 import type { Header } from "../../wit/types/interfaces/dormant-host-types.d.ts";
+import { DormantError } from "../../runtime/index.ts";
 
 /** The host's own cookies: the admin session and the former token cookie, with any cookie prefix. */
 export function isHostCookie(name: string): boolean {
@@ -31,41 +32,35 @@ export interface ReplyHeaderOptions {
   csp: string;
 }
 
-export class InvalidReplyError extends Error {
-  override name = "InvalidReplyError";
-  constructor(
-    readonly header: string,
-    message: string,
-  ) {
-    super(message);
-  }
+function invalidReply(header: string, message: string): DormantError<"invalid-reply"> {
+  return new DormantError("invalid-reply", message, { details: { header } });
 }
 
-/** The headers to send for a guest's reply, or an InvalidReplyError naming the first bad header. */
+/** The headers to send for a guest's reply, or an `invalid-reply` error naming the first bad header. */
 export function replyHeaders(guest: readonly Header[], options: ReplyHeaderOptions): Headers {
   if (guest.length > MAX_HEADERS) {
-    throw new InvalidReplyError(`(${guest.length} headers)`, `The reply has ${guest.length} headers; at most ${MAX_HEADERS} are allowed.`);
+    throw invalidReply(`(${guest.length} headers)`, `The reply has ${guest.length} headers; at most ${MAX_HEADERS} are allowed.`);
   }
   let bytes = 0;
   const headers = new Headers();
   for (const [name, value] of guest) {
     bytes += name.length + value.length + 4;
     const shown = JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
-    if (!TOKEN.test(name)) throw new InvalidReplyError(name, `The reply header name ${shown} is not an HTTP token (RFC 9110 §5.6.2).`);
+    if (!TOKEN.test(name)) throw invalidReply(name, `The reply header name ${shown} is not an HTTP token (RFC 9110 §5.6.2).`);
     if (!FIELD_VALUE.test(value)) {
       const why = "control characters such as CR or LF, or characters above U+00FF";
-      throw new InvalidReplyError(name, `The reply header ${shown} has a value that is not a valid HTTP field value (${why}).`);
+      throw invalidReply(name, `The reply header ${shown} has a value that is not a valid HTTP field value (${why}).`);
     }
     const lower = name.toLowerCase();
     if (FRAMING.has(lower) || lower.startsWith("proxy-") || HOST_SET.has(lower)) continue;
     const cookie = lower === "set-cookie" ? value.split("=", 1)[0]!.trim() : undefined;
     if (cookie !== undefined && isHostCookie(cookie)) {
-      throw new InvalidReplyError(name, `The reply sets the host's cookie ${JSON.stringify(cookie)}; a guest may not set cookies named dormant*.`);
+      throw invalidReply(name, `The reply sets the host's cookie ${JSON.stringify(cookie)}; a guest may not set cookies named dormant*.`);
     }
     headers.append(lower, value);
   }
   if (bytes > MAX_HEADER_BYTES) {
-    throw new InvalidReplyError("(all headers)", `The reply's headers take ${bytes} bytes; at most ${MAX_HEADER_BYTES} are allowed.`);
+    throw invalidReply("(all headers)", `The reply's headers take ${bytes} bytes; at most ${MAX_HEADER_BYTES} are allowed.`);
   }
   // A guest may add its own policy (every policy sent is enforced), never remove this one.
   if (options.csp) headers.append("content-security-policy", options.csp);

@@ -9,11 +9,11 @@ import type { PushRequest } from "../../runtime/index.ts";
 import type { Host } from "../host.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { TaskRecord } from "../tasks/task.ts";
-import { ConstrainedError, PushDeadlineError } from "../delivery/dispatcher.ts";
 import type { SecurityLog } from "./admin-door.ts";
-import { problem } from "./errors.ts";
-import { guestRequestHeaders, InvalidReplyError, replyHeaders } from "./guest-headers.ts";
+import { errorResponse, problem } from "./errors.ts";
+import { guestRequestHeaders, replyHeaders } from "./guest-headers.ts";
 import type { RateLimiter } from "../budget/rate-limit.ts";
+import { isDormantError } from "../../runtime/index.ts";
 
 export interface PushOptions {
   maxBodyBytes: number;
@@ -58,15 +58,14 @@ export function pushRoutes(host: Host, limiter: RateLimiter, metrics: Metrics, o
       const sent = replyHeaders(headers, { csp: options.guestCsp });
       return respond(new Response(status === 204 || status === 304 ? null : new Uint8Array(body), { status, headers: sent }));
     } catch (error) {
-      if (error instanceof InvalidReplyError) {
-        options.log({ event: "guest-reply-refused", partition: task.partition, task: task.name, header: error.header, reason: error.message });
+      if (isDormantError(error, "invalid-reply")) {
+        options.log({ event: "guest-reply-refused", partition: task.partition, task: task.name, header: error.details.header, reason: error.message });
         return respond(problem(c, 502, "invalid-reply", `The partition's reply was refused: ${error.message}`));
       }
-      if (error instanceof PushDeadlineError) {
+      if (isDormantError(error, "push-deadline")) {
         return respond(problem(c, 504, "guest-deadline", `${error.message} Send it with Prefer: respond-async to have it delivered in the background.`));
       }
-      if (error instanceof ConstrainedError) return respond(problem(c, 503, "constrained", error.message, { "retry-after": "60" }));
-      throw error;
+      return respond(errorResponse(c, error));
     }
   };
   const limit = bodyLimit({

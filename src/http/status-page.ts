@@ -25,7 +25,13 @@ function page(title: string, body: string): string {
   return `<!doctype html><html lang="en"><head>${head}</head><body>${body}</body></html>`;
 }
 
-const when = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "—");
+const when = (ms: number | null | undefined) =>
+  ms
+    ? new Date(ms)
+        .toISOString()
+        .replace("T", " ")
+        .replace(/\.\d+Z$/, "Z")
+    : "—";
 
 /** A table of already-escaped cells; `bad` rows are shown in red. */
 function table(head: string[], rows: { cells: string[]; bad?: boolean }[]): string {
@@ -41,12 +47,21 @@ export async function statusPage(host: Host, activity: Activity): Promise<string
   const partitions = await Promise.all(
     manager.list().map(async (p) => ({ ...p, state: manager.stateOf(p.id), bytes: await bytesOf(p.id), ...activity.of(p.id) })),
   );
-  const tasks = host.registry.all().map(taskJson).sort((a, b) => (a.nextFire ?? Infinity) - (b.nextFire ?? Infinity));
+  const tasks = host.registry
+    .all()
+    .map(taskJson)
+    .sort((a, b) => (a.nextFire ?? Infinity) - (b.nextFire ?? Infinity));
   const budget = host.budget.state;
   const constraint = budget.constrained ? `<strong>constrained</strong> to priority ≥ ${budget.threshold}` : "unconstrained";
   const partitionRows = partitions.map((p) => ({
     cells: [
-      escapeHtml(p.name), code(p.id), p.state, `${p.bytes} B`, String(p.activations), String(p.deliveries), String(p.failures),
+      escapeHtml(p.name),
+      code(p.id),
+      p.state,
+      `${p.bytes} B`,
+      String(p.activations),
+      String(p.deliveries),
+      String(p.failures),
       p.lastActivation ? `${p.lastActivation.kind}, ${when(p.lastActivation.at)}` : "—",
     ],
   }));

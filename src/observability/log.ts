@@ -13,7 +13,17 @@ export function structuredLog(write: (line: string) => void, clock: () => number
       case "delivered": {
         const activation = activationOf.get(event.partition) ?? "warm";
         activationOf.delete(event.partition);
-        line({ event: "delivery", partition: event.partition, task: event.name, source: event.kind, activation, attempt: event.attempt, ms: Number(event.ms.toFixed(2)), ok: event.outcome.ok, ...(event.outcome.ok ? {} : { error: event.outcome.error }) });
+        line({
+          event: "delivery",
+          partition: event.partition,
+          task: event.name,
+          source: event.kind,
+          activation,
+          attempt: event.attempt,
+          ms: Number(event.ms.toFixed(2)),
+          ok: event.outcome.ok,
+          ...(event.outcome.ok ? {} : { error: event.outcome.error }),
+        });
         break;
       }
       case "frozen":

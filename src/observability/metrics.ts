@@ -7,38 +7,100 @@ const LATENCY_BUCKETS = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 50
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly #activations = new Counter({ name: "dormant_activations_total", help: "Partition activations, by kind.", labelNames: ["kind"], registers: [this.registry] });
-  readonly #wake = new Histogram({ name: "dormant_wake_latency_ms", help: "Time to make a frozen or new partition available, in ms.", labelNames: ["kind"], buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  readonly #activations = new Counter({
+    name: "dormant_activations_total",
+    help: "Partition activations, by kind.",
+    labelNames: ["kind"],
+    registers: [this.registry],
+  });
+  readonly #wake = new Histogram({
+    name: "dormant_wake_latency_ms",
+    help: "Time to make a frozen or new partition available, in ms.",
+    labelNames: ["kind"],
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
   readonly #freezes = new Counter({ name: "dormant_freezes_total", help: "Partitions frozen to storage.", registers: [this.registry] });
   readonly #freezeBytes = new Counter({ name: "dormant_freeze_bytes_total", help: "Snapshot bytes written by freezes.", registers: [this.registry] });
-  readonly #freezeTime = new Histogram({ name: "dormant_freeze_duration_ms", help: "Time to freeze a partition, in ms.", buckets: LATENCY_BUCKETS, registers: [this.registry] });
-  readonly #lateness = new Histogram({ name: "dormant_fire_lateness_ms", help: "From a timer's due time to the start of its delivery, in ms.", buckets: LATENCY_BUCKETS, registers: [this.registry] });
-  readonly #deliveries = new Counter({ name: "dormant_deliveries_total", help: "Delivery attempts, by outcome.", labelNames: ["outcome"], registers: [this.registry] });
+  readonly #freezeTime = new Histogram({
+    name: "dormant_freeze_duration_ms",
+    help: "Time to freeze a partition, in ms.",
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly #lateness = new Histogram({
+    name: "dormant_fire_lateness_ms",
+    help: "From a timer's due time to the start of its delivery, in ms.",
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly #deliveries = new Counter({
+    name: "dormant_deliveries_total",
+    help: "Delivery attempts, by outcome.",
+    labelNames: ["outcome"],
+    registers: [this.registry],
+  });
   readonly #misfires = new Counter({ name: "dormant_misfires_total", help: "Misfires, by policy.", labelNames: ["policy"], registers: [this.registry] });
   readonly #missed = new Counter({ name: "dormant_missed_occurrences_total", help: "Occurrences that came due while missed.", registers: [this.registry] });
   readonly #retries = new Counter({ name: "dormant_retries_total", help: "Retries scheduled after a failed delivery.", registers: [this.registry] });
   readonly #deadLetters = new Counter({ name: "dormant_dead_letters_total", help: "Deliveries moved to the dead-letter list.", registers: [this.registry] });
-  readonly #postponed = new Counter({ name: "dormant_postponed_total", help: "Occurrences postponed by a constrained budget, by priority.", labelNames: ["priority"], registers: [this.registry] });
-  readonly #dropped = new Counter({ name: "dormant_dropped_total", help: "Occurrences dropped by a constrained budget, by priority.", labelNames: ["priority"], registers: [this.registry] });
+  readonly #postponed = new Counter({
+    name: "dormant_postponed_total",
+    help: "Occurrences postponed by a constrained budget, by priority.",
+    labelNames: ["priority"],
+    registers: [this.registry],
+  });
+  readonly #dropped = new Counter({
+    name: "dormant_dropped_total",
+    help: "Occurrences dropped by a constrained budget, by priority.",
+    labelNames: ["priority"],
+    registers: [this.registry],
+  });
   readonly #traps = new Counter({ name: "dormant_traps_total", help: "Guest traps and lost instances.", registers: [this.registry] });
-  readonly #pushes = new Counter({ name: "dormant_push_requests_total", help: "Push requests, by HTTP status.", labelNames: ["status"], registers: [this.registry] });
+  readonly #pushes = new Counter({
+    name: "dormant_push_requests_total",
+    help: "Push requests, by HTTP status.",
+    labelNames: ["status"],
+    registers: [this.registry],
+  });
 
   /** Add the gauges read from the host at each scrape. */
   watch(host: Pick<Host, "partitions" | "budget" | "registry" | "deliveries">): void {
-    new Gauge({ name: "dormant_partitions", help: "Partitions, by state.", labelNames: ["state"], registers: [this.registry], collect() {
-      const counts = { active: 0, idle: 0, frozen: 0 };
-      for (const record of host.partitions.list()) counts[host.partitions.stateOf(record.id) as keyof typeof counts]++;
-      for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
-    } });
-    new Gauge({ name: "dormant_tasks", help: "Registered tasks.", registers: [this.registry], collect() {
-      this.set(host.registry.size);
-    } });
-    new Gauge({ name: "dormant_budget_constrained", help: "1 while the host runs under a constrained budget.", registers: [this.registry], collect() {
-      this.set(host.budget.state.constrained ? 1 : 0);
-    } });
-    new Gauge({ name: "dormant_pending_retries", help: "Deliveries waiting for a retry.", registers: [this.registry], collect() {
-      this.set(host.deliveries.pendingDeliveries().length);
-    } });
+    new Gauge({
+      name: "dormant_partitions",
+      help: "Partitions, by state.",
+      labelNames: ["state"],
+      registers: [this.registry],
+      collect() {
+        const counts = { active: 0, idle: 0, frozen: 0 };
+        for (const record of host.partitions.list()) counts[host.partitions.stateOf(record.id) as keyof typeof counts]++;
+        for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
+      },
+    });
+    new Gauge({
+      name: "dormant_tasks",
+      help: "Registered tasks.",
+      registers: [this.registry],
+      collect() {
+        this.set(host.registry.size);
+      },
+    });
+    new Gauge({
+      name: "dormant_budget_constrained",
+      help: "1 while the host runs under a constrained budget.",
+      registers: [this.registry],
+      collect() {
+        this.set(host.budget.state.constrained ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "dormant_pending_retries",
+      help: "Deliveries waiting for a retry.",
+      registers: [this.registry],
+      collect() {
+        this.set(host.deliveries.pendingDeliveries().length);
+      },
+    });
   }
 
   /** Feed one host event. */

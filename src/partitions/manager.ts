@@ -5,12 +5,13 @@
 // the CallHooks the manager is given: the lifecycle knows nothing about tasks.
 import { randomBytes } from "node:crypto";
 import type { Storage } from "unstorage";
-import { SnapshotFormatError, type ActivationReason, type CallOutcome, type ExecutorPool, type PreparedComponent, type TaskEvent } from "../../runtime/index.ts";
+import { type ActivationReason, type CallOutcome, type ExecutorPool, type PreparedComponent, type TaskEvent } from "../../runtime/index.ts";
 import type { ComponentRegistry } from "../components/registry.ts";
 import type { Clock } from "../scheduler/clock.ts";
 import type { TimerLoop } from "../scheduler/timer-loop.ts";
-import { NoUsableSnapshotError, type SnapshotStore } from "../store/snapshot-store.ts";
+import type { SnapshotStore } from "../store/snapshot-store.ts";
 import { type ActivationKind, type PartitionLimits, type PartitionRecord, type PartitionSpec, type PartitionState } from "./partition.ts";
+import { DormantError, isDormantError } from "../../runtime/index.ts";
 
 /** What the host adds to the lifecycle: the state a call sees, and what to do with its effects. */
 export interface CallHooks<State = unknown, Effects = unknown> {
@@ -53,18 +54,6 @@ export type PartitionEvent =
   | { type: "snapshot-problem"; partition: string; error: Error }
   | { type: "freeze-failed"; partition: string; error: Error }
   | { type: "trap"; partition: string; error: Error };
-
-export class UnknownPartitionError extends Error {
-  override name = "UnknownPartitionError";
-}
-
-export class PartitionUnavailableError extends Error {
-  override name = "PartitionUnavailableError";
-}
-
-export class SnapshotTooLargeError extends Error {
-  override name = "SnapshotTooLargeError";
-}
 
 interface Slot {
   record: PartitionRecord;
@@ -227,7 +216,7 @@ export class PartitionManager {
     try {
       result = await this.#activateInstance(slot, component, snapshot);
     } catch (error) {
-      if (!(error instanceof SnapshotFormatError) || !snapshot) throw error;
+      if (!isDormantError(error, "snapshot-format") || !snapshot) throw error;
       this.#snapshotUnusable(id, error);
       snapshot = undefined;
       result = await this.#activateInstance(slot, component, snapshot);
@@ -261,7 +250,7 @@ export class PartitionManager {
       for (const problem of loaded?.skipped ?? []) this.#emit({ type: "snapshot-problem", partition: id, error: problem });
       return loaded?.data;
     } catch (error) {
-      if (!(error instanceof NoUsableSnapshotError)) throw error;
+      if (!isDormantError(error, "no-usable-snapshot")) throw error;
       this.#snapshotUnusable(id, error);
       return undefined;
     }
@@ -270,7 +259,11 @@ export class PartitionManager {
   #snapshotUnusable(id: string, error: Error): void {
     this.#emit({ type: "snapshot-problem", partition: id, error });
     if (this.#options.onUnusableSnapshot === "fail") {
-      throw new PartitionUnavailableError(`Partition ${id} has no usable snapshot (${error.message}) and the host is set to refuse a fresh start.`, { cause: error });
+      throw new DormantError(
+        "partition-unavailable",
+        `Partition ${id} has no usable snapshot (${error.message}) and the host is set to refuse a fresh start.`,
+        { cause: error },
+      );
     }
   }
 
@@ -298,7 +291,10 @@ export class PartitionManager {
     const { bytes } = await this.#options.pool.snapshot(id);
     const cap = this.limitsOf(id).snapshotBytes;
     if (bytes.length > cap) {
-      throw new SnapshotTooLargeError(`Partition ${id} cannot be frozen: its snapshot is ${bytes.length} bytes, over its ${cap}-byte cap. It stays live; raise its snapshot limit or have it keep less state.`);
+      throw new DormantError(
+        "snapshot-too-large",
+        `Partition ${id} cannot be frozen: its snapshot is ${bytes.length} bytes, over its ${cap}-byte cap. It stays live; raise its snapshot limit or have it keep less state.`,
+      );
     }
     const ref = await this.#options.snapshots.put(id, bytes, this.#options.clock.now());
     await this.#options.pool.drop(id);
@@ -339,7 +335,7 @@ export class PartitionManager {
 
   #slotOf(id: string): Slot {
     const slot = this.#slots.get(id);
-    if (!slot) throw new UnknownPartitionError(`No partition ${id} on this host; list partitions to find its id.`);
+    if (!slot) throw new DormantError("unknown-partition", `No partition ${id} on this host; list partitions to find its id.`);
     return slot;
   }
 

@@ -153,10 +153,13 @@ export class TimerLoop {
     if (this.#claims.size > 0) wakeAt = Math.min(wakeAt, now + this.#leaseMs / 3);
     this.#clock.clearTimeout(this.#handle);
     this.#wakeAt = wakeAt;
-    this.#handle = this.#clock.setTimeout(() => {
-      this.#handle = undefined;
-      this.#wakeAt = Infinity;
-      this.#wake();
-    }, Math.max(0, wakeAt - now));
+    this.#handle = this.#clock.setTimeout(
+      () => {
+        this.#handle = undefined;
+        this.#wakeAt = Infinity;
+        this.#wake();
+      },
+      Math.max(0, wakeAt - now),
+    );
   }
 }

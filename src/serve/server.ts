@@ -76,7 +76,12 @@ export async function startServer(options: ServeOptions = {}): Promise<Server> {
     const context = { clock, log: securityLog };
     const push = await listen(createPushApp(host, metrics, http, context).fetch, port, options.hostname ?? SERVE_DEFAULTS.hostname, "--port");
     servers.push(push);
-    const admin = await listen(createAdminApp(host, metrics, activity, http, context).fetch, adminPort, options.adminHostname ?? SERVE_DEFAULTS.adminHostname, "--admin-port");
+    const admin = await listen(
+      createAdminApp(host, metrics, activity, http, context).fetch,
+      adminPort,
+      options.adminHostname ?? SERVE_DEFAULTS.adminHostname,
+      "--admin-port",
+    );
     servers.push(admin);
     let closing: Promise<void> | undefined;
     return {

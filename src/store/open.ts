@@ -13,6 +13,7 @@ import { createStorage, prefixStorage, type Storage } from "unstorage";
 import redisDriver from "unstorage/drivers/redis";
 import { DEFAULT_DATA_DIR } from "../options.ts";
 import fsAtomicDriver from "./drivers/fs-atomic.ts";
+import { DormantError } from "../../runtime/index.ts";
 
 export interface Store {
   /** Root unstorage instance; mounts below. */
@@ -37,30 +38,15 @@ export interface OpenStoreOptions {
 }
 
 export type StoreConfig =
-  | { kind: "fs"; dir: string; description: string }
-  | { kind: "redis"; connectionUrl: string; db: number; prefix: string; description: string };
+  { kind: "fs"; dir: string; description: string } | { kind: "redis"; connectionUrl: string; db: number; prefix: string; description: string };
 
 const EXAMPLES =
   `Supported: a directory path, "fs:<dir>", "file:///abs/dir", or "redis://host:port[/db][?prefix=name]" ` +
   `(e.g. --store fs:./.dormant or --store redis://127.0.0.1:6379/0?prefix=dormant).`;
 
 /** The store URL could not be understood; nothing was opened. */
-export class StoreConfigError extends Error {
-  override readonly name = "StoreConfigError";
-  constructor(
-    readonly url: string,
-    problem: string,
-  ) {
-    super(`Invalid store URL ${JSON.stringify(url)}: ${problem}. ${EXAMPLES}`);
-  }
-}
-
-/** The URL was valid but the backend could not be reached or created. */
-export class StoreUnavailableError extends Error {
-  override readonly name = "StoreUnavailableError";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
+export function storeConfigError(url: string, problem: string): DormantError<"store-config"> {
+  return new DormantError("store-config", `Invalid store URL ${JSON.stringify(url)}: ${problem}. ${EXAMPLES}`, { details: { url } });
 }
 
 export const DEFAULT_REDIS_PREFIX = "dormant";
@@ -86,7 +72,7 @@ export function parseStoreUrl(url: string | undefined, dataDir = DEFAULT_DATA_DI
       let rest = text.slice(scheme.length + 1);
       if (rest.startsWith("///")) rest = rest.slice(2);
       else if (rest.startsWith("//")) {
-        throw new StoreConfigError(text, `"fs://" needs an absolute path ("fs:///abs/dir") or use "fs:<dir>"`);
+        throw storeConfigError(text, `"fs://" needs an absolute path ("fs:///abs/dir") or use "fs:<dir>"`);
       }
       return fsConfig(rest === "" ? dataDir : rest);
     }
@@ -94,13 +80,13 @@ export function parseStoreUrl(url: string | undefined, dataDir = DEFAULT_DATA_DI
       try {
         return fsConfig(fileURLToPath(text));
       } catch (err) {
-        throw new StoreConfigError(text, `not a valid file URL (${(err as Error).message})`);
+        throw storeConfigError(text, `not a valid file URL (${(err as Error).message})`);
       }
     case "redis":
     case "rediss":
       return parseRedisUrl(text);
     default:
-      throw new StoreConfigError(text, `unsupported scheme "${scheme}:"`);
+      throw storeConfigError(text, `unsupported scheme "${scheme}:"`);
   }
 }
 
@@ -109,25 +95,25 @@ function parseRedisUrl(text: string): StoreConfig {
   try {
     u = new URL(text);
   } catch {
-    throw new StoreConfigError(text, "it is not a well-formed URL");
+    throw storeConfigError(text, "it is not a well-formed URL");
   }
-  if (u.hostname === "") throw new StoreConfigError(text, "the Redis host is missing");
+  if (u.hostname === "") throw storeConfigError(text, "the Redis host is missing");
   const port = u.port === "" ? 6379 : Number(u.port);
 
   const dbText = u.pathname.replace(/^\//, "");
   if (dbText !== "" && !/^\d{1,5}$/.test(dbText)) {
-    throw new StoreConfigError(text, `the database "/${dbText}" must be a number such as /0`);
+    throw storeConfigError(text, `the database "/${dbText}" must be a number such as /0`);
   }
   const db = dbText === "" ? 0 : Number(dbText);
 
   for (const key of u.searchParams.keys()) {
     if (key !== "prefix") {
-      throw new StoreConfigError(text, `unknown query parameter "${key}" (only "prefix" is supported)`);
+      throw storeConfigError(text, `unknown query parameter "${key}" (only "prefix" is supported)`);
     }
   }
   const prefix = u.searchParams.get("prefix") ?? DEFAULT_REDIS_PREFIX;
   if (!REDIS_PREFIX_RE.test(prefix)) {
-    throw new StoreConfigError(text, `the prefix ${JSON.stringify(prefix)} must match ${REDIS_PREFIX_RE}`);
+    throw storeConfigError(text, `the prefix ${JSON.stringify(prefix)} must match ${REDIS_PREFIX_RE}`);
   }
 
   // ioredis merges query parameters into its options, so hand it the URL
@@ -153,9 +139,9 @@ async function openFs(dir: string): Promise<Storage> {
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new StoreUnavailableError(
-      `Cannot use ${dir} as the data directory: ${(err as Error).message}. ` +
-        `Pick a writable directory with --store fs:<dir>.`,
+    throw new DormantError(
+      "store-unavailable",
+      `Cannot use ${dir} as the data directory: ${(err as Error).message}. ` + `Pick a writable directory with --store fs:<dir>.`,
       { cause: err },
     );
   }
@@ -167,7 +153,7 @@ async function openRedis(config: Extract<StoreConfig, { kind: "redis" }>): Promi
   // message instead of on the first snapshot.
   const driver = redisDriver({ url: config.connectionUrl, base: config.prefix, lazyConnect: true });
   const client = driver.getInstance?.();
-  if (!client) throw new StoreUnavailableError("unstorage's redis driver exposed no client instance.");
+  if (!client) throw new DormantError("store-unavailable", "unstorage's redis driver exposed no client instance.");
   let lastError: Error | undefined;
   const onError = (err: Error): void => {
     lastError = err;
@@ -180,9 +166,9 @@ async function openRedis(config: Extract<StoreConfig, { kind: "redis" }>): Promi
     // unhandled "error" while it winds down.
     client.disconnect();
     const reason = lastError?.message ?? (err as Error).message;
-    throw new StoreUnavailableError(
-      `Cannot connect to Redis at ${config.description}: ${reason}. ` +
-        `Check that the server is running and reachable, and that the URL is right.`,
+    throw new DormantError(
+      "store-unavailable",
+      `Cannot connect to Redis at ${config.description}: ${reason}. ` + `Check that the server is running and reachable, and that the URL is right.`,
       { cause: lastError ?? err },
     );
   }

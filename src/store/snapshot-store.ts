@@ -10,6 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import { prefixStorage, type Storage } from "unstorage";
+import { DormantError } from "../../runtime/index.ts";
 
 export interface SnapshotRef {
   seq: number;
@@ -27,68 +28,45 @@ export interface LoadedSnapshot {
   data: Uint8Array;
   ref: SnapshotRef;
   /** Newer snapshots that failed verification and were passed over. */
-  skipped: SnapshotCorruptError[];
+  skipped: DormantError[];
 }
 
 export type SnapshotProblem = "missing blob" | "size mismatch" | "hash mismatch" | "unreadable blob";
 
-/** One snapshot failed verification. */
-export class SnapshotCorruptError extends Error {
-  override readonly name = "SnapshotCorruptError";
-  constructor(
-    readonly partitionId: string,
-    readonly seq: number,
-    readonly problem: SnapshotProblem,
-    detail: string,
-    /** The snapshot that will be tried instead, if any. */
-    fallbackSeq: number | undefined,
-  ) {
-    super(
-      `Snapshot ${seq} of partition "${partitionId}" is unusable: ${problem} (${detail}). ` +
-        (fallbackSeq === undefined
-          ? `No older snapshot is kept, so the partition can only start fresh.`
-          : `The previous snapshot (seq ${fallbackSeq}) will be used instead.`),
-    );
-  }
+/** One snapshot failed verification (`details`: partitionId, seq, problem). */
+export function snapshotCorrupt(
+  partitionId: string,
+  seq: number,
+  problem: SnapshotProblem,
+  detail: string,
+  fallbackSeq: number | undefined,
+): DormantError<"snapshot-corrupt"> {
+  const next =
+    fallbackSeq === undefined
+      ? `No older snapshot is kept, so the partition can only start fresh.`
+      : `The previous snapshot (seq ${fallbackSeq}) will be used instead.`;
+  return new DormantError("snapshot-corrupt", `Snapshot ${seq} of partition "${partitionId}" is unusable: ${problem} (${detail}). ${next}`, {
+    details: { partitionId, seq, problem },
+  });
 }
 
-/** A head exists but none of the snapshots it names verifies. */
-export class NoUsableSnapshotError extends Error {
-  override readonly name = "NoUsableSnapshotError";
-  constructor(
-    readonly partitionId: string,
-    readonly problems: SnapshotCorruptError[],
-  ) {
-    const list = problems.map((p) => `seq ${p.seq}: ${p.problem}`).join("; ");
-    super(
-      `Partition "${partitionId}" has no usable snapshot (${list}). ` +
-        `Restore its snapshot data from a backup, or call delete("${partitionId}") to start it fresh.`,
-    );
-  }
+/** A head exists but none of the snapshots it names verifies (`details.problems`: what each one had). */
+function noUsableSnapshot(partitionId: string, problems: DormantError[]): DormantError<"no-usable-snapshot"> {
+  const list = problems.map((p) => `seq ${String(p.details.seq)}: ${String(p.details.problem)}`).join("; ");
+  return new DormantError(
+    "no-usable-snapshot",
+    `Partition "${partitionId}" has no usable snapshot (${list}). Restore its snapshot data from a backup, or call delete("${partitionId}") to start it fresh.`,
+    { details: { partitionId, problems: problems.map((p) => ({ ...p.details, message: p.message })) } },
+  );
 }
 
 /** The head record itself cannot be parsed, so no snapshot can be located. */
-export class SnapshotHeadCorruptError extends Error {
-  override readonly name = "SnapshotHeadCorruptError";
-  constructor(
-    readonly partitionId: string,
-    detail: string,
-  ) {
-    super(
-      `The snapshot head of partition "${partitionId}" is unreadable (${detail}). ` +
-        `Restore it from a backup, or call delete("${partitionId}") to start the partition fresh.`,
-    );
-  }
-}
-
-export class InvalidPartitionIdError extends Error {
-  override readonly name = "InvalidPartitionIdError";
-  constructor(readonly partitionId: string) {
-    super(
-      `Invalid partition id ${JSON.stringify(partitionId)}: use 1-128 characters from ` +
-        `letters, digits, "_" and "-" (it becomes a storage key segment).`,
-    );
-  }
+function snapshotHeadCorrupt(partitionId: string, detail: string): DormantError<"snapshot-head-corrupt"> {
+  return new DormantError(
+    "snapshot-head-corrupt",
+    `The snapshot head of partition "${partitionId}" is unreadable (${detail}). Restore it from a backup, or call delete("${partitionId}") to start the partition fresh.`,
+    { details: { partitionId } },
+  );
 }
 
 const PARTITION_ID_RE = /^[a-zA-Z0-9_-]{1,128}$/;
@@ -96,7 +74,10 @@ const HEAD_KEY = "head";
 
 export function assertPartitionId(partitionId: string): void {
   if (typeof partitionId !== "string" || !PARTITION_ID_RE.test(partitionId)) {
-    throw new InvalidPartitionIdError(String(partitionId));
+    throw new DormantError(
+      "invalid-partition-id",
+      `Invalid partition id ${JSON.stringify(String(partitionId))}: use 1-128 characters from letters, digits, "_" and "-" (it becomes a storage key segment).`,
+    );
   }
 }
 
@@ -162,14 +143,14 @@ export class SnapshotStore {
     const ps = this.#partition(partitionId);
     const head = await this.#readHead(partitionId, ps);
     if (!head) return undefined;
-    const skipped: SnapshotCorruptError[] = [];
+    const skipped: DormantError[] = [];
     const candidates = head.previous ? [head.latest, head.previous] : [head.latest];
     for (const [i, ref] of candidates.entries()) {
       const result = await this.#verify(partitionId, ps, ref, candidates[i + 1]?.seq);
-      if (result instanceof SnapshotCorruptError) skipped.push(result);
+      if (result instanceof DormantError) skipped.push(result);
       else return { data: result, ref, skipped };
     }
-    throw new NoUsableSnapshotError(partitionId, skipped);
+    throw noUsableSnapshot(partitionId, skipped);
   }
 
   async head(partitionId: string): Promise<SnapshotHead | undefined> {
@@ -209,24 +190,18 @@ export class SnapshotStore {
     const raw = await ps.getItem<unknown>(HEAD_KEY);
     if (raw === null || raw === undefined) return undefined;
     if (typeof raw !== "object") {
-      throw new SnapshotHeadCorruptError(partitionId, "it is not a JSON object");
+      throw snapshotHeadCorrupt(partitionId, "it is not a JSON object");
     }
     const { latest, previous } = raw as Record<string, unknown>;
-    if (!isRef(latest)) throw new SnapshotHeadCorruptError(partitionId, "its latest entry is malformed");
+    if (!isRef(latest)) throw snapshotHeadCorrupt(partitionId, "its latest entry is malformed");
     if (previous !== undefined && !isRef(previous)) {
-      throw new SnapshotHeadCorruptError(partitionId, "its previous entry is malformed");
+      throw snapshotHeadCorrupt(partitionId, "its previous entry is malformed");
     }
     return previous === undefined ? { latest } : { latest, previous };
   }
 
-  async #verify(
-    partitionId: string,
-    ps: Storage,
-    ref: SnapshotRef,
-    fallbackSeq: number | undefined,
-  ): Promise<Uint8Array | SnapshotCorruptError> {
-    const corrupt = (problem: SnapshotProblem, detail: string) =>
-      new SnapshotCorruptError(partitionId, ref.seq, problem, detail, fallbackSeq);
+  async #verify(partitionId: string, ps: Storage, ref: SnapshotRef, fallbackSeq: number | undefined): Promise<Uint8Array | DormantError> {
+    const corrupt = (problem: SnapshotProblem, detail: string) => snapshotCorrupt(partitionId, ref.seq, problem, detail, fallbackSeq);
     const raw = await ps.getItemRaw(String(ref.seq));
     if (raw === null || raw === undefined) return corrupt("missing blob", "no data stored under its key");
     const data = asBytes(raw);

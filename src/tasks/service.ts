@@ -13,6 +13,7 @@ import type { TimerLoop } from "../scheduler/timer-loop.ts";
 import { planFire, type Misfire, type MisfireOptions } from "./misfire.ts";
 import type { TaskRegistry } from "./registry.ts";
 import type { TaskRecord } from "./task.ts";
+import { DormantError } from "../../runtime/index.ts";
 
 export interface TaskServiceOptions {
   registry: TaskRegistry;
@@ -35,14 +36,6 @@ export interface TaskStats {
   misfires: number;
   missedOccurrences: number;
   reprovisioned: number;
-}
-
-export class PartitionGoneError extends Error {
-  override name = "PartitionGoneError";
-}
-
-export class UnknownTaskError extends Error {
-  override name = "UnknownTaskError";
 }
 
 export const TASK_TIMER = "task";
@@ -75,17 +68,22 @@ export class TaskService {
     // As many at once as the budget allows.
     await Promise.all(
       guestMode.map((record) =>
-        budget.run(255, () => partitions.activate(record.id)).then(
-          () => this.#emit({ type: "reregistered", partition: record.id }),
-          (error: Error) => this.#emit({ type: "error", error, partition: record.id }),
-        ),
+        budget
+          .run(255, () => partitions.activate(record.id))
+          .then(
+            () => this.#emit({ type: "reregistered", partition: record.id }),
+            (error: Error) => this.#emit({ type: "error", error, partition: record.id }),
+          ),
       ),
     );
   }
 
   /** Deliver an HTTP request to a push task and wait for the guest's answer. */
   push(task: TaskRecord, request: PushRequest, deadlineMs: number) {
-    return this.#o.dispatcher.deliverNow(this.#deliveryOf(task, newDeliveryId(), "push", { scheduledAt: this.#o.clock.now(), occurrences: 1, request }), deadlineMs);
+    return this.#o.dispatcher.deliverNow(
+      this.#deliveryOf(task, newDeliveryId(), "push", { scheduledAt: this.#o.clock.now(), occurrences: 1, request }),
+      deadlineMs,
+    );
   }
 
   /** Accept a request for delivery later: stored before this returns, then delivered at least once. */
@@ -96,7 +94,7 @@ export class TaskService {
   /** Fire a task now, outside its schedule (which stays as it is); returns the delivery id. */
   fireNow(taskId: string): Promise<string> {
     const task = this.#o.registry.get(taskId);
-    if (!task) throw new UnknownTaskError(`No task ${taskId} on this host; list tasks to find its id.`);
+    if (!task) throw new DormantError("unknown-task", `No task ${taskId} on this host; list tasks to find its id.`);
     return this.#o.dispatcher.enqueue(this.#deliveryOf(task, newDeliveryId(), "manual", { scheduledAt: this.#o.clock.now(), occurrences: 1 }));
   }
 
@@ -107,7 +105,7 @@ export class TaskService {
     const partition = task?.partition ?? delivery.partition;
     if (partitions.has(partition)) return partition;
     if (!task?.provision) {
-      throw new PartitionGoneError(`Partition ${partition} was deleted and task ${delivery.taskName} was not registered to outlive it.`);
+      throw new DormantError("partition-gone", `Partition ${partition} was deleted and task ${delivery.taskName} was not registered to outlive it.`);
     }
     let provisioning = this.#reprovisioning.get(partition);
     if (!provisioning) {

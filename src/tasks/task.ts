@@ -10,10 +10,7 @@ export type { MisfirePolicy, RetryPolicy, WhenConstrained };
 
 /** A trigger with its times in plain milliseconds. */
 export type Trigger =
-  | { tag: "at"; val: number }
-  | { tag: "after"; val: number }
-  | { tag: "every"; val: number }
-  | Extract<WitTrigger, { tag: "cron" | "push" }>;
+  { tag: "at"; val: number } | { tag: "after"; val: number } | { tag: "every"; val: number } | Extract<WitTrigger, { tag: "cron" | "push" }>;
 
 export interface TaskRecord {
   id: string;

@@ -35,7 +35,10 @@ export function validateSpec(spec: TaskSpec, limits: TaskLimits, now: number): v
     refuse("invalid-entry", `Entry ${describe(spec.entry)} of task ${spec.name} is invalid: use 1 to 64 characters from a-z A-Z 0-9 . _ -.`);
   }
   if (spec.payload.length > limits.maxPayloadBytes) {
-    refuse("payload-too-large", `The payload of task ${spec.name} is ${spec.payload.length} bytes; the limit is ${limits.maxPayloadBytes}. Keep large data in the partition's memory and pass a key.`);
+    refuse(
+      "payload-too-large",
+      `The payload of task ${spec.name} is ${spec.payload.length} bytes; the limit is ${limits.maxPayloadBytes}. Keep large data in the partition's memory and pass a key.`,
+    );
   }
   validateTrigger(spec, limits, now);
   if (spec.retry) {
@@ -47,7 +50,10 @@ export function validateSpec(spec: TaskSpec, limits: TaskLimits, now: number): v
       refuse("invalid-retry", `Task ${spec.name} has a max backoff of ${maxBackoffMs} ms; keep it at most ${MAX_BACKOFF} ms (30 days).`);
     }
     if (initialBackoffMs > maxBackoffMs) {
-      refuse("invalid-retry", `Task ${spec.name} has initial backoff ${initialBackoffMs} ms above its max backoff ${maxBackoffMs} ms; make the max at least the initial.`);
+      refuse(
+        "invalid-retry",
+        `Task ${spec.name} has initial backoff ${initialBackoffMs} ms above its max backoff ${maxBackoffMs} ms; make the max at least the initial.`,
+      );
     }
   }
 }
@@ -76,7 +82,10 @@ function validateTrigger(spec: TaskSpec, limits: TaskLimits, now: number): void 
     case "cron": {
       const { expression, timezone } = trigger.val;
       if (timezone !== undefined && !isTimeZone(timezone)) {
-        refuse("invalid-timezone", `Task ${spec.name} names time zone ${describe(timezone)}, which is not a known IANA zone; use a name like Europe/Berlin, or leave it out for UTC.`);
+        refuse(
+          "invalid-timezone",
+          `Task ${spec.name} names time zone ${describe(timezone)}, which is not a known IANA zone; use a name like Europe/Berlin, or leave it out for UTC.`,
+        );
       }
       let runs: Date[];
       try {
@@ -89,7 +98,10 @@ function validateTrigger(spec: TaskSpec, limits: TaskLimits, now: number): void 
       }
       for (let i = 1; i < runs.length; i++) {
         if (runs[i]!.getTime() - runs[i - 1]!.getTime() < limits.minIntervalMs) {
-          refuse("interval-too-short", `Task ${spec.name} has cron expression ${describe(expression)}, which fires more often than every ${limits.minIntervalMs} ms.`);
+          refuse(
+            "interval-too-short",
+            `Task ${spec.name} has cron expression ${describe(expression)}, which fires more often than every ${limits.minIntervalMs} ms.`,
+          );
         }
       }
       return;

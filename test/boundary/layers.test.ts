@@ -25,7 +25,11 @@ const RULES: [from: RegExp, refused: RegExp, why: string][] = [
   [/^src\/scheduler\//, /^src\/(?!scheduler\/)/, "the timer loop and its queue know nothing above them"],
   [/^src\/(components|store|budget)\//, /^src\/(tasks|delivery|partitions|http|serve|cli)\//, "storage, components and the budget sit below the services"],
   [/^src\/http\//, /^runtime\/executor\//, "HTTP talks to services, not to the executor protocol"],
-  [/^src\/tasks\/executor\//, /^(?!src\/tasks\/(executor\/|task\.ts|schedule\.ts|validate\.ts|limits\.ts)|wit\/|runtime\/index\.ts)/, "runs in executor threads: only the pure task modules"],
+  [
+    /^src\/tasks\/executor\//,
+    /^(?!src\/tasks\/(executor\/|task\.ts|schedule\.ts|validate\.ts|limits\.ts)|wit\/|runtime\/index\.ts)/,
+    "runs in executor threads: only the pure task modules",
+  ],
   [/^src\//, /^runtime\/(?!index\.ts)/, "the runtime's face is runtime/index.ts"],
 ];
 

@@ -48,7 +48,15 @@ async function dispatcher(failures: number, dataDir?: string) {
   const budget = new ActivationBudget();
   const script = scriptedPartitions(failures);
   const events: DeliveryEvent[] = [];
-  const d = new Dispatcher({ deliverer: script.deliverer, store: new DeliveryStore(store.deliveries, store.deadLetters), budget, clock, timers, quota: new RateLimiter({ perSecond: 1, burst: 2 }, () => clock.now()), onEvent: (e) => events.push(e) });
+  const d = new Dispatcher({
+    deliverer: script.deliverer,
+    store: new DeliveryStore(store.deliveries, store.deadLetters),
+    budget,
+    clock,
+    timers,
+    quota: new RateLimiter({ perSecond: 1, burst: 2 }, () => clock.now()),
+    onEvent: (e) => events.push(e),
+  });
   await d.start();
   timers.start();
   cleanups.push(async () => {
@@ -97,7 +105,11 @@ describe("dispatcher", () => {
     await h.settle(T0 + 2000 + 3999);
     expect(h.seen).toHaveLength(2);
     await h.settle(T0 + 2000 + 4000);
-    expect(h.seen.map((e) => [e.attempt, Number(e.firedAt)])).toEqual([[1, T0], [2, T0 + 2000], [3, T0 + 6000]]);
+    expect(h.seen.map((e) => [e.attempt, Number(e.firedAt)])).toEqual([
+      [1, T0],
+      [2, T0 + 2000],
+      [3, T0 + 6000],
+    ]);
     expect(h.d.pendingDeliveries()).toEqual([]);
     expect(await h.d.deadLetters()).toEqual([]);
   });

@@ -14,7 +14,10 @@ describe("starting a host", () => {
   it("closes its executor threads and store connection when a later step fails", async () => {
     const redis = new Redis({ host: "127.0.0.1", port: 6379, lazyConnect: true });
     await redis.connect();
-    const clients = async () => String(await redis.client("LIST")).trim().split("\n").length;
+    const clients = async () =>
+      String(await redis.client("LIST"))
+        .trim()
+        .split("\n").length;
     const before = { threads: threads(), clients: await clients() };
     const prefix = `dormant-start-${process.pid}-${Date.now()}`;
     await expect(

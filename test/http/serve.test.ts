@@ -56,7 +56,9 @@ describe("dormant serve", () => {
     expect(metrics).toMatch(/dormant_push_requests_total\{status="200"\} 1/);
     expect(metrics).toMatch(/dormant_deliveries_total\{outcome="ok"\} 2/);
     expect(metrics).toMatch(/dormant_fire_lateness_ms_count 1/);
-    expect(s.logLines.map((line) => JSON.parse(line))).toContainEqual(expect.objectContaining({ event: "delivery", partition: id, task: "inbox", source: "push", activation: "rehydrated", ok: true }));
+    expect(s.logLines.map((line) => JSON.parse(line))).toContainEqual(
+      expect.objectContaining({ event: "delivery", partition: id, task: "inbox", source: "push", activation: "rehydrated", ok: true }),
+    );
   });
 
   it("delivers method, path, query, headers and body to the push task", async () => {
@@ -189,9 +191,14 @@ describe("admin API", () => {
 
   it("answers a bad partition spec with 400 naming the field", async () => {
     const s = await server();
-    expect((await s.api("POST", "/api/partitions", { name: "ok", component: "nope" })).body.error).toMatchObject({ code: "invalid-field", message: expect.stringMatching(/Field "component"/) });
+    expect((await s.api("POST", "/api/partitions", { name: "ok", component: "nope" })).body.error).toMatchObject({
+      code: "invalid-field",
+      message: expect.stringMatching(/Field "component"/),
+    });
     expect((await s.api("POST", "/api/partitions", { name: "bad name", component: `sha256:${"0".repeat(64)}` })).body.error.message).toMatch(/Field "name"/);
-    expect((await s.api("POST", "/api/partitions", { name: "ok", component: `sha256:${"0".repeat(64)}`, registrations: "both" })).body.error.message).toMatch(/Field "registrations"/);
+    expect((await s.api("POST", "/api/partitions", { name: "ok", component: `sha256:${"0".repeat(64)}`, registrations: "both" })).body.error.message).toMatch(
+      /Field "registrations"/,
+    );
     const unknown = await s.api("POST", "/api/partitions", { name: "ok", component: `sha256:${"0".repeat(64)}` });
     expect(unknown).toMatchObject({ status: 400, body: { error: { code: "unknown-component" } } });
     const headers = { authorization: `Bearer ${s.adminToken}`, "content-type": "application/json" };
@@ -234,7 +241,9 @@ describe("admin API", () => {
     const { status, body } = await s.api("POST", `/api/tasks/${heartbeat.id}/fire`);
     expect(status).toBe(202);
     expect(await s.waitFor((e) => e.type === "delivered" && e.delivery === body.delivery)).toMatchObject({ kind: "manual", name: "heartbeat" });
-    expect((await s.api("GET", `/api/tasks?partition=${heartbeat.partition}`)).body.tasks.find((t: { id: string }) => t.id === heartbeat.id).nextFire).toBe(heartbeat.nextFire);
+    expect((await s.api("GET", `/api/tasks?partition=${heartbeat.partition}`)).body.tasks.find((t: { id: string }) => t.id === heartbeat.id).nextFire).toBe(
+      heartbeat.nextFire,
+    );
     expect((await s.api("POST", "/api/tasks/t_nope/fire")).status).toBe(404);
   });
 });

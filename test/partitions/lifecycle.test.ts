@@ -158,7 +158,11 @@ describe("lifecycle", () => {
     const h = await host();
     const { id } = await h.partitions.create({ name: "c", component: await h.deploy("counter") });
     await h.partitions.deliver(id, event("register", JSON.stringify({ name: "kept", entry: "tick" })));
-    const names = () => h.registry.tasksOf(id).map((task) => task.name).sort();
+    const names = () =>
+      h.registry
+        .tasksOf(id)
+        .map((task) => task.name)
+        .sort();
     expect(names()).toEqual(["heartbeat", "inbox", "kept"]);
     const failed = await h.partitions.deliver(id, event("fail"));
     expect(failed.ok).toBe(false);

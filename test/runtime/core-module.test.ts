@@ -1,6 +1,7 @@
 import { parse, print } from "@bytecodealliance/jco";
 import { describe, expect, it } from "vitest";
-import { CoreModuleFormatError, exposeDefinedState } from "../../runtime/snapshot/core-module.ts";
+import { DormantError } from "../../runtime/errors.ts";
+import { exposeDefinedState } from "../../runtime/snapshot/core-module.ts";
 import { enableWasmFeatures } from "../../runtime/wasm-features.ts";
 
 /** Assemble WAT; copied so the buffer is a plain ArrayBuffer that WebAssembly accepts. */
@@ -21,14 +22,14 @@ async function printWithoutReservedExports(bytes: Uint8Array): Promise<string> {
     .join("\n");
 }
 
-function formatErrorOf(action: () => unknown): CoreModuleFormatError {
+function formatErrorOf(action: () => unknown): DormantError {
   try {
     action();
   } catch (e) {
-    expect(e).toBeInstanceOf(CoreModuleFormatError);
-    return e as CoreModuleFormatError;
+    expect(e).toMatchObject({ code: "invalid-component" });
+    return e as DormantError;
   }
-  throw new Error("expected a CoreModuleFormatError, but nothing was thrown");
+  throw new Error("expected an invalid-component error, but nothing was thrown");
 }
 
 // Node 20's V8 lacks these proposals; engine-level checks run only where supported.
@@ -83,10 +84,7 @@ describe("exposeDefinedState", () => {
         { index: 2, type: "i64", mutable: true, exportName: "$dormant:global:2" },
       ],
     });
-    expect(names.filter((n) => n.includes("$dormant:"))).toEqual([
-      "global $dormant:global:1",
-      "global $dormant:global:2",
-    ]);
+    expect(names.filter((n) => n.includes("$dormant:"))).toEqual(["global $dormant:global:1", "global $dormant:global:2"]);
   });
 
   it("numbers a defined memory after an imported one and exports only the defined one", async () => {
@@ -245,9 +243,7 @@ describe("exposeDefinedState", () => {
   });
 
   it("numbers a defined table after an imported one", async () => {
-    const { bytes, state } = exposeDefinedState(
-      await wat(`(module (import "env" "t" (table 1 funcref)) (table 3 externref))`),
-    );
+    const { bytes, state } = exposeDefinedState(await wat(`(module (import "env" "t" (table 1 funcref)) (table 3 externref))`));
     const exports = instantiate(bytes, { env: { t: new WebAssembly.Table({ element: "anyfunc", initial: 1 }) } });
 
     expect(state.tables).toEqual([{ index: 1, exportName: "$dormant:table:1" }]);
@@ -293,7 +289,9 @@ describe("exposeDefinedState", () => {
     const { bytes } = exposeDefinedState(original);
     const module = new WebAssembly.Module(bytes);
     const custom = (name: string): string =>
-      WebAssembly.Module.customSections(module, name).map((b) => new TextDecoder().decode(b)).join();
+      WebAssembly.Module.customSections(module, name)
+        .map((b) => new TextDecoder().decode(b))
+        .join();
 
     expect([custom("first"), custom("middle"), custom("last")]).toEqual(["aaa", "bbb", "ccc"]);
     expect(await printWithoutReservedExports(bytes)).toBe(await print(original));
@@ -332,7 +330,7 @@ describe("exposeDefinedState", () => {
     const error = formatErrorOf(() => exposeDefinedState(component));
 
     expect(error.message).toMatch(/this is a component, not a core module/);
-    expect(error.offset).toBe(4);
+    expect(error.details.offset).toBe(4);
   });
 
   it("rejects a module cut off inside a section, naming the section and offset", async () => {
@@ -366,7 +364,7 @@ describe("exposeDefinedState", () => {
     const error = formatErrorOf(() => exposeDefinedState(bytes));
 
     expect(error.message).toBe("unknown value type 0x7a at byte offset 11 (in global section, global 0)");
-    expect(error.offset).toBe(11);
+    expect(error.details.offset).toBe(11);
   });
 
   it("rejects an unknown opcode in a global's initializer", async () => {

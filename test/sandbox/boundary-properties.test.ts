@@ -10,7 +10,17 @@ import { TaskSpecError } from "../../src/tasks/validate.ts";
 import { startTestHost, type TestHost } from "../support/host.ts";
 import { deliverDirect, recorder } from "../support/recorder.ts";
 
-const TAGS = ["invalid-name", "invalid-entry", "invalid-trigger", "invalid-cron", "invalid-timezone", "interval-too-short", "invalid-retry", "payload-too-large", "quota-exceeded"];
+const TAGS = [
+  "invalid-name",
+  "invalid-entry",
+  "invalid-trigger",
+  "invalid-cron",
+  "invalid-timezone",
+  "interval-too-short",
+  "invalid-retry",
+  "payload-too-large",
+  "quota-exceeded",
+];
 const MAX_TIME = 253_402_300_799_999;
 const NOW = 1_800_000_000_000;
 const u64 = fc.bigInt({ min: 0n, max: 2n ** 64n - 1n });
@@ -30,11 +40,25 @@ const name = fc.oneof({ arbitrary: validName, weight: 6 }, { arbitrary: text, we
 
 const cronExpression = fc.oneof(
   fc.string({ maxLength: 40 }),
-  fc.constantFrom("* * * * *", "*/5 * * * *", "0 9 * * MON-FRI", "30 2 * * *", "0 0 30 2 *", "* * * * * *", "61 * * * *", "@hourly", "0 0 1 1 *", "1-5/0 * * * *"),
+  fc.constantFrom(
+    "* * * * *",
+    "*/5 * * * *",
+    "0 9 * * MON-FRI",
+    "30 2 * * *",
+    "0 0 30 2 *",
+    "* * * * * *",
+    "61 * * * *",
+    "@hourly",
+    "0 0 1 1 *",
+    "1-5/0 * * * *",
+  ),
   fc.array(fc.constantFrom("*", "0", "*/2", "1-5", "L", "?", "MON", "99", "-1", ","), { minLength: 1, maxLength: 7 }).map((fields) => fields.join(" ")),
 );
 
-const timezone = fc.option(fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom("UTC", "Europe/Berlin", "America/New_York", "Mars/Olympus_Mons", "Etc/GMT+14", "", "x".repeat(500))), { nil: undefined });
+const timezone = fc.option(
+  fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom("UTC", "Europe/Berlin", "America/New_York", "Mars/Olympus_Mons", "Etc/GMT+14", "", "x".repeat(500))),
+  { nil: undefined },
+);
 
 const trigger = fc.oneof(
   u64.map((val) => ({ tag: "at" as const, val })),
@@ -48,7 +72,10 @@ const spec: fc.Arbitrary<TaskSpec> = fc.record({
   name,
   trigger,
   entry: name,
-  payload: fc.oneof({ arbitrary: fc.uint8Array({ maxLength: 64 }), weight: 6 }, { arbitrary: fc.integer({ min: 64 * 1024 - 2, max: 300_000 }).map((n) => new Uint8Array(n)), weight: 1 }),
+  payload: fc.oneof(
+    { arbitrary: fc.uint8Array({ maxLength: 64 }), weight: 6 },
+    { arbitrary: fc.integer({ min: 64 * 1024 - 2, max: 300_000 }).map((n) => new Uint8Array(n)), weight: 1 },
+  ),
   priority: fc.integer({ min: 0, max: 255 }),
   outlivePartition: fc.boolean(),
   retry: fc.option(fc.record({ maxAttempts: u32, initialBackoffMs: u64, maxBackoffMs: u64 }), { nil: undefined }),
@@ -87,7 +114,17 @@ describe("the background-tasks boundary under hostile specs", () => {
       { numRuns: 3000 },
     );
     // The specs reach every check, not just the first.
-    for (const outcome of ["registered", "invalid-name", "invalid-entry", "invalid-trigger", "invalid-cron", "invalid-timezone", "interval-too-short", "invalid-retry", "payload-too-large"]) {
+    for (const outcome of [
+      "registered",
+      "invalid-name",
+      "invalid-entry",
+      "invalid-trigger",
+      "invalid-cron",
+      "invalid-timezone",
+      "interval-too-short",
+      "invalid-retry",
+      "payload-too-large",
+    ]) {
       expect(seen.get(outcome) ?? 0, outcome).toBeGreaterThan(5);
     }
   });

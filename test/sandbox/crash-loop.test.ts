@@ -21,7 +21,12 @@ describe("crash loop", () => {
     // Set-up in process: a per-activation partition with a 1 s timer and a push task.
     const setup = await startTestHost({ dataDir, startAt: Date.now(), engineCacheDir: join(dataDir, "engine-cache") });
     const partition = await recorder(setup, { durability: "per-activation" });
-    await registerTasks(setup, partition, { name: "tick", every: 1000 }, { name: "inbox", push: true, retry: { maxAttempts: 100, initialBackoffMs: 200, maxBackoffMs: 1000 } });
+    await registerTasks(
+      setup,
+      partition,
+      { name: "tick", every: 1000 },
+      { name: "inbox", push: true, retry: { maxAttempts: 100, initialBackoffMs: 200, maxBackoffMs: 1000 } },
+    );
     const before = setup.registry.tasksOf(partition).map((t) => ({ id: t.id, name: t.name, pushToken: t.pushToken }));
     const pushPath = `/push/${before.find((t) => t.name === "inbox")!.pushToken}`;
     await setup.close();
@@ -66,7 +71,9 @@ describe("crash loop", () => {
       }
       const bodies = report.received.filter((event) => event.name === "inbox").map((event) => event.body!);
       const duplicates = bodies.length - new Set(bodies).size;
-      console.log(`crash loop: ${KILLS} SIGKILLs, ${sent.length} pushes sent, ${accepted.length} accepted (202), ${new Set(bodies).size} delivered, ${duplicates} delivered twice, ${report.received.filter((e) => e.name === "tick").length} timer events`);
+      console.log(
+        `crash loop: ${KILLS} SIGKILLs, ${sent.length} pushes sent, ${accepted.length} accepted (202), ${new Set(bodies).size} delivered, ${duplicates} delivered twice, ${report.received.filter((e) => e.name === "tick").length} timer events`,
+      );
       expect(accepted.length).toBeGreaterThan(KILLS);
       expect(accepted.filter((id) => !bodies.includes(id))).toEqual([]);
       expect(bodies.filter((body) => !sent.includes(body))).toEqual([]);
@@ -77,7 +84,10 @@ describe("crash loop", () => {
         before.map((t) => ({ id: t.id, name: t.name, push: t.pushToken ? `/push/${t.pushToken}` : null })),
       );
       logs.push(...final.stdout);
-      const problems = logs.join("").split("\n").filter((line) => /"event":"(snapshot-problem|freeze-failed)"/.test(line));
+      const problems = logs
+        .join("")
+        .split("\n")
+        .filter((line) => /"event":"(snapshot-problem|freeze-failed)"/.test(line));
       expect(problems).toEqual([]);
     } finally {
       await killServe(final);

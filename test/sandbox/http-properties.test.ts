@@ -23,26 +23,56 @@ beforeAll(async () => {
 afterAll(() => s.close());
 
 const segment = fc.oneof(
-  fc.constantFrom("api", "push", "partitions", "tasks", "components", "dead-letters", "budget", "fire", "freeze", "activate", "retry", "metrics", "healthz", "login", "..", ".", "%2e%2e", "%00", "p_x", "t_x", "e_x"),
+  fc.constantFrom(
+    "api",
+    "push",
+    "partitions",
+    "tasks",
+    "components",
+    "dead-letters",
+    "budget",
+    "fire",
+    "freeze",
+    "activate",
+    "retry",
+    "metrics",
+    "healthz",
+    "login",
+    "..",
+    ".",
+    "%2e%2e",
+    "%00",
+    "p_x",
+    "t_x",
+    "e_x",
+  ),
   fc.stringMatching(/^[A-Za-z0-9._~%-]{1,30}$/),
 );
 
-const path = fc.oneof(
-  fc.array(segment, { minLength: 0, maxLength: 6 }).map((parts) => `/${parts.join("/")}`),
-  fc.array(segment, { maxLength: 3 }).map((parts) => `/api/${parts.join("/")}`),
-  fc.array(segment, { maxLength: 3 }).map((parts) => `/push/${parts.join("/")}`),
-  fc.array(segment, { maxLength: 3 }).map((parts) => `${pushUrl}/${parts.join("/")}`),
-  fc.constantFrom("/api/partitions", "/api/components", "/api/budget", "/api/tasks", "/api/dead-letters", "/"),
-).chain((p) => fc.option(fc.stringMatching(/^[A-Za-z0-9=&%+._-]{0,40}$/), { nil: undefined }).map((query) => (query === undefined ? p : `${p}?${query}`)));
+const path = fc
+  .oneof(
+    fc.array(segment, { minLength: 0, maxLength: 6 }).map((parts) => `/${parts.join("/")}`),
+    fc.array(segment, { maxLength: 3 }).map((parts) => `/api/${parts.join("/")}`),
+    fc.array(segment, { maxLength: 3 }).map((parts) => `/push/${parts.join("/")}`),
+    fc.array(segment, { maxLength: 3 }).map((parts) => `${pushUrl}/${parts.join("/")}`),
+    fc.constantFrom("/api/partitions", "/api/components", "/api/budget", "/api/tasks", "/api/dead-letters", "/"),
+  )
+  .chain((p) => fc.option(fc.stringMatching(/^[A-Za-z0-9=&%+._-]{0,40}$/), { nil: undefined }).map((query) => (query === undefined ? p : `${p}?${query}`)));
 
-const token = fc.oneof(fc.constant("admin"), fc.string({ maxLength: 60 }).filter((t) => /^[\x21-\x7e]*$/.test(t)), fc.constant(undefined));
+const token = fc.oneof(
+  fc.constant("admin"),
+  fc.string({ maxLength: 60 }).filter((t) => /^[\x21-\x7e]*$/.test(t)),
+  fc.constant(undefined),
+);
 const headerValue = fc.string({ maxLength: 60 }).filter((v) => /^[\x20-\x7e]*$/.test(v));
 
 const body = fc.oneof(
   fc.constant(undefined),
   fc.uint8Array({ maxLength: 2048 }),
   fc.json().map((j) => new TextEncoder().encode(j)),
-  fc.constantFrom('{"name":"x","component":"sha256:0"}', '{"constrained":"yes"}', '{"threshold":-1}', "[]", "null", "{", '{"maxConcurrent":1e309}').map((t) => new TextEncoder().encode(t)),
+  fc
+    .constantFrom('{"name":"x","component":"sha256:0"}', '{"constrained":"yes"}', '{"threshold":-1}', "[]", "null", "{", '{"maxConcurrent":1e309}')
+    .map((t) => new TextEncoder().encode(t)),
   fc.integer({ min: 64 * 1024, max: 300 * 1024 }).map((n) => new Uint8Array(n).fill(0x61)),
   fc.uint8Array({ maxLength: 512 }).map((junk) => new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00, ...junk])),
 );
@@ -52,7 +82,10 @@ const request = fc.record({
   method: fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"),
   path,
   token,
-  contentType: fc.option(fc.oneof(headerValue, fc.constantFrom("application/json", "application/wasm", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x")), { nil: undefined }),
+  contentType: fc.option(
+    fc.oneof(headerValue, fc.constantFrom("application/json", "application/wasm", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x")),
+    { nil: undefined },
+  ),
   extra: fc.dictionary(fc.stringMatching(/^x-[a-z]{1,10}$/), headerValue, { maxKeys: 3 }),
   body,
 });
@@ -61,13 +94,20 @@ const request = fc.record({
  * One request on its own connection. (A pooled keep-alive client can pick a socket the
  * server is closing after refusing an oversized body, and fail without an answer.)
  */
-function send(method: string, url: string, headers: Record<string, string>, body: Uint8Array | undefined): Promise<{ status: number; contentType: string; text: string }> {
+function send(
+  method: string,
+  url: string,
+  headers: Record<string, string>,
+  body: Uint8Array | undefined,
+): Promise<{ status: number; contentType: string; text: string }> {
   return new Promise((resolve, reject) => {
     const length = body ? { "content-length": String(body.length) } : {};
     const req = httpRequest(url, { method, headers: { ...headers, ...length }, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (chunk: Buffer) => chunks.push(chunk));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers["content-type"] ?? ""), text: Buffer.concat(chunks).toString() }));
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, contentType: String(res.headers["content-type"] ?? ""), text: Buffer.concat(chunks).toString() }),
+      );
       res.on("error", reject);
     });
     req.on("error", reject);
@@ -108,11 +148,14 @@ describe("the HTTP surface under random requests", () => {
 
   it("refuses every upload that is not a component with 400 and a reason", async () => {
     await fc.assert(
-      fc.asyncProperty(body.filter((b) => b !== undefined && b.length > 0 && b.length <= 300 * 1024), async (bytes) => {
-        const { status, body: answer } = await s.api("POST", "/api/components", bytes);
-        expect(status).toBe(400);
-        expect(answer.error.message.length).toBeGreaterThan(10);
-      }),
+      fc.asyncProperty(
+        body.filter((b) => b !== undefined && b.length > 0 && b.length <= 300 * 1024),
+        async (bytes) => {
+          const { status, body: answer } = await s.api("POST", "/api/components", bytes);
+          expect(status).toBe(400);
+          expect(answer.error.message.length).toBeGreaterThan(10);
+        },
+      ),
       { numRuns: 60 },
     );
   });

@@ -88,9 +88,14 @@ describe("isolation and access", () => {
   });
 
   it("refuses at deploy a component that imports network or file system access, naming the import", async () => {
-    for (const [pkg, iface] of [["wasi:http@0.2.0", "outgoing-handler"], ["wasi:filesystem@0.2.0", "preopens"]] as const) {
+    for (const [pkg, iface] of [
+      ["wasi:http@0.2.0", "outgoing-handler"],
+      ["wasi:filesystem@0.2.0", "preopens"],
+    ] as const) {
       const name = `${pkg.split("@")[0]}/${iface}@0.2.0`;
-      const core = await parse(`(module (import "${name}" "open" (func)) (memory (export "memory") 1) (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 0) (func (export "run") (result i32) i32.const 0))`);
+      const core = await parse(
+        `(module (import "${name}" "open" (func)) (memory (export "memory") 1) (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 0) (func (export "run") (result i32) i32.const 0))`,
+      );
       const witSource = `package other:thing;
         world escape { import ${name}; export run: func() -> u32; }
         package ${pkg} { interface ${iface} { open: func(); } }`;

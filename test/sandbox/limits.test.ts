@@ -21,7 +21,10 @@ describe("CPU deadline", () => {
     await h.partitions.freeze(p);
     await h.tick(t0 + 1000);
     const [attempt] = h.events.filter((e) => e.type === "delivered");
-    expect(attempt).toMatchObject({ name: "runaway", outcome: { ok: false, error: expect.stringMatching(/GuestDeadlineError: Partition .* ran past its 500 ms deadline in task runaway/) } });
+    expect(attempt).toMatchObject({
+      name: "runaway",
+      outcome: { ok: false, error: expect.stringMatching(/DormantError \[guest-deadline\]: Partition .* ran past its 500 ms deadline in task runaway/) },
+    });
     expect(h.events.filter((e) => e.type === "retry-scheduled")).toMatchObject([{ name: "runaway", attempt: 2 }]);
     // The partition comes back, from its last snapshot, for the next event.
     expect((await call(h, p, "list")).status).toBe(200);
@@ -36,7 +39,13 @@ describe("CPU deadline", () => {
     await h.partitions.freeze(neighbour);
     await deliverDirect(h, neighbour, "note", "only in memory"); // live, not yet frozen: lost with the executor
     const t0 = h.now.value;
-    await registerTasks(h, runaway, { name: "runaway", after: 1000, entry: "spin", payload: FOREVER, retry: { maxAttempts: 1, initialBackoffMs: 1000, maxBackoffMs: 1000 } });
+    await registerTasks(h, runaway, {
+      name: "runaway",
+      after: 1000,
+      entry: "spin",
+      payload: FOREVER,
+      retry: { maxAttempts: 1, initialBackoffMs: 1000, maxBackoffMs: 1000 },
+    });
     await h.tick(t0 + 1000);
     expect(h.partitions.stateOf(neighbour)).toBe("frozen");
     expect((await received(h, neighbour)).map((e) => e.payload)).toEqual(["frozen with me"]);
@@ -83,7 +92,10 @@ describe("memory cap", () => {
     await call(h, p, "list");
     await h.partitions.freezeAll();
     expect(h.partitions.stateOf(p)).toBe("idle");
-    expect(h.events.find((e) => e.type === "freeze-failed")).toMatchObject({ partition: p, error: { message: expect.stringMatching(/over its 4096-byte cap. It stays live/) } });
-    expect((await received(h, p))).toEqual([]);
+    expect(h.events.find((e) => e.type === "freeze-failed")).toMatchObject({
+      partition: p,
+      error: { message: expect.stringMatching(/over its 4096-byte cap. It stays live/) },
+    });
+    expect(await received(h, p)).toEqual([]);
   });
 });

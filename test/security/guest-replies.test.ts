@@ -83,6 +83,11 @@ describe("a hostile guest's reply", () => {
     expect(await response.text()).toContain("<script>");
     expect(response.headers.get("x-content-type-options")).toBe("nosniff");
     // Every policy sent is enforced; the host's `sandbox` gives the page no script and an opaque origin.
-    expect(response.headers.get("content-security-policy")!.split(",").map((p) => p.trim())).toEqual(["script-src *", "sandbox"]);
+    expect(
+      response.headers
+        .get("content-security-policy")!
+        .split(",")
+        .map((p) => p.trim()),
+    ).toEqual(["script-src *", "sandbox"]);
   });
 });

@@ -97,6 +97,8 @@ export function parseResponses(raw: Buffer): RawResponse[] {
 /** A raw GET (or other) request for a pipelined connection. */
 export function rawRequest(url: string, { method = "GET", close = false, headers = {} as Record<string, string> } = {}): string {
   const { host, pathname, search } = new URL(url);
-  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join("");
   return `${method} ${pathname}${search} HTTP/1.1\r\nhost: ${host}\r\n${extra}${close ? "connection: close\r\n" : ""}content-length: 0\r\n\r\n`;
 }

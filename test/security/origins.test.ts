@@ -30,7 +30,13 @@ function getWithHost(url: string, host: string, headers: Record<string, string> 
 describe("the push origin", () => {
   it("serves no status page, admin API, metrics or sign-in", async () => {
     const auth = { authorization: `Bearer ${s.adminToken}` };
-    for (const [method, path] of [["GET", "/"], ["GET", "/api/partitions"], ["GET", "/metrics"], ["POST", "/login"], ["POST", "/api/budget"]] as const) {
+    for (const [method, path] of [
+      ["GET", "/"],
+      ["GET", "/api/partitions"],
+      ["GET", "/metrics"],
+      ["POST", "/login"],
+      ["POST", "/api/budget"],
+    ] as const) {
       const response = await fetch(`${s.pushUrl}${path}`, { method, headers: auth });
       expect(response.status, `${method} ${path}`).toBe(404);
     }

@@ -85,7 +85,7 @@ it("keeps every reported snapshot loadable when the writer is SIGKILLed mid-writ
       const snapshots = new SnapshotStore(store.snapshots);
       for (const id of partitionIds(PARTITIONS)) {
         const reported = highestReported.get(id);
-        const loaded = await snapshots.load(id); // throws NoUsableSnapshotError if nothing verifies
+        const loaded = await snapshots.load(id); // throws no-usable-snapshot if nothing verifies
         if (reported === undefined && loaded === undefined) continue;
         const where = `${id} after kill at ${label} (round ${round})`;
         expect(loaded, where).toBeDefined();

@@ -45,7 +45,10 @@ describe("stored records", () => {
   it("writes task registrations as readable JSON, byte arrays in base64", async () => {
     const { store, dir } = await fsStore();
     const registry = new TaskRegistry(store.registrations);
-    await registry.apply("p_1", { upserts: [{ ...legacyTask, trigger: { tag: "every", val: 60_000 }, retry: { maxAttempts: 6, initialBackoffMs: 2000, maxBackoffMs: 300_000 } } as never], removals: [] });
+    await registry.apply("p_1", {
+      upserts: [{ ...legacyTask, trigger: { tag: "every", val: 60_000 }, retry: { maxAttempts: 6, initialBackoffMs: 2000, maxBackoffMs: 300_000 } } as never],
+      removals: [],
+    });
     const text = await readFile(join(dir, "registrations", "p_1"), "utf8");
     expect(JSON.parse(text)).toMatchObject([{ name: "beat", trigger: { tag: "every", val: 60_000 }, payload: { $bytes: "AQID" } }]);
   });
@@ -55,15 +58,33 @@ describe("stored records", () => {
     await store.registrations.setItemRaw("p_1", serialize([legacyTask]));
     const registry = new TaskRegistry(store.registrations);
     await registry.load();
-    expect(registry.get("t_1")).toMatchObject({ trigger: { tag: "every", val: 60_000 }, retry: { initialBackoffMs: 2000, maxBackoffMs: 300_000 }, payload: new Uint8Array([1, 2, 3]) });
+    expect(registry.get("t_1")).toMatchObject({
+      trigger: { tag: "every", val: 60_000 },
+      retry: { initialBackoffMs: 2000, maxBackoffMs: 300_000 },
+      payload: new Uint8Array([1, 2, 3]),
+    });
     expect(JSON.parse(await readFile(join(dir, "registrations", "p_1"), "utf8"))[0].trigger).toEqual({ tag: "every", val: 60_000 });
   });
 
   it("reads pending deliveries written with V8's serializer", async () => {
     const { store } = await fsStore();
-    const legacy = { id: "e_1", kind: "push", taskId: "t_1", taskName: "inbox", partition: "p_1", entry: "push", payload: new Uint8Array(), priority: 1,
-      whenConstrained: "postpone", retry: { maxAttempts: 6, initialBackoffMs: 2000n, maxBackoffMs: 300_000n }, scheduledAt: 5, occurrences: 1,
-      request: { method: "POST", path: "/", query: "", headers: [["a", "b"]], body: new Uint8Array([104, 105]) }, attempts: 1, nextAttemptAt: 9 };
+    const legacy = {
+      id: "e_1",
+      kind: "push",
+      taskId: "t_1",
+      taskName: "inbox",
+      partition: "p_1",
+      entry: "push",
+      payload: new Uint8Array(),
+      priority: 1,
+      whenConstrained: "postpone",
+      retry: { maxAttempts: 6, initialBackoffMs: 2000n, maxBackoffMs: 300_000n },
+      scheduledAt: 5,
+      occurrences: 1,
+      request: { method: "POST", path: "/", query: "", headers: [["a", "b"]], body: new Uint8Array([104, 105]) },
+      attempts: 1,
+      nextAttemptAt: 9,
+    };
     await store.deliveries.setItemRaw("e_1", serialize(legacy));
     const [pending] = await new DeliveryStore(store.deliveries, store.deadLetters).pending();
     expect(pending).toMatchObject({ retry: { initialBackoffMs: 2000 }, request: { body: new Uint8Array([104, 105]) }, nextAttemptAt: 9 });

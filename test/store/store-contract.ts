@@ -3,15 +3,11 @@
  * (in the spirit of unstorage's `testDriver`). Each harness supplies `open`,
  * returning a fresh, empty store whose `close()` also cleans up after itself.
  */
+import type { DormantError } from "../../runtime/index.ts";
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Store } from "../../src/store/open.ts";
-import {
-  InvalidPartitionIdError,
-  NoUsableSnapshotError,
-  SnapshotCorruptError,
-  SnapshotStore,
-} from "../../src/store/snapshot-store.ts";
+import { SnapshotStore } from "../../src/store/snapshot-store.ts";
 
 /** Every byte value, runs of zeros, then random bytes. */
 export function awkwardBytes(randomLength = 4096): Uint8Array {
@@ -53,8 +49,7 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
     });
 
     /** Overwrites a stored snapshot blob, bypassing SnapshotStore. */
-    const damageBlob = (partitionId: string, seq: number, data: Uint8Array) =>
-      store.snapshots.setItemRaw(`${partitionId}:${seq}`, data);
+    const damageBlob = (partitionId: string, seq: number, data: Uint8Array) => store.snapshots.setItemRaw(`${partitionId}:${seq}`, data);
 
     const putSeveral = async (partitionId: string, count: number): Promise<Uint8Array[]> => {
       const written: Uint8Array[] = [];
@@ -220,8 +215,8 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         sameBytes(loaded?.data, written[0]!);
         expect(loaded?.skipped).toHaveLength(1);
         const [problem] = loaded!.skipped;
-        expect(problem).toBeInstanceOf(SnapshotCorruptError);
-        expect(problem).toMatchObject({ partitionId: "p1", seq: 2, problem: "hash mismatch" });
+        expect(problem).toMatchObject({ code: "snapshot-corrupt" });
+        expect(problem).toMatchObject({ code: "snapshot-corrupt", details: { partitionId: "p1", seq: 2, problem: "hash mismatch" } });
         expect(problem!.message).toMatch(/Snapshot 2 of partition "p1".*hash mismatch.*previous snapshot \(seq 1\)/);
       });
 
@@ -233,7 +228,7 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         expect(loaded?.ref.seq).toBe(1);
         sameBytes(loaded?.data, written[0]!);
         expect(loaded?.skipped).toHaveLength(1);
-        expect(loaded?.skipped[0]).toMatchObject({ partitionId: "p1", seq: 2, problem: "size mismatch" });
+        expect(loaded?.skipped[0]).toMatchObject({ code: "snapshot-corrupt", details: { partitionId: "p1", seq: 2, problem: "size mismatch" } });
         expect(loaded?.skipped[0]?.message).toMatch(/p1.*size mismatch.*expected 3000 bytes, found 1000/);
       });
 
@@ -244,39 +239,39 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         const loaded = await snapshots.load("p1");
         expect(loaded?.ref.seq).toBe(1);
         sameBytes(loaded?.data, written[0]!);
-        expect(loaded?.skipped[0]).toMatchObject({ partitionId: "p1", seq: 2, problem: "missing blob" });
+        expect(loaded?.skipped[0]).toMatchObject({ code: "snapshot-corrupt", details: { partitionId: "p1", seq: 2, problem: "missing blob" } });
       });
 
-      it("throws NoUsableSnapshotError naming both problems when latest and previous are corrupt", async () => {
+      it("throws no-usable-snapshot naming both problems when latest and previous are corrupt", async () => {
         const written = await putSeveral("p1", 2);
         await damageBlob("p1", 2, written[1]!.subarray(1));
         await store.snapshots.removeItem("p1:1");
 
         const error = await snapshots.load("p1").catch((e: unknown) => e);
-        expect(error).toBeInstanceOf(NoUsableSnapshotError);
-        const noUsable = error as NoUsableSnapshotError;
+        expect(error).toMatchObject({ code: "no-usable-snapshot" });
+        const noUsable = (error as DormantError).details as { partitionId: string; problems: { seq: number; problem: string }[] };
         expect(noUsable.partitionId).toBe("p1");
         expect(noUsable.problems.map((p) => [p.seq, p.problem])).toEqual([
           [2, "size mismatch"],
           [1, "missing blob"],
         ]);
-        expect(noUsable.message).toMatch(/"p1" has no usable snapshot.*delete\("p1"\)/);
+        expect((error as DormantError).message).toMatch(/"p1" has no usable snapshot.*delete\("p1"\)/);
       });
 
-      it("throws NoUsableSnapshotError when the only snapshot is corrupt", async () => {
+      it("throws no-usable-snapshot when the only snapshot is corrupt", async () => {
         const written = await putSeveral("solo", 1);
         const flipped = Uint8Array.from(written[0]!);
         flipped[0]! ^= 1;
         await damageBlob("solo", 1, flipped);
 
         const error = await snapshots.load("solo").catch((e: unknown) => e);
-        expect(error).toBeInstanceOf(NoUsableSnapshotError);
-        expect((error as NoUsableSnapshotError).problems[0]?.message).toMatch(/start fresh/);
+        expect(error).toMatchObject({ code: "no-usable-snapshot" });
+        expect(((error as DormantError).details.problems as { message: string }[])[0]?.message).toMatch(/start fresh/);
       });
 
       it("rejects partition ids that are not 1-128 letters, digits, '_' or '-'", async () => {
         for (const bad of ["", "a:b", "../x", "a/b", "x".repeat(129), "sp ace"]) {
-          await expect(snapshots.put(bad, new Uint8Array(1), 0)).rejects.toBeInstanceOf(InvalidPartitionIdError);
+          await expect(snapshots.put(bad, new Uint8Array(1), 0)).rejects.toMatchObject({ code: "invalid-partition-id" });
           await expect(snapshots.load(bad)).rejects.toThrow(/Invalid partition id/);
         }
         expect(await store.snapshots.getKeys()).toEqual([]);

@@ -26,7 +26,10 @@ export async function recorder(h: TestHost, { engine, ...options }: Partial<Part
 /** Deliver an event straight to an entry of the guest (not through a task). */
 export function deliverDirect(h: TestHost, partition: string, entry: string, payload: unknown = ""): Promise<CallOutcome> {
   const now = BigInt(h.now.value);
-  return h.partitions.deliver(partition, event(entry, typeof payload === "string" ? payload : JSON.stringify(payload), { taskId: "direct", scheduledAt: now, firedAt: now }));
+  return h.partitions.deliver(
+    partition,
+    event(entry, typeof payload === "string" ? payload : JSON.stringify(payload), { taskId: "direct", scheduledAt: now, firedAt: now }),
+  );
 }
 
 /** Call an entry of the guest directly and parse its JSON reply. */

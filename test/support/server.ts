@@ -41,7 +41,10 @@ export async function startTestServer(options: ServeOptions = {}): Promise<TestS
     const raw = body instanceof Uint8Array;
     const response = await fetch(`${server.adminUrl}${path}`, {
       method,
-      headers: { authorization: `Bearer ${server.adminToken}`, ...(body === undefined ? {} : { "content-type": raw ? "application/wasm" : "application/json" }) },
+      headers: {
+        authorization: `Bearer ${server.adminToken}`,
+        ...(body === undefined ? {} : { "content-type": raw ? "application/wasm" : "application/json" }),
+      },
       ...(body === undefined ? {} : { body: raw ? (body as Uint8Array<ArrayBuffer>) : JSON.stringify(body) }),
     });
     const text = await response.text();

@@ -19,9 +19,20 @@ function runs(trigger: Trigger, from: string, count: number): (string | undefine
 
 function task(trigger: Trigger, misfire: TaskRecord["misfire"] = "fire-once"): TaskRecord {
   return {
-    id: "t_1", partition: "p_1", name: "t", trigger, entry: "e", payload: new Uint8Array(), priority: 0, outlivePartition: false,
-    retry: { maxAttempts: 1, initialBackoffMs: 1, maxBackoffMs: 1 }, misfire, whenConstrained: "postpone",
-    nextFire: undefined, pushToken: undefined, registeredAt: 0,
+    id: "t_1",
+    partition: "p_1",
+    name: "t",
+    trigger,
+    entry: "e",
+    payload: new Uint8Array(),
+    priority: 0,
+    outlivePartition: false,
+    retry: { maxAttempts: 1, initialBackoffMs: 1, maxBackoffMs: 1 },
+    misfire,
+    whenConstrained: "postpone",
+    nextFire: undefined,
+    pushToken: undefined,
+    registeredAt: 0,
   };
 }
 
@@ -65,7 +76,11 @@ describe("planning a late fire", () => {
   const options = { graceMs: 60_000, fireAllCap: 3 };
 
   it("plans one event for an occurrence taken on time", () => {
-    expect(planFire(task({ tag: "every", val: 1000 }), 1000, 1500, options)).toEqual({ events: [{ scheduledAt: 1000, occurrences: 1 }], next: 2000, misfire: undefined });
+    expect(planFire(task({ tag: "every", val: 1000 }), 1000, 1500, options)).toEqual({
+      events: [{ scheduledAt: 1000, occurrences: 1 }],
+      next: 2000,
+      misfire: undefined,
+    });
   });
 
   it("counts a single occurrence taken past the grace period as a misfire", () => {

@@ -32,7 +32,12 @@ describe("task spec validation", () => {
     ["an interval under the minimum", { name: "ok", every: 4999 }, "interval-too-short", /minimum is 5000 ms/],
     ["a cron schedule firing every 2 s", { name: "ok", cron: "*/2 * * * * *" }, "interval-too-short", /more often than every 5000 ms/],
     ["zero retry attempts", { name: "ok", every: 60_000, retry: { maxAttempts: 0, initialBackoffMs: 1, maxBackoffMs: 1 } }, "invalid-retry", /1 to 10/],
-    ["a backoff cap under the initial backoff", { name: "ok", every: 60_000, retry: { maxAttempts: 3, initialBackoffMs: 5000, maxBackoffMs: 10 } }, "invalid-retry", /at least the initial/],
+    [
+      "a backoff cap under the initial backoff",
+      { name: "ok", every: 60_000, retry: { maxAttempts: 3, initialBackoffMs: 5000, maxBackoffMs: 10 } },
+      "invalid-retry",
+      /at least the initial/,
+    ],
     ["a payload over the limit", { name: "ok", every: 60_000, payload: "x".repeat(1025) }, "payload-too-large", /1025 bytes; the limit is 1024/],
   ])("refuses %s", async (_what, spec, tag, message) => {
     const error = await refusal(spec);
@@ -46,7 +51,12 @@ describe("task spec validation", () => {
     const error = await refusal({ name: "d", every: 60_000 });
     expect(error).toMatchObject({ tag: "quota-exceeded", val: expect.stringMatching(/cancel one before registering d/) });
     await registerTasks(h, p, { name: "c", every: 120_000 });
-    expect(h.registry.tasksOf(p).map((t) => t.name).sort()).toEqual(["a", "b", "c"]);
+    expect(
+      h.registry
+        .tasksOf(p)
+        .map((t) => t.name)
+        .sort(),
+    ).toEqual(["a", "b", "c"]);
     for (const name of ["a", "b", "c"]) await call(h, p, "cancel", name);
   });
 

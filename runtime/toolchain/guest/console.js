@@ -14,6 +14,9 @@ function show(value) {
   }
 }
 
-const at = (level) => (...args) => log(level, text(args));
+const at =
+  (level) =>
+  (...args) =>
+    log(level, text(args));
 
 export const console = { log: at("info"), info: at("info"), debug: at("debug"), trace: at("trace"), warn: at("warn"), error: at("error") };

@@ -71,9 +71,9 @@ export class TextDecoder {
       } else {
         // WHATWG UTF-8 decode: a bad sequence becomes one U+FFFD for its longest valid prefix.
         let need, code;
-        if (lead >= 0xc2 && lead <= 0xdf) (need = 1), (code = lead & 0x1f);
-        else if (lead >= 0xe0 && lead <= 0xef) (need = 2), (code = lead & 0x0f);
-        else if (lead >= 0xf0 && lead <= 0xf4) (need = 3), (code = lead & 0x07);
+        if (lead >= 0xc2 && lead <= 0xdf) ((need = 1), (code = lead & 0x1f));
+        else if (lead >= 0xe0 && lead <= 0xef) ((need = 2), (code = lead & 0x0f));
+        else if (lead >= 0xf0 && lead <= 0xf4) ((need = 3), (code = lead & 0x07));
         else {
           bad();
           i++;

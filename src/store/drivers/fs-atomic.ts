@@ -12,6 +12,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fsp, type Dirent } from "node:fs";
 import { dirname, join, relative, resolve, sep, isAbsolute } from "node:path";
 import { defineDriver } from "unstorage";
+import { DormantError } from "../../../runtime/index.ts";
 
 export interface FsAtomicOptions {
   /** Directory holding the data; created on first write if missing. */
@@ -23,17 +24,12 @@ export interface FsAtomicOptions {
 }
 
 /** A key that cannot be stored safely under the base directory. */
-export class InvalidKeyError extends Error {
-  override readonly name = "InvalidKeyError";
-  constructor(
-    readonly key: string,
-    reason: string,
-  ) {
-    super(
-      `[fs-atomic] Invalid key ${JSON.stringify(key)}: ${reason}. ` +
-        `Use ":"-separated segments of ordinary names (no "." or ".." segments, no empty segments).`,
-    );
-  }
+export function invalidKeyError(key: string, reason: string): DormantError<"invalid-key"> {
+  return new DormantError(
+    "invalid-key",
+    `[fs-atomic] Invalid key ${JSON.stringify(key)}: ${reason}. Use ":"-separated segments of ordinary names (no "." or ".." segments, no empty segments).`,
+    { details: { key } },
+  );
 }
 
 const DRIVER_NAME = "fs-atomic";
@@ -46,9 +42,7 @@ export function isTempFileName(name: string): boolean {
 }
 
 function errnoCode(err: unknown): string | undefined {
-  return typeof err === "object" && err !== null && "code" in err
-    ? String((err as { code: unknown }).code)
-    : undefined;
+  return typeof err === "object" && err !== null && "code" in err ? String((err as { code: unknown }).code) : undefined;
 }
 
 /** Missing files read as "no value", matching unstorage's drivers. */
@@ -63,9 +57,7 @@ function toBytes(value: unknown, key: string): Uint8Array | string {
   if (ArrayBuffer.isView(value)) {
     return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
   }
-  throw new TypeError(
-    `[fs-atomic] Cannot store raw value for key ${JSON.stringify(key)}: expected a Uint8Array, ArrayBuffer or string, got ${typeof value}.`,
-  );
+  throw new TypeError(`[fs-atomic] Cannot store raw value for key ${JSON.stringify(key)}: expected a Uint8Array, ArrayBuffer or string, got ${typeof value}.`);
 }
 
 export default defineDriver((options: FsAtomicOptions) => {
@@ -82,21 +74,21 @@ export default defineDriver((options: FsAtomicOptions) => {
   /** Absolute path for an item key, refusing anything that could leave `base`. */
   const pathOf = (key: string): string => {
     const segments = segmentsOf(key);
-    if (segments.length === 0) throw new InvalidKeyError(key, "it is empty");
+    if (segments.length === 0) throw invalidKeyError(key, "it is empty");
     for (const segment of segments) {
       if (segment === "." || segment === "..") {
-        throw new InvalidKeyError(key, `"${segment}" segments would escape the data directory`);
+        throw invalidKeyError(key, `"${segment}" segments would escape the data directory`);
       }
-      if (segment.includes("\0")) throw new InvalidKeyError(key, "it contains a NUL byte");
+      if (segment.includes("\0")) throw invalidKeyError(key, "it contains a NUL byte");
     }
     const last = segments[segments.length - 1] ?? "";
     if (isTempFileName(last)) {
-      throw new InvalidKeyError(key, "its last segment is reserved for in-flight temp files");
+      throw invalidKeyError(key, "its last segment is reserved for in-flight temp files");
     }
     const path = join(base, ...segments);
     const rel = relative(base, path);
     if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) {
-      throw new InvalidKeyError(key, "it resolves outside the data directory");
+      throw invalidKeyError(key, "it resolves outside the data directory");
     }
     return path;
   };
@@ -105,7 +97,7 @@ export default defineDriver((options: FsAtomicOptions) => {
   const dirOf = (prefix: string): string => {
     const segments = segmentsOf(prefix);
     if (segments.some((s) => s === "." || s === "..")) {
-      throw new InvalidKeyError(prefix, "prefix would escape the data directory");
+      throw invalidKeyError(prefix, "prefix would escape the data directory");
     }
     return join(base, ...segments);
   };
