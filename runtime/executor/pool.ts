@@ -179,7 +179,8 @@ export class ExecutorPool {
       error: () =>
         new DormantError(
           "guest-deadline",
-          `Partition ${partition} ran past its ${limits.deadlineMs} ms deadline in ${what}; its executor was stopped and replaced, and it comes back from its last snapshot.`,
+          `Partition ${partition} ran past its ${limits.deadlineMs} ms deadline in ${what}; ` +
+            `its executor was stopped and replaced, and it comes back from its last snapshot.`,
         ),
     };
   }

@@ -179,7 +179,8 @@ function checkMemory(partition: string, instance: GuestInstance, limit: number, 
   const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
   throw new DormantError(
     "memory-limit",
-    `Partition ${partition} grew its linear memory to ${mib(used)} in ${what}, over its ${mib(limit)} cap; the call failed and the partition comes back from its last snapshot. Raise the partition's memory limit if it needs more.`,
+    `Partition ${partition} grew its linear memory to ${mib(used)} in ${what}, over its ${mib(limit)} cap; ` +
+      `the call failed and the partition comes back from its last snapshot. Raise the partition's memory limit if it needs more.`,
   );
 }
 

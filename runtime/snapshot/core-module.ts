@@ -444,7 +444,8 @@ function readSections(module: Uint8Array): SectionSpan[] {
     const end = pos + size;
     if (end > module.length) {
       throw coreModuleFormatError(
-        `truncated ${SECTION_NAMES[id]} section (id ${id}) starting at byte offset ${start}: declares ${size} bytes of contents but only ${module.length - pos} remain`,
+        `truncated ${SECTION_NAMES[id]} section (id ${id}) starting at byte offset ${start}: ` +
+          `declares ${size} bytes of contents but only ${module.length - pos} remain`,
         module.length,
       );
     }
@@ -481,7 +482,11 @@ function encodeExportSection(module: Uint8Array, existing: ExportSection | undef
   return out;
 }
 
-/** Rewrite a core module so every memory, table and global it defines is exported under a reserved name ("$dormant:memory:<index>", "$dormant:table:<index>", "$dormant:global:<index>", index in the respective index space including imports). */
+/**
+ * Rewrite a core module so every memory, table and global it defines is exported under a
+ * reserved name ("$dormant:memory:<index>", "$dormant:table:<index>", "$dormant:global:<index>",
+ * index in the respective index space including imports).
+ */
 export function exposeDefinedState(module: Uint8Array): ExposedModule {
   checkHeader(module);
   const sections = readSections(module);

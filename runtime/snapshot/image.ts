@@ -50,7 +50,8 @@ export function encodeSnapshot(view: StateView, pristine: PristineImage): { byte
     if (!tableUnchanged(table, entries)) {
       throw new DormantError(
         "snapshot-format",
-        `Table ${i} of component ${pristine.component} changed since instantiation; Dormant cannot snapshot rewritten function tables. Keep the guest from growing or setting tables.`,
+        `Table ${i} of component ${pristine.component} changed since instantiation; ` +
+          `Dormant cannot snapshot rewritten function tables. Keep the guest from growing or setting tables.`,
       );
     }
   });
@@ -102,7 +103,8 @@ export function applySnapshot(view: StateView, pristine: PristineImage, bytes: U
   if (header.memories.length !== view.memories.length || header.globals.length !== view.globals.length) {
     throw new DormantError(
       "snapshot-format",
-      `The snapshot has ${header.memories.length} memories and ${header.globals.length} globals; the instance has ${view.memories.length} and ${view.globals.length}.`,
+      `The snapshot has ${header.memories.length} memories and ${header.globals.length} globals; ` +
+        `the instance has ${view.memories.length} and ${view.globals.length}.`,
     );
   }
   let offset = 0;

@@ -70,7 +70,8 @@ function command(usage: string, run: (parsed: Parsed) => Promise<unknown>, extra
 }
 
 export const deploy = command(
-  "Usage: dormant deploy <component.wasm> --name NAME [--registrations host|guest] [--durability on-idle|per-activation]\n\nUploads a component and creates a partition running it.",
+  "Usage: dormant deploy <component.wasm> --name NAME [--registrations host|guest] [--durability on-idle|per-activation]\n\n" +
+    "Uploads a component and creates a partition running it.",
   async (parsed) => {
     const [file] = parsed.positionals;
     const name = parsed.values.name as string | undefined;

@@ -8,6 +8,12 @@ import type { ExampleName } from "../../guests/examples.ts";
 import type { Server, ServeOptions } from "../serve/server.ts";
 import { defaultOf, getPath, optionOf, SERVE_DEFAULTS, setPath, SETTINGS, type Setting } from "../options.ts";
 
+/** One setting's line in the help: flag, what it does, its default, its variable and config key. */
+function helpLine(s: Setting): string {
+  const flag = s.flag ? `--${s.flag} ${s.kind.arg}` : "(no flag)";
+  return `  ${flag.padEnd(24)}${s.help} (default ${defaultOf(s)}) [${s.env}, ${s.key}]`;
+}
+
 const HELP = `Usage: dormant serve [options]
 
 Serves push triggers (/push/<token>) on one port, and the operator's surface (status
@@ -15,7 +21,7 @@ page /, admin API /api with a bearer token, /metrics, /healthz) on another, so g
 never share the operator's origin.
 
 Options [environment variable, config-file key]:
-${SETTINGS.map((s) => `  ${(s.flag ? `--${s.flag} ${s.kind.arg}` : "(no flag)").padEnd(24)}${s.help} (default ${defaultOf(s)}) [${s.env}, ${s.key}]`).join("\n")}
+${SETTINGS.map(helpLine).join("\n")}
   --config FILE           JSON file with any of the config-file keys; a dotted key nests:
                           {"port": 9000, "tasks": {"maxTasks": 50}, "http": {"pushRate": {"perSecond": 10}}}
   --demo                  Deploy the example guests as partitions on first start

@@ -161,7 +161,8 @@ export class Dispatcher {
       const { threshold } = this.#o.budget.state;
       throw new DormantError(
         "constrained",
-        `The host is constrained to priority ${threshold} and above; task ${delivery.taskName} has ${delivery.priority}. Retry later or send it with Prefer: respond-async.`,
+        `The host is constrained to priority ${threshold} and above; ` +
+          `task ${delivery.taskName} has ${delivery.priority}. Retry later or send it with Prefer: respond-async.`,
       );
     }
     const attempt = this.#attempt(delivery, { retries: false });

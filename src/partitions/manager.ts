@@ -293,7 +293,8 @@ export class PartitionManager {
     if (bytes.length > cap) {
       throw new DormantError(
         "snapshot-too-large",
-        `Partition ${id} cannot be frozen: its snapshot is ${bytes.length} bytes, over its ${cap}-byte cap. It stays live; raise its snapshot limit or have it keep less state.`,
+        `Partition ${id} cannot be frozen: its snapshot is ${bytes.length} bytes, over its ${cap}-byte cap. ` +
+          `It stays live; raise its snapshot limit or have it keep less state.`,
       );
     }
     const ref = await this.#options.snapshots.put(id, bytes, this.#options.clock.now());

@@ -64,7 +64,8 @@ function noUsableSnapshot(partitionId: string, problems: DormantError[]): Dorman
 function snapshotHeadCorrupt(partitionId: string, detail: string): DormantError<"snapshot-head-corrupt"> {
   return new DormantError(
     "snapshot-head-corrupt",
-    `The snapshot head of partition "${partitionId}" is unreadable (${detail}). Restore it from a backup, or call delete("${partitionId}") to start the partition fresh.`,
+    `The snapshot head of partition "${partitionId}" is unreadable (${detail}). ` +
+      `Restore it from a backup, or call delete("${partitionId}") to start the partition fresh.`,
     { details: { partitionId } },
   );
 }

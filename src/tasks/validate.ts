@@ -37,7 +37,8 @@ export function validateSpec(spec: TaskSpec, limits: TaskLimits, now: number): v
   if (spec.payload.length > limits.maxPayloadBytes) {
     refuse(
       "payload-too-large",
-      `The payload of task ${spec.name} is ${spec.payload.length} bytes; the limit is ${limits.maxPayloadBytes}. Keep large data in the partition's memory and pass a key.`,
+      `The payload of task ${spec.name} is ${spec.payload.length} bytes; ` +
+        `the limit is ${limits.maxPayloadBytes}. Keep large data in the partition's memory and pass a key.`,
     );
   }
   validateTrigger(spec, limits, now);

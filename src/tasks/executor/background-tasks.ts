@@ -59,7 +59,9 @@ export function backgroundTasks(current: () => CallContext) {
       if (call.registered >= call.quota.left) {
         throw new TaskSpecError({
           tag: "quota-exceeded",
-          val: `Partition ${call.partition} registers tasks faster than its quota of ${call.quota.perSecond} a second; register ${spec.name} later, or keep a task registered instead of renewing it.`,
+          val:
+            `Partition ${call.partition} registers tasks faster than its quota of ${call.quota.perSecond} a second; ` +
+            `register ${spec.name} later, or keep a task registered instead of renewing it.`,
         });
       }
       call.registered++;
