@@ -10,20 +10,17 @@ import type { ComponentRegistry } from "../components/registry.ts";
 import type { Clock } from "../scheduler/clock.ts";
 import type { TimerLoop } from "../scheduler/timer-loop.ts";
 import type { SnapshotStore } from "../store/snapshot-store.ts";
-import { type ActivationKind, type PartitionLimits, type PartitionRecord, type PartitionSpec, type PartitionState } from "./partition.ts";
+import { RestorePoints } from "./restore-point.ts";
+import {
+  type CallHooks,
+  type PartitionEvent,
+  type ActivationKind,
+  type PartitionLimits,
+  type PartitionRecord,
+  type PartitionSpec,
+  type PartitionState,
+} from "./partition.ts";
 import { DormantError, isDormantError } from "../../runtime/index.ts";
-
-/** What the host adds to the lifecycle: the state a call sees, and what to do with its effects. */
-export interface CallHooks<State = unknown, Effects = unknown> {
-  /** What the host imports see during a call to `partition`. */
-  stateFor(partition: string): State;
-  /** Make a successful call's effects count (after its snapshot, for per-activation durability). */
-  commit(partition: string, effects: Effects): Promise<void>;
-  /** A partition joined the host (created, or loaded at start). */
-  added(record: PartitionRecord): void;
-  /** A partition was deleted. */
-  deleted(record: PartitionRecord): Promise<void>;
-}
 
 export interface PartitionManagerOptions {
   pool: ExecutorPool;
@@ -48,13 +45,6 @@ export interface PartitionManagerOptions {
   onEvent?: (event: PartitionEvent) => void;
 }
 
-export type PartitionEvent =
-  | { type: "activated"; partition: string; kind: ActivationKind; reason: ActivationReason; ms: number; pooled: boolean }
-  | { type: "frozen"; partition: string; bytes: number; ms: number }
-  | { type: "snapshot-problem"; partition: string; error: Error }
-  | { type: "freeze-failed"; partition: string; error: Error }
-  | { type: "trap"; partition: string; error: Error };
-
 interface Slot {
   record: PartitionRecord;
   live: boolean;
@@ -70,9 +60,13 @@ export const IDLE_TIMER = "idle";
 export class PartitionManager {
   readonly #options: PartitionManagerOptions;
   readonly #slots = new Map<string, Slot>();
+  readonly #restorePoints: RestorePoints;
 
   private constructor(options: PartitionManagerOptions) {
     this.#options = options;
+    this.#restorePoints = new RestorePoints(options.snapshots, options.onUnusableSnapshot, (partition, error) =>
+      this.#emit({ type: "snapshot-problem", partition, error }),
+    );
     options.timers.on(IDLE_TIMER, (id) => this.#idleDue(id));
     options.pool.setExecutorLostHandler((partitions) => {
       for (const id of partitions) {
@@ -211,13 +205,13 @@ export class PartitionManager {
     const id = slot.record.id;
     const started = performance.now();
     const component = await this.#options.components.get(slot.record.component);
-    let snapshot = await this.#loadSnapshot(id);
+    let snapshot = await this.#restorePoints.load(id);
     let result;
     try {
       result = await this.#activateInstance(slot, component, snapshot);
     } catch (error) {
       if (!isDormantError(error, "snapshot-format") || !snapshot) throw error;
-      this.#snapshotUnusable(id, error);
+      this.#restorePoints.unusable(id, error);
       snapshot = undefined;
       result = await this.#activateInstance(slot, component, snapshot);
     }
@@ -242,29 +236,6 @@ export class PartitionManager {
       spareInstances: this.#options.spareInstances,
       limits: this.#callLimits(slot),
     });
-  }
-
-  async #loadSnapshot(id: string): Promise<Uint8Array | undefined> {
-    try {
-      const loaded = await this.#options.snapshots.load(id);
-      for (const problem of loaded?.skipped ?? []) this.#emit({ type: "snapshot-problem", partition: id, error: problem });
-      return loaded?.data;
-    } catch (error) {
-      if (!isDormantError(error, "no-usable-snapshot")) throw error;
-      this.#snapshotUnusable(id, error);
-      return undefined;
-    }
-  }
-
-  #snapshotUnusable(id: string, error: Error): void {
-    this.#emit({ type: "snapshot-problem", partition: id, error });
-    if (this.#options.onUnusableSnapshot === "fail") {
-      throw new DormantError(
-        "partition-unavailable",
-        `Partition ${id} has no usable snapshot (${error.message}) and the host is set to refuse a fresh start.`,
-        { cause: error },
-      );
-    }
   }
 
   /** Commit a successful call: its effects, and for per-activation durability its snapshot first. */

@@ -1,3 +1,4 @@
+import type { ActivationReason } from "../../runtime/index.ts";
 /** When a partition's state is written to storage. */
 export type Durability =
   /** Snapshot when the partition is frozen (idle timeout, LRU, shutdown). */
@@ -54,3 +55,23 @@ export function specOf(record: PartitionRecord): PartitionSpec {
 
 /** How an activation got its instance. */
 export type ActivationKind = "warm" | "rehydrated" | "fresh" | "reprovisioned";
+
+/** What the host adds to the lifecycle: the state a call sees, and what to do with its effects. */
+export interface CallHooks<State = unknown, Effects = unknown> {
+  /** What the host imports see during a call to `partition`. */
+  stateFor(partition: string): State;
+  /** Make a successful call's effects count (after its snapshot, for per-activation durability). */
+  commit(partition: string, effects: Effects): Promise<void>;
+  /** A partition joined the host (created, or loaded at start). */
+  added(record: PartitionRecord): void;
+  /** A partition was deleted. */
+  deleted(record: PartitionRecord): Promise<void>;
+}
+
+/** What the lifecycle reports. */
+export type PartitionEvent =
+  | { type: "activated"; partition: string; kind: ActivationKind; reason: ActivationReason; ms: number; pooled: boolean }
+  | { type: "frozen"; partition: string; bytes: number; ms: number }
+  | { type: "snapshot-problem"; partition: string; error: Error }
+  | { type: "freeze-failed"; partition: string; error: Error }
+  | { type: "trap"; partition: string; error: Error };

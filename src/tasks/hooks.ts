@@ -1,6 +1,6 @@
 // How the partition lifecycle and the task registry meet: the lifecycle knows nothing
 // about tasks, and asks these hooks what a call may see and what to do with its effects.
-import type { CallHooks } from "../partitions/manager.ts";
+import type { CallHooks } from "../partitions/partition.ts";
 import { specOf } from "../partitions/partition.ts";
 import type { RateLimiter } from "../budget/rate-limit.ts";
 import type { TaskCallState, TaskEffects } from "./executor/background-tasks.ts";
