@@ -92,14 +92,14 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     for (const close of opened.reverse()) await Promise.resolve(close()).catch(() => undefined);
   };
   try {
-    const store = await openStore({ dataDir, ...(options.store ? { url: options.store } : {}) });
+    const store = await openStore({ dataDir, url: options.store });
     opened.push(() => store.close());
     const pool = ExecutorPool.start({
       cacheDir: options.engineCacheDir ?? join(dataDir, "engine-cache"),
       hostModule: TASK_BINDING,
       engineModule: JCO_ENGINE,
-      ...(options.executors ? { size: options.executors } : {}),
-      ...(options.onLog ? { onLog: options.onLog } : {}),
+      size: options.executors,
+      onLog: options.onLog,
     });
     opened.push(() => pool.close());
     const timers = new TimerLoop(new HeapTimerQueue(), clock, { onError: (error) => emit({ type: "error", error }) });

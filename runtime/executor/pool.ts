@@ -12,14 +12,14 @@ import { DormantError, fromErrorData } from "../errors.ts";
 
 export interface ExecutorPoolOptions {
   /** Worker threads to start; default: the machine's cores. */
-  size?: number;
+  size?: number | undefined;
   /** Where the engine caches prepared components. */
   cacheDir: string;
   /** Module (URL) exporting `createEngine`: the engine every executor runs guests on. */
   engineModule: URL;
   /** Module (URL) exporting `createHostBinding`: the host side of the world. */
   hostModule: URL;
-  onLog?: (partition: string, level: LogLevel, message: string) => void;
+  onLog?: ((partition: string, level: LogLevel, message: string) => void) | undefined;
   /** Called when an executor dies; the partitions it hosted are no longer live. */
   onExecutorLost?: (partitions: string[], error: Error) => void;
 }

@@ -32,7 +32,7 @@ export interface Store {
 
 export interface OpenStoreOptions {
   /** Store URL: absent, `fs:<dir>`, `file:<url>`, a plain path, or `redis://host:port[/db][?prefix=name]`. */
-  url?: string;
+  url?: string | undefined;
   /** Data directory for the fs store when `url` is absent (default `./.dormant`). */
   dataDir?: string;
 }
