@@ -1,19 +1,11 @@
 // `dormant serve` over real HTTP on loopback: push triggers reach sleeping partitions,
 // timers fire, and the admin API, metrics and status page (on the admin port) tell what
 // happened.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { event } from "../support/runtime.ts";
-import { startTestServer, type TestServer } from "../support/server.ts";
+import { testServers, type TestServer } from "../support/server.ts";
 
-const servers: TestServer[] = [];
-async function server(options: Parameters<typeof startTestServer>[0] = {}) {
-  const s = await startTestServer(options);
-  servers.push(s);
-  return s;
-}
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
+const server = testServers();
 
 /** Activate a counter partition (it registers `heartbeat` every 60 s and an `inbox` push task) and return its push URL. */
 async function counterWithInbox(s: TestServer) {

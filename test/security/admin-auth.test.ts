@@ -6,23 +6,15 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { generateToken } from "../../src/http/auth.ts";
 import { startServer } from "../../src/serve/server.ts";
 import { BIN } from "../support/serve-process.ts";
-import { startTestServer, type TestServer } from "../support/server.ts";
+import { testServers } from "../support/server.ts";
 import { logged, signIn } from "./hostile.ts";
 
 const run = promisify(execFile);
-const servers: TestServer[] = [];
-async function server(options: Parameters<typeof startTestServer>[0] = {}) {
-  const s = await startTestServer(options);
-  servers.push(s);
-  return s;
-}
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
+const server = testServers();
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 

@@ -3,7 +3,7 @@
 import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { inject } from "vitest";
+import { afterEach, inject } from "vitest";
 import { generateToken } from "../../src/http/auth.ts";
 import { FakeClock } from "../../src/scheduler/clock.ts";
 import { startServer, type Server, type ServeOptions } from "../../src/serve/server.ts";
@@ -65,5 +65,18 @@ export async function startTestServer(options: ServeOptions = {}): Promise<TestS
       return partition.body.id as string;
     },
     tick: (at: number) => driveTo(clock, server.host, at),
+  };
+}
+
+/** The servers a test file starts, each closed after its test. */
+export function testServers(): (options?: ServeOptions) => Promise<TestServer> {
+  const open: TestServer[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((s) => s.close()));
+  });
+  return async (options = {}) => {
+    const s = await startTestServer(options);
+    open.push(s);
+    return s;
   };
 }
