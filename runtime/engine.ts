@@ -62,6 +62,8 @@ export interface GuestInstance {
 
 export interface CompiledComponent {
   readonly digest: string;
+  /** The digest and the memory cap it was compiled for: instances of one key are interchangeable. */
+  readonly key: string;
   /** Instantiate synchronously: compiled modules are cached, so this is the cheap part. */
   instantiate(imports: GuestImports): GuestInstance;
 }
@@ -70,8 +72,17 @@ export interface Engine {
   readonly name: string;
   /** Validate component bytes against the `partition` world and prepare them (cached by digest). */
   prepare(bytes: Uint8Array): Promise<PreparedComponent>;
-  /** Compile a prepared component (cached by digest for the life of the engine). */
-  compile(prepared: PreparedComponent): Promise<CompiledComponent>;
+  /** Compile a prepared component (cached by digest and options for the life of the engine). */
+  compile(prepared: PreparedComponent, options?: CompileOptions): Promise<CompiledComponent>;
+}
+
+export interface CompileOptions {
+  /**
+   * Most bytes each linear memory may grow to: `memory.grow` beyond it fails inside the
+   * guest, so the host never allocates past a partition's cap. Caps are per partition and
+   * compiled modules per component, so each distinct cap is its own compiled variant.
+   */
+  maxMemoryBytes?: number;
 }
 
 export interface EngineOptions {

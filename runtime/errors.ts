@@ -10,6 +10,7 @@ export type DormantCode =
   | "guest-trap"
   | "activation-failed"
   | "guest-deadline"
+  | "partition-quarantined"
   | "memory-limit"
   | "executor-lost"
   | "partition-not-live"

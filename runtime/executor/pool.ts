@@ -9,6 +9,8 @@ import type { ActivateResult, ActivationReason, CallLimits, CallResult, FromWork
 import { transferList } from "./protocol.ts";
 import type { ExecutorData } from "./worker.ts";
 import { DormantError, fromErrorData } from "../errors.ts";
+import { RunningSlot, absoluteNow, canInterrupt, interrupt, watchWorkers } from "./interrupt.ts";
+import { Quarantine } from "./quarantine.ts";
 
 export interface ExecutorPoolOptions {
   /** Worker threads to start; default: the machine's cores. */
@@ -40,6 +42,17 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
+interface Deadline {
+  partition: string;
+  ms: number;
+  /** Host time the request was sent at (quarantine runs on the host's clock). */
+  now: number;
+  error: () => Error;
+}
+
+/** How long an interrupted executor has to confirm it dropped the runaway before it is replaced. */
+const RECOVER_MS = 2000;
+
 const WORKER = moduleUrl("./worker.ts", import.meta.url);
 
 /** Compiled, the worker is a plain module; from the sources (tests, bench) it registers tsx first. */
@@ -58,8 +71,10 @@ class Executor {
   /** Digests of the components this executor has compiled. */
   readonly compiled = new Set<string>();
   readonly worker: Worker;
+  readonly running: RunningSlot;
 
   constructor(data: ExecutorData, onMessage: (executor: Executor, message: FromWorker) => void, onExit: (executor: Executor, error: Error) => void) {
+    this.running = new RunningSlot(data.running);
     this.worker = startWorker(data);
     this.worker.on("message", (message: FromWorker) => onMessage(this, message));
     this.worker.on("error", (error) => onExit(this, error));
@@ -72,6 +87,7 @@ export class ExecutorPool {
   readonly #executors: Executor[] = [];
   readonly #home = new Map<string, Executor>();
   #nextId = 1;
+  readonly #quarantine = new Quarantine();
   #turn = 0;
   #closing = false;
 
@@ -81,6 +97,7 @@ export class ExecutorPool {
 
   static start(options: ExecutorPoolOptions): ExecutorPool {
     enableWasmFeatures();
+    watchWorkers();
     const pool = new ExecutorPool(options);
     const size = Math.max(1, options.size ?? availableParallelism());
     for (let i = 0; i < size; i++) pool.#executors.push(pool.#spawn());
@@ -99,18 +116,22 @@ export class ExecutorPool {
 
   async activate(partition: string, options: ActivateOptions): Promise<ActivateResult & { executor: number }> {
     if (this.#home.has(partition)) throw new Error(`Partition ${partition} is already live.`);
+    this.#quarantine.check(partition, options.now);
     const executor = this.#leastLoaded();
     executor.partitions.add(partition);
     this.#home.set(partition, executor);
     const { limits, ...rest } = options;
     try {
       // Compiling is the host's work, not the guest's: it happens before the deadline starts.
-      if (!executor.compiled.has(options.component.digest)) {
-        await this.#send(executor, { op: "compile", component: options.component });
-        executor.compiled.add(options.component.digest);
+      // One compiled variant per memory cap: the cap is each memory's maximum (see CompileOptions).
+      const variant = `${options.component.digest}@${limits.memoryBytes}`;
+      if (!executor.compiled.has(variant)) {
+        await this.#send(executor, { op: "compile", component: options.component, memoryLimit: limits.memoryBytes });
+        executor.compiled.add(variant);
       }
       const request = { op: "activate" as const, partition, ...rest, memoryLimit: limits.memoryBytes };
-      const result = (await this.#send(executor, request, transferList(options.snapshot), this.#deadline(partition, limits, "on-activate"))) as ActivateResult;
+      const deadline = this.#deadline(partition, limits, options.now, "on-activate");
+      const result = (await this.#send(executor, request, transferList(options.snapshot), deadline)) as ActivateResult;
       return { ...result, executor: this.#executors.indexOf(executor) };
     } catch (error) {
       this.#forget(partition);
@@ -122,7 +143,9 @@ export class ExecutorPool {
     const executor = this.#homeOf(partition);
     try {
       const request = { op: "call" as const, partition, event, host, now, memoryLimit: limits.memoryBytes };
-      return (await this.#send(executor, request, [], this.#deadline(partition, limits, `task ${event.taskName}`))) as CallResult;
+      const result = (await this.#send(executor, request, [], this.#deadline(partition, limits, now, `task ${event.taskName}`))) as CallResult;
+      this.#quarantine.behaved(partition);
+      return result;
     } catch (error) {
       // After a trap (or a lost executor) the instance is gone.
       this.#forget(partition);
@@ -145,6 +168,11 @@ export class ExecutorPool {
   /** Who to tell when an executor dies: the partitions it hosted are no longer live. */
   setExecutorLostHandler(handler: (partitions: string[], error: Error) => void): void {
     this.#options.onExecutorLost = handler;
+  }
+
+  /** Calls stopped at their deadline and quarantines begun, since the pool started. */
+  get runaways(): { runaways: number; quarantined: number } {
+    return { ...this.#quarantine.counts };
   }
 
   isLive(partition: string): boolean {
@@ -173,36 +201,45 @@ export class ExecutorPool {
     return this.#executors.reduce((best, executor) => (load(executor) < load(best) ? executor : best));
   }
 
-  #deadline(partition: string, limits: CallLimits, what: string): { ms: number; error: () => Error } {
+  #deadline(partition: string, limits: CallLimits, now: number, what: string): Deadline {
     return {
+      partition,
       ms: limits.deadlineMs,
+      now,
       error: () =>
         new DormantError(
           "guest-deadline",
           `Partition ${partition} ran past its ${limits.deadlineMs} ms deadline in ${what}; ` +
-            `its executor was stopped and replaced, and it comes back from its last snapshot.`,
+            `the call was stopped, and the partition comes back from its last snapshot.`,
         ),
     };
   }
 
   /**
-   * Send a request. With a deadline, a request still running when it passes fails with
-   * the deadline's error and the executor is terminated: a runaway guest cannot be
-   * interrupted any other way. The executor's other partitions come back from snapshots.
+   * Send a request. With a deadline, the guest may run that long from when its executor
+   * starts the request (time queued behind other requests does not count); a request still
+   * running then fails with the deadline's error and is stopped (see `#stop`).
    */
-  #send(executor: Executor, request: Request, transfer: ArrayBufferLike[] = [], deadline?: { ms: number; error: () => Error }): Promise<unknown> {
-    const id = this.#nextId++;
+  #send(executor: Executor, request: Request, transfer: ArrayBufferLike[] = [], deadline?: Deadline): Promise<unknown> {
+    const id = this.#nextId;
+    this.#nextId = (this.#nextId % 0x7fff_fff0) + 1; // ids live in an Int32 slot shared with the executor
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
-      if (deadline) {
-        timer = setTimeout(() => {
-          if (!executor.pending.delete(id)) return;
-          reject(deadline.error());
-          // Replace it now, so nothing more is sent to a worker on its way out.
-          this.#retire(executor, new DormantError("executor-lost", "its executor was stopped: another partition there ran past its deadline"));
-          void executor.worker.terminate();
-        }, deadline.ms);
-      }
+      // Checked lazily: a queued request is looked at again after a whole deadline, a
+      // running one when its own deadline passes. No message per call, no polling.
+      const check = (): void => {
+        if (!executor.pending.has(id)) return;
+        const startedAt = executor.running.startedAt(id);
+        const left = startedAt === undefined ? deadline!.ms : startedAt + deadline!.ms - absoluteNow();
+        if (left > 0 || !executor.running.claim(id)) {
+          timer = setTimeout(check, Math.max(left, 1));
+          return;
+        }
+        executor.pending.delete(id);
+        reject(deadline!.error());
+        this.#stop(executor, deadline!);
+      };
+      if (deadline) timer = setTimeout(check, deadline.ms);
       executor.pending.set(id, {
         resolve: (value) => (clearTimeout(timer), resolve(value)),
         reject: (error) => (clearTimeout(timer), reject(error)),
@@ -211,8 +248,37 @@ export class ExecutorPool {
     });
   }
 
+  /**
+   * Stop a runaway request (claimed in the executor's running slot). Interrupted, it costs
+   * only itself: the executor drops that one instance and its other partitions keep their
+   * live state. Where it cannot be interrupted, or does not confirm within RECOVER_MS, the
+   * executor is terminated and replaced, and its partitions come back from snapshots.
+   */
+  #stop(executor: Executor, deadline: Deadline): void {
+    this.#forget(deadline.partition);
+    const until = this.#quarantine.ranAway(deadline.partition, deadline.now + deadline.ms);
+    const quarantine = until === undefined ? "" : `; it ran away repeatedly and is quarantined until ${new Date(until).toISOString()}`;
+    this.#options.onLog?.(deadline.partition, "warn", `stopped at its ${deadline.ms} ms deadline${quarantine}`);
+    const terminate = (): void => {
+      this.#retire(executor, new DormantError("executor-lost", "its executor was stopped: another partition there ran past its deadline"));
+      void executor.worker.terminate();
+    };
+    if (!canInterrupt(executor.worker) || !interrupt(executor.worker)) return terminate();
+    const recovered = this.#send(executor, { op: "recover" });
+    const backstop = setTimeout(terminate, RECOVER_MS);
+    recovered.then(
+      () => clearTimeout(backstop),
+      () => clearTimeout(backstop),
+    );
+  }
+
   #spawn(): Executor {
-    const data: ExecutorData = { cacheDir: this.#options.cacheDir, engineModule: this.#options.engineModule.href, hostModule: this.#options.hostModule.href };
+    const data: ExecutorData = {
+      cacheDir: this.#options.cacheDir,
+      engineModule: this.#options.engineModule.href,
+      hostModule: this.#options.hostModule.href,
+      running: new SharedArrayBuffer(16),
+    };
     return new Executor(
       data,
       (executor, message) => this.#onMessage(executor, message),

@@ -11,24 +11,26 @@ export interface HostCall {
   host: unknown;
   /** The host's clock when the call was sent. */
   now: number;
-  /** Most bytes of linear memory the instance may hold after the call. */
+  /** Most bytes of linear memory the instance may hold: each memory's maximum, and checked after the call. */
   memoryLimit: number;
 }
 
 /** What one activation or call may use. */
 export interface CallLimits {
-  /** Wall-clock time the guest may run before its executor is terminated. */
+  /** Wall-clock time the guest may run, from when its executor starts the request, before the call is stopped. */
   deadlineMs: number;
   memoryBytes: number;
 }
 
 export type Request =
   | { op: "prepare"; bytes: Uint8Array }
-  | { op: "compile"; component: PreparedComponent }
+  | { op: "compile"; component: PreparedComponent; memoryLimit: number }
   | ({ op: "activate"; partition: string; component: PreparedComponent; snapshot?: Uint8Array; reason: ActivationReason; spareInstances: number } & HostCall)
   | ({ op: "call"; partition: string; event: TaskEvent } & HostCall)
   | { op: "snapshot"; partition: string }
-  | { op: "drop"; partition: string };
+  | { op: "drop"; partition: string }
+  /** After an interrupt: answers once the executor has dropped the interrupted instance. */
+  | { op: "recover" };
 
 /** How an activation got its instance. */
 export type InstanceSource = "pool" | "instantiated";

@@ -4,6 +4,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import type { CompiledComponent, EngineModule, GuestInstance } from "../engine.ts";
 import { applySnapshot, capturePristine, encodeSnapshot, resetToPristine, type PristineImage } from "../snapshot/image.ts";
 import type { HostBinding, HostModule, HostSink } from "./host-binding.ts";
+import { RunningSlot, absoluteNow } from "./interrupt.ts";
 import { transferList, type ActivateResult, type CallResult, type FromWorker, type Request, type SnapshotResult } from "./protocol.ts";
 import { DormantError, isDormantError, toErrorData } from "../errors.ts";
 
@@ -13,6 +14,8 @@ export interface ExecutorData {
   engineModule: string;
   /** URL of the host module (see `HostModule`). */
   hostModule: string;
+  /** The executor's `RunningSlot`, shared with the pool. */
+  running: SharedArrayBuffer;
 }
 
 interface Bound {
@@ -21,11 +24,15 @@ interface Bound {
 }
 
 interface Live extends Bound {
-  digest: string;
+  /** The compiled variant's key (digest and memory cap): its pristine image and spare pool. */
+  key: string;
 }
 
 const port = parentPort!;
 const data = workerData as ExecutorData;
+const running = new RunningSlot(data.running);
+/** The partition of the guest request running now, to drop if it is interrupted. */
+let runningPartition: string | undefined;
 const engine = ((await import(data.engineModule)) as EngineModule).createEngine({ cacheDir: data.cacheDir });
 const host = (await import(data.hostModule)) as HostModule;
 const sink: HostSink = {
@@ -43,7 +50,7 @@ function post(message: FromWorker, transfer: Transferable[] = []): void {
 function instantiate(compiled: CompiledComponent): Bound {
   const binding = host.createHostBinding(sink);
   const instance = compiled.instantiate(binding.imports);
-  if (!pristine.has(compiled.digest)) pristine.set(compiled.digest, capturePristine(compiled.digest, instance.state));
+  if (!pristine.has(compiled.key)) pristine.set(compiled.key, capturePristine(compiled.digest, instance.state));
   return { instance, binding };
 }
 
@@ -55,8 +62,8 @@ let lastRequestAt = 0;
 
 /** Top the component's pool of pristine instances up, while the executor is idle. */
 function refill(compiled: CompiledComponent, size: number): void {
-  let pool = pools.get(compiled.digest);
-  if (!pool) pools.set(compiled.digest, (pool = { spare: [], size, filling: false }));
+  let pool = pools.get(compiled.key);
+  if (!pool) pools.set(compiled.key, (pool = { spare: [], size, filling: false }));
   pool.size = size;
   if (pool.filling || pool.spare.length >= size) return;
   pool.filling = true;
@@ -83,14 +90,14 @@ function refill(compiled: CompiledComponent, size: number): void {
 
 async function activate(request: Extract<Request, { op: "activate" }>): Promise<ActivateResult> {
   if (live.has(request.partition)) throw new DormantError("activation-failed", `Partition ${request.partition} is already live in this executor.`);
-  const compiled = await engine.compile(request.component);
+  const compiled = await engine.compile(request.component, { maxMemoryBytes: request.memoryLimit });
   const t0 = performance.now();
-  const spare = pools.get(compiled.digest)?.spare.pop();
+  const spare = pools.get(compiled.key)?.spare.pop();
   const bound = spare ?? instantiate(compiled);
   if (request.spareInstances > 0) refill(compiled, request.spareInstances);
   const t1 = performance.now();
   bound.binding.attach(request.partition);
-  if (request.snapshot) applySnapshot(bound.instance.state, pristine.get(compiled.digest)!, request.snapshot);
+  if (request.snapshot) applySnapshot(bound.instance.state, pristine.get(compiled.key)!, request.snapshot);
   const t2 = performance.now();
   bound.binding.begin(request.host, request.now);
   let effects: unknown;
@@ -108,7 +115,7 @@ async function activate(request: Extract<Request, { op: "activate" }>): Promise<
     });
   }
   checkMemory(request.partition, bound.instance, request.memoryLimit, `on-activate(${request.reason})`);
-  live.set(request.partition, { ...bound, digest: compiled.digest });
+  live.set(request.partition, { ...bound, key: compiled.key });
   return {
     source: spare ? "pool" : "instantiated",
     effects,
@@ -128,7 +135,10 @@ function call(request: Extract<Request, { op: "call" }>): CallResult {
   } catch (error) {
     if (isDormantError(error, "memory-limit")) throw error;
     const effects = partition.binding.end();
-    if (isGuestError(error)) return { outcome: { ok: false, error: String(error.payload) }, effects, ms: performance.now() - t0 };
+    if (isGuestError(error)) {
+      const message = memoryHint(String(error.payload), partition.instance, request.memoryLimit);
+      return { outcome: { ok: false, error: message }, effects, ms: performance.now() - t0 };
+    }
     // A trap leaves the instance in an unknown state: it is dropped, and the partition
     // comes back from its last snapshot.
     live.delete(request.partition);
@@ -142,7 +152,7 @@ function call(request: Extract<Request, { op: "call" }>): CallResult {
 function snapshot(request: Extract<Request, { op: "snapshot" }>): SnapshotResult {
   const partition = liveOrThrow(request.partition);
   const t0 = performance.now();
-  const { bytes, stats } = encodeSnapshot(partition.instance.state, pristine.get(partition.digest)!);
+  const { bytes, stats } = encodeSnapshot(partition.instance.state, pristine.get(partition.key)!);
   return { bytes, memoryBytes: stats.memoryBytes, deltaBytes: stats.deltaBytes, ms: performance.now() - t0 };
 }
 
@@ -158,8 +168,8 @@ function release(partition: string): boolean {
   const entry = live.get(partition);
   if (!entry) return false;
   live.delete(partition);
-  const image = pristine.get(entry.digest)!;
-  const pool = pools.get(entry.digest);
+  const image = pristine.get(entry.key)!;
+  const pool = pools.get(entry.key);
   const bytes = image.memories.reduce((sum, memory) => sum + memory.length, 0);
   const cap = Math.max(pool?.size ?? 0, Math.floor(SPARE_BYTES / Math.max(bytes, 1)));
   if (!pool || pool.spare.length >= cap || !resetToPristine(entry.instance.state, image)) return true;
@@ -184,6 +194,14 @@ function checkMemory(partition: string, instance: GuestInstance, limit: number, 
   );
 }
 
+/** A guest that ran out of memory hit its cap (each memory's maximum): say so, and what to do. */
+function memoryHint(message: string, instance: GuestInstance, limit: number): string {
+  if (!/out of memory/i.test(message)) return message;
+  const used = instance.state.memories.reduce((sum, memory) => sum + memory.buffer.byteLength, 0);
+  const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  return `${message} (its linear memory holds ${mib(used)} of its ${mib(limit)} cap; raise the partition's memory limit if it needs more)`;
+}
+
 function liveOrThrow(partition: string): Live {
   const found = live.get(partition);
   if (!found) throw new DormantError("partition-not-live", `Partition ${partition} is not live in this executor; activate it first.`);
@@ -197,8 +215,10 @@ async function handle(request: Request): Promise<unknown> {
     case "activate":
       return activate(request);
     case "compile":
-      await engine.compile(request.component);
+      await engine.compile(request.component, { maxMemoryBytes: request.memoryLimit });
       return undefined;
+    case "recover":
+      return undefined; // the interrupted request was cleaned up on arrival (see the message handler)
     case "call":
       return call(request);
     case "snapshot":
@@ -210,14 +230,44 @@ async function handle(request: Request): Promise<unknown> {
 
 port.on("message", ({ id, request }: { id: number; request: Request }) => {
   lastRequestAt = performance.now();
-  handle(request).then(
+  // The pool interrupted the previous guest request (it never finished): its instance may be
+  // half-written, so it is dropped; the partition comes back from its last snapshot.
+  if (running.takeClaimed() && runningPartition !== undefined) live.delete(runningPartition);
+  // A guest request's deadline runs from here (after compiling, the host's work) to its answer.
+  let started = false;
+  const run = async (): Promise<unknown> => {
+    if (request.op === "activate") await engine.compile(request.component, { maxMemoryBytes: request.memoryLimit });
+    if (request.op === "activate" || request.op === "call") {
+      runningPartition = request.partition;
+      running.start(id);
+      started = true;
+    }
+    return handle(request);
+  };
+  const done = (message: FromWorker, transfer: Transferable[] = []): void => {
+    if (started && !running.finish(id)) return awaitInterrupt(runningPartition!);
+    post(message, transfer);
+  };
+  run().then(
     (value) => {
       const bytes = request.op === "snapshot" ? (value as SnapshotResult).bytes : undefined;
-      post({ type: "response", id, ok: true, value }, transferList(bytes));
+      done({ type: "response", id, ok: true, value }, transferList(bytes));
     },
-    (error: unknown) => post({ type: "response", id, ok: false, error: toErrorData(error) }),
+    (error: unknown) => done({ type: "response", id, ok: false, error: toErrorData(error) }),
   );
 });
+
+/**
+ * The pool claimed this request just as it finished: its interrupt is on the way and must
+ * land here, not in the next request. Its result is already answered as a deadline failure,
+ * so the instance goes too. Bounded: if no interrupt comes, the pool replaces the executor.
+ */
+function awaitInterrupt(partition: string): void {
+  live.delete(partition);
+  const until = absoluteNow() + 5000;
+  while (absoluteNow() < until);
+  running.takeClaimed();
+}
 
 function isGuestError(error: unknown): error is { payload: unknown } {
   return typeof error === "object" && error !== null && Object.hasOwn(error, "payload");

@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { transpile } from "@bytecodealliance/jco";
 import { assertComponentBytes } from "../component-bytes.ts";
-import type { CompiledComponent, Engine, EngineOptions, GuestImports, GuestInstance, PreparedComponent } from "../engine.ts";
+import type { CompileOptions, CompiledComponent, Engine, EngineOptions, GuestImports, GuestInstance, PreparedComponent } from "../engine.ts";
 import { exposeDefinedState, type DefinedState } from "../snapshot/core-module.ts";
 import { enableWasmFeatures } from "../wasm-features.ts";
 import { assertPartitionWorld, unversioned } from "../world.ts";
@@ -100,18 +100,22 @@ export class JcoEngine implements Engine {
     return { digest: manifest.digest, location, bytes: manifest.bytes };
   }
 
-  compile(prepared: PreparedComponent): Promise<CompiledComponent> {
-    let compiled = this.#compiled.get(prepared.digest);
+  compile(prepared: PreparedComponent, options: CompileOptions = {}): Promise<CompiledComponent> {
+    const maxMemoryPages = options.maxMemoryBytes === undefined ? undefined : Math.floor(options.maxMemoryBytes / WASM_PAGE);
+    const key = maxMemoryPages === undefined ? prepared.digest : `${prepared.digest}@${maxMemoryPages}`;
+    let compiled = this.#compiled.get(key);
     if (!compiled) {
-      compiled = compileCached(prepared);
-      this.#compiled.set(prepared.digest, compiled);
-      compiled.catch(() => this.#compiled.delete(prepared.digest));
+      compiled = compileCached(prepared, key, maxMemoryPages);
+      this.#compiled.set(key, compiled);
+      compiled.catch(() => this.#compiled.delete(key));
     }
     return compiled;
   }
 }
 
-async function compileCached(prepared: PreparedComponent): Promise<CompiledComponent> {
+const WASM_PAGE = 65536;
+
+async function compileCached(prepared: PreparedComponent, key: string, maxMemoryPages: number | undefined): Promise<CompiledComponent> {
   const manifest = await readManifest(prepared.location);
   if (!manifest || manifest.digest !== prepared.digest) {
     throw new DormantError("invalid-component", `Component ${prepared.digest} is not prepared at ${prepared.location}; prepare (deploy) it again.`);
@@ -120,7 +124,7 @@ async function compileCached(prepared: PreparedComponent): Promise<CompiledCompo
   const layouts = new WeakMap<WebAssembly.Module, DefinedState>();
   await Promise.all(
     manifest.coreModules.map(async (name) => {
-      const exposed = exposeDefinedState(await readFile(join(prepared.location, name)));
+      const exposed = exposeDefinedState(await readFile(join(prepared.location, name)), maxMemoryPages === undefined ? {} : { maxMemoryPages });
       const module = await WebAssembly.compile(exposed.bytes as Uint8Array<ArrayBuffer>);
       modules.set(name, module);
       layouts.set(module, exposed.state);
@@ -130,6 +134,7 @@ async function compileCached(prepared: PreparedComponent): Promise<CompiledCompo
 
   return {
     digest: prepared.digest,
+    key,
     instantiate(imports: GuestImports): GuestInstance {
       const cores: { instance: WebAssembly.Instance; layout: DefinedState }[] = [];
       let exports: Partition;

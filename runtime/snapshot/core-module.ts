@@ -333,16 +333,59 @@ function parseTables(r: Reader): number {
   return count;
 }
 
-function parseMemories(r: Reader): number {
+interface MemoryLimits {
+  flags: number;
+  /** Byte span of the entry's limits, to copy unchanged what is not capped. */
+  start: number;
+  end: number;
+  min: number;
+  max?: number;
+}
+
+function parseMemories(r: Reader): MemoryLimits[] {
   const count = r.u32("memory count");
+  const memories: MemoryLimits[] = [];
   r.entryKind = "memory";
   for (let i = 0; i < count; i++) {
     r.entryIndex = i;
+    const start = r.pos;
+    const flags = r.bytes[r.pos] ?? 0;
     skipLimits(r, true);
+    // Bounds of 32-bit memories with the default page size are plain u32s: reread them.
+    const plain = (flags & 0x0c) === 0;
+    const min = plain ? readU32(r.bytes, start + 1, r.end) : undefined;
+    const max = plain && flags & 0x01 ? readU32(r.bytes, min!.next, r.end).value : undefined;
+    memories.push({ flags, start, end: r.pos, min: min?.value ?? 0, ...(max === undefined ? {} : { max }) });
   }
   r.entryIndex = -1;
   r.expectEnd();
-  return count;
+  return memories;
+}
+
+/**
+ * The memory section with every defined memory's maximum lowered to `maxPages` (never
+ * below its minimum), so `memory.grow` fails inside the guest at the cap instead of the
+ * host allocating whatever the guest asks for. 64-bit and custom-page memories are copied
+ * unchanged (none of our toolchains emits them).
+ */
+function encodeCappedMemories(module: Uint8Array, memories: MemoryLimits[], maxPages: number): Uint8Array {
+  const entries: Uint8Array[] = memories.map((m) => {
+    if ((m.flags & 0x0c) !== 0) return module.subarray(m.start, m.end);
+    const max = Math.max(m.min, Math.min(m.max ?? Infinity, maxPages));
+    const out = new Uint8Array(1 + u32Size(m.min) + u32Size(max));
+    out[0] = m.flags | 0x01;
+    writeU32(out, writeU32(out, 1, m.min), max);
+    return out;
+  });
+  const bodySize = u32Size(memories.length) + entries.reduce((sum, e) => sum + e.length, 0);
+  const out = new Uint8Array(1 + u32Size(bodySize) + bodySize);
+  out[0] = 5;
+  let pos = writeU32(out, writeU32(out, 1, bodySize), memories.length);
+  for (const e of entries) {
+    out.set(e, pos);
+    pos += e.length;
+  }
+  return out;
 }
 
 function parseGlobals(r: Reader): GlobalType[] {
@@ -485,15 +528,17 @@ function encodeExportSection(module: Uint8Array, existing: ExportSection | undef
 /**
  * Rewrite a core module so every memory, table and global it defines is exported under a
  * reserved name ("$dormant:memory:<index>", "$dormant:table:<index>", "$dormant:global:<index>",
- * index in the respective index space including imports).
+ * index in the respective index space including imports). With `maxMemoryPages`, every
+ * defined memory's maximum is also lowered to that many 64 KiB pages.
  */
-export function exposeDefinedState(module: Uint8Array): ExposedModule {
+export function exposeDefinedState(module: Uint8Array, options: { maxMemoryPages?: number } = {}): ExposedModule {
   checkHeader(module);
   const sections = readSections(module);
 
   const imported: ImportCounts = { funcs: 0, tables: 0, memories: 0, globals: 0, tags: 0 };
   let definedTables = 0;
-  let definedMemories = 0;
+  let definedMemories: MemoryLimits[] = [];
+  let memorySpan: SectionSpan | undefined;
   let definedGlobals: GlobalType[] = [];
   let exportSection: ExportSection | undefined;
   let exportSpan: SectionSpan | undefined;
@@ -516,6 +561,7 @@ export function exposeDefinedState(module: Uint8Array): ExposedModule {
         break;
       case 5:
         definedMemories = parseMemories(reader());
+        memorySpan = s;
         break;
       case 6:
         definedGlobals = parseGlobals(reader());
@@ -540,7 +586,7 @@ export function exposeDefinedState(module: Uint8Array): ExposedModule {
     added.push({ name: utf8Encoder.encode(name), kind, index });
     return name;
   };
-  for (let i = 0; i < definedMemories; i++) {
+  for (let i = 0; i < definedMemories.length; i++) {
     const index = imported.memories + i;
     state.memories.push({ index, exportName: reserve(EXTERN_KIND.memory, "memory", index) });
   }
@@ -553,9 +599,12 @@ export function exposeDefinedState(module: Uint8Array): ExposedModule {
     state.globals.push({ index, type: g.type, mutable: g.mutable, exportName: reserve(EXTERN_KIND.global, "global", index) });
   });
 
+  const { maxMemoryPages } = options;
+  const memories = memorySpan && maxMemoryPages !== undefined ? encodeCappedMemories(module, definedMemories, maxMemoryPages) : undefined;
+  const slice = (s: SectionSpan): Uint8Array => (s === memorySpan && memories ? memories : module.subarray(s.start, s.end));
   const chunks: Uint8Array[] = [module.subarray(0, 8)];
   if (added.length === 0) {
-    for (const s of sections) chunks.push(module.subarray(s.start, s.end));
+    for (const s of sections) chunks.push(slice(s));
   } else {
     const newExports = encodeExportSection(module, exportSection, added);
     let inserted = false;
@@ -569,7 +618,7 @@ export function exposeDefinedState(module: Uint8Array): ExposedModule {
         chunks.push(newExports);
         inserted = true;
       }
-      chunks.push(module.subarray(s.start, s.end));
+      chunks.push(slice(s));
     }
     if (!inserted) chunks.push(newExports);
   }

@@ -11,6 +11,7 @@ export const HTTP_STATUS: Record<DormantCode, ContentfulStatusCode> = {
   "guest-trap": 502,
   "activation-failed": 502,
   "guest-deadline": 504,
+  "partition-quarantined": 503,
   "memory-limit": 502,
   "executor-lost": 503,
   "partition-not-live": 409,
@@ -39,7 +40,13 @@ export const HTTP_STATUS: Record<DormantCode, ContentfulStatusCode> = {
 };
 
 /** Answers that can succeed later say when to try again. */
-const RETRY_AFTER: Partial<Record<DormantCode, string>> = { constrained: "60", "executor-lost": "1", "store-unavailable": "5", "partition-unavailable": "5" };
+const RETRY_AFTER: Partial<Record<DormantCode, string>> = {
+  constrained: "60",
+  "executor-lost": "1",
+  "store-unavailable": "5",
+  "partition-unavailable": "5",
+  "partition-quarantined": "30",
+};
 
 export function problem(c: Context, status: ContentfulStatusCode, code: string, message: string, headers?: Record<string, string>): Response {
   return c.json({ error: { code, message } }, status, headers);

@@ -382,3 +382,22 @@ describe("exposeDefinedState", () => {
     expect(error.message).toMatch(/already exports "\$dormant:global:0"/);
   });
 });
+
+describe("memory caps", () => {
+  it("lowers each defined memory's maximum to the cap, so memory.grow past it fails inside the guest", async () => {
+    const bytes = await wat(`(module (memory 1) (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))`);
+    const capped = exposeDefinedState(bytes, { maxMemoryPages: 4 });
+    const { grow } = instantiate(capped.bytes) as { grow: (pages: number) => number };
+    expect(grow(3)).toBe(1);
+    expect(grow(1)).toBe(-1);
+  });
+
+  it("keeps a lower maximum the module declares, and never sets one below the initial size", async () => {
+    const bytes = await wat(`(module (memory 8 10) (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))`);
+    const { grow: lowCap } = instantiate(exposeDefinedState(bytes, { maxMemoryPages: 2 }).bytes) as { grow: (pages: number) => number };
+    expect(lowCap(1)).toBe(-1); // at its initial 8 pages, the most a cap below it can allow
+    const { grow: highCap } = instantiate(exposeDefinedState(bytes, { maxMemoryPages: 64 }).bytes) as { grow: (pages: number) => number };
+    expect(highCap(2)).toBe(8);
+    expect(highCap(1)).toBe(-1);
+  });
+});
