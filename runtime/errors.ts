@@ -25,6 +25,7 @@ export type DormantCode =
   | "invalid-key"
   // Partitions, tasks and delivery
   | "unknown-partition"
+  | "name-taken"
   | "invalid-partition-id"
   | "partition-unavailable"
   | "partition-gone"
