@@ -9,6 +9,7 @@ const USAGE = `Usage: dormant <command> [options]
 Commands:
   serve [--port N] [--data-dir DIR] [--store URL] [--demo]
                                             Serve push triggers, the admin API, metrics and a status page
+  new <dir> [--template js|ts|wat]          Write a guest to start from, with its README and package.json
   build <entry.js|.ts|.wat> -o <out.wasm>   Build a guest component for the dormant:host/partition world
   demo [--data-dir DIR] [--store URL]       Run the example guests once: activate, freeze, rehydrate,
                                             and print what they did
@@ -40,6 +41,7 @@ const client = (name: ClientCommand) => async (): Promise<Command> => (await imp
 const commands: Record<string, () => Promise<Command>> = {
   serve: async () => (await import("./serve.ts")).serveCommand,
   build: async () => (await import("./build.ts")).build,
+  new: async () => (await import("./new.ts")).newGuest,
   demo: async () => (await import("./demo.ts")).demo,
   deploy: client("deploy"),
   activate: client("activate"),
