@@ -14,6 +14,7 @@ export const EXAMPLES = {
   "task-recorder": join(here, "task-recorder", "task-recorder.js"),
   "wat-minimal": join(here, "wat-minimal", "wat-minimal.wat"),
   hostile: join(here, "hostile", "hostile.js"),
+  "hello-ts": join(here, "hello-ts", "hello.ts"),
 } as const;
 
 export type ExampleName = keyof typeof EXAMPLES;

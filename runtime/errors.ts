@@ -26,6 +26,7 @@ export type DormantCode =
   | "invalid-key"
   // Partitions, tasks and delivery
   | "unknown-partition"
+  | "name-taken"
   | "invalid-partition-id"
   | "partition-unavailable"
   | "partition-gone"

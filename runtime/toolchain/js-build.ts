@@ -1,12 +1,14 @@
 // JS and TS guests: bundled with esbuild around the guest-side modules in `guest/`,
 // checked for APIs the chosen engine lacks, then componentized by that engine.
-import { dirname, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname, join, relative } from "node:path";
 import { build as bundle, type BuildOptions as BundleOptions, type Plugin } from "esbuild";
 import { JS_ENGINE_PROFILES, type JsEngine, type JsEngineProfile } from "./js-engines.ts";
 import { DormantError } from "../errors.ts";
+import { PACKAGE_ROOT } from "../module-url.ts";
 
-const guestModule = (name: string) => fileURLToPath(new URL(`./guest/${name}`, import.meta.url));
+// The guest-side modules are plain JS that tsc does not copy into dist/: they are read
+// from the sources, also when this module runs compiled.
+const guestModule = (name: string) => join(PACKAGE_ROOT, "runtime", "toolchain", "guest", name);
 const EDGE = guestModule("edge.js");
 const BACKGROUND_TASKS = guestModule("background-tasks.js");
 

@@ -1,8 +1,12 @@
 import "./preopens.ts";
 import { resolve } from "node:path";
 import { types } from "@bytecodealliance/jco";
+import { GUEST_GLOBALS, guestDeclarations } from "./guest-types.ts";
 
-/** Generate the TypeScript types of the `partition` world from the WIT, in memory. */
+/**
+ * Generate the TypeScript types of the `partition` world from the WIT, in memory: jco's
+ * (the host's view), and `guest.d.ts` and `guest-globals.d.ts` (a guest's view).
+ */
 export async function generateWitTypes(witDir: string): Promise<Map<string, string>> {
   const files = await types(resolve(witDir), {
     worldName: "partition",
@@ -11,5 +15,8 @@ export async function generateWitTypes(witDir: string): Promise<Map<string, stri
     quiet: true,
   });
   const decoder = new TextDecoder();
-  return new Map(Object.entries(files as unknown as Record<string, Uint8Array>).map(([name, bytes]) => [name, decoder.decode(bytes)]));
+  const generated = new Map(Object.entries(files as unknown as Record<string, Uint8Array>).map(([name, bytes]) => [name, decoder.decode(bytes)]));
+  generated.set("guest.d.ts", guestDeclarations(generated));
+  generated.set("guest-globals.d.ts", GUEST_GLOBALS);
+  return generated;
 }

@@ -42,7 +42,7 @@ async function api(parsed: Parsed, method: string, path: string, body?: BodyInit
   }
   const text = await response.text();
   const answer = text ? JSON.parse(text) : {};
-  if (!response.ok) throw new DormantError("client", `${method} ${path} → ${response.status}: ${answer.error?.message ?? text}`);
+  if (!response.ok) throw new DormantError("client", `${method} ${path} → ${response.status}: ${answer.error?.message ?? text}`, { details: answer });
   return answer;
 }
 
@@ -60,6 +60,31 @@ function table(rows: string[][]): string {
 
 const when = (ms: number | null) => (ms ? new Date(ms).toISOString() : "-");
 
+/** A task's trigger as a person reads it. */
+function triggerText(trigger: Record<string, unknown>): string {
+  if ("cron" in trigger) return `cron "${String(trigger.cron)}" ${String(trigger.timezone)}`;
+  if ("every" in trigger) return `every ${String(trigger.every)} ms`;
+  if ("after" in trigger) return `after ${String(trigger.after)} ms`;
+  if ("at" in trigger) return `at ${when(trigger.at as number)}`;
+  return "push";
+}
+
+/** Where a task fires next, or the URL that fires it. */
+const nextOrUrl = (t: any): string => t.absolutePushUrl ?? t.pushUrl ?? when(t.nextFire);
+
+function printTasks(list: any[]): void {
+  console.log(
+    table([
+      ["ID", "NAME", "PARTITION", "TRIGGER", "PRIORITY", "NEXT FIRE / PUSH URL"],
+      ...list.map((t: any) => [t.id, t.name, t.partition, triggerText(t.trigger), String(t.priority), nextOrUrl(t)]),
+    ]),
+  );
+}
+
+function usageError(usage: string, hint: string): never {
+  throw new DormantError("client", `Usage: ${usage} (${hint}).`);
+}
+
 function command(usage: string, run: (parsed: Parsed) => Promise<unknown>, extra?: Record<string, { type: "string" | "boolean" }>) {
   return async (args: string[]) => {
     const parsed = parse(args, extra);
@@ -70,12 +95,14 @@ function command(usage: string, run: (parsed: Parsed) => Promise<unknown>, extra
 }
 
 export const deploy = command(
-  "Usage: dormant deploy <component.wasm> --name NAME [--registrations host|guest] [--durability on-idle|per-activation]\n\n" +
-    "Uploads a component and creates a partition running it.",
+  "Usage: dormant deploy <component.wasm> --name NAME [--replace] [--registrations host|guest] [--durability on-idle|per-activation]\n\n" +
+    "Uploads a component, creates a partition running it and activates it (its on-activate registers its tasks),\n" +
+    "then prints its tasks and push URLs. A name already deployed is refused unless --replace, which deletes\n" +
+    "the partition of that name first (its push URLs change).",
   async (parsed) => {
     const [file] = parsed.positionals;
     const name = parsed.values.name as string | undefined;
-    if (!file || !name) throw new DormantError("client", "Usage: dormant deploy <component.wasm> --name NAME (see dormant deploy --help).");
+    if (!file || !name) usageError("dormant deploy <component.wasm> --name NAME", "see dormant deploy --help");
     const component = await api(parsed, "POST", "/api/components", new Uint8Array(await readFile(file)), "application/wasm");
     const partition = await api(
       parsed,
@@ -84,14 +111,37 @@ export const deploy = command(
       JSON.stringify({
         name,
         component: component.digest,
+        ...(parsed.values.replace ? { replace: true } : {}),
         ...(parsed.values.registrations ? { registrations: parsed.values.registrations } : {}),
         ...(parsed.values.durability ? { durability: parsed.values.durability } : {}),
       }),
     );
-    if (!parsed.values.json) console.log(`partition ${partition.id} (${name}) runs ${component.digest}`);
+    if (!parsed.values.json) {
+      console.log(`partition ${partition.id} (${name}) runs ${component.digest}, activated (${partition.kind})`);
+      printPartitionTasks(partition.tasks);
+    }
     return { component, partition };
   },
-  { name: { type: "string" }, registrations: { type: "string" }, durability: { type: "string" } },
+  { name: { type: "string" }, replace: { type: "boolean" }, registrations: { type: "string" }, durability: { type: "string" } },
+);
+
+function printPartitionTasks(list: any[]): void {
+  if (list.length === 0) return void console.log("  no tasks registered (its on-activate registered none)");
+  for (const t of list) console.log(`  ${t.name}  ${triggerText(t.trigger)}  ${nextOrUrl(t)}`);
+}
+
+export const activate = command(
+  "Usage: dormant activate <partition-id|name>\n\nActivates a partition (its on-activate runs if it was not live) and prints its tasks.",
+  async (parsed) => {
+    const [id] = parsed.positionals;
+    if (!id) usageError("dormant activate <partition-id|name>", "dormant ps lists them");
+    const answer = await api(parsed, "POST", `/api/partitions/${encodeURIComponent(id)}/activate`);
+    if (!parsed.values.json) {
+      console.log(`${answer.name} (${answer.id}) is ${answer.state}, activated ${answer.kind}`);
+      printPartitionTasks(answer.tasks);
+    }
+    return answer;
+  },
 );
 
 export const ps = command("Usage: dormant ps\n\nLists partitions with their state and snapshot size.", async (parsed) => {
@@ -103,51 +153,86 @@ export const ps = command("Usage: dormant ps\n\nLists partitions with their stat
         ...answer.partitions.map((p: any) => [p.id, p.name, p.state, `${p.snapshotBytes} B`, p.component.slice(0, 19)]),
       ]),
     );
+    for (const p of answer.partitions.filter((p: any) => p.activationError)) console.log(`\n${p.name}: activation failed: ${p.activationError.error}`);
   }
   return answer;
 });
 
 export const tasks = command(
-  "Usage: dormant tasks [--partition ID]\n\nLists tasks with their next fire time.",
+  "Usage: dormant tasks [--partition ID|NAME]\n\nLists tasks with their trigger and next fire time or push URL.",
   async (parsed) => {
     const query = parsed.values.partition ? `?partition=${encodeURIComponent(parsed.values.partition as string)}` : "";
     const answer = await api(parsed, "GET", `/api/tasks${query}`);
-    if (!parsed.values.json) {
-      console.log(
-        table([
-          ["ID", "NAME", "PARTITION", "PRIORITY", "NEXT FIRE / PUSH URL"],
-          ...answer.tasks.map((t: any) => [t.id, t.name, t.partition, String(t.priority), t.pushUrl ?? when(t.nextFire)]),
-        ]),
-      );
-    }
+    if (!parsed.values.json) printTasks(answer.tasks);
     return answer;
   },
   { partition: { type: "string" } },
 );
 
-export const fire = command("Usage: dormant fire <task-id>\n\nFires a task now, outside its schedule.", async (parsed) => {
-  const [id] = parsed.positionals;
-  if (!id) throw new DormantError("client", "Usage: dormant fire <task-id> (dormant tasks lists the ids).");
-  const answer = await api(parsed, "POST", `/api/tasks/${encodeURIComponent(id)}/fire`);
-  if (!parsed.values.json) console.log(`fired ${id}: delivery ${answer.delivery}`);
-  return answer;
-});
+export const fire = command(
+  "Usage: dormant fire <task-id>\n\nFires a task now, outside its schedule, and reports how its first attempt ended (exit 1 if it failed).",
+  async (parsed) => {
+    const [id] = parsed.positionals;
+    if (!id) usageError("dormant fire <task-id>", "dormant tasks lists the ids");
+    const answer = await api(parsed, "POST", `/api/tasks/${encodeURIComponent(id)}/fire?wait`);
+    const { outcome } = answer;
+    if (outcome && !outcome.ok) process.exitCode = 1;
+    if (!parsed.values.json) {
+      const result = !outcome ? "still running after 10 s" : outcome.ok ? `ok in ${outcome.ms.toFixed(1)} ms` : `failed: ${outcome.error} (it will be retried)`;
+      console.log(`fired ${id}: delivery ${answer.delivery} ${result}`);
+    }
+    return answer;
+  },
+);
 
-export const freeze = command("Usage: dormant freeze <partition-id>\n\nSnapshots a partition to storage and releases its instance.", async (parsed) => {
+export const freeze = command("Usage: dormant freeze <partition-id|name>\n\nSnapshots a partition to storage and releases its instance.", async (parsed) => {
   const [id] = parsed.positionals;
-  if (!id) throw new DormantError("client", "Usage: dormant freeze <partition-id> (dormant ps lists the ids).");
+  if (!id) usageError("dormant freeze <partition-id|name>", "dormant ps lists them");
   const answer = await api(parsed, "POST", `/api/partitions/${encodeURIComponent(id)}/freeze`);
-  if (!parsed.values.json) console.log(`${id} is ${answer.state}, snapshot ${answer.snapshotBytes} B`);
+  if (!parsed.values.json) console.log(`${answer.name} (${answer.id}) is ${answer.state}, snapshot ${answer.snapshotBytes} B`);
   return answer;
 });
 
 export const rm = command(
-  "Usage: dormant rm <partition-id>\n\nDeletes a partition, its snapshots and its tasks (except tasks flagged to outlive it).",
+  "Usage: dormant rm <partition-id|name>\n\nDeletes a partition, its snapshots and its tasks (except tasks flagged to outlive it).",
   async (parsed) => {
     const [id] = parsed.positionals;
-    if (!id) throw new DormantError("client", "Usage: dormant rm <partition-id> (dormant ps lists the ids).");
+    if (!id) usageError("dormant rm <partition-id|name>", "dormant ps lists them");
     await api(parsed, "DELETE", `/api/partitions/${encodeURIComponent(id)}`);
     if (!parsed.values.json) console.log(`deleted ${id}`);
     return { deleted: id };
   },
 );
+
+export const deadLetters = command(
+  "Usage: dormant dead-letters [--retry ID]\n\nLists deliveries that ran out of attempts, with their last error; --retry ID puts one back.",
+  async (parsed) => {
+    const retry = parsed.values.retry as string | undefined;
+    if (retry) {
+      const answer = await api(parsed, "POST", `/api/dead-letters/${encodeURIComponent(retry)}/retry`);
+      if (!parsed.values.json) console.log(`retrying ${retry}`);
+      return answer;
+    }
+    const answer = await api(parsed, "GET", "/api/dead-letters");
+    if (!parsed.values.json) {
+      console.log(
+        table([
+          ["ID", "TASK", "PARTITION", "ATTEMPTS", "DEAD AT", "LAST ERROR"],
+          ...answer.deadLetters.map((d: any) => [d.id, d.name, d.partition, String(d.attempts), when(d.deadAt), d.lastError]),
+        ]),
+      );
+    }
+    return answer;
+  },
+  { retry: { type: "string" } },
+);
+
+export const components = command("Usage: dormant components\n\nLists the deployed components and the partitions running each.", async (parsed) => {
+  const [{ components: list }, { partitions }] = await Promise.all([api(parsed, "GET", "/api/components"), api(parsed, "GET", "/api/partitions")]);
+  const answer = { components: list.map((c: any) => ({ ...c, partitions: partitions.filter((p: any) => p.component === c.digest).map((p: any) => p.id) })) };
+  if (!parsed.values.json) {
+    const names = (ids: string[]) => ids.map((id) => partitions.find((p: any) => p.id === id).name).join(", ") || "-";
+    console.log(table([["DIGEST", "PARTITIONS"], ...answer.components.map((c: any) => [c.digest, names(c.partitions)])]));
+  }
+  return answer;
+});

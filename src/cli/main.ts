@@ -9,17 +9,23 @@ const USAGE = `Usage: dormant <command> [options]
 Commands:
   serve [--port N] [--data-dir DIR] [--store URL] [--demo]
                                             Serve push triggers, the admin API, metrics and a status page
+  new <dir> [--template js|ts|wat]          Write a guest to start from, with its README and package.json
   build <entry.js|.ts|.wat> -o <out.wasm>   Build a guest component for the dormant:host/partition world
   demo [--data-dir DIR] [--store URL]       Run the example guests once: activate, freeze, rehydrate,
                                             and print what they did
 
 Talking to a running server (--url, --token or DORMANT_URL, DORMANT_ADMIN_TOKEN; --json):
-  deploy <component.wasm> --name NAME       Upload a component and create a partition
+  deploy <component.wasm> --name NAME [--replace]
+                                            Upload a component, create and activate a partition;
+                                            prints its tasks and push URLs
+  activate <partition>                      Activate a partition (by id or name)
   ps                                        List partitions
-  tasks [--partition ID]                    List tasks
-  fire <task-id>                            Fire a task now
-  freeze <partition-id>                     Freeze a partition
-  rm <partition-id>                         Delete a partition
+  tasks [--partition ID|NAME]               List tasks with their triggers and push URLs
+  fire <task-id>                            Fire a task now and report how it went
+  freeze <partition>                        Freeze a partition
+  rm <partition>                            Delete a partition
+  dead-letters [--retry ID]                 List dead letters, or put one back
+  components                                List deployed components and their partitions
 
 Options:
   -h, --help                                This help
@@ -29,13 +35,18 @@ Run 'dormant <command> --help' for the options of one command.`;
 
 type Command = (args: string[]) => Promise<void>;
 
-const client = (name: "deploy" | "ps" | "tasks" | "fire" | "freeze" | "rm") => async (): Promise<Command> => (await import("./client.ts"))[name];
+type ClientCommand = "deploy" | "activate" | "ps" | "tasks" | "fire" | "freeze" | "rm" | "deadLetters" | "components";
+const client = (name: ClientCommand) => async (): Promise<Command> => (await import("./client.ts"))[name];
 
 const commands: Record<string, () => Promise<Command>> = {
   serve: async () => (await import("./serve.ts")).serveCommand,
   build: async () => (await import("./build.ts")).build,
+  new: async () => (await import("./new.ts")).newGuest,
   demo: async () => (await import("./demo.ts")).demo,
   deploy: client("deploy"),
+  activate: client("activate"),
+  "dead-letters": client("deadLetters"),
+  components: client("components"),
   ps: client("ps"),
   tasks: client("tasks"),
   fire: client("fire"),

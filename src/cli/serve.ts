@@ -165,11 +165,23 @@ export async function serveCommand(args: string[]): Promise<void> {
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       console.error(`${signal}: finishing in-flight work and freezing live partitions…`);
-      void server.close().then(resolve, (error: Error) => {
-        console.error(`dormant: shutdown failed: ${error.message}`);
-        process.exitCode = 1;
-        resolve();
-      });
+      const started = performance.now();
+      const stopped = (fields: Record<string, unknown>) =>
+        process.stdout.write(
+          `${JSON.stringify({ at: new Date().toISOString(), event: "stopped", signal, ms: Math.round(performance.now() - started), ...fields })}\n`,
+        );
+      void server.close().then(
+        () => {
+          stopped({ ok: true });
+          resolve();
+        },
+        (error: Error) => {
+          stopped({ ok: false, error: error.message });
+          console.error(`dormant: shutdown failed: ${error.message}`);
+          process.exitCode = 1;
+          resolve();
+        },
+      );
     };
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));

@@ -6,7 +6,7 @@ import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { type BudgetState } from "../budget/budget.ts";
 import type { Host } from "../host.ts";
-import type { Activity } from "../observability/activity.ts";
+import { visibleState, type Activity } from "../observability/activity.ts";
 import type { Durability, PartitionLimits, PartitionRecord, RegistrationMode } from "../partitions/partition.ts";
 import { pushPath, type TaskRecord } from "../tasks/task.ts";
 import { errorResponse, problem } from "./errors.ts";
@@ -14,6 +14,8 @@ import { DormantError } from "../../runtime/index.ts";
 
 export interface AdminOptions {
   maxComponentBytes: number;
+  /** The push origin (http://host:port), to give tasks their full push URL. */
+  pushOrigin?: string | undefined;
 }
 
 /** Starts with a letter or digit, so `.` and `..` are not names. */
@@ -23,6 +25,8 @@ const ID = { partition: /^p_[A-Za-z0-9_-]{1,64}$/, task: /^t_[A-Za-z0-9_-]{1,64}
 /** Every JSON body and anything sent to a route that takes none. */
 const MAX_JSON_BYTES = 64 * 1024;
 const MAX_CONCURRENT = 10_000;
+/** How long `fire?wait` waits for the first attempt. */
+const FIRE_WAIT_MS = 10_000;
 
 /** A field of an admin request that is missing or wrong. */
 const fieldError = (message: string) => new DormantError("invalid-field", message);
@@ -57,10 +61,10 @@ const isIntIn =
   (v: unknown): v is number =>
     Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
 
-const ID_HINT = { partition: ["partition", "p_…", "partitions"], task: ["task", "t_…", "tasks"], deadLetter: ["dead-letter", "e_…", "dead-letters"] } as const;
+const ID_HINT = { task: ["task", "t_…", "tasks"], deadLetter: ["dead-letter", "e_…", "dead-letters"] } as const;
 
 /** A path parameter that must look like an id of this kind before anything looks it up. */
-function idParam(c: Context, kind: keyof typeof ID): string {
+function idParam(c: Context, kind: keyof typeof ID_HINT): string {
   const id = c.req.param("id") ?? "";
   const [name, shape, list] = ID_HINT[kind];
   if (!ID[kind].test(id)) {
@@ -87,7 +91,8 @@ function triggerJson(trigger: TaskRecord["trigger"]) {
   return trigger.tag === "push" ? { push: true } : { [trigger.tag]: Number(trigger.val) };
 }
 
-export function taskJson(task: TaskRecord) {
+export function taskJson(task: TaskRecord, pushOrigin?: string) {
+  const push = task.pushToken === undefined ? null : pushPath(task.pushToken);
   return {
     id: task.id,
     partition: task.partition,
@@ -97,7 +102,8 @@ export function taskJson(task: TaskRecord) {
     priority: task.priority,
     outlivePartition: task.outlivePartition,
     nextFire: task.nextFire ?? null,
-    pushUrl: task.pushToken === undefined ? null : pushPath(task.pushToken),
+    pushUrl: push,
+    ...(pushOrigin ? { absolutePushUrl: push && `${pushOrigin}${push}` } : {}),
     orphaned: task.provision !== undefined,
   };
 }
@@ -106,10 +112,45 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
   const api = new Hono();
   const { partitions, tasks, registry, components, deliveries, snapshots } = host;
 
+  const tasksJson = (list: TaskRecord[]) => list.map((task) => taskJson(task, options.pushOrigin));
   const partitionJson = async (record: PartitionRecord, detail: boolean) => {
-    const base = { ...record, state: partitions.stateOf(record.id), snapshotBytes: (await snapshots.head(record.id))?.latest.bytes ?? 0 };
+    const seen = activity.of(record.id);
+    const base = {
+      ...record,
+      state: visibleState(partitions.stateOf(record.id), seen),
+      snapshotBytes: (await snapshots.head(record.id))?.latest.bytes ?? 0,
+      ...(seen.activationError ? { activationError: seen.activationError } : {}),
+    };
     if (!detail) return base;
-    return { ...base, ...activity.of(record.id), tasks: registry.tasksOf(record.id).map(taskJson) };
+    return { ...base, ...seen, tasks: tasksJson(registry.tasksOf(record.id)) };
+  };
+
+  /** A partition named by its id or, where no id is given, by its name (which must be unique). */
+  const resolvePartition = (given: string, where: string): string => {
+    if (ID.partition.test(given)) return given;
+    // Anything shaped like an id is taken as one, so a name never shadows an id.
+    if (given.startsWith("p_") || !NAME.test(given)) {
+      throw fieldError(`${where}: ${JSON.stringify(given.slice(0, 80))} is not a partition id (p_…) nor a partition name; list them with GET /api/partitions.`);
+    }
+    const named = partitions.list().filter((p) => p.name === given);
+    if (named.length === 1) return named[0]!.id;
+    if (named.length === 0) throw new DormantError("unknown-partition", `No partition is named ${JSON.stringify(given)}; list them with GET /api/partitions.`);
+    throw fieldError(`${named.length} partitions are named ${JSON.stringify(given)} (${named.map((p) => p.id).join(", ")}); give the id instead.`);
+  };
+  const partitionParam = (c: Context) => resolvePartition(c.req.param("id") ?? "", "Path");
+
+  /** Activate a partition; a failure is answered with its cause and the partition as it now is. */
+  const activateAnswer = async (c: Context, id: string, created: boolean) => {
+    try {
+      const kind = await partitions.activate(id);
+      return c.json({ kind, ...(await partitionJson(partitions.get(id), true)) }, created ? 201 : 200);
+    } catch (error) {
+      const answer = errorResponse(c, error);
+      const body = (await answer.json()) as { error: { code: string; message: string } };
+      if (created)
+        body.error.message = `${body.error.message.replace(/\.?$/, ".")} The partition ${id} was created; fix the guest and replace it, or activate it again.`;
+      return c.json({ ...body, partition: await partitionJson(partitions.get(id), true) }, answer.status as 502);
+    }
   };
 
   api.onError((error, c) => errorResponse(c, error));
@@ -143,44 +184,60 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
 
   api.post("/partitions", json, async (c) => {
     const body = await read(c.req.raw);
-    allowOnly(body, ["name", "component", "registrations", "durability", "limits"], "a partition");
-    const record = await partitions.create({
-      name: field(body, "name", isName, "1 to 64 characters from a-z A-Z 0-9 . _ -"),
+    allowOnly(body, ["name", "component", "registrations", "durability", "limits", "activate", "replace"], "a partition");
+    const name = field(body, "name", isName, "1 to 64 characters from a-z A-Z 0-9 . _ -");
+    const activate = field(body, "activate", isBoolean, "true or false", true);
+    const replace = field(body, "replace", isBoolean, "true or false", false);
+    const existing = partitions.list().filter((p) => p.name === name);
+    if (existing.length > 0 && !replace) {
+      throw new DormantError(
+        "name-taken",
+        `A partition is already named ${JSON.stringify(name)} (${existing[0]!.id}); choose another name, or send "replace": true (dormant deploy --replace) to delete it and deploy anew.`,
+      );
+    }
+    const spec = {
+      name,
       component: field(body, "component", isDigest, 'a component digest like "sha256:<64 hex>" from POST /api/components'),
       registrations: field(body, "registrations", isMode, '"host" or "guest"', "host" as RegistrationMode),
       durability: field(body, "durability", isDurability, '"on-idle" or "per-activation"', "on-idle" as Durability),
       limits: field(body, "limits", isLimits, "an object with any of cpuDeadlineMs (1-600000), memoryBytes (1 MiB-4 GiB), snapshotBytes (1 KiB-1 GiB)", {}),
-    });
-    return c.json(await partitionJson(record, true), 201);
+    };
+    await components.get(spec.component); // an unknown component is refused before anything is replaced
+    for (const old of existing) {
+      await partitions.delete(old.id);
+      activity.forget(old.id);
+    }
+    const record = await partitions.create(spec);
+    if (!activate) return c.json(await partitionJson(record, true), 201);
+    return activateAnswer(c, record.id, true);
   });
   api.get("/partitions", async (c) => c.json({ partitions: await Promise.all(partitions.list().map((record) => partitionJson(record, false))) }));
-  api.get("/partitions/:id", async (c) => c.json(await partitionJson(partitions.get(idParam(c, "partition")), true)));
+  api.get("/partitions/:id", async (c) => c.json(await partitionJson(partitions.get(partitionParam(c)), true)));
   api.delete("/partitions/:id", async (c) => {
-    const id = idParam(c, "partition");
+    const id = partitionParam(c);
     await partitions.delete(id);
     activity.forget(id);
     return c.body(null, 204);
   });
   api.post("/partitions/:id/freeze", async (c) => {
-    const id = idParam(c, "partition");
+    const id = partitionParam(c);
     await partitions.freeze(id);
     return c.json(await partitionJson(partitions.get(id), false));
   });
-  api.post("/partitions/:id/activate", async (c) => {
-    const id = idParam(c, "partition");
-    const kind = await partitions.activate(id);
-    return c.json({ kind, ...(await partitionJson(partitions.get(id), false)) });
-  });
+  api.post("/partitions/:id/activate", async (c) => activateAnswer(c, partitionParam(c), false));
 
   api.get("/tasks", (c) => {
-    const partition = c.req.query("partition");
-    if (partition !== undefined && !ID.partition.test(partition)) {
-      throw fieldError(`Query "partition" must be a partition id like p_…; got ${JSON.stringify(partition.slice(0, 80))}.`);
-    }
-    const list = partition === undefined ? registry.all() : registry.tasksOf(partition);
-    return c.json({ tasks: list.map(taskJson) });
+    const given = c.req.query("partition");
+    const list = given === undefined ? registry.all() : registry.tasksOf(resolvePartition(given, 'Query "partition"'));
+    return c.json({ tasks: tasksJson(list) });
   });
-  api.post("/tasks/:id/fire", async (c) => c.json({ delivery: await tasks.fireNow(idParam(c, "task")) }, 202));
+  api.post("/tasks/:id/fire", async (c) => {
+    const delivery = await tasks.fireNow(idParam(c, "task"));
+    // ?wait: answer with the first attempt's outcome (null if it took longer than the wait).
+    if (c.req.query("wait") === undefined) return c.json({ delivery }, 202);
+    const outcome = (await activity.outcomeOf(delivery, FIRE_WAIT_MS)) ?? null;
+    return c.json({ delivery, outcome }, outcome ? 200 : 202);
+  });
 
   api.get("/dead-letters", async (c) =>
     c.json({

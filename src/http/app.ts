@@ -32,6 +32,8 @@ export interface HttpOptions {
   adminHostnames?: string[];
   /** Behind a reverse proxy: take the client address and host from X-Forwarded-For and -Host. */
   trustProxy?: boolean;
+  /** The push origin, when known: the admin API gives tasks their full push URL. */
+  pushOrigin?: string;
   /** How long a browser stays signed in (default 12 h). */
   sessionTtlMs?: number;
   /** Wrong tokens a client may send (default bursts of 10, then one per 6 s). */
@@ -100,7 +102,7 @@ export function createAdminApp(host: Host, metrics: Metrics, activity: Activity,
   app.get("/healthz", (c) => c.json({ ok: true, partitions: partitions.list().length, live: partitions.liveCount(), tasks: registry.size }));
   app.get("/metrics", requireMetricsReader(door), async (c) => c.text(await metrics.text(), 200, { "content-type": metrics.registry.contentType }));
   app.use("/api/*", requireOperator(door));
-  app.route("/api", adminRoutes(host, activity, { maxComponentBytes: o.maxComponentBytes }));
+  app.route("/api", adminRoutes(host, activity, { maxComponentBytes: o.maxComponentBytes, pushOrigin: o.pushOrigin }));
   app.route("/", signInRoutes(host, activity, door));
   const where = "The admin API is under /api, metrics at /metrics; push URLs are served on the push port.";
   app.notFound((c) => problem(c, 404, "not-found", `Nothing at ${c.req.method} ${c.req.path}. ${where}`));

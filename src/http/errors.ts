@@ -25,6 +25,7 @@ export const HTTP_STATUS: Record<DormantCode, ContentfulStatusCode> = {
   "store-unavailable": 503,
   "invalid-key": 400,
   "unknown-partition": 404,
+  "name-taken": 409,
   "invalid-partition-id": 400,
   "partition-unavailable": 503,
   "partition-gone": 410,

@@ -2,7 +2,7 @@
 // and snapshot size, tasks with their next fire time, recent activations and failures.
 import { createHash } from "node:crypto";
 import type { Host } from "../host.ts";
-import type { Activity } from "../observability/activity.ts";
+import { visibleState, type Activity } from "../observability/activity.ts";
 import { taskJson } from "./admin-api.ts";
 
 const escapes: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
@@ -45,11 +45,13 @@ export async function statusPage(host: Host, activity: Activity): Promise<string
   const { partitions: manager } = host;
   const bytesOf = async (id: string) => (await host.snapshots.head(id))?.latest.bytes ?? 0;
   const partitions = await Promise.all(
-    manager.list().map(async (p) => ({ ...p, state: manager.stateOf(p.id), bytes: await bytesOf(p.id), ...activity.of(p.id) })),
+    manager
+      .list()
+      .map(async (p) => ({ ...p, state: visibleState(manager.stateOf(p.id), activity.of(p.id)), bytes: await bytesOf(p.id), ...activity.of(p.id) })),
   );
   const tasks = host.registry
     .all()
-    .map(taskJson)
+    .map((task) => taskJson(task))
     .sort((a, b) => (a.nextFire ?? Infinity) - (b.nextFire ?? Infinity));
   const budget = host.budget.state;
   const constraint = budget.constrained ? `<strong>constrained</strong> to priority ≥ ${budget.threshold}` : "unconstrained";
@@ -64,6 +66,7 @@ export async function statusPage(host: Host, activity: Activity): Promise<string
       String(p.failures),
       p.lastActivation ? `${p.lastActivation.kind}, ${when(p.lastActivation.at)}` : "—",
     ],
+    bad: p.activationError !== undefined,
   }));
   const taskRows = tasks.map((t) => ({
     cells: [escapeHtml(t.name), code(t.partition), escapeHtml(JSON.stringify(t.trigger)), String(t.priority), t.pushUrl ? "on push" : when(t.nextFire)],

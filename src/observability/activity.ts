@@ -7,6 +7,8 @@ export interface PartitionActivity {
   deliveries: number;
   failures: number;
   lastActivation?: { kind: string; at: number; ms: number };
+  /** Set while the partition's latest activation failed: when, and the guest's error. */
+  activationError?: { at: number; reason: string; error: string };
 }
 
 export interface ActivityEntry {
@@ -16,11 +18,27 @@ export interface ActivityEntry {
   ok: boolean;
 }
 
+/** How one delivery attempt ended. */
+export interface AttemptOutcome {
+  attempt: number;
+  ok: boolean;
+  error?: string;
+  ms: number;
+}
+
 const RECENT = 50;
+
+/** A frozen partition whose latest activation failed shows as `activation-failed` until one succeeds. */
+export function visibleState(state: string, activity: PartitionActivity): string {
+  return state === "frozen" && activity.activationError ? "activation-failed" : state;
+}
 
 export class Activity {
   readonly #byPartition = new Map<string, PartitionActivity>();
   readonly #recent: ActivityEntry[] = [];
+  /** The latest attempts' outcomes by delivery id, for callers that fire and wait. */
+  readonly #outcomes = new Map<string, AttemptOutcome>();
+  readonly #waiting = new Map<string, ((outcome: AttemptOutcome) => void)[]>();
   readonly #clock: () => number;
 
   constructor(clock: () => number) {
@@ -36,6 +54,26 @@ export class Activity {
     return [...this.#recent].reverse();
   }
 
+  /** The outcome of a delivery's latest attempt, waiting for it up to `waitMs` of wall time (a request deadline). */
+  outcomeOf(delivery: string, waitMs: number): Promise<AttemptOutcome | undefined> {
+    const known = this.#outcomes.get(delivery);
+    if (known) return Promise.resolve(known);
+    return new Promise((resolve) => {
+      const waiters = this.#waiting.get(delivery) ?? [];
+      this.#waiting.set(delivery, waiters);
+      const timer = setTimeout(() => {
+        waiters.splice(waiters.indexOf(done), 1);
+        if (waiters.length === 0) this.#waiting.delete(delivery);
+        resolve(undefined);
+      }, waitMs);
+      const done = (outcome: AttemptOutcome) => {
+        clearTimeout(timer);
+        resolve(outcome);
+      };
+      waiters.push(done);
+    });
+  }
+
   observe(event: HostEvent): void {
     const at = this.#clock();
     switch (event.type) {
@@ -43,6 +81,7 @@ export class Activity {
         const activity = this.#entry(event.partition);
         activity.activations++;
         activity.lastActivation = { kind: event.kind, at, ms: event.ms };
+        delete activity.activationError;
         if (event.kind !== "warm") this.#add({ at, partition: event.partition, what: `${event.kind} in ${event.ms.toFixed(1)} ms`, ok: true });
         break;
       }
@@ -51,7 +90,20 @@ export class Activity {
         activity.deliveries++;
         if (!event.outcome.ok) activity.failures++;
         const result = event.outcome.ok ? "ok" : `failed: ${event.outcome.error}`;
+        this.#settle(event.delivery, {
+          attempt: event.attempt,
+          ok: event.outcome.ok,
+          ...(event.outcome.ok ? {} : { error: event.outcome.error }),
+          ms: event.ms,
+        });
         this.#add({ at, partition: event.partition, what: `${event.kind} ${event.name} attempt ${event.attempt}: ${result}`, ok: event.outcome.ok });
+        break;
+      }
+      case "activation-failed": {
+        const activity = this.#entry(event.partition);
+        activity.failures++;
+        activity.activationError = { at, reason: event.reason, error: event.error.message };
+        this.#add({ at, partition: event.partition, what: `activation (${event.reason}) failed: ${event.error.message}`, ok: false });
         break;
       }
       case "dead-lettered":
@@ -73,6 +125,13 @@ export class Activity {
     let activity = this.#byPartition.get(partition);
     if (!activity) this.#byPartition.set(partition, (activity = { activations: 0, deliveries: 0, failures: 0 }));
     return activity;
+  }
+
+  #settle(delivery: string, outcome: AttemptOutcome): void {
+    this.#outcomes.set(delivery, outcome);
+    if (this.#outcomes.size > RECENT) this.#outcomes.delete(this.#outcomes.keys().next().value!);
+    for (const done of this.#waiting.get(delivery) ?? []) done(outcome);
+    this.#waiting.delete(delivery);
   }
 
   #add(entry: ActivityEntry): void {

@@ -1,9 +1,12 @@
 // Structured logs: one JSON line per delivery (partition, task, how its partition was
-// activated, duration, outcome), and one per freeze, failure or budget decision.
+// activated, duration, outcome), and one per freeze, failure or budget decision. `at` is
+// always the line's own time. A crash while handling an event is one line: the delivery's,
+// marked `trap`, since every trap in a call ends that delivery attempt.
 import type { HostEvent } from "../events.ts";
 
 export function structuredLog(write: (line: string) => void, clock: () => number = Date.now): (event: HostEvent) => void {
   const activationOf = new Map<string, string>();
+  const trapped = new Set<string>();
   const line = (fields: Record<string, unknown>) => write(JSON.stringify({ at: new Date(clock()).toISOString(), ...fields }));
   return (event) => {
     switch (event.type) {
@@ -23,6 +26,7 @@ export function structuredLog(write: (line: string) => void, clock: () => number
           ms: Number(event.ms.toFixed(2)),
           ok: event.outcome.ok,
           ...(event.outcome.ok ? {} : { error: event.outcome.error }),
+          ...(trapped.delete(event.partition) ? { trap: true } : {}),
         });
         break;
       }
@@ -30,9 +34,14 @@ export function structuredLog(write: (line: string) => void, clock: () => number
         line({ event: "frozen", partition: event.partition, bytes: event.bytes, ms: Number(event.ms.toFixed(2)) });
         break;
       case "trap":
+        trapped.add(event.partition);
+        break;
       case "snapshot-problem":
       case "freeze-failed":
         line({ event: event.type, partition: event.partition, error: event.error.message });
+        break;
+      case "activation-failed":
+        line({ event: "activation-failed", partition: event.partition, reason: event.reason, error: event.error.message });
         break;
       case "error":
         line({ event: "error", ...(event.partition ? { partition: event.partition } : {}), error: event.error.message });
@@ -40,8 +49,12 @@ export function structuredLog(write: (line: string) => void, clock: () => number
       case "reregistered":
         line({ event: "reregistered", partition: event.partition });
         break;
+      case "retry-scheduled": {
+        const { type, at: retryAt, ...rest } = event;
+        line({ event: type, ...rest, retryAt: new Date(retryAt).toISOString() });
+        break;
+      }
       case "misfire":
-      case "retry-scheduled":
       case "dead-lettered":
       case "postponed":
       case "dropped":

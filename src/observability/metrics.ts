@@ -57,6 +57,12 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly #traps = new Counter({ name: "dormant_traps_total", help: "Guest traps and lost instances.", registers: [this.registry] });
+  readonly #activationFailures = new Counter({
+    name: "dormant_activation_failures_total",
+    help: "Activations whose on-activate failed or trapped, by reason.",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
   readonly #pushes = new Counter({
     name: "dormant_push_requests_total",
     help: "Push requests, by HTTP status.",
@@ -117,6 +123,9 @@ export class Metrics {
         break;
       case "trap":
         this.#traps.inc();
+        break;
+      case "activation-failed":
+        this.#activationFailures.inc({ reason: event.reason });
         break;
       case "delivered":
         this.#deliveries.inc({ outcome: event.outcome.ok ? "ok" : "failed" });

@@ -208,12 +208,18 @@ export class PartitionManager {
     let snapshot = await this.#restorePoints.load(id);
     let result;
     try {
-      result = await this.#activateInstance(slot, component, snapshot);
+      try {
+        result = await this.#activateInstance(slot, component, snapshot);
+      } catch (error) {
+        if (!isDormantError(error, "snapshot-format") || !snapshot) throw error;
+        this.#restorePoints.unusable(id, error);
+        snapshot = undefined;
+        result = await this.#activateInstance(slot, component, snapshot);
+      }
     } catch (error) {
-      if (!isDormantError(error, "snapshot-format") || !snapshot) throw error;
-      this.#restorePoints.unusable(id, error);
-      snapshot = undefined;
-      result = await this.#activateInstance(slot, component, snapshot);
+      // The guest's on-activate refused or trapped: reported once here, with its cause.
+      this.#emit({ type: "activation-failed", partition: id, reason: this.#reasonFor(slot, snapshot), error: error as Error });
+      throw error;
     }
     slot.live = true;
     this.#used(slot);

@@ -77,7 +77,7 @@ export async function startServer(options: ServeOptions = {}): Promise<Server> {
     const push = await listen(createPushApp(host, metrics, http, context).fetch, port, options.hostname ?? SERVE_DEFAULTS.hostname, "--port");
     servers.push(push);
     const admin = await listen(
-      createAdminApp(host, metrics, activity, http, context).fetch,
+      createAdminApp(host, metrics, activity, { ...http, pushOrigin: urlOf(push) }, context).fetch,
       adminPort,
       options.adminHostname ?? SERVE_DEFAULTS.adminHostname,
       "--admin-port",

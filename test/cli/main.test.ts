@@ -19,7 +19,8 @@ describe("dormant", () => {
     const { code, stdout } = await dormant("--help");
     expect(code).toBe(0);
     expect(stdout).toMatch(/^Usage: dormant <command> \[options\]/);
-    for (const command of ["serve", "build", "demo", "deploy", "ps", "tasks", "fire", "freeze", "rm"]) expect(stdout).toContain(`  ${command} `);
+    for (const command of ["serve", "new", "build", "demo", "deploy", "activate", "ps", "tasks", "fire", "freeze", "rm", "dead-letters", "components"])
+      expect(stdout).toContain(`  ${command} `);
   });
 
   it("prints the usage to stderr and exits 2 when given no command", async () => {

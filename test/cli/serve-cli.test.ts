@@ -32,19 +32,19 @@ afterAll(() => {
 describe("dormant CLI against a server", () => {
   let partition: string;
 
-  it("deploys a component as a partition and lists it with ps", async () => {
+  it("deploys a component as a partition, activated, and lists it with ps", async () => {
     const { partition: created } = await dormant("deploy", inject("guests").counter, "--name", "cli-counter");
     partition = created.id;
+    expect(created).toMatchObject({ kind: "fresh", state: "idle" });
     const { partitions } = await dormant("ps");
-    expect(partitions).toMatchObject([{ id: partition, name: "cli-counter", state: "frozen" }]);
+    expect(partitions).toMatchObject([{ id: partition, name: "cli-counter", state: "idle" }]);
   });
 
-  it("lists tasks and fires one", async () => {
-    await fetch(`${serve.adminUrl}/api/partitions/${partition}/activate`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } });
+  it("lists tasks and fires one, reporting how it went", async () => {
     const { tasks } = await dormant("tasks", "--partition", partition);
     expect(tasks.map((t: { name: string }) => t.name).sort()).toEqual(["heartbeat", "inbox"]);
     const heartbeat = tasks.find((t: { name: string }) => t.name === "heartbeat");
-    expect((await dormant("fire", heartbeat.id)).delivery).toMatch(/^e_/);
+    expect(await dormant("fire", heartbeat.id)).toMatchObject({ delivery: expect.stringMatching(/^e_/), outcome: { attempt: 1, ok: true } });
   });
 
   it("freezes a partition", async () => {

@@ -1,7 +1,9 @@
 // `dormant serve` over real HTTP on loopback: push triggers reach sleeping partitions,
 // timers fire, and the admin API, metrics and status page (on the admin port) tell what
 // happened.
+import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
+import { guestFile } from "../support/guests.ts";
 import { event } from "../support/runtime.ts";
 import { testServers, type TestServer } from "../support/server.ts";
 
@@ -94,17 +96,40 @@ describe("dormant serve", () => {
     expect((await s.api("POST", "/api/dead-letters/e_nope/retry")).status).toBe(404);
   });
 
-  it("revokes a push URL when its task is registered again or cancelled", async () => {
+  it("keeps a push URL when its task is registered again, and revokes it when the task is cancelled", async () => {
     const s = await server();
-    const { id, url: first } = await recorderPush(s, { name: "hook" });
-    await direct(s, id, "register", JSON.stringify([{ name: "hook", push: true }]));
+    const { id, url } = await recorderPush(s, { name: "hook" });
+    await direct(s, id, "register", JSON.stringify([{ name: "hook", push: true, priority: 7 }]));
     const { body } = await s.api("GET", `/api/tasks?partition=${id}`);
-    const second = `${s.pushUrl}${body.tasks[0].pushUrl}`;
-    expect(second).not.toBe(first);
-    expect((await fetch(first, { method: "POST" })).status).toBe(404);
-    expect((await fetch(second, { method: "POST" })).status).toBe(200);
+    expect(body.tasks).toMatchObject([{ name: "hook", priority: 7 }]);
+    expect(`${s.pushUrl}${body.tasks[0].pushUrl}`).toBe(url);
+    expect((await fetch(url, { method: "POST" })).status).toBe(200);
     await direct(s, id, "cancel", "hook");
-    expect((await fetch(second, { method: "POST" })).status).toBe(404);
+    expect((await fetch(url, { method: "POST" })).status).toBe(404);
+    await direct(s, id, "register", JSON.stringify([{ name: "hook", push: true }]));
+    const { body: again } = await s.api("GET", `/api/tasks?partition=${id}`);
+    expect(`${s.pushUrl}${again.tasks[0].pushUrl}`).not.toBe(url);
+  });
+
+  it("deploys and activates a partition in one request, answering with its tasks and their full push URLs", async () => {
+    const s = await server();
+    const { body: component } = await s.api("POST", "/api/components", new Uint8Array(await readFile(guestFile("counter"))));
+    const { status, body } = await s.api("POST", "/api/partitions", { name: "shop", component: component.digest });
+    expect(status).toBe(201);
+    expect(body).toMatchObject({ name: "shop", kind: "fresh", state: "idle" });
+    const inbox = body.tasks.find((t: { name: string }) => t.name === "inbox");
+    expect(inbox.absolutePushUrl).toBe(`${s.pushUrl}${inbox.pushUrl}`);
+    expect((await fetch(inbox.absolutePushUrl, { method: "POST" })).status).toBe(200);
+    const named = await s.api("GET", "/api/tasks?partition=shop");
+    expect(named.body.tasks.map((t: { name: string }) => t.name).sort()).toEqual(["heartbeat", "inbox"]);
+  });
+
+  it("logs a crash while handling a push as one line: the delivery's, marked as a trap", async () => {
+    const s = await server({ partitionLimits: { memoryBytes: 48 * 2 ** 20 } });
+    const { id, url } = await recorderPush(s, { name: "greedy", entry: "grow", payload: String(64 * 2 ** 20) });
+    expect((await fetch(url, { method: "POST" })).status).toBe(502);
+    const lines = s.logLines.map((line) => JSON.parse(line)).filter((line) => line.partition === id && line.event !== "frozen" && line.event !== "guest-log");
+    expect(lines).toMatchObject([{ event: "delivery", task: "greedy", ok: false, trap: true, error: expect.stringMatching(/over its 48.0 MiB cap/) }]);
   });
 
   it("answers an unknown push URL with 404", async () => {

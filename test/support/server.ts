@@ -60,7 +60,7 @@ export async function startTestServer(options: ServeOptions = {}): Promise<TestS
     async deploy(guest: "counter" | "recorder" | "hostile", name: string = guest, choice?: GuestChoice) {
       const file = guest === "hostile" ? inject("guests").hostile : guestFile(guest, choice);
       const component = await api("POST", "/api/components", new Uint8Array(await readFile(file)));
-      const partition = await api("POST", "/api/partitions", { name, component: component.body.digest });
+      const partition = await api("POST", "/api/partitions", { name, component: component.body.digest, activate: false });
       if (partition.status !== 201) throw new Error(JSON.stringify(partition.body));
       return partition.body.id as string;
     },

@@ -89,8 +89,9 @@ export function backgroundTasks(current: () => CallContext) {
         misfire: spec.misfire ?? "fire-once",
         whenConstrained: spec.whenConstrained ?? "postpone",
         nextFire: firstOccurrence(trigger, call.now),
-        // Re-registering a push task issues a new token: the old URL stops working.
-        pushToken: spec.trigger.tag === "push" ? newPushToken() : undefined,
+        // A push URL is stable per (partition, task name): registering the same push task
+        // again (a fresh start after a crash, a restart) keeps it; cancelling revokes it.
+        pushToken: spec.trigger.tag === "push" ? (existing?.pushToken ?? newPushToken()) : undefined,
         registeredAt: call.now,
         ...(spec.trigger.tag === "push" && spec.receiveCredentials ? { receiveCredentials: true } : {}),
       };

@@ -1,6 +1,9 @@
 /** @module Interface dormant:host/background-tasks@0.1.0 **/
 /**
- * Register a task, or replace the task of the same name.
+ * Register a task, or replace the task of the same name (a push task keeps its URL).
+ * In JS and TS guests an `err` is thrown: an Error whose `payload` is the
+ * `task-error` (`{ tag: "invalid-cron", val: "…what to change…" }`). Uncaught, it
+ * fails the call with the error `invalid-cron: …what to change…`.
  */
 export function register(spec: TaskSpec): TaskInfo;
 /**
@@ -179,7 +182,10 @@ export interface TaskInfo {
    */
   nextFire?: TimestampMs,
   /**
-   * For `push` tasks: the path, relative to the host's base URL, that triggers it.
+   * For `push` tasks: the path, relative to the host's push origin, that triggers it.
+   * It is stable per (partition, task name): registering the same name again as a push
+   * task (after a restart, or a fresh start after a crash) keeps it; `cancel` revokes
+   * it, so a task cancelled and registered again, even within one call, gets a new one.
    */
   pushUrl?: string,
 }
