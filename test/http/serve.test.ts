@@ -125,11 +125,11 @@ describe("dormant serve", () => {
   });
 
   it("logs a crash while handling a push as one line: the delivery's, marked as a trap", async () => {
-    const s = await server({ partitionLimits: { memoryBytes: 48 * 2 ** 20 } });
-    const { id, url } = await recorderPush(s, { name: "greedy", entry: "grow", payload: String(64 * 2 ** 20) });
+    const s = await server({ partitionLimits: { cpuDeadlineMs: 500 } });
+    const { id, url } = await recorderPush(s, { name: "spinner", entry: "spin", payload: "1000000000000" });
     expect((await fetch(url, { method: "POST" })).status).toBe(502);
     const lines = s.logLines.map((line) => JSON.parse(line)).filter((line) => line.partition === id && line.event !== "frozen" && line.event !== "guest-log");
-    expect(lines).toMatchObject([{ event: "delivery", task: "greedy", ok: false, trap: true, error: expect.stringMatching(/over its 48.0 MiB cap/) }]);
+    expect(lines).toMatchObject([{ event: "delivery", task: "spinner", ok: false, trap: true, error: expect.stringMatching(/ran past its 500 ms deadline/) }]);
   });
 
   it("answers an unknown push URL with 404", async () => {
