@@ -10,7 +10,7 @@ import { ComponentRegistry } from "./components/registry.ts";
 import { DeliveryStore } from "./delivery/delivery-store.ts";
 import { Dispatcher } from "./delivery/dispatcher.ts";
 import type { HostEvent } from "./events.ts";
-import { PartitionManager } from "./partitions/manager.ts";
+import { PartitionManager, type Unsaved } from "./partitions/manager.ts";
 import type { PartitionLimits } from "./partitions/partition.ts";
 import { systemClock, type Clock } from "./scheduler/clock.ts";
 import { HeapTimerQueue } from "./scheduler/heap-timer-queue.ts";
@@ -54,12 +54,21 @@ export interface HostOptions {
   budget?: Partial<BudgetState>;
   /** A file whose content constrains the budget (see budget/power-file.ts). */
   powerFile?: string;
+  /** How long a close may take before it gives up on what is left (default 30 s). */
+  shutdownTimeoutMs?: number;
   /** When no stored snapshot verifies: start the partition fresh (default) or refuse. */
   onUnusableSnapshot?: "fresh" | "fail";
   /** The host's clock; tests inject a FakeClock and move it, on the production path. */
   clock?: Clock;
   onEvent?: (event: HostEvent) => void;
   onLog?: (partition: string, level: LogLevel, message: string) => void;
+}
+
+/** How a close went: the partitions whose state it could not save (empty when all was saved). */
+export interface ShutdownReport {
+  unsaved: Unsaved[];
+  /** Steps that did not finish within the shutdown timeout. */
+  timedOut: string[];
 }
 
 export interface Host {
@@ -75,7 +84,11 @@ export interface Host {
   readonly budget: ActivationBudget;
   /** Resolves once no timer handler or delivery is under way. */
   settled(): Promise<void>;
-  close(): Promise<void>;
+  /**
+   * Stop: no timer wakes and nothing new is attempted, every live partition is frozen
+   * first, then the work under way drains; all within the shutdown timeout.
+   */
+  close(): Promise<ShutdownReport>;
 }
 
 const TASK_BINDING = moduleUrl("./tasks/executor/binding.ts", import.meta.url);
@@ -175,16 +188,41 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       budget,
       settled,
       async close() {
-        await timers.stop();
-        await deliveries.stop();
+        const deadline = performance.now() + options.shutdownTimeoutMs;
+        const timedOut: string[] = [];
+        const bounded = async <T>(step: string, work: Promise<T>, fallback: T): Promise<T> => {
+          const result = await within(work, deadline - performance.now());
+          if (result.done) return result.value;
+          timedOut.push(step);
+          return fallback;
+        };
+        // Both stop taking new work at once; waiting for what they have under way comes after the freeze.
+        const timersStopped = timers.stop();
+        const deliveriesStopped = deliveries.stop();
         power?.stop();
-        await partitions.freezeAll();
-        await pool.close();
-        await store.close();
+        const unsaved = await bounded("freeze", partitions.close(), undefined);
+        await bounded("drain", Promise.all([timersStopped, deliveriesStopped]), undefined);
+        const notFrozen = unsaved ?? partitions.liveIds().map((partition) => ({ partition, error: `not frozen within ${options.shutdownTimeoutMs} ms` }));
+        // Executors and the store get a moment even when the timeout is spent, so the process can end.
+        await within(pool.close(), Math.max(1000, deadline - performance.now()));
+        await within(store.close(), Math.max(1000, deadline - performance.now()));
+        return { unsaved: notFrozen, timedOut };
       },
     };
   } catch (error) {
     await closeOpened();
     throw error;
+  }
+}
+
+/** `work`'s value, or `{ done: false }` once `ms` have passed (the work goes on, unawaited). */
+async function within<T>(work: Promise<T>, ms: number): Promise<{ done: true; value: T } | { done: false }> {
+  let timer: NodeJS.Timeout | undefined;
+  // A wall-time bound on shutdown, whatever the host's clock: a real timer.
+  const timeout = new Promise<{ done: false }>((resolve) => (timer = setTimeout(() => resolve({ done: false }), Math.max(0, ms))));
+  try {
+    return await Promise.race([work.then((value) => ({ done: true as const, value })), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -49,6 +49,8 @@ export const HOST_DEFAULTS = frozen({
   /** Task registrations a partition may make. */
   registrationQuota: { perSecond: 10, burst: 100 },
   onUnusableSnapshot: "fresh" as "fresh" | "fail",
+  /** How long a close may take: freeze, drain, then whatever is left is given up and named. */
+  shutdownTimeoutMs: 30_000,
 });
 
 /** `dormant serve`'s defaults, by ServeOptions name. */
@@ -69,6 +71,7 @@ export function resolveHostOptions<T extends DeepPartial<HostDefaults>>(input: T
     ["spareInstances", options.spareInstances, 0],
     ["partitionLimits.cpuDeadlineMs", options.partitionLimits.cpuDeadlineMs, 1],
     ["taskLimits.maxTasks", options.taskLimits.maxTasks, 0],
+    ["shutdownTimeoutMs", options.shutdownTimeoutMs, 1],
   ] as const) {
     if (!Number.isInteger(value) || value < min) throw new RangeError(`options: ${name} must be a whole number of at least ${min}; got ${String(value)}.`);
   }
@@ -182,6 +185,13 @@ export const SETTINGS: readonly Setting[] = [
     unset: "open on the admin port",
   },
   { key: "idleTimeoutMs", flag: "idle-timeout", env: "DORMANT_IDLE_TIMEOUT_MS", kind: ms, help: "Freeze partitions idle this long" },
+  {
+    key: "shutdownTimeoutMs",
+    flag: "shutdown-timeout",
+    env: "DORMANT_SHUTDOWN_TIMEOUT_MS",
+    kind: integer("MS", 1),
+    help: "How long SIGTERM may take to freeze live partitions and drain; then it exits, naming what was not saved",
+  },
   { key: "executors", flag: "executors", env: "DORMANT_EXECUTORS", kind: count, help: "Executor threads", unset: "one per core" },
   {
     key: "powerFile",

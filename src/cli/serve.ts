@@ -29,8 +29,9 @@ ${SETTINGS.map(helpLine).join("\n")}
 
 A flag beats its environment variable, which beats the config file.
 The admin token is DORMANT_ADMIN_TOKEN (at least 32 random characters: openssl rand -hex 32),
-or one generated at first start and kept in the store (printed then). SIGTERM or SIGINT stops accepting requests, finishes in-flight
-work, freezes live partitions and exits 0. SIGUSR2 toggles the constrained budget.`;
+or one generated at first start and kept in the store (printed then). SIGTERM or SIGINT stops accepting requests, freezes live
+partitions, drains work under way and closes every connection within --shutdown-timeout, then exits: 0 when every live
+partition was saved, 1 naming those that were not. SIGUSR2 toggles the constrained budget.`;
 
 /** Settings as the config file nests them (`tasks.maxTasks` is `{ tasks: { maxTasks } }`). */
 export type Config = Record<string, unknown>;
@@ -162,18 +163,34 @@ export async function serveCommand(args: string[]): Promise<void> {
     const { constrained, threshold } = server.host.budget.set({ constrained: !server.host.budget.state.constrained });
     console.error(constrained ? `SIGUSR2: constrained to priority ${threshold} and above` : "SIGUSR2: constraint lifted");
   });
-  await new Promise<void>((resolve) => {
+  const code = await new Promise<number>((resolve) => {
     const stop = (signal: string) => {
-      console.error(`${signal}: finishing in-flight work and freezing live partitions…`);
-      void server.close().then(resolve, (error: Error) => {
-        console.error(`dormant: shutdown failed: ${error.message}`);
-        process.exitCode = 1;
-        resolve();
-      });
+      const timeoutMs = options.shutdownTimeoutMs ?? SERVE_DEFAULTS.shutdownTimeoutMs;
+      console.error(`${signal}: freezing live partitions, then finishing in-flight work (at most ${timeoutMs} ms)…`);
+      // The last resort, should closing itself hang: the supervisor's kill would lose more.
+      setTimeout(() => {
+        console.error(`dormant: shutdown did not finish within ${timeoutMs} ms; exiting anyway.`);
+        resolve(1);
+      }, timeoutMs + 5000).unref();
+      void server.close().then(
+        ({ unsaved, timedOut }) => {
+          if (timedOut.length > 0) console.error(`dormant: shutdown gave up on ${timedOut.join(" and ")} after ${timeoutMs} ms.`);
+          if (unsaved.length === 0) return resolve(0);
+          console.error(`dormant: the state of ${unsaved.length} partition(s) was not saved; they restart from their last snapshot:`);
+          for (const { partition, error } of unsaved) console.error(`  ${partition}: ${error}`);
+          resolve(1);
+        },
+        (error: Error) => {
+          console.error(`dormant: shutdown failed: ${error.message}`);
+          resolve(1);
+        },
+      );
     };
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });
+  // Whatever a guest or a client left behind, the process ends here.
+  process.exit(code);
 }
 
 /** The example guests as partitions, once: a counter and a task-recorder. */

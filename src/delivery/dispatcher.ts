@@ -82,6 +82,8 @@ export class Dispatcher {
   readonly #postponed = new Map<string, { priority: number; resume: () => Promise<void> }>();
   readonly #inFlight = new Set<Promise<unknown>>();
   #stopBudgetWatch: (() => void) | undefined;
+  /** Set by stop(): stored work stays stored for the next start, and nothing new is attempted. */
+  #stopping = false;
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
@@ -97,7 +99,9 @@ export class Dispatcher {
     this.#stopBudgetWatch = this.#o.budget.onChange(() => this.#budgetChanged());
   }
 
+  /** Attempt nothing more (what is stored stays for the next start) and wait for attempts under way. */
   async stop(): Promise<void> {
+    this.#stopping = true;
     this.#stopBudgetWatch?.();
     await this.settled();
   }
@@ -157,6 +161,7 @@ export class Dispatcher {
 
   /** Deliver once and wait for the guest's answer; not retried: the caller sees a failure and decides. */
   async deliverNow(delivery: Delivery, deadlineMs: number): Promise<CallOutcome> {
+    if (this.#stopping) throw new DormantError("partition-unavailable", `The host is shutting down; send task ${delivery.taskName}'s request again shortly.`);
     if (!this.#o.budget.admits(delivery.priority)) {
       const { threshold } = this.#o.budget.state;
       throw new DormantError(
@@ -207,7 +212,7 @@ export class Dispatcher {
 
   async #retryDue(id: string): Promise<void> {
     const delivery = this.#pending.get(id);
-    if (!delivery) return;
+    if (!delivery || this.#stopping) return;
     const verdict = this.admit(admissionOf(delivery), `${RETRY_TIMER}:${id}`, () => this.#retryDue(id));
     if (verdict === "dropped") {
       this.#pending.delete(id);
@@ -263,7 +268,9 @@ export class Dispatcher {
       return outcome;
     }
     this.stats.failed++;
-    if (retries) await this.#failed({ ...delivery, partition, attempts: delivery.attempts + 1, lastError: outcome.error }, outcome.error, ref);
+    // An attempt refused because the host is stopping is no attempt: it is kept, as it was, for the next start.
+    const attempts = delivery.attempts + (this.#stopping ? 0 : 1);
+    if (retries) await this.#failed({ ...delivery, partition, attempts, lastError: outcome.error }, outcome.error, ref);
     return outcome;
   }
 

@@ -67,9 +67,17 @@ interface Slot {
 
 export const IDLE_TIMER = "idle";
 
+/** A partition whose state a shutdown could not save, and why. */
+export interface Unsaved {
+  partition: string;
+  error: string;
+}
+
 export class PartitionManager {
   readonly #options: PartitionManagerOptions;
   readonly #slots = new Map<string, Slot>();
+  /** Set by close(): no partition is activated or given an event any more. */
+  #closing = false;
 
   private constructor(options: PartitionManagerOptions) {
     this.#options = options;
@@ -139,13 +147,14 @@ export class PartitionManager {
   /** Make a partition live (concurrent activations of one partition coalesce). */
   activate(id: string): Promise<ActivationKind> {
     const slot = this.#slotOf(id);
-    return this.#exclusive(slot, () => this.#ensureLive(slot));
+    return this.#exclusive(slot, () => (this.#refuseWhenClosing(id), this.#ensureLive(slot)));
   }
 
   /** Deliver one event: activates the partition, calls `handler.on-task`, commits its effects if it succeeds. */
   deliver(id: string, event: TaskEvent): Promise<CallOutcome> {
     const slot = this.#slotOf(id);
     return this.#exclusive(slot, async () => {
+      this.#refuseWhenClosing(id);
       await this.#ensureLive(slot);
       slot.busy = true;
       try {
@@ -197,9 +206,40 @@ export class PartitionManager {
     });
   }
 
-  /** Freeze every live partition (at shutdown); one that cannot be frozen is reported, not fatal. */
+  /** Freeze every live partition; one that cannot be frozen is reported, not fatal. */
   async freezeAll(): Promise<void> {
     await Promise.all([...this.#slots.values()].filter((slot) => slot.live).map((slot) => this.#freezeReporting(slot)));
+  }
+
+  /**
+   * Shutdown: from now on no partition is activated or given an event (each waits only for
+   * the call it is in), and every live one is frozen. Resolves with those whose state could
+   * not be saved.
+   */
+  async close(): Promise<Unsaved[]> {
+    this.#closing = true;
+    const unsaved: Unsaved[] = [];
+    // Every slot, not only the live ones: one may be half-way through its activation.
+    await Promise.all(
+      [...this.#slots.values()].map((slot) =>
+        this.#exclusive(slot, () => this.#freeze(slot)).catch((error: Error) => {
+          this.#emit({ type: "freeze-failed", partition: slot.record.id, error });
+          unsaved.push({ partition: slot.record.id, error: error.message });
+        }),
+      ),
+    );
+    return unsaved;
+  }
+
+  /** Ids of the partitions live now (state not yet in storage unless per-activation). */
+  liveIds(): string[] {
+    return [...this.#slots.values()].filter((slot) => slot.live).map((slot) => slot.record.id);
+  }
+
+  #refuseWhenClosing(id: string): void {
+    if (this.#closing) {
+      throw new DormantError("partition-unavailable", `The host is shutting down: partition ${id} takes no more events now; retry once it is back.`);
+    }
   }
 
   #freezeReporting(slot: Slot): Promise<void> {
