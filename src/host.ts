@@ -9,6 +9,7 @@ import { RateLimiter, type RateLimit } from "./budget/rate-limit.ts";
 import { ComponentRegistry } from "./components/registry.ts";
 import { DeliveryStore } from "./delivery/delivery-store.ts";
 import { Dispatcher } from "./delivery/dispatcher.ts";
+import type { BacklogLimits } from "./delivery/backlog.ts";
 import type { HostEvent } from "./events.ts";
 import { PartitionManager, type Unsaved } from "./partitions/manager.ts";
 import type { PartitionLimits } from "./partitions/partition.ts";
@@ -51,6 +52,8 @@ export interface HostOptions {
   activationQuota?: RateLimit;
   /** Task registrations a partition may make (default 10/s, bursts of 100). */
   registrationQuota?: RateLimit;
+  /** Stored, undelivered work a partition and the host may have (default DEFAULT_BACKLOG). */
+  backlog?: Partial<BacklogLimits>;
   budget?: Partial<BudgetState>;
   /** A file whose content constrains the budget (see budget/power-file.ts). */
   powerFile?: string;
@@ -149,6 +152,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       clock,
       timers,
       quota: new RateLimiter(options.activationQuota, clockFn),
+      backlog: options.backlog,
       onEvent: emit,
     });
     const tasks: TaskService = new TaskService({

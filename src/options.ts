@@ -20,6 +20,8 @@ export const DEFAULT_PARTITION_LIMITS = frozen({ cpuDeadlineMs: 5000, memoryByte
 export const DEFAULT_MISFIRE = frozen({ graceMs: 60_000, fireAllCap: 100 });
 /** The activation budget's starting state (budget/budget.ts). */
 export const DEFAULT_BUDGET = frozen({ maxConcurrent: 64, constrained: false, threshold: 128 });
+/** Stored, undelivered work (async pushes, manual fires, retries) a partition and the host may have (delivery/backlog.ts). */
+export const DEFAULT_BACKLOG = frozen({ perPartition: 1000, perPartitionBytes: 64 * MiB, host: 20_000, hostBytes: 512 * MiB });
 /** The HTTP surface's limits and its doors (http/app.ts). */
 export const HTTP_DEFAULTS = frozen({
   maxBodyBytes: 1 * MiB,
@@ -48,6 +50,7 @@ export const HOST_DEFAULTS = frozen({
   activationQuota: { perSecond: 10, burst: 50 },
   /** Task registrations a partition may make. */
   registrationQuota: { perSecond: 10, burst: 100 },
+  backlog: DEFAULT_BACKLOG,
   onUnusableSnapshot: "fresh" as "fresh" | "fail",
   /** How long a close may take: freeze, drain, then whatever is left is given up and named. */
   shutdownTimeoutMs: 30_000,
@@ -279,6 +282,34 @@ export const SETTINGS: readonly Setting[] = [
     env: "DORMANT_ACTIVATION_RATE",
     kind: positive,
     help: "Activations per second a partition may have from its own timers and retries",
+  },
+  {
+    key: "backlog.perPartition",
+    flag: "max-pending",
+    env: "DORMANT_MAX_PENDING",
+    kind: count,
+    help: "Deliveries waiting per partition (async pushes, fires, retries); beyond it async pushes get 429",
+  },
+  {
+    key: "backlog.perPartitionBytes",
+    flag: "max-pending-bytes",
+    env: "DORMANT_MAX_PENDING_BYTES",
+    kind: bytes,
+    help: "Bytes of deliveries waiting per partition; beyond it async pushes get 429",
+  },
+  {
+    key: "backlog.host",
+    flag: "max-host-pending",
+    env: "DORMANT_MAX_HOST_PENDING",
+    kind: count,
+    help: "Deliveries waiting on the host; beyond it async pushes get 503",
+  },
+  {
+    key: "backlog.hostBytes",
+    flag: "max-host-pending-bytes",
+    env: "DORMANT_MAX_HOST_PENDING_BYTES",
+    kind: bytes,
+    help: "Bytes of deliveries waiting on the host; beyond it async pushes get 503",
   },
   { key: "activationQuota.burst", flag: "activation-burst", env: "DORMANT_ACTIVATION_BURST", kind: count, help: "Burst of a partition's own activations" },
   {

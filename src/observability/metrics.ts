@@ -65,7 +65,7 @@ export class Metrics {
   });
 
   /** Add the gauges read from the host at each scrape. */
-  watch(host: Pick<Host, "partitions" | "budget" | "registry" | "deliveries">): void {
+  watch(host: Pick<Host, "partitions" | "budget" | "registry" | "deliveries" | "clock">): void {
     new Gauge({
       name: "dormant_partitions",
       help: "Partitions, by state.",
@@ -94,11 +94,27 @@ export class Metrics {
       },
     });
     new Gauge({
-      name: "dormant_pending_retries",
-      help: "Deliveries waiting for a retry.",
+      name: "dormant_pending_deliveries",
+      help: "Deliveries stored and not yet delivered: async pushes, manual fires and retries (the queue depth).",
       registers: [this.registry],
       collect() {
-        this.set(host.deliveries.pendingDeliveries().length);
+        this.set(host.deliveries.backlog.count);
+      },
+    });
+    new Gauge({
+      name: "dormant_pending_bytes",
+      help: "Bytes of the deliveries stored and not yet delivered (request bodies and payloads).",
+      registers: [this.registry],
+      collect() {
+        this.set(host.deliveries.backlog.bytes);
+      },
+    });
+    new Gauge({
+      name: "dormant_delivery_lag_seconds",
+      help: "How long the oldest stored delivery has waited since it was accepted or came due.",
+      registers: [this.registry],
+      collect() {
+        this.set(host.deliveries.backlog.lagMs(host.clock.now()) / 1000);
       },
     });
   }
