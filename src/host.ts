@@ -17,7 +17,9 @@ import { systemClock, type Clock } from "./scheduler/clock.ts";
 import { HeapTimerQueue } from "./scheduler/heap-timer-queue.ts";
 import { TimerLoop } from "./scheduler/timer-loop.ts";
 import { resolveHostOptions } from "./options.ts";
-import { openStore, type Store } from "./store/open.ts";
+import { openStore, parseStoreUrl, type Store } from "./store/open.ts";
+import { cleanStaging } from "./store/staging.ts";
+import { StoreWatch, type StoreHealth } from "./store/watch.ts";
 import { SnapshotStore } from "./store/snapshot-store.ts";
 import { taskHooks } from "./tasks/hooks.ts";
 import type { TaskLimits } from "./tasks/limits.ts";
@@ -57,6 +59,12 @@ export interface HostOptions {
   budget?: Partial<BudgetState>;
   /** A file whose content constrains the budget (see budget/power-file.ts). */
   powerFile?: string;
+  /** How long one store operation may take before it fails as `store-unavailable` (default 10 s). */
+  storeTimeoutMs?: number;
+  /** How often the store's presence and identity are checked (default 5 s). */
+  storeCheckMs?: number;
+  /** The host cannot go on (its store was wiped or replaced); default: report it and close. */
+  onFatal?: (error: Error) => void;
   /** How long a close may take before it gives up on what is left (default 30 s). */
   shutdownTimeoutMs?: number;
   /** When no stored snapshot verifies: start the partition fresh (default) or refuse. */
@@ -87,6 +95,8 @@ export interface Host {
   readonly budget: ActivationBudget;
   /** Resolves once no timer handler or delivery is under way. */
   settled(): Promise<void>;
+  /** Whether the store answers now (and is still this host's store; a replaced one is fatal). */
+  health(): Promise<StoreHealth>;
   /**
    * Stop: no timer wakes and nothing new is attempted, every live partition is frozen
    * first, then the work under way drains; all within the shutdown timeout.
@@ -94,6 +104,7 @@ export interface Host {
   close(): Promise<ShutdownReport>;
 }
 
+const STORE_TIMER = "store";
 const TASK_BINDING = moduleUrl("./tasks/executor/binding.ts", import.meta.url);
 const JCO_ENGINE = moduleUrl("../runtime/jco/jco-engine.ts", import.meta.url);
 
@@ -108,10 +119,18 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     for (const close of opened.reverse()) await Promise.resolve(close()).catch(() => undefined);
   };
   try {
-    const store = await openStore({ dataDir, ...(options.store ? { url: options.store } : {}) });
+    const store = await openStore({ dataDir, timeoutMs: options.storeTimeoutMs, ...(options.store ? { url: options.store } : {}) });
     opened.push(() => store.close());
+    // The data directory remembers the store's identity, unless it is the store.
+    const storeConfig = parseStoreUrl(options.store, dataDir);
+    const inDataDir = storeConfig.kind === "fs" && storeConfig.dir === dataDir;
+    const watch = await StoreWatch.open(store, inDataDir ? undefined : join(dataDir, "store-identity"), (event) =>
+      emit(event.type === "store-unavailable" ? { type: "error", error: event.error } : event),
+    );
+    const engineCacheDir = options.engineCacheDir ?? join(dataDir, "engine-cache");
+    await cleanStaging(engineCacheDir);
     const pool = ExecutorPool.start({
-      cacheDir: options.engineCacheDir ?? join(dataDir, "engine-cache"),
+      cacheDir: engineCacheDir,
       hostModule: TASK_BINDING,
       engineModule: JCO_ENGINE,
       ...(options.executors ? { size: options.executors } : {}),
@@ -171,6 +190,21 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     opened.push(() => power?.stop());
     await deliveries.start();
     await tasks.start();
+    let host: Host | undefined;
+    const fatal = (error: Error) => {
+      emit({ type: "error", error });
+      if (options.onFatal) options.onFatal(error);
+      else void host?.close();
+    };
+    timers.on(STORE_TIMER, async () => {
+      try {
+        await watch.check();
+      } catch (error) {
+        return fatal(error as Error);
+      }
+      await timers.arm(STORE_TIMER, "identity", clock.now() + options.storeCheckMs);
+    });
+    await timers.arm(STORE_TIMER, "identity", clock.now() + options.storeCheckMs);
     timers.start();
 
     const settled = async () => {
@@ -179,7 +213,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
         await deliveries.settled();
       } while (timers.busy || deliveries.busy);
     };
-    return {
+    host = {
       clock,
       store,
       pool,
@@ -191,6 +225,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       tasks,
       budget,
       settled,
+      health: () => watch.check(),
       async close() {
         const deadline = performance.now() + options.shutdownTimeoutMs;
         const timedOut: string[] = [];
@@ -213,6 +248,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
         return { unsaved: notFrozen, timedOut };
       },
     };
+    return host;
   } catch (error) {
     await closeOpened();
     throw error;

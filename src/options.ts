@@ -52,6 +52,10 @@ export const HOST_DEFAULTS = frozen({
   registrationQuota: { perSecond: 10, burst: 100 },
   backlog: DEFAULT_BACKLOG,
   onUnusableSnapshot: "fresh" as "fresh" | "fail",
+  /** How long one store operation may take before it fails as store-unavailable. */
+  storeTimeoutMs: 10_000,
+  /** How often the store's presence and identity are checked. */
+  storeCheckMs: 5_000,
   /** How long a close may take: freeze, drain, then whatever is left is given up and named. */
   shutdownTimeoutMs: 30_000,
 });
@@ -75,6 +79,8 @@ export function resolveHostOptions<T extends DeepPartial<HostDefaults>>(input: T
     ["partitionLimits.cpuDeadlineMs", options.partitionLimits.cpuDeadlineMs, 1],
     ["taskLimits.maxTasks", options.taskLimits.maxTasks, 0],
     ["shutdownTimeoutMs", options.shutdownTimeoutMs, 1],
+    ["storeTimeoutMs", options.storeTimeoutMs, 1],
+    ["storeCheckMs", options.storeCheckMs, 1],
   ] as const) {
     if (!Number.isInteger(value) || value < min) throw new RangeError(`options: ${name} must be a whole number of at least ${min}; got ${String(value)}.`);
   }
@@ -166,6 +172,20 @@ export const SETTINGS: readonly Setting[] = [
     kind: text("URL"),
     help: "Store URL, e.g. redis://127.0.0.1:6379/0?prefix=dormant",
     unset: "fs in the data directory",
+  },
+  {
+    key: "storeTimeoutMs",
+    flag: "store-timeout",
+    env: "DORMANT_STORE_TIMEOUT_MS",
+    kind: integer("MS", 1),
+    help: "How long one store operation may take; then it fails (503 naming the store), never acknowledged",
+  },
+  {
+    key: "storeCheckMs",
+    flag: "store-check",
+    env: "DORMANT_STORE_CHECK_MS",
+    kind: integer("MS", 100),
+    help: "How often the store's presence (/healthz) and identity (a wiped store stops the host) are checked",
   },
   { key: "port", flag: "port", env: "DORMANT_PORT", kind: integer("N", 0, 65535), help: "Port (0 picks a free one)" },
   { key: "host", flag: "host", env: "DORMANT_HOST", kind: text("ADDR"), help: "Address to listen on", option: "hostname" },

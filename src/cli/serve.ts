@@ -137,8 +137,15 @@ export function serveOptions(config: Config): ServeOptions {
 export async function serveCommand(args: string[]): Promise<void> {
   const { config, demo, help } = await settings(args);
   if (help) return void console.log(HELP);
+  // Set once the signal handlers are in place; a fatal error before then ends the start.
+  let stopFor: ((reason: string, code: number) => void) | undefined;
   const options: ServeOptions = {
     ...serveOptions(config),
+    onFatal: (error) => {
+      console.error(`dormant: ${error.message}`);
+      if (stopFor) stopFor("store lost", 1);
+      else process.exit(1);
+    },
     onLog: (partition, level, message) =>
       process.stdout.write(`${JSON.stringify({ at: new Date().toISOString(), event: "guest-log", partition, level, message })}\n`),
   };
@@ -164,7 +171,10 @@ export async function serveCommand(args: string[]): Promise<void> {
     console.error(constrained ? `SIGUSR2: constrained to priority ${threshold} and above` : "SIGUSR2: constraint lifted");
   });
   const code = await new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
+    let stopping = false;
+    const stop = (signal: string, failed = 0) => {
+      if (stopping) return;
+      stopping = true;
       const timeoutMs = options.shutdownTimeoutMs ?? SERVE_DEFAULTS.shutdownTimeoutMs;
       console.error(`${signal}: freezing live partitions, then finishing in-flight work (at most ${timeoutMs} ms)…`);
       // The last resort, should closing itself hang: the supervisor's kill would lose more.
@@ -175,7 +185,7 @@ export async function serveCommand(args: string[]): Promise<void> {
       void server.close().then(
         ({ unsaved, timedOut }) => {
           if (timedOut.length > 0) console.error(`dormant: shutdown gave up on ${timedOut.join(" and ")} after ${timeoutMs} ms.`);
-          if (unsaved.length === 0) return resolve(0);
+          if (unsaved.length === 0) return resolve(failed);
           console.error(`dormant: the state of ${unsaved.length} partition(s) was not saved; they restart from their last snapshot:`);
           for (const { partition, error } of unsaved) console.error(`  ${partition}: ${error}`);
           resolve(1);
@@ -186,6 +196,7 @@ export async function serveCommand(args: string[]): Promise<void> {
         },
       );
     };
+    stopFor = (reason, failed) => stop(reason, failed);
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });

@@ -13,7 +13,7 @@ import { backoffMs, refOf, taskEventOf, type DeadLetter, type Delivery, type Del
 import type { DeliveryStore } from "./delivery-store.ts";
 import { Backlog, weightOf, type BacklogLimits } from "./backlog.ts";
 import { DEFAULT_BACKLOG } from "../options.ts";
-import { DormantError } from "../../runtime/index.ts";
+import { DormantError, isDormantError } from "../../runtime/index.ts";
 
 /** What the dispatcher needs of the partitions: testable without executors. */
 export interface Deliverer {
@@ -257,6 +257,7 @@ export class Dispatcher {
     let outcome: CallOutcome;
     const started = performance.now();
     let partition = delivery.partition;
+    let hostFault: Error | undefined;
     try {
       partition = await deliverer.route(delivery);
       outcome = await budget.run(delivery.priority, () => {
@@ -265,6 +266,8 @@ export class Dispatcher {
       });
     } catch (error) {
       outcome = { ok: false, error: `${(error as Error).name}: ${(error as Error).message}` };
+      // The host's own faults (an unreachable store, a stopping host) are not the guest's: a caller waiting on the answer is told so.
+      if (isDormantError(error, "store-unavailable", "partition-unavailable")) hostFault = error;
     }
     this.stats.attempts++;
     const ref = { ...refOf(delivery), partition };
@@ -286,6 +289,7 @@ export class Dispatcher {
       return outcome;
     }
     this.stats.failed++;
+    if (!retries && hostFault) throw hostFault;
     // An attempt refused because the host is stopping is no attempt: it is kept, as it was, for the next start.
     const attempts = delivery.attempts + (this.#stopping ? 0 : 1);
     if (retries) await this.#failed({ ...delivery, partition, attempts, lastError: outcome.error }, outcome.error, ref);

@@ -37,6 +37,9 @@ export function structuredLog(write: (line: string) => void, clock: () => number
       case "error":
         line({ event: "error", ...(event.partition ? { partition: event.partition } : {}), error: event.error.message });
         break;
+      case "store-recovered":
+        line({ event: "store-recovered", store: event.store });
+        break;
       case "reregistered":
         line({ event: "reregistered", partition: event.partition });
         break;

@@ -310,8 +310,16 @@ export class PartitionManager {
   /** Commit a successful call: its effects, and for per-activation durability its snapshot first. */
   async #commit(slot: Slot, effects: unknown): Promise<void> {
     if (slot.record.durability === "per-activation") {
-      const { bytes } = await this.#options.pool.snapshot(slot.record.id);
-      await this.#options.snapshots.put(slot.record.id, bytes, this.#options.clock.now());
+      try {
+        const { bytes } = await this.#options.pool.snapshot(slot.record.id);
+        await this.#options.snapshots.put(slot.record.id, bytes, this.#options.clock.now());
+      } catch (error) {
+        // The event is not saved, so it must not stay applied either: the instance goes, and the
+        // next event (its retry) starts from the last stored snapshot, which is without it.
+        slot.live = false;
+        await this.#options.pool.drop(slot.record.id).catch(() => undefined);
+        throw error;
+      }
     }
     await this.#options.hooks.commit(slot.record.id, effects);
   }
