@@ -47,6 +47,8 @@ export interface HostOptions {
   spareInstances?: number;
   /** What a partition may register (default DEFAULT_TASK_LIMITS). */
   taskLimits?: Partial<TaskLimits>;
+  /** When an on-idle partition that stays busy is saved anyway (default after 1,000 events or 60 s). */
+  checkpoint?: Partial<{ events: number; busyMs: number }>;
   /** Defaults for every partition: CPU deadline, memory and snapshot caps. */
   partitionLimits?: Partial<PartitionLimits>;
   misfire?: Partial<MisfireOptions>;
@@ -157,6 +159,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       maxLive: options.maxLive,
       spareInstances: options.spareInstances,
       partitionLimits: options.partitionLimits,
+      checkpoint: options.checkpoint,
       onUnusableSnapshot: options.onUnusableSnapshot,
       onEvent: emit,
     });

@@ -51,6 +51,8 @@ export const HOST_DEFAULTS = frozen({
   /** Task registrations a partition may make. */
   registrationQuota: { perSecond: 10, burst: 100 },
   backlog: DEFAULT_BACKLOG,
+  /** An on-idle partition that stays busy is saved after this many events, or this long after its first unsaved one. */
+  checkpoint: { events: 1000, busyMs: 60_000 },
   onUnusableSnapshot: "fresh" as "fresh" | "fail",
   /** How long one store operation may take before it fails as store-unavailable. */
   storeTimeoutMs: 10_000,
@@ -79,6 +81,8 @@ export function resolveHostOptions<T extends DeepPartial<HostDefaults>>(input: T
     ["partitionLimits.cpuDeadlineMs", options.partitionLimits.cpuDeadlineMs, 1],
     ["taskLimits.maxTasks", options.taskLimits.maxTasks, 0],
     ["shutdownTimeoutMs", options.shutdownTimeoutMs, 1],
+    ["checkpoint.events", options.checkpoint.events, 1],
+    ["checkpoint.busyMs", options.checkpoint.busyMs, 1],
     ["storeTimeoutMs", options.storeTimeoutMs, 1],
     ["storeCheckMs", options.storeCheckMs, 1],
   ] as const) {
@@ -173,20 +177,6 @@ export const SETTINGS: readonly Setting[] = [
     help: "Store URL, e.g. redis://127.0.0.1:6379/0?prefix=dormant",
     unset: "fs in the data directory",
   },
-  {
-    key: "storeTimeoutMs",
-    flag: "store-timeout",
-    env: "DORMANT_STORE_TIMEOUT_MS",
-    kind: integer("MS", 1),
-    help: "How long one store operation may take; then it fails (503 naming the store), never acknowledged",
-  },
-  {
-    key: "storeCheckMs",
-    flag: "store-check",
-    env: "DORMANT_STORE_CHECK_MS",
-    kind: integer("MS", 100),
-    help: "How often the store's presence (/healthz) and identity (a wiped store stops the host) are checked",
-  },
   { key: "port", flag: "port", env: "DORMANT_PORT", kind: integer("N", 0, 65535), help: "Port (0 picks a free one)" },
   { key: "host", flag: "host", env: "DORMANT_HOST", kind: text("ADDR"), help: "Address to listen on", option: "hostname" },
   { key: "adminPort", flag: "admin-port", env: "DORMANT_ADMIN_PORT", kind: integer("N", 0, 65535), help: "Port of the status page, admin API and metrics" },
@@ -214,6 +204,20 @@ export const SETTINGS: readonly Setting[] = [
     env: "DORMANT_SHUTDOWN_TIMEOUT_MS",
     kind: integer("MS", 1),
     help: "How long SIGTERM may take to freeze live partitions and drain; then it exits, naming what was not saved",
+  },
+  {
+    key: "checkpoint.events",
+    flag: "checkpoint-events",
+    env: "DORMANT_CHECKPOINT_EVENTS",
+    kind: count,
+    help: "An on-idle partition that stays busy is saved after this many events (a kill loses at most these)",
+  },
+  {
+    key: "checkpoint.busyMs",
+    flag: "checkpoint-interval",
+    env: "DORMANT_CHECKPOINT_INTERVAL_MS",
+    kind: integer("MS", 1),
+    help: "… or this long after its first unsaved event, whichever comes first",
   },
   { key: "executors", flag: "executors", env: "DORMANT_EXECUTORS", kind: count, help: "Executor threads", unset: "one per core" },
   {
@@ -303,6 +307,29 @@ export const SETTINGS: readonly Setting[] = [
     kind: positive,
     help: "Activations per second a partition may have from its own timers and retries",
   },
+  { key: "activationQuota.burst", flag: "activation-burst", env: "DORMANT_ACTIVATION_BURST", kind: count, help: "Burst of a partition's own activations" },
+  {
+    key: "registrationQuota.perSecond",
+    flag: "registration-rate",
+    env: "DORMANT_REGISTRATION_RATE",
+    kind: positive,
+    help: "Task registrations per second a partition may make",
+  },
+  { key: "registrationQuota.burst", flag: "registration-burst", env: "DORMANT_REGISTRATION_BURST", kind: count, help: "Burst of a partition's registrations" },
+  {
+    key: "storeTimeoutMs",
+    flag: "store-timeout",
+    env: "DORMANT_STORE_TIMEOUT_MS",
+    kind: integer("MS", 1),
+    help: "How long one store operation may take; then it fails (503 naming the store), never acknowledged",
+  },
+  {
+    key: "storeCheckMs",
+    flag: "store-check",
+    env: "DORMANT_STORE_CHECK_MS",
+    kind: integer("MS", 100),
+    help: "How often the store's presence (/healthz) and identity (a wiped store stops the host) are checked",
+  },
   {
     key: "backlog.perPartition",
     flag: "max-pending",
@@ -331,15 +358,6 @@ export const SETTINGS: readonly Setting[] = [
     kind: bytes,
     help: "Bytes of deliveries waiting on the host; beyond it async pushes get 503",
   },
-  { key: "activationQuota.burst", flag: "activation-burst", env: "DORMANT_ACTIVATION_BURST", kind: count, help: "Burst of a partition's own activations" },
-  {
-    key: "registrationQuota.perSecond",
-    flag: "registration-rate",
-    env: "DORMANT_REGISTRATION_RATE",
-    kind: positive,
-    help: "Task registrations per second a partition may make",
-  },
-  { key: "registrationQuota.burst", flag: "registration-burst", env: "DORMANT_REGISTRATION_BURST", kind: count, help: "Burst of a partition's registrations" },
 ];
 
 /** The value at a dotted path. */

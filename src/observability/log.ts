@@ -29,6 +29,9 @@ export function structuredLog(write: (line: string) => void, clock: () => number
       case "frozen":
         line({ event: "frozen", partition: event.partition, bytes: event.bytes, ms: Number(event.ms.toFixed(2)) });
         break;
+      case "checkpointed":
+        line({ event: "checkpointed", partition: event.partition, bytes: event.bytes, ms: Number(event.ms.toFixed(2)) });
+        break;
       case "trap":
       case "snapshot-problem":
       case "freeze-failed":

@@ -21,6 +21,11 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly #freezes = new Counter({ name: "dormant_freezes_total", help: "Partitions frozen to storage.", registers: [this.registry] });
+  readonly #checkpoints = new Counter({
+    name: "dormant_checkpoints_total",
+    help: "Snapshots of busy on-idle partitions taken without freezing them.",
+    registers: [this.registry],
+  });
   readonly #freezeBytes = new Counter({ name: "dormant_freeze_bytes_total", help: "Snapshot bytes written by freezes.", registers: [this.registry] });
   readonly #freezeTime = new Histogram({
     name: "dormant_freeze_duration_ms",
@@ -130,6 +135,9 @@ export class Metrics {
         this.#freezes.inc();
         this.#freezeBytes.inc(event.bytes);
         this.#freezeTime.observe(event.ms);
+        break;
+      case "checkpointed":
+        this.#checkpoints.inc();
         break;
       case "trap":
         this.#traps.inc();

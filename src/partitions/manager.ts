@@ -41,6 +41,8 @@ export interface PartitionManagerOptions {
   maxLive: number;
   /** Pristine instances kept ready per component in each executor. */
   spareInstances: number;
+  /** When an on-idle partition that stays busy is saved anyway: after this many events or this long since its first unsaved one. */
+  checkpoint: { events: number; busyMs: number };
   /** Every partition's limits unless its record overrides them. */
   partitionLimits: PartitionLimits;
   /** When no stored snapshot verifies: start the partition fresh, or refuse. */
@@ -51,6 +53,7 @@ export interface PartitionManagerOptions {
 export type PartitionEvent =
   | { type: "activated"; partition: string; kind: ActivationKind; reason: ActivationReason; ms: number; pooled: boolean }
   | { type: "frozen"; partition: string; bytes: number; ms: number }
+  | { type: "checkpointed"; partition: string; bytes: number; ms: number }
   | { type: "snapshot-problem"; partition: string; error: Error }
   | { type: "freeze-failed"; partition: string; error: Error }
   | { type: "trap"; partition: string; error: Error };
@@ -62,6 +65,9 @@ interface Slot {
   reprovisioned: boolean;
   busy: boolean;
   lastUsed: number;
+  /** Events since the state was last stored (on-idle), and when the first of them came. */
+  unsaved: number;
+  unsavedSince: number;
   queue: Promise<unknown>;
 }
 
@@ -165,6 +171,7 @@ export class PartitionManager {
           throw error;
         });
         if (result.outcome.ok) await this.#commit(slot, result.effects);
+        await this.#checkpointIfDue(slot);
         return result.outcome;
       } finally {
         slot.busy = false;
@@ -262,6 +269,7 @@ export class PartitionManager {
       result = await this.#activateInstance(slot, component, snapshot);
     }
     slot.live = true;
+    slot.unsaved = 0;
     this.#used(slot);
     await this.#commit(slot, result.effects);
     const reason = this.#reasonFor(slot, snapshot);
@@ -336,6 +344,15 @@ export class PartitionManager {
       return;
     }
     // The instance is released only once its snapshot is stored: a failed write loses nothing.
+    const bytes = await this.#save(slot);
+    await this.#options.pool.drop(id);
+    slot.live = false;
+    this.#emit({ type: "frozen", partition: id, bytes, ms: performance.now() - started });
+  }
+
+  /** Store a live partition's snapshot (it stays live); returns the bytes stored. */
+  async #save(slot: Slot): Promise<number> {
+    const id = slot.record.id;
     const { bytes } = await this.#options.pool.snapshot(id);
     const cap = this.limitsOf(id).snapshotBytes;
     if (bytes.length > cap) {
@@ -346,9 +363,28 @@ export class PartitionManager {
       );
     }
     const ref = await this.#options.snapshots.put(id, bytes, this.#options.clock.now());
-    await this.#options.pool.drop(id);
-    slot.live = false;
-    this.#emit({ type: "frozen", partition: id, bytes: ref.bytes, ms: performance.now() - started });
+    slot.unsaved = 0;
+    return ref.bytes;
+  }
+
+  /**
+   * An `on-idle` partition that is never idle is still saved: after `checkpoint.events`
+   * events, or `checkpoint.busyMs` since its first unsaved one, whichever comes first. A
+   * kill then loses at most that much. A failed checkpoint is reported; the partition goes on.
+   */
+  async #checkpointIfDue(slot: Slot): Promise<void> {
+    if (slot.record.durability !== "on-idle" || !slot.live) return;
+    const now = this.#options.clock.now();
+    if (slot.unsaved++ === 0) slot.unsavedSince = now;
+    const { events, busyMs } = this.#options.checkpoint;
+    if (slot.unsaved < events && now - slot.unsavedSince < busyMs) return;
+    const started = performance.now();
+    try {
+      const bytes = await this.#save(slot);
+      this.#emit({ type: "checkpointed", partition: slot.record.id, bytes, ms: performance.now() - started });
+    } catch (error) {
+      this.#emit({ type: "freeze-failed", partition: slot.record.id, error: error as Error });
+    }
   }
 
   async #evict(except: Slot): Promise<void> {
@@ -379,7 +415,7 @@ export class PartitionManager {
 
   #add(record: PartitionRecord, reprovisioned: boolean): void {
     this.#options.hooks.added(record);
-    this.#slots.set(record.id, { record, live: false, reprovisioned, busy: false, lastUsed: 0, queue: Promise.resolve() });
+    this.#slots.set(record.id, { record, live: false, reprovisioned, busy: false, lastUsed: 0, unsaved: 0, unsavedSince: 0, queue: Promise.resolve() });
   }
 
   #slotOf(id: string): Slot {
