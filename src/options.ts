@@ -214,8 +214,8 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     key: "checkpoint.busyMs",
-    flag: "checkpoint-interval",
-    env: "DORMANT_CHECKPOINT_INTERVAL_MS",
+    flag: "checkpoint-busy",
+    env: "DORMANT_CHECKPOINT_BUSY_MS",
     kind: integer("MS", 1),
     help: "… or this long after its first unsaved event, whichever comes first",
   },

@@ -11,7 +11,7 @@ import { defaultOf, getPath, optionOf, SERVE_DEFAULTS, setPath, SETTINGS, type S
 /** One setting's line in the help: flag, what it does, its default, its variable and config key. */
 function helpLine(s: Setting): string {
   const flag = s.flag ? `--${s.flag} ${s.kind.arg}` : "(no flag)";
-  return `  ${flag.padEnd(24)}${s.help} (default ${defaultOf(s)}) [${s.env}, ${s.key}]`;
+  return `  ${flag.padEnd(23)} ${s.help} (default ${defaultOf(s)}) [${s.env}, ${s.key}]`;
 }
 
 const HELP = `Usage: dormant serve [options]
