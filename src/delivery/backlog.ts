@@ -86,7 +86,8 @@ export class Backlog {
       const retryAfterS = this.#retryAfterS(now, partition);
       throw new DormantError(
         "partition-unavailable",
-        `Partition ${partition} has ${mine.count} deliveries (${mine.bytes} bytes) waiting, at its bound of ${l.perPartition} (${l.perPartitionBytes} bytes); ` +
+        `Partition ${partition} has ${mine.count} deliveries (${mine.bytes} bytes) waiting, ` +
+          `at its bound of ${l.perPartition} (${l.perPartitionBytes} bytes); ` +
           `nothing more is accepted for it until they drain. Retry in ${retryAfterS} s.`,
         { details: { backlog: "partition", retryAfterS } },
       );

@@ -80,7 +80,9 @@ describe("crash loop", () => {
       const bodies = report.received.filter((event) => event.name === "inbox").map((event) => event.body!);
       const duplicates = bodies.length - new Set(bodies).size;
       console.log(
-        `crash loop: ${KILLS} SIGKILLs, ${sent.length} pushes sent, ${accepted.length} accepted (202), ${new Set(bodies).size} delivered, ${duplicates} delivered twice, ${report.received.filter((e) => e.name === "tick").length} timer events; answers ${JSON.stringify(statuses)}, last report status ${reportStatus}`,
+        `crash loop: ${KILLS} SIGKILLs, ${sent.length} pushes sent, ${accepted.length} accepted (202), ${new Set(bodies).size} delivered, ` +
+          `${duplicates} delivered twice, ${report.received.filter((e) => e.name === "tick").length} timer events; ` +
+          `answers ${JSON.stringify(statuses)}, last report status ${reportStatus}`,
       );
       expect(accepted.length).toBeGreaterThan(KILLS);
       expect(accepted.filter((id) => !bodies.includes(id))).toEqual([]);

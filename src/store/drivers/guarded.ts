@@ -28,7 +28,8 @@ async function guard<T>(store: string, timeoutMs: number, op: string, key: strin
         reject(
           new DormantError(
             "store-unavailable",
-            `The store ${store} did not answer (${what}) within ${timeoutMs} ms; nothing was acknowledged. Check that it is running and reachable; retry later.`,
+            `The store ${store} did not answer (${what}) within ${timeoutMs} ms; nothing was acknowledged. ` +
+              "Check that it is running and reachable; retry later.",
             { details: { store, op } },
           ),
         ),
@@ -41,7 +42,8 @@ async function guard<T>(store: string, timeoutMs: number, op: string, key: strin
     if (isDormantError(error)) throw error;
     throw new DormantError(
       "store-unavailable",
-      `The store ${store} failed (${what}): ${(error as Error).message}. Nothing was acknowledged; check the store (is it running, is its disk full?) and retry later.`,
+      `The store ${store} failed (${what}): ${(error as Error).message}. ` +
+        "Nothing was acknowledged; check the store (is it running, is its disk full?) and retry later.",
       { cause: error, details: { store, op } },
     );
   } finally {
