@@ -9,14 +9,17 @@ import { RateLimiter, type RateLimit } from "./budget/rate-limit.ts";
 import { ComponentRegistry } from "./components/registry.ts";
 import { DeliveryStore } from "./delivery/delivery-store.ts";
 import { Dispatcher } from "./delivery/dispatcher.ts";
+import type { BacklogLimits } from "./delivery/backlog.ts";
 import type { HostEvent } from "./events.ts";
-import { PartitionManager } from "./partitions/manager.ts";
+import { PartitionManager, type Unsaved } from "./partitions/manager.ts";
 import type { PartitionLimits } from "./partitions/partition.ts";
 import { systemClock, type Clock } from "./scheduler/clock.ts";
 import { HeapTimerQueue } from "./scheduler/heap-timer-queue.ts";
 import { TimerLoop } from "./scheduler/timer-loop.ts";
 import { resolveHostOptions } from "./options.ts";
-import { openStore, type Store } from "./store/open.ts";
+import { openStore, parseStoreUrl, type Store } from "./store/open.ts";
+import { cleanStaging } from "./store/staging.ts";
+import { StoreWatch, type StoreHealth } from "./store/watch.ts";
 import { SnapshotStore } from "./store/snapshot-store.ts";
 import { taskHooks } from "./tasks/hooks.ts";
 import type { TaskLimits } from "./tasks/limits.ts";
@@ -44,6 +47,8 @@ export interface HostOptions {
   spareInstances?: number;
   /** What a partition may register (default DEFAULT_TASK_LIMITS). */
   taskLimits?: Partial<TaskLimits>;
+  /** When an on-idle partition that stays busy is saved anyway (default after 1,000 events or 60 s). */
+  checkpoint?: Partial<{ events: number; busyMs: number }>;
   /** Defaults for every partition: CPU deadline, memory and snapshot caps. */
   partitionLimits?: Partial<PartitionLimits>;
   misfire?: Partial<MisfireOptions>;
@@ -51,15 +56,32 @@ export interface HostOptions {
   activationQuota?: RateLimit;
   /** Task registrations a partition may make (default 10/s, bursts of 100). */
   registrationQuota?: RateLimit;
+  /** Stored, undelivered work a partition and the host may have (default DEFAULT_BACKLOG). */
+  backlog?: Partial<BacklogLimits>;
   budget?: Partial<BudgetState>;
   /** A file whose content constrains the budget (see budget/power-file.ts). */
   powerFile?: string;
+  /** How long one store operation may take before it fails as `store-unavailable` (default 10 s). */
+  storeTimeoutMs?: number;
+  /** How often the store's presence and identity are checked (default 5 s). */
+  storeCheckMs?: number;
+  /** The host cannot go on (its store was wiped or replaced); default: report it and close. */
+  onFatal?: (error: Error) => void;
+  /** How long a close may take before it gives up on what is left (default 30 s). */
+  shutdownTimeoutMs?: number;
   /** When no stored snapshot verifies: start the partition fresh (default) or refuse. */
   onUnusableSnapshot?: "fresh" | "fail";
   /** The host's clock; tests inject a FakeClock and move it, on the production path. */
   clock?: Clock;
   onEvent?: (event: HostEvent) => void;
   onLog?: (partition: string, level: LogLevel, message: string) => void;
+}
+
+/** How a close went: the partitions whose state it could not save (empty when all was saved). */
+export interface ShutdownReport {
+  unsaved: Unsaved[];
+  /** Steps that did not finish within the shutdown timeout. */
+  timedOut: string[];
 }
 
 export interface Host {
@@ -75,9 +97,16 @@ export interface Host {
   readonly budget: ActivationBudget;
   /** Resolves once no timer handler or delivery is under way. */
   settled(): Promise<void>;
-  close(): Promise<void>;
+  /** Whether the store answers now (and is still this host's store; a replaced one is fatal). */
+  health(): Promise<StoreHealth>;
+  /**
+   * Stop: no timer wakes and nothing new is attempted, every live partition is frozen
+   * first, then the work under way drains; all within the shutdown timeout.
+   */
+  close(): Promise<ShutdownReport>;
 }
 
+const STORE_TIMER = "store";
 const TASK_BINDING = moduleUrl("./tasks/executor/binding.ts", import.meta.url);
 const JCO_ENGINE = moduleUrl("../runtime/jco/jco-engine.ts", import.meta.url);
 
@@ -92,10 +121,18 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     for (const close of opened.reverse()) await Promise.resolve(close()).catch(() => undefined);
   };
   try {
-    const store = await openStore({ dataDir, url: options.store });
+    const store = await openStore({ dataDir, url: options.store, timeoutMs: options.storeTimeoutMs });
     opened.push(() => store.close());
+    // The data directory remembers the store's identity, unless it is the store.
+    const storeConfig = parseStoreUrl(options.store, dataDir);
+    const inDataDir = storeConfig.kind === "fs" && storeConfig.dir === dataDir;
+    const watch = await StoreWatch.open(store, inDataDir ? undefined : join(dataDir, "store-identity"), (event) =>
+      emit(event.type === "store-unavailable" ? { type: "error", error: event.error } : event),
+    );
+    const engineCacheDir = options.engineCacheDir ?? join(dataDir, "engine-cache");
+    await cleanStaging(engineCacheDir);
     const pool = ExecutorPool.start({
-      cacheDir: options.engineCacheDir ?? join(dataDir, "engine-cache"),
+      cacheDir: engineCacheDir,
       hostModule: TASK_BINDING,
       engineModule: JCO_ENGINE,
       size: options.executors,
@@ -122,6 +159,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       maxLive: options.maxLive,
       spareInstances: options.spareInstances,
       partitionLimits: options.partitionLimits,
+      checkpoint: options.checkpoint,
       onUnusableSnapshot: options.onUnusableSnapshot,
       onEvent: emit,
     });
@@ -136,6 +174,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       clock,
       timers,
       quota: new RateLimiter(options.activationQuota, clockFn),
+      backlog: options.backlog,
       onEvent: emit,
     });
     const tasks: TaskService = new TaskService({
@@ -154,6 +193,21 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     opened.push(() => power?.stop());
     await deliveries.start();
     await tasks.start();
+    let host: Host | undefined;
+    const fatal = (error: Error) => {
+      emit({ type: "error", error });
+      if (options.onFatal) options.onFatal(error);
+      else void host?.close();
+    };
+    timers.on(STORE_TIMER, async () => {
+      try {
+        await watch.check();
+      } catch (error) {
+        return fatal(error as Error);
+      }
+      await timers.arm(STORE_TIMER, "identity", clock.now() + options.storeCheckMs);
+    });
+    await timers.arm(STORE_TIMER, "identity", clock.now() + options.storeCheckMs);
     timers.start();
 
     const settled = async () => {
@@ -162,7 +216,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
         await deliveries.settled();
       } while (timers.busy || deliveries.busy);
     };
-    return {
+    host = {
       clock,
       store,
       pool,
@@ -174,17 +228,44 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       tasks,
       budget,
       settled,
+      health: () => watch.check(),
       async close() {
-        await timers.stop();
-        await deliveries.stop();
+        const deadline = performance.now() + options.shutdownTimeoutMs;
+        const timedOut: string[] = [];
+        const bounded = async <T>(step: string, work: Promise<T>, fallback: T): Promise<T> => {
+          const result = await within(work, deadline - performance.now());
+          if (result.done) return result.value;
+          timedOut.push(step);
+          return fallback;
+        };
+        // Both stop taking new work at once; waiting for what they have under way comes after the freeze.
+        const timersStopped = timers.stop();
+        const deliveriesStopped = deliveries.stop();
         power?.stop();
-        await partitions.freezeAll();
-        await pool.close();
-        await store.close();
+        const unsaved = await bounded("freeze", partitions.close(), undefined);
+        await bounded("drain", Promise.all([timersStopped, deliveriesStopped]), undefined);
+        const notFrozen = unsaved ?? partitions.liveIds().map((partition) => ({ partition, error: `not frozen within ${options.shutdownTimeoutMs} ms` }));
+        // Executors and the store get a moment even when the timeout is spent, so the process can end.
+        await within(pool.close(), Math.max(1000, deadline - performance.now()));
+        await within(store.close(), Math.max(1000, deadline - performance.now()));
+        return { unsaved: notFrozen, timedOut };
       },
     };
+    return host;
   } catch (error) {
     await closeOpened();
     throw error;
+  }
+}
+
+/** `work`'s value, or `{ done: false }` once `ms` have passed (the work goes on, unawaited). */
+async function within<T>(work: Promise<T>, ms: number): Promise<{ done: true; value: T } | { done: false }> {
+  let timer: NodeJS.Timeout | undefined;
+  // A wall-time bound on shutdown, whatever the host's clock: a real timer.
+  const timeout = new Promise<{ done: false }>((resolve) => (timer = setTimeout(() => resolve({ done: false }), Math.max(0, ms))));
+  try {
+    return await Promise.race([work.then((value) => ({ done: true as const, value })), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }

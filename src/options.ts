@@ -20,6 +20,8 @@ export const DEFAULT_PARTITION_LIMITS = frozen({ cpuDeadlineMs: 5000, memoryByte
 export const DEFAULT_MISFIRE = frozen({ graceMs: 60_000, fireAllCap: 100 });
 /** The activation budget's starting state (budget/budget.ts). */
 export const DEFAULT_BUDGET = frozen({ maxConcurrent: 64, constrained: false, threshold: 128 });
+/** Stored, undelivered work (async pushes, manual fires, retries) a partition and the host may have (delivery/backlog.ts). */
+export const DEFAULT_BACKLOG = frozen({ perPartition: 1000, perPartitionBytes: 64 * MiB, host: 20_000, hostBytes: 512 * MiB });
 /** The HTTP surface's limits and its doors (http/app.ts). */
 export const HTTP_DEFAULTS = frozen({
   maxBodyBytes: 1 * MiB,
@@ -48,7 +50,16 @@ export const HOST_DEFAULTS = frozen({
   activationQuota: { perSecond: 10, burst: 50 },
   /** Task registrations a partition may make. */
   registrationQuota: { perSecond: 10, burst: 100 },
+  backlog: DEFAULT_BACKLOG,
+  /** An on-idle partition that stays busy is saved after this many events, or this long after its first unsaved one. */
+  checkpoint: { events: 1000, busyMs: 60_000 },
   onUnusableSnapshot: "fresh" as "fresh" | "fail",
+  /** How long one store operation may take before it fails as store-unavailable. */
+  storeTimeoutMs: 10_000,
+  /** How often the store's presence and identity are checked. */
+  storeCheckMs: 5_000,
+  /** How long a close may take: freeze, drain, then whatever is left is given up and named. */
+  shutdownTimeoutMs: 30_000,
 });
 
 /** `dormant serve`'s defaults, by ServeOptions name. */
@@ -69,6 +80,11 @@ export function resolveHostOptions<T extends DeepPartial<HostDefaults>>(input: T
     ["spareInstances", options.spareInstances, 0],
     ["partitionLimits.cpuDeadlineMs", options.partitionLimits.cpuDeadlineMs, 1],
     ["taskLimits.maxTasks", options.taskLimits.maxTasks, 0],
+    ["shutdownTimeoutMs", options.shutdownTimeoutMs, 1],
+    ["checkpoint.events", options.checkpoint.events, 1],
+    ["checkpoint.busyMs", options.checkpoint.busyMs, 1],
+    ["storeTimeoutMs", options.storeTimeoutMs, 1],
+    ["storeCheckMs", options.storeCheckMs, 1],
   ] as const) {
     if (!Number.isInteger(value) || value < min) throw new RangeError(`options: ${name} must be a whole number of at least ${min}; got ${String(value)}.`);
   }
@@ -182,6 +198,27 @@ export const SETTINGS: readonly Setting[] = [
     unset: "open on the admin port",
   },
   { key: "idleTimeoutMs", flag: "idle-timeout", env: "DORMANT_IDLE_TIMEOUT_MS", kind: ms, help: "Freeze partitions idle this long" },
+  {
+    key: "shutdownTimeoutMs",
+    flag: "shutdown-timeout",
+    env: "DORMANT_SHUTDOWN_TIMEOUT_MS",
+    kind: integer("MS", 1),
+    help: "How long SIGTERM may take to freeze live partitions and drain; then it exits, naming what was not saved",
+  },
+  {
+    key: "checkpoint.events",
+    flag: "checkpoint-events",
+    env: "DORMANT_CHECKPOINT_EVENTS",
+    kind: count,
+    help: "An on-idle partition that stays busy is saved after this many events (a kill loses at most these)",
+  },
+  {
+    key: "checkpoint.busyMs",
+    flag: "checkpoint-busy",
+    env: "DORMANT_CHECKPOINT_BUSY_MS",
+    kind: integer("MS", 1),
+    help: "… or this long after its first unsaved event, whichever comes first",
+  },
   { key: "executors", flag: "executors", env: "DORMANT_EXECUTORS", kind: count, help: "Executor threads", unset: "one per core" },
   {
     key: "powerFile",
@@ -279,6 +316,48 @@ export const SETTINGS: readonly Setting[] = [
     help: "Task registrations per second a partition may make",
   },
   { key: "registrationQuota.burst", flag: "registration-burst", env: "DORMANT_REGISTRATION_BURST", kind: count, help: "Burst of a partition's registrations" },
+  {
+    key: "storeTimeoutMs",
+    flag: "store-timeout",
+    env: "DORMANT_STORE_TIMEOUT_MS",
+    kind: integer("MS", 1),
+    help: "How long one store operation may take; then it fails (503 naming the store), never acknowledged",
+  },
+  {
+    key: "storeCheckMs",
+    flag: "store-check",
+    env: "DORMANT_STORE_CHECK_MS",
+    kind: integer("MS", 100),
+    help: "How often the store's presence (/healthz) and identity (a wiped store stops the host) are checked",
+  },
+  {
+    key: "backlog.perPartition",
+    flag: "max-pending",
+    env: "DORMANT_MAX_PENDING",
+    kind: count,
+    help: "Deliveries waiting per partition (async pushes, fires, retries); beyond it async pushes get 429",
+  },
+  {
+    key: "backlog.perPartitionBytes",
+    flag: "max-pending-bytes",
+    env: "DORMANT_MAX_PENDING_BYTES",
+    kind: bytes,
+    help: "Bytes of deliveries waiting per partition; beyond it async pushes get 429",
+  },
+  {
+    key: "backlog.host",
+    flag: "max-host-pending",
+    env: "DORMANT_MAX_HOST_PENDING",
+    kind: count,
+    help: "Deliveries waiting on the host; beyond it async pushes get 503",
+  },
+  {
+    key: "backlog.hostBytes",
+    flag: "max-host-pending-bytes",
+    env: "DORMANT_MAX_HOST_PENDING_BYTES",
+    kind: bytes,
+    help: "Bytes of deliveries waiting on the host; beyond it async pushes get 503",
+  },
 ];
 
 /** The value at a dotted path. */

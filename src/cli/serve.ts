@@ -11,7 +11,7 @@ import { defaultOf, getPath, optionOf, SERVE_DEFAULTS, setPath, SETTINGS, type S
 /** One setting's line in the help: flag, what it does, its default, its variable and config key. */
 function helpLine(s: Setting): string {
   const flag = s.flag ? `--${s.flag} ${s.kind.arg}` : "(no flag)";
-  return `  ${flag.padEnd(24)}${s.help} (default ${defaultOf(s)}) [${s.env}, ${s.key}]`;
+  return `  ${flag.padEnd(23)} ${s.help} (default ${defaultOf(s)}) [${s.env}, ${s.key}]`;
 }
 
 const HELP = `Usage: dormant serve [options]
@@ -29,8 +29,9 @@ ${SETTINGS.map(helpLine).join("\n")}
 
 A flag beats its environment variable, which beats the config file.
 The admin token is DORMANT_ADMIN_TOKEN (at least 32 random characters: openssl rand -hex 32),
-or one generated at first start and kept in the store (printed then). SIGTERM or SIGINT stops accepting requests, finishes in-flight
-work, freezes live partitions and exits 0. SIGUSR2 toggles the constrained budget.`;
+or one generated at first start and kept in the store (printed then). SIGTERM or SIGINT stops accepting requests, freezes live
+partitions, drains work under way and closes every connection within --shutdown-timeout, then exits: 0 when every live
+partition was saved, 1 naming those that were not. SIGUSR2 toggles the constrained budget.`;
 
 /** Settings as the config file nests them (`tasks.maxTasks` is `{ tasks: { maxTasks } }`). */
 export type Config = Record<string, unknown>;
@@ -136,8 +137,15 @@ export function serveOptions(config: Config): ServeOptions {
 export async function serveCommand(args: string[]): Promise<void> {
   const { config, demo, help } = await settings(args);
   if (help) return void console.log(HELP);
+  // Set once the signal handlers are in place; a fatal error before then ends the start.
+  let stopFor: ((reason: string, code: number) => void) | undefined;
   const options: ServeOptions = {
     ...serveOptions(config),
+    onFatal: (error) => {
+      console.error(`dormant: ${error.message}`);
+      if (stopFor) stopFor("store lost", 1);
+      else process.exit(1);
+    },
     onLog: (partition, level, message) =>
       process.stdout.write(`${JSON.stringify({ at: new Date().toISOString(), event: "guest-log", partition, level, message })}\n`),
   };
@@ -162,30 +170,43 @@ export async function serveCommand(args: string[]): Promise<void> {
     const { constrained, threshold } = server.host.budget.set({ constrained: !server.host.budget.state.constrained });
     console.error(constrained ? `SIGUSR2: constrained to priority ${threshold} and above` : "SIGUSR2: constraint lifted");
   });
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      console.error(`${signal}: finishing in-flight work and freezing live partitions…`);
-      const started = performance.now();
-      const stopped = (fields: Record<string, unknown>) =>
-        process.stdout.write(
-          `${JSON.stringify({ at: new Date().toISOString(), event: "stopped", signal, ms: Math.round(performance.now() - started), ...fields })}\n`,
-        );
+  let signalled = "";
+  const started = performance.now();
+  const code = await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string, failed = 0) => {
+      if (stopping) return;
+      stopping = true;
+      signalled = signal;
+      const timeoutMs = options.shutdownTimeoutMs ?? SERVE_DEFAULTS.shutdownTimeoutMs;
+      console.error(`${signal}: freezing live partitions, then finishing in-flight work (at most ${timeoutMs} ms)…`);
+      // The last resort, should closing itself hang: the supervisor's kill would lose more.
+      setTimeout(() => {
+        console.error(`dormant: shutdown did not finish within ${timeoutMs} ms; exiting anyway.`);
+        resolve(1);
+      }, timeoutMs + 5000).unref();
       void server.close().then(
-        () => {
-          stopped({ ok: true });
-          resolve();
+        ({ unsaved, timedOut }) => {
+          if (timedOut.length > 0) console.error(`dormant: shutdown gave up on ${timedOut.join(" and ")} after ${timeoutMs} ms.`);
+          if (unsaved.length === 0) return resolve(failed);
+          console.error(`dormant: the state of ${unsaved.length} partition(s) was not saved; they restart from their last snapshot:`);
+          for (const { partition, error } of unsaved) console.error(`  ${partition}: ${error}`);
+          resolve(1);
         },
         (error: Error) => {
-          stopped({ ok: false, error: error.message });
           console.error(`dormant: shutdown failed: ${error.message}`);
-          process.exitCode = 1;
-          resolve();
+          resolve(1);
         },
       );
     };
+    stopFor = (reason, failed) => stop(reason, failed);
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });
+  const line = { at: new Date().toISOString(), event: "stopped", signal: signalled, ms: Math.round(performance.now() - started), ok: code === 0 };
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+  // Whatever a guest or a client left behind, the process ends here.
+  process.exit(code);
 }
 
 /** The example guests as partitions, once: a counter and a task-recorder. */

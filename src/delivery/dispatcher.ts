@@ -11,7 +11,9 @@ import type { Clock } from "../scheduler/clock.ts";
 import type { TimerLoop } from "../scheduler/timer-loop.ts";
 import { backoffMs, refOf, taskEventOf, type DeadLetter, type Delivery, type DeliveryKind, type DeliveryRef } from "./delivery.ts";
 import type { DeliveryStore } from "./delivery-store.ts";
-import { DormantError } from "../../runtime/index.ts";
+import { Backlog, weightOf, type BacklogLimits } from "./backlog.ts";
+import { DEFAULT_BACKLOG } from "../options.ts";
+import { DormantError, isDormantError } from "../../runtime/index.ts";
 
 /** What the dispatcher needs of the partitions: testable without executors. */
 export interface Deliverer {
@@ -69,6 +71,8 @@ export interface DispatcherOptions {
   timers: Pick<TimerLoop, "arm" | "on">;
   /** Activations each partition may have from its own timers and retries (pushes have their per-URL rate). */
   quota: RateLimiter;
+  /** Bounds on stored, undelivered work; beyond them enqueue refuses (default DEFAULT_BACKLOG). */
+  backlog?: BacklogLimits;
   onEvent?: (event: DeliveryEvent) => void;
 }
 
@@ -79,25 +83,32 @@ export class Dispatcher {
   readonly #o: DispatcherOptions;
   /** Deliveries waiting for a retry, by id (mirrors the store). */
   readonly #pending = new Map<string, Delivery>();
+  /** The same deliveries, counted against their bounds. */
+  readonly backlog: Backlog;
   readonly #postponed = new Map<string, { priority: number; resume: () => Promise<void> }>();
   readonly #inFlight = new Set<Promise<unknown>>();
   #stopBudgetWatch: (() => void) | undefined;
+  /** Set by stop(): stored work stays stored for the next start, and nothing new is attempted. */
+  #stopping = false;
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
+    this.backlog = new Backlog(options.backlog ?? DEFAULT_BACKLOG);
     options.timers.on(RETRY_TIMER, (id) => this.#retryDue(id));
   }
 
   /** Arm every stored retry and follow the budget. */
   async start(): Promise<void> {
     for (const delivery of await this.#o.store.pending()) {
-      this.#pending.set(delivery.id, delivery);
+      this.#keep(delivery);
       await this.#o.timers.arm(RETRY_TIMER, delivery.id, delivery.nextAttemptAt ?? this.#o.clock.now());
     }
     this.#stopBudgetWatch = this.#o.budget.onChange(() => this.#budgetChanged());
   }
 
+  /** Attempt nothing more (what is stored stays for the next start) and wait for attempts under way. */
   async stop(): Promise<void> {
+    this.#stopping = true;
     this.#stopBudgetWatch?.();
     await this.settled();
   }
@@ -157,6 +168,7 @@ export class Dispatcher {
 
   /** Deliver once and wait for the guest's answer; not retried: the caller sees a failure and decides. */
   async deliverNow(delivery: Delivery, deadlineMs: number): Promise<CallOutcome> {
+    if (this.#stopping) throw new DormantError("partition-unavailable", `The host is shutting down; send task ${delivery.taskName}'s request again shortly.`);
     if (!this.#o.budget.admits(delivery.priority)) {
       const { threshold } = this.#o.budget.state;
       throw new DormantError(
@@ -179,11 +191,22 @@ export class Dispatcher {
     }
   }
 
-  /** Accept an event for delivery: stored before this returns, then delivered at least once. */
+  /**
+   * Accept an event for delivery: stored before this returns, then delivered at least once.
+   * Refused (`partition-unavailable` with `details.backlog`) when its partition's or the host's backlog is full.
+   */
   async enqueue(delivery: Delivery): Promise<string> {
     const queued = { ...delivery, nextAttemptAt: this.#o.clock.now() };
-    await this.#o.store.putPending(queued);
-    this.#pending.set(queued.id, queued);
+    this.backlog.check(queued.partition, weightOf(queued), queued.nextAttemptAt);
+    // Counted before the write, so that concurrent requests cannot pass the bound together.
+    this.backlog.add(queued);
+    try {
+      await this.#o.store.putPending(queued);
+    } catch (error) {
+      this.backlog.remove(queued.id);
+      throw error;
+    }
+    this.#keep(queued);
     this.#track(this.#retryDue(queued.id));
     return queued.id;
   }
@@ -207,10 +230,10 @@ export class Dispatcher {
 
   async #retryDue(id: string): Promise<void> {
     const delivery = this.#pending.get(id);
-    if (!delivery) return;
+    if (!delivery || this.#stopping) return;
     const verdict = this.admit(admissionOf(delivery), `${RETRY_TIMER}:${id}`, () => this.#retryDue(id));
     if (verdict === "dropped") {
-      this.#pending.delete(id);
+      this.#forget(id);
       await this.#o.store.removePending(id);
     }
     if (verdict !== "run") return;
@@ -234,6 +257,7 @@ export class Dispatcher {
     let outcome: CallOutcome;
     const started = performance.now();
     let partition = delivery.partition;
+    let hostFault: Error | undefined;
     try {
       partition = await deliverer.route(delivery);
       outcome = await budget.run(delivery.priority, () => {
@@ -242,6 +266,8 @@ export class Dispatcher {
       });
     } catch (error) {
       outcome = { ok: false, error: `${(error as Error).name}: ${(error as Error).message}` };
+      // The host's own faults (an unreachable store, a stopping host) are not the guest's: a caller waiting on the answer is told so.
+      if (isDormantError(error, "store-unavailable", "partition-unavailable")) hostFault = error;
     }
     this.stats.attempts++;
     const ref = { ...refOf(delivery), partition };
@@ -259,18 +285,21 @@ export class Dispatcher {
     });
     if (outcome.ok) {
       this.stats.delivered++;
-      if (this.#pending.delete(delivery.id)) await this.#o.store.removePending(delivery.id);
+      if (this.#forget(delivery.id)) await this.#o.store.removePending(delivery.id);
       return outcome;
     }
     this.stats.failed++;
-    if (retries) await this.#failed({ ...delivery, partition, attempts: delivery.attempts + 1, lastError: outcome.error }, outcome.error, ref);
+    if (!retries && hostFault) throw hostFault;
+    // An attempt refused because the host is stopping is no attempt: it is kept, as it was, for the next start.
+    const attempts = delivery.attempts + (this.#stopping ? 0 : 1);
+    if (retries) await this.#failed({ ...delivery, partition, attempts, lastError: outcome.error }, outcome.error, ref);
     return outcome;
   }
 
   async #failed(failed: Delivery, error: string, ref: DeliveryRef): Promise<void> {
     const now = this.#o.clock.now();
     if (failed.attempts >= failed.retry.maxAttempts || !this.#o.deliverer.has(failed.partition)) {
-      this.#pending.delete(failed.id);
+      this.#forget(failed.id);
       await this.#o.store.bury({ ...failed, lastError: error, deadAt: now });
       this.stats.deadLettered++;
       this.#emit({ type: "dead-lettered", delivery: failed.id, attempts: failed.attempts, error, ...ref });
@@ -278,10 +307,20 @@ export class Dispatcher {
     }
     failed.nextAttemptAt = now + backoffMs(failed.retry, failed.attempts);
     await this.#o.store.putPending(failed);
-    this.#pending.set(failed.id, failed);
+    this.#keep(failed);
     await this.#o.timers.arm(RETRY_TIMER, failed.id, failed.nextAttemptAt);
     this.stats.retriesScheduled++;
     this.#emit({ type: "retry-scheduled", delivery: failed.id, attempt: failed.attempts + 1, at: failed.nextAttemptAt, error, ...ref });
+  }
+
+  #keep(delivery: Delivery): void {
+    this.#pending.set(delivery.id, delivery);
+    this.backlog.add(delivery);
+  }
+
+  #forget(id: string): boolean {
+    this.backlog.remove(id);
+    return this.#pending.delete(id);
   }
 
   #track(work: Promise<unknown>): void {

@@ -54,7 +54,11 @@ export function createPushApp(host: Host, metrics: Metrics, options: HttpOptions
     await next();
     c.res.headers.set("x-content-type-options", "nosniff");
   });
-  app.get("/healthz", (c) => c.json({ ok: true }));
+  // The public port says only whether the host is healthy; the operator's port says why not.
+  app.get("/healthz", async (c) => {
+    const { ok } = await storeHealth(host);
+    return c.json({ ok }, ok ? 200 : 503);
+  });
   app.route(
     "/",
     pushRoutes(host, new RateLimiter(o.pushRate, clock), metrics, {
@@ -99,7 +103,10 @@ export function createAdminApp(host: Host, metrics: Metrics, activity: Activity,
   app.use(adminHeaders);
   app.use(checkHost(door));
   const { partitions, registry } = host;
-  app.get("/healthz", (c) => c.json({ ok: true, partitions: partitions.list().length, live: partitions.liveCount(), tasks: registry.size }));
+  app.get("/healthz", async (c) => {
+    const health = await storeHealth(host);
+    return c.json({ ...health, partitions: partitions.list().length, live: partitions.liveCount(), tasks: registry.size }, health.ok ? 200 : 503);
+  });
   app.get("/metrics", requireMetricsReader(door), async (c) => c.text(await metrics.text(), 200, { "content-type": metrics.registry.contentType }));
   app.use("/api/*", requireOperator(door));
   app.route("/api", adminRoutes(host, activity, { maxComponentBytes: o.maxComponentBytes, pushOrigin: o.pushOrigin }));
@@ -108,4 +115,10 @@ export function createAdminApp(host: Host, metrics: Metrics, activity: Activity,
   app.notFound((c) => problem(c, 404, "not-found", `Nothing at ${c.req.method} ${c.req.path}. ${where}`));
   app.onError((error, c) => errorResponse(c, error));
   return app;
+}
+
+/** Healthy while the store answers; unhealthy (naming the store and why) while it does not, or when it is no longer this host's. */
+async function storeHealth(host: Host): Promise<{ ok: boolean; store: string; error?: string }> {
+  const health = await host.health().catch((error: Error) => ({ ok: false as const, error: error.message }));
+  return { ...health, store: host.store.description };
 }

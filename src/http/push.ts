@@ -62,6 +62,11 @@ export function pushRoutes(host: Host, limiter: RateLimiter, metrics: Metrics, o
         options.log({ event: "guest-reply-refused", partition: task.partition, task: task.name, header: error.details.header, reason: error.message });
         return respond(problem(c, 502, "invalid-reply", `The partition's reply was refused: ${error.message}`));
       }
+      if (isDormantError(error, "partition-unavailable") && error.details.backlog) {
+        // A full backlog: this partition's (429, it is the one sending too much) or the host's (503).
+        const status = error.details.backlog === "partition" ? 429 : 503;
+        return respond(problem(c, status, "backlog-full", error.message, { "retry-after": String(error.details.retryAfterS) }));
+      }
       if (isDormantError(error, "push-deadline")) {
         return respond(problem(c, 504, "guest-deadline", `${error.message} Send it with Prefer: respond-async to have it delivered in the background.`));
       }

@@ -33,6 +33,9 @@ export function structuredLog(write: (line: string) => void, clock: () => number
       case "frozen":
         line({ event: "frozen", partition: event.partition, bytes: event.bytes, ms: Number(event.ms.toFixed(2)) });
         break;
+      case "checkpointed":
+        line({ event: "checkpointed", partition: event.partition, bytes: event.bytes, ms: Number(event.ms.toFixed(2)) });
+        break;
       case "trap":
         trapped.add(event.partition);
         break;
@@ -45,6 +48,9 @@ export function structuredLog(write: (line: string) => void, clock: () => number
         break;
       case "error":
         line({ event: "error", ...(event.partition ? { partition: event.partition } : {}), error: event.error.message });
+        break;
+      case "store-recovered":
+        line({ event: "store-recovered", store: event.store });
         break;
       case "reregistered":
         line({ event: "reregistered", partition: event.partition });

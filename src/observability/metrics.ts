@@ -21,6 +21,11 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly #freezes = new Counter({ name: "dormant_freezes_total", help: "Partitions frozen to storage.", registers: [this.registry] });
+  readonly #checkpoints = new Counter({
+    name: "dormant_checkpoints_total",
+    help: "Snapshots of busy on-idle partitions taken without freezing them.",
+    registers: [this.registry],
+  });
   readonly #freezeBytes = new Counter({ name: "dormant_freeze_bytes_total", help: "Snapshot bytes written by freezes.", registers: [this.registry] });
   readonly #freezeTime = new Histogram({
     name: "dormant_freeze_duration_ms",
@@ -71,7 +76,7 @@ export class Metrics {
   });
 
   /** Add the gauges read from the host at each scrape. */
-  watch(host: Pick<Host, "partitions" | "budget" | "registry" | "deliveries">): void {
+  watch(host: Pick<Host, "partitions" | "budget" | "registry" | "deliveries" | "clock">): void {
     new Gauge({
       name: "dormant_partitions",
       help: "Partitions, by state.",
@@ -100,11 +105,27 @@ export class Metrics {
       },
     });
     new Gauge({
-      name: "dormant_pending_retries",
-      help: "Deliveries waiting for a retry.",
+      name: "dormant_pending_deliveries",
+      help: "Deliveries stored and not yet delivered: async pushes, manual fires and retries (the queue depth).",
       registers: [this.registry],
       collect() {
-        this.set(host.deliveries.pendingDeliveries().length);
+        this.set(host.deliveries.backlog.count);
+      },
+    });
+    new Gauge({
+      name: "dormant_pending_bytes",
+      help: "Bytes of the deliveries stored and not yet delivered (request bodies and payloads).",
+      registers: [this.registry],
+      collect() {
+        this.set(host.deliveries.backlog.bytes);
+      },
+    });
+    new Gauge({
+      name: "dormant_delivery_lag_seconds",
+      help: "How long the oldest stored delivery has waited since it was accepted or came due.",
+      registers: [this.registry],
+      collect() {
+        this.set(host.deliveries.backlog.lagMs(host.clock.now()) / 1000);
       },
     });
   }
@@ -120,6 +141,9 @@ export class Metrics {
         this.#freezes.inc();
         this.#freezeBytes.inc(event.bytes);
         this.#freezeTime.observe(event.ms);
+        break;
+      case "checkpointed":
+        this.#checkpoints.inc();
         break;
       case "trap":
         this.#traps.inc();

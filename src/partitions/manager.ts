@@ -38,6 +38,8 @@ export interface PartitionManagerOptions {
   maxLive: number;
   /** Pristine instances kept ready per component in each executor. */
   spareInstances: number;
+  /** When an on-idle partition that stays busy is saved anyway: after this many events or this long since its first unsaved one. */
+  checkpoint: { events: number; busyMs: number };
   /** Every partition's limits unless its record overrides them. */
   partitionLimits: PartitionLimits;
   /** When no stored snapshot verifies: start the partition fresh, or refuse. */
@@ -52,15 +54,26 @@ interface Slot {
   reprovisioned: boolean;
   busy: boolean;
   lastUsed: number;
+  /** Events since the state was last stored (on-idle), and when the first of them came. */
+  unsaved: number;
+  unsavedSince: number;
   queue: Promise<unknown>;
 }
 
 export const IDLE_TIMER = "idle";
 
+/** A partition whose state a shutdown could not save, and why. */
+export interface Unsaved {
+  partition: string;
+  error: string;
+}
+
 export class PartitionManager {
   readonly #options: PartitionManagerOptions;
   readonly #slots = new Map<string, Slot>();
   readonly #restorePoints: RestorePoints;
+  /** Set by close(): no partition is activated or given an event any more. */
+  #closing = false;
 
   private constructor(options: PartitionManagerOptions) {
     this.#options = options;
@@ -133,13 +146,14 @@ export class PartitionManager {
   /** Make a partition live (concurrent activations of one partition coalesce). */
   activate(id: string): Promise<ActivationKind> {
     const slot = this.#slotOf(id);
-    return this.#exclusive(slot, () => this.#ensureLive(slot));
+    return this.#exclusive(slot, () => (this.#refuseWhenClosing(id), this.#ensureLive(slot)));
   }
 
   /** Deliver one event: activates the partition, calls `handler.on-task`, commits its effects if it succeeds. */
   deliver(id: string, event: TaskEvent): Promise<CallOutcome> {
     const slot = this.#slotOf(id);
     return this.#exclusive(slot, async () => {
+      this.#refuseWhenClosing(id);
       await this.#ensureLive(slot);
       slot.busy = true;
       try {
@@ -150,6 +164,7 @@ export class PartitionManager {
           throw error;
         });
         if (result.outcome.ok) await this.#commit(slot, result.effects);
+        await this.#checkpointIfDue(slot);
         return result.outcome;
       } finally {
         slot.busy = false;
@@ -191,9 +206,40 @@ export class PartitionManager {
     });
   }
 
-  /** Freeze every live partition (at shutdown); one that cannot be frozen is reported, not fatal. */
+  /** Freeze every live partition; one that cannot be frozen is reported, not fatal. */
   async freezeAll(): Promise<void> {
     await Promise.all([...this.#slots.values()].filter((slot) => slot.live).map((slot) => this.#freezeReporting(slot)));
+  }
+
+  /**
+   * Shutdown: from now on no partition is activated or given an event (each waits only for
+   * the call it is in), and every live one is frozen. Resolves with those whose state could
+   * not be saved.
+   */
+  async close(): Promise<Unsaved[]> {
+    this.#closing = true;
+    const unsaved: Unsaved[] = [];
+    // Every slot, not only the live ones: one may be half-way through its activation.
+    await Promise.all(
+      [...this.#slots.values()].map((slot) =>
+        this.#exclusive(slot, () => this.#freeze(slot)).catch((error: Error) => {
+          this.#emit({ type: "freeze-failed", partition: slot.record.id, error });
+          unsaved.push({ partition: slot.record.id, error: error.message });
+        }),
+      ),
+    );
+    return unsaved;
+  }
+
+  /** Ids of the partitions live now (state not yet in storage unless per-activation). */
+  liveIds(): string[] {
+    return [...this.#slots.values()].filter((slot) => slot.live).map((slot) => slot.record.id);
+  }
+
+  #refuseWhenClosing(id: string): void {
+    if (this.#closing) {
+      throw new DormantError("partition-unavailable", `The host is shutting down: partition ${id} takes no more events now; retry once it is back.`);
+    }
   }
 
   #freezeReporting(slot: Slot): Promise<void> {
@@ -222,6 +268,7 @@ export class PartitionManager {
       throw error;
     }
     slot.live = true;
+    slot.unsaved = 0;
     this.#used(slot);
     await this.#commit(slot, result.effects);
     const reason = this.#reasonFor(slot, snapshot);
@@ -247,8 +294,16 @@ export class PartitionManager {
   /** Commit a successful call: its effects, and for per-activation durability its snapshot first. */
   async #commit(slot: Slot, effects: unknown): Promise<void> {
     if (slot.record.durability === "per-activation") {
-      const { bytes } = await this.#options.pool.snapshot(slot.record.id);
-      await this.#options.snapshots.put(slot.record.id, bytes, this.#options.clock.now());
+      try {
+        const { bytes } = await this.#options.pool.snapshot(slot.record.id);
+        await this.#options.snapshots.put(slot.record.id, bytes, this.#options.clock.now());
+      } catch (error) {
+        // The event is not saved, so it must not stay applied either: the instance goes, and the
+        // next event (its retry) starts from the last stored snapshot, which is without it.
+        slot.live = false;
+        await this.#options.pool.drop(slot.record.id).catch(() => undefined);
+        throw error;
+      }
     }
     await this.#options.hooks.commit(slot.record.id, effects);
   }
@@ -265,6 +320,15 @@ export class PartitionManager {
       return;
     }
     // The instance is released only once its snapshot is stored: a failed write loses nothing.
+    const bytes = await this.#save(slot);
+    await this.#options.pool.drop(id);
+    slot.live = false;
+    this.#emit({ type: "frozen", partition: id, bytes, ms: performance.now() - started });
+  }
+
+  /** Store a live partition's snapshot (it stays live); returns the bytes stored. */
+  async #save(slot: Slot): Promise<number> {
+    const id = slot.record.id;
     const { bytes } = await this.#options.pool.snapshot(id);
     const cap = this.limitsOf(id).snapshotBytes;
     if (bytes.length > cap) {
@@ -275,9 +339,28 @@ export class PartitionManager {
       );
     }
     const ref = await this.#options.snapshots.put(id, bytes, this.#options.clock.now());
-    await this.#options.pool.drop(id);
-    slot.live = false;
-    this.#emit({ type: "frozen", partition: id, bytes: ref.bytes, ms: performance.now() - started });
+    slot.unsaved = 0;
+    return ref.bytes;
+  }
+
+  /**
+   * An `on-idle` partition that is never idle is still saved: after `checkpoint.events`
+   * events, or `checkpoint.busyMs` since its first unsaved one, whichever comes first. A
+   * kill then loses at most that much. A failed checkpoint is reported; the partition goes on.
+   */
+  async #checkpointIfDue(slot: Slot): Promise<void> {
+    if (slot.record.durability !== "on-idle" || !slot.live) return;
+    const now = this.#options.clock.now();
+    if (slot.unsaved++ === 0) slot.unsavedSince = now;
+    const { events, busyMs } = this.#options.checkpoint;
+    if (slot.unsaved < events && now - slot.unsavedSince < busyMs) return;
+    const started = performance.now();
+    try {
+      const bytes = await this.#save(slot);
+      this.#emit({ type: "checkpointed", partition: slot.record.id, bytes, ms: performance.now() - started });
+    } catch (error) {
+      this.#emit({ type: "freeze-failed", partition: slot.record.id, error: error as Error });
+    }
   }
 
   async #evict(except: Slot): Promise<void> {
@@ -308,7 +391,7 @@ export class PartitionManager {
 
   #add(record: PartitionRecord, reprovisioned: boolean): void {
     this.#options.hooks.added(record);
-    this.#slots.set(record.id, { record, live: false, reprovisioned, busy: false, lastUsed: 0, queue: Promise.resolve() });
+    this.#slots.set(record.id, { record, live: false, reprovisioned, busy: false, lastUsed: 0, unsaved: 0, unsavedSince: 0, queue: Promise.resolve() });
   }
 
   #slotOf(id: string): Slot {

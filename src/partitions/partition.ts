@@ -72,6 +72,7 @@ export interface CallHooks<State = unknown, Effects = unknown> {
 export type PartitionEvent =
   | { type: "activated"; partition: string; kind: ActivationKind; reason: ActivationReason; ms: number; pooled: boolean }
   | { type: "frozen"; partition: string; bytes: number; ms: number }
+  | { type: "checkpointed"; partition: string; bytes: number; ms: number }
   | { type: "activation-failed"; partition: string; reason: ActivationReason; error: Error }
   | { type: "snapshot-problem"; partition: string; error: Error }
   | { type: "freeze-failed"; partition: string; error: Error }

@@ -9,10 +9,11 @@
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createStorage, prefixStorage, type Storage } from "unstorage";
+import { createStorage, prefixStorage, type Driver, type Storage } from "unstorage";
 import redisDriver from "unstorage/drivers/redis";
 import { DEFAULT_DATA_DIR } from "../options.ts";
 import fsAtomicDriver from "./drivers/fs-atomic.ts";
+import { guardedDriver } from "./drivers/guarded.ts";
 import { DormantError } from "../../runtime/index.ts";
 
 export interface Store {
@@ -35,7 +36,11 @@ export interface OpenStoreOptions {
   url?: string | undefined;
   /** Data directory for the fs store when `url` is absent (default `./.dormant`). */
   dataDir?: string;
+  /** How long one store operation may take before it fails as `store-unavailable` (default 10 s). */
+  timeoutMs?: number;
 }
+
+export const DEFAULT_STORE_TIMEOUT_MS = 10_000;
 
 export type StoreConfig =
   { kind: "fs"; dir: string; description: string } | { kind: "redis"; connectionUrl: string; db: number; prefix: string; description: string };
@@ -131,11 +136,12 @@ function parseRedisUrl(text: string): StoreConfig {
 
 export async function openStore(options: OpenStoreOptions = {}): Promise<Store> {
   const config = parseStoreUrl(options.url, options.dataDir);
-  const root = config.kind === "fs" ? await openFs(config.dir) : await openRedis(config);
+  const driver = config.kind === "fs" ? await openFs(config.dir) : await openRedis(config);
+  const root = createStorage({ driver: guardedDriver(driver, config.description, options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS) });
   return storeOver(root, config.description);
 }
 
-async function openFs(dir: string): Promise<Storage> {
+async function openFs(dir: string): Promise<Driver> {
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
@@ -145,13 +151,21 @@ async function openFs(dir: string): Promise<Storage> {
       { cause: err },
     );
   }
-  return createStorage({ driver: fsAtomicDriver({ base: dir }) });
+  return fsAtomicDriver({ base: dir });
 }
 
-async function openRedis(config: Extract<StoreConfig, { kind: "redis" }>): Promise<Storage> {
+async function openRedis(config: Extract<StoreConfig, { kind: "redis" }>): Promise<Driver> {
   // Connect eagerly so a wrong URL or a stopped server fails here with a clear
   // message instead of on the first snapshot.
-  const driver = redisDriver({ url: config.connectionUrl, base: config.prefix, lazyConnect: true });
+  // Commands fail while the connection is down, and are never sent again after it comes
+  // back: a write the host reported as failed must not land later behind its back.
+  const driver = redisDriver({
+    url: config.connectionUrl,
+    base: config.prefix,
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+  });
   const client = driver.getInstance?.();
   if (!client) throw new DormantError("store-unavailable", "unstorage's redis driver exposed no client instance.");
   let lastError: Error | undefined;
@@ -174,7 +188,7 @@ async function openRedis(config: Extract<StoreConfig, { kind: "redis" }>): Promi
   }
   // Once connected, let ioredis report later connection errors itself.
   client.off("error", onError);
-  return createStorage({ driver });
+  return driver;
 }
 
 function storeOver(root: Storage, description: string): Store {

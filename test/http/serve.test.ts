@@ -289,7 +289,7 @@ describe("status page and health", () => {
 
   it("answers /healthz on the admin port with counts, and on the push port with no more than ok", async () => {
     const s = await server();
-    expect(await (await fetch(`${s.adminUrl}/healthz`)).json()).toEqual({ ok: true, partitions: 0, live: 0, tasks: 0 });
+    expect(await (await fetch(`${s.adminUrl}/healthz`)).json()).toEqual({ ok: true, store: s.host.store.description, partitions: 0, live: 0, tasks: 0 });
     expect(await (await fetch(`${s.pushUrl}/healthz`)).json()).toEqual({ ok: true });
   });
 

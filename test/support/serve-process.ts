@@ -13,18 +13,22 @@ export interface ServeProcess {
   adminUrl: string;
   /** What it printed to stdout (the JSON log lines). */
   stdout: string[];
+  /** What it printed to stderr (start-up banner, shutdown report). */
+  stderr: string[];
   /** Resolves with the exit code (null after a signal). */
   exit: Promise<number | null>;
 }
 
-/** Start `dormant serve --port 0 --admin-port 0` on a data directory; resolves once it listens. */
-export async function spawnServe(dataDir: string, adminToken: string): Promise<ServeProcess> {
-  const child = spawn("node", [BIN, "serve", "--port", "0", "--admin-port", "0", "--data-dir", dataDir, "--executors", "1"], {
+/** Start `dormant serve --port 0 --admin-port 0` on a data directory (and any further flags); resolves once it listens. */
+export async function spawnServe(dataDir: string, adminToken: string, flags: string[] = []): Promise<ServeProcess> {
+  const child = spawn("node", [BIN, "serve", "--port", "0", "--admin-port", "0", "--data-dir", dataDir, "--executors", "1", ...flags], {
     env: { ...process.env, DORMANT_ADMIN_TOKEN: adminToken },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const stdout: string[] = [];
+  const stderr: string[] = [];
   child.stdout!.on("data", (chunk: Buffer) => stdout.push(chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk.toString()));
   const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const [pushUrl, adminUrl] = await new Promise<[string, string]>((resolve, reject) => {
     let seen = "";
@@ -35,7 +39,7 @@ export async function spawnServe(dataDir: string, adminToken: string): Promise<S
     });
     void exit.then((code) => reject(new Error(`dormant serve exited with ${code}: ${seen}`)));
   });
-  return { process: child, pushUrl, adminUrl, stdout, exit };
+  return { process: child, pushUrl, adminUrl, stdout, stderr, exit };
 }
 
 /** SIGKILL it and wait until it is gone. */
