@@ -192,7 +192,8 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
     if (existing.length > 0 && !replace) {
       throw new DormantError(
         "name-taken",
-        `A partition is already named ${JSON.stringify(name)} (${existing[0]!.id}); choose another name, or send "replace": true (dormant deploy --replace) to delete it and deploy anew.`,
+        `A partition is already named ${JSON.stringify(name)} (${existing[0]!.id}); choose another name, ` +
+          `or send "replace": true (dormant deploy --replace) to delete it and deploy anew.`,
       );
     }
     const spec = {
