@@ -2,6 +2,7 @@
 // timers fire, and the admin API, metrics and status page (on the admin port) tell what
 // happened.
 import { afterEach, describe, expect, it } from "vitest";
+import { JS_ENGINES, type JsEngine } from "../support/guests.ts";
 import { event } from "../support/runtime.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 
@@ -16,8 +17,8 @@ afterEach(async () => {
 });
 
 /** Activate a counter partition (it registers `heartbeat` every 60 s and an `inbox` push task) and return its push URL. */
-async function counterWithInbox(s: TestServer) {
-  const id = await s.deploy("counter");
+async function counterWithInbox(s: TestServer, engine?: JsEngine) {
+  const id = await s.deploy("counter", "counter", { engine });
   await s.api("POST", `/api/partitions/${id}/activate`);
   const { body } = await s.api("GET", `/api/tasks?partition=${id}`);
   const inbox = body.tasks.find((t: { name: string }) => t.name === "inbox");
@@ -31,8 +32,8 @@ function direct(s: TestServer, partition: string, entry: string, payload: string
 }
 
 /** A recorder partition with one push task of this spec; returns the push URL. */
-async function recorderPush(s: TestServer, spec: object) {
-  const id = await s.deploy("recorder");
+async function recorderPush(s: TestServer, spec: object, engine?: JsEngine) {
+  const id = await s.deploy("recorder", "recorder", { engine });
   const { body } = await s.api("POST", `/api/partitions/${id}/activate`);
   expect(body.kind).toBe("fresh");
   await direct(s, id, "register", JSON.stringify([{ push: true, ...spec }]));
@@ -40,10 +41,10 @@ async function recorderPush(s: TestServer, spec: object) {
   return { id, url: `${s.pushUrl}${tasks.tasks[0].pushUrl}` };
 }
 
-describe("dormant serve", () => {
+describe.each(JS_ENGINES)("dormant serve, a JS guest on %s", (engine) => {
   it("wakes a frozen partition for a push and answers with the guest's reply; its timer fires; /metrics shows both", async () => {
     const s = await server();
-    const { id, push, heartbeat } = await counterWithInbox(s);
+    const { id, push, heartbeat } = await counterWithInbox(s, engine);
     expect((await s.api("POST", `/api/partitions/${id}/freeze`)).body.state).toBe("frozen");
     const response = await fetch(push, { method: "POST", body: "hello" });
     expect(response.status).toBe(200);
@@ -63,7 +64,7 @@ describe("dormant serve", () => {
 
   it("delivers method, path, query, headers and body to the push task", async () => {
     const s = await server();
-    const { url } = await recorderPush(s, { name: "hook" });
+    const { url } = await recorderPush(s, { name: "hook" }, engine);
     const response = await fetch(`${url}/orders/7?expand=items`, { method: "PUT", headers: { "x-trace": "abc" }, body: "payload" });
     expect(response.status).toBe(200);
     const seen = await response.json();
@@ -73,7 +74,7 @@ describe("dormant serve", () => {
 
   it("answers 204 when the guest returns no reply", async () => {
     const s = await server();
-    const { url } = await recorderPush(s, { name: "quiet", payload: "no-reply" });
+    const { url } = await recorderPush(s, { name: "quiet", payload: "no-reply" }, engine);
     const response = await fetch(url, { method: "POST" });
     expect(response.status).toBe(204);
     expect(await response.text()).toBe("");
@@ -81,7 +82,7 @@ describe("dormant serve", () => {
 
   it("accepts a push with Prefer: respond-async, answers 202 with an event id, and delivers it", async () => {
     const s = await server();
-    const { url } = await recorderPush(s, { name: "hook" });
+    const { url } = await recorderPush(s, { name: "hook" }, engine);
     const response = await fetch(url, { method: "POST", headers: { prefer: "respond-async" }, body: "later" });
     expect(response.status).toBe(202);
     const { delivery } = await response.json();
@@ -91,7 +92,7 @@ describe("dormant serve", () => {
 
   it("retries an async push that fails, then dead-letters it, and retries the dead letter on request", async () => {
     const s = await server();
-    const { url } = await recorderPush(s, { name: "flaky", payload: "fail:1", retry: { maxAttempts: 1, initialBackoffMs: 1000, maxBackoffMs: 1000 } });
+    const { url } = await recorderPush(s, { name: "flaky", payload: "fail:1", retry: { maxAttempts: 1, initialBackoffMs: 1000, maxBackoffMs: 1000 } }, engine);
     const { delivery } = await (await fetch(url, { method: "POST", headers: { prefer: "respond-async" } })).json();
     await s.waitFor((e) => e.type === "dead-lettered" && e.delivery === delivery);
     const { body } = await s.api("GET", "/api/dead-letters");
@@ -104,7 +105,7 @@ describe("dormant serve", () => {
 
   it("revokes a push URL when its task is registered again or cancelled", async () => {
     const s = await server();
-    const { id, url: first } = await recorderPush(s, { name: "hook" });
+    const { id, url: first } = await recorderPush(s, { name: "hook" }, engine);
     await direct(s, id, "register", JSON.stringify([{ name: "hook", push: true }]));
     const { body } = await s.api("GET", `/api/tasks?partition=${id}`);
     const second = `${s.pushUrl}${body.tasks[0].pushUrl}`;
@@ -124,7 +125,7 @@ describe("dormant serve", () => {
 
   it("refuses a push body over the limit with 413", async () => {
     const s = await server({ http: { maxBodyBytes: 1024 } });
-    const { url } = await recorderPush(s, { name: "hook" });
+    const { url } = await recorderPush(s, { name: "hook" }, engine);
     const response = await fetch(url, { method: "POST", body: "x".repeat(1025) });
     expect(response.status).toBe(413);
     expect((await response.json()).error.message).toMatch(/1024-byte limit/);
@@ -132,7 +133,7 @@ describe("dormant serve", () => {
 
   it("rate-limits a push URL with 429 and Retry-After", async () => {
     const s = await server({ http: { pushRate: { perSecond: 1, burst: 2 } } });
-    const { url } = await recorderPush(s, { name: "hook" });
+    const { url } = await recorderPush(s, { name: "hook" }, engine);
     const statuses = [];
     for (let i = 0; i < 3; i++) statuses.push((await fetch(url, { method: "POST" })).status);
     expect(statuses).toEqual([200, 200, 429]);
@@ -144,7 +145,7 @@ describe("dormant serve", () => {
 
   it("answers a guest error with 502", async () => {
     const s = await server();
-    const { url } = await recorderPush(s, { name: "broken", payload: "fail:99" });
+    const { url } = await recorderPush(s, { name: "broken", payload: "fail:99" }, engine);
     const response = await fetch(url, { method: "POST" });
     expect(response.status).toBe(502);
     expect((await response.json()).error.message).toMatch(/attempt 1 of broken failed on purpose/);
@@ -152,7 +153,7 @@ describe("dormant serve", () => {
 
   it("answers 504 when the guest misses the push deadline", async () => {
     const s = await server({ http: { pushDeadlineMs: 50 } });
-    const { url } = await recorderPush(s, { name: "slow", entry: "spin", payload: "2000000" });
+    const { url } = await recorderPush(s, { name: "slow", entry: "spin", payload: "2000000" }, engine);
     const response = await fetch(url, { method: "POST" });
     expect(response.status).toBe(504);
     expect((await response.json()).error.code).toBe("guest-deadline");
@@ -160,7 +161,7 @@ describe("dormant serve", () => {
 
   it("answers 503 to a synchronous push below the threshold of a constrained budget", async () => {
     const s = await server();
-    const { url } = await recorderPush(s, { name: "low", priority: 1 });
+    const { url } = await recorderPush(s, { name: "low", priority: 1 }, engine);
     expect((await s.api("PUT", "/api/budget", { constrained: true, threshold: 50 })).body).toMatchObject({ constrained: true, threshold: 50 });
     const response = await fetch(url, { method: "POST" });
     expect(response.status).toBe(503);
