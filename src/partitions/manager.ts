@@ -270,8 +270,8 @@ export class PartitionManager {
   /** Commit a successful call: its effects, and for per-activation durability its snapshot first. */
   async #commit(slot: Slot, effects: unknown): Promise<void> {
     if (slot.record.durability === "per-activation") {
-      const { bytes } = await this.#options.pool.snapshot(slot.record.id);
-      await this.#options.snapshots.put(slot.record.id, bytes, this.#options.clock.now());
+      const { bytes, image } = await this.#options.pool.snapshot(slot.record.id);
+      await this.#options.snapshots.put(slot.record.id, bytes, this.#options.clock.now(), image);
     }
     await this.#options.hooks.commit(slot.record.id, effects);
   }
@@ -288,7 +288,7 @@ export class PartitionManager {
       return;
     }
     // The instance is released only once its snapshot is stored: a failed write loses nothing.
-    const { bytes } = await this.#options.pool.snapshot(id);
+    const { bytes, image } = await this.#options.pool.snapshot(id);
     const cap = this.limitsOf(id).snapshotBytes;
     if (bytes.length > cap) {
       throw new DormantError(
@@ -297,7 +297,7 @@ export class PartitionManager {
           `It stays live; raise its snapshot limit or have it keep less state.`,
       );
     }
-    const ref = await this.#options.snapshots.put(id, bytes, this.#options.clock.now());
+    const ref = await this.#options.snapshots.put(id, bytes, this.#options.clock.now(), image);
     await this.#options.pool.drop(id);
     slot.live = false;
     this.#emit({ type: "frozen", partition: id, bytes: ref.bytes, ms: performance.now() - started });

@@ -57,6 +57,8 @@ describe.each(JS_ENGINES)("dormant serve, a JS guest on %s", (engine) => {
     expect(metrics).toMatch(/dormant_push_requests_total\{status="200"\} 1/);
     expect(metrics).toMatch(/dormant_deliveries_total\{outcome="ok"\} 2/);
     expect(metrics).toMatch(/dormant_fire_lateness_ms_count 1/);
+    // Both wakes found the snapshot frozen just before in memory.
+    expect(metrics).toMatch(/dormant_snapshot_cache_lookups_total\{result="hit"\} 2/);
     expect(s.logLines.map((line) => JSON.parse(line))).toContainEqual(
       expect.objectContaining({ event: "delivery", partition: id, task: "inbox", source: "push", activation: "rehydrated", ok: true }),
     );

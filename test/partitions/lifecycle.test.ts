@@ -192,7 +192,14 @@ describe("lifecycle", () => {
   });
 });
 
+// A running host keeps what it froze last in memory; damage on disk is found by the
+// host that next reads the store, here a restarted one.
 describe("damaged snapshots", () => {
+  async function restarted(h: TestHost): Promise<TestHost> {
+    await crash(h);
+    return host({ dataDir: h.dataDir });
+  }
+
   async function frozenTwice(h: TestHost): Promise<string> {
     const { id } = await h.partitions.create({ name: "w", component: await h.deploy("wat") });
     await h.partitions.deliver(id, event("tick"));
@@ -210,32 +217,52 @@ describe("damaged snapshots", () => {
   }
 
   it("falls back to the previous snapshot when the latest is corrupted, naming the partition", async () => {
-    const h = await host();
-    const id = await frozenTwice(h);
-    await damage(h, id, (bytes) => {
+    const first = await host();
+    const id = await frozenTwice(first);
+    await damage(first, id, (bytes) => {
       bytes[bytes.length >> 1]! ^= 0xff;
       return bytes;
     });
+    const h = await restarted(first);
     expect(reply(await h.partitions.deliver(id, event("tick")))).toBe("2");
     const problem = h.events.find((e) => e.type === "snapshot-problem");
     expect(problem?.type === "snapshot-problem" && problem.error.message).toContain(id);
   });
 
   it("falls back to the previous snapshot when the latest is truncated", async () => {
-    const h = await host();
-    const id = await frozenTwice(h);
-    await damage(h, id, (bytes) => bytes.subarray(0, bytes.length - 7));
+    const first = await host();
+    const id = await frozenTwice(first);
+    await damage(first, id, (bytes) => bytes.subarray(0, bytes.length - 7));
+    const h = await restarted(first);
     expect(reply(await h.partitions.deliver(id, event("tick")))).toBe("2");
     expect(h.events.some((e) => e.type === "snapshot-problem")).toBe(true);
   });
 
   it("starts fresh, with an error, when no snapshot of the partition verifies", async () => {
-    const h = await host();
-    const id = await frozenTwice(h);
-    const head = (await h.snapshots.head(id))!;
-    for (const ref of [head.latest, head.previous!]) await h.store.snapshots.setItemRaw(`${id}:${ref.seq}`, Buffer.from("garbage"));
+    const first = await host();
+    const id = await frozenTwice(first);
+    const head = (await first.snapshots.head(id))!;
+    for (const ref of [head.latest, head.previous!]) await first.store.snapshots.setItemRaw(`${id}:${ref.seq}`, Buffer.from("garbage"));
+    const h = await restarted(first);
     expect(reply(await h.partitions.deliver(id, event("tick")))).toBe("1");
     const problem = h.events.find((e) => e.type === "snapshot-problem");
     expect(problem?.type === "snapshot-problem" && problem.error.message).toMatch(new RegExp(id));
+  });
+
+  it("wakes a recently frozen partition from the host's own copy, reading nothing from the store", async () => {
+    const h = await host();
+    const id = await frozenTwice(h);
+    await damage(h, id, (bytes) => bytes.subarray(0, 3));
+    expect(reply(await h.partitions.deliver(id, event("tick")))).toBe("3");
+    expect(h.snapshots.cacheStats).toMatchObject({ hits: 2, misses: 1, entries: 1 });
+    expect(h.events.some((e) => e.type === "snapshot-problem")).toBe(false);
+  });
+
+  it("reads every wake from the store when the snapshot cache is off", async () => {
+    const h = await host({ snapshotCacheBytes: 0 });
+    const id = await frozenTwice(h);
+    await damage(h, id, (bytes) => bytes.subarray(0, 3));
+    expect(reply(await h.partitions.deliver(id, event("tick")))).toBe("2");
+    expect(h.snapshots.cacheStats).toMatchObject({ hits: 0, misses: 3, entries: 0 });
   });
 });
