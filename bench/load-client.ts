@@ -1,7 +1,8 @@
-// A small HTTP load generator, run as its own process so the load does not share the
-// server's event loop: keep-alive connections, a fixed number of requests spread over
-// the given URLs in order, latency per request. Prints one JSON line.
-import { Agent, request } from "node:http";
+// The load generator (autocannon), run as its own process so the load does not share the
+// server's event loop: keep-alive connections, a fixed number of requests spread over the
+// given URLs (one host) in order. Prints one JSON line, with the loader's own CPU use so a
+// reader can see whether the server or the loader was the bound.
+import autocannon from "autocannon";
 
 interface LoadSpec {
   urls: string[];
@@ -13,36 +14,37 @@ interface LoadSpec {
 }
 
 const spec = JSON.parse(process.argv[2]!) as LoadSpec;
-const agent = new Agent({ keepAlive: true, maxSockets: spec.connections });
-const latencies = new Float64Array(spec.requests);
-const statuses: Record<number, number> = {};
+const origin = new URL(spec.urls[0]!).origin;
+const paths = spec.urls.map((url) => {
+  const parsed = new URL(url);
+  if (parsed.origin !== origin) throw new Error(`Every URL must be on ${origin}; got ${url}.`);
+  return parsed.pathname + parsed.search;
+});
 let next = 0;
 
-function send(url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: spec.method, agent, headers: { "content-length": Buffer.byteLength(spec.body), ...spec.headers } }, (res) => {
-      res.resume();
-      res.on("end", () => resolve(res.statusCode ?? 0));
-    });
-    req.on("error", reject);
-    req.end(spec.body);
-  });
-}
-
-async function connection(): Promise<void> {
-  while (next < spec.requests) {
-    const i = next++;
-    const started = performance.now();
-    const status = await send(spec.urls[i % spec.urls.length]!).catch(() => 0);
-    latencies[i] = performance.now() - started;
-    statuses[status] = (statuses[status] ?? 0) + 1;
-  }
-}
-
+const cpuBefore = process.cpuUsage();
 const started = performance.now();
-await Promise.all(Array.from({ length: spec.connections }, connection));
+const result = await autocannon({
+  url: origin,
+  connections: spec.connections,
+  amount: spec.requests,
+  method: spec.method as "POST",
+  headers: spec.headers ?? {},
+  body: spec.body,
+  requests: [{ setupRequest: (request) => ({ ...request, path: paths[next++ % paths.length]! }) }],
+});
 const seconds = (performance.now() - started) / 1000;
-const sorted = [...latencies].sort((a, b) => a - b);
-const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-console.log(JSON.stringify({ rps: spec.requests / seconds, p50: at(50), p99: at(99), statuses }));
-agent.destroy();
+const cpu = process.cpuUsage(cpuBefore);
+const statuses: Record<string, number> = {};
+for (const [status, stats] of Object.entries(result.statusCodeStats ?? {})) statuses[status] = stats?.count ?? 0;
+if (result.errors + result.timeouts > 0) statuses["0"] = result.errors + result.timeouts;
+console.log(
+  JSON.stringify({
+    rps: result.requests.total / seconds,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    statuses,
+    /** The loader's CPU time over the run's wall time: 1 means one core fully busy. */
+    loaderCpu: (cpu.user + cpu.system) / 1e6 / seconds,
+  }),
+);

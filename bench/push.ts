@@ -24,6 +24,8 @@ interface Load {
   p50: number;
   p99: number;
   statuses: Record<string, number>;
+  /** The loader's CPU time over wall time (1 = one core busy): near 1, the loader was the bound. */
+  loaderCpu: number;
 }
 
 async function load(urls: string[], requests: number, connections: number): Promise<Load> {
@@ -60,7 +62,15 @@ export default {
 
 async function dormant(work: (server: Server) => Promise<void>): Promise<void> {
   const dataDir = await mkdtemp(join(tmpdir(), "dormant-bench-push-"));
-  const server = await startServer({ dataDir, port: 0, adminPort: 0, executors: 2, log: () => undefined, http: { pushRate: { perSecond: 1e9, burst: 1e9 } } });
+  const server = await startServer({
+    dataDir,
+    port: 0,
+    adminPort: 0,
+    executors: 2,
+    maxLive: 250,
+    log: () => undefined,
+    http: { pushRate: { perSecond: 1e9, burst: 1e9 } },
+  });
   try {
     await work(server);
   } finally {
@@ -74,6 +84,7 @@ export async function pushFigures(): Promise<Record<string, number>> {
   const put = (key: string, result: Load) => {
     figures[`${key}.rps`] = round(result.rps, 0);
     figures[`${key}.p99_ms`] = round(result.p99, 2);
+    figures[`${key}.loader_cpu`] = round(result.loaderCpu, 2);
     const failed = Object.entries(result.statuses)
       .filter(([status]) => !status.startsWith("2"))
       .reduce((sum, [, n]) => sum + n, 0);
@@ -91,16 +102,27 @@ export async function pushFigures(): Promise<Record<string, number>> {
     const { partitions } = server.host;
     const wat = await server.host.components.add(await readFile(await exampleComponent("wat-minimal")));
     const js = await server.host.components.add(await readFile(await exampleComponent("counter", { engine: "starlingmonkey" })));
+    const qjs = await server.host.components.add(await readFile(await exampleComponent("counter", { engine: "quickjs" })));
 
-    // One warm partition: the JS counter's own `inbox` push task, and a WAT partition's.
-    const counter = await partitions.create({ name: "counter", component: js.digest });
-    await partitions.activate(counter.id);
-    const inbox = server.host.registry.tasksOf(counter.id).find((task) => task.name === "inbox")!;
-    const jsUrl = `${server.pushUrl}/push/${inbox.pushToken}`;
-    await load([jsUrl], 1000, 32);
-    const warmJs = await load([jsUrl], WARM_REQUESTS, 32);
-    put("push.dormant.warm_js", warmJs);
-    figures["push.dormant.warm_js.vs_plain_hono"] = round(warmJs.rps / plain.rps, 3);
+    /** A counter partition, activated so it registers its `inbox` push task; returns the task's URL. */
+    const counterInbox = async (name: string, digest: string, durability: "on-idle" | "per-activation" = "on-idle") => {
+      const counter = await partitions.create({ name, component: digest, durability });
+      await partitions.activate(counter.id);
+      const inbox = server.host.registry.tasksOf(counter.id).find((task) => task.name === "inbox")!;
+      return `${server.pushUrl}/push/${inbox.pushToken}`;
+    };
+
+    // One warm partition: the JS counter's own `inbox` push task (QuickJS and StarlingMonkey), and a WAT partition's.
+    for (const [label, digest] of [
+      ["warm_qjs", qjs.digest],
+      ["warm_js", js.digest],
+    ] as const) {
+      const url = await counterInbox(label, digest);
+      await load([url], 1000, 32);
+      const warm = await load([url], WARM_REQUESTS, 32);
+      put(`push.dormant.${label}`, warm);
+      figures[`push.dormant.${label}.vs_plain_hono`] = round(warm.rps / plain.rps, 3);
+    }
 
     const single = await partitions.create({ name: "wat", component: wat.digest });
     const task = pushTask(single.id, Date.now());
@@ -111,21 +133,28 @@ export async function pushFigures(): Promise<Record<string, number>> {
     put("push.dormant.warm_wat", warmWat);
     figures["push.dormant.warm_wat.vs_plain_hono"] = round(warmWat.rps / plain.rps, 3);
 
-    // 1,000 frozen WAT partitions, each woken by one request, in random order.
-    const urls: string[] = [];
-    const ids: string[] = [];
-    for (let i = 0; i < 1000; i++) {
+    // 1,000 frozen partitions, each woken by one request, in random order: WAT, and the
+    // QuickJS counter under both durabilities (per-activation stores a snapshot per request,
+    // as Miniflare writes its storage per request).
+    const spread = async (key: string, make: (i: number) => Promise<string>) => {
+      const urls: string[] = [];
+      for (let i = 0; i < 1000; i++) urls.push(await make(i));
+      await partitions.freezeAll();
+      urls.sort(() => Math.random() - 0.5);
+      const before = server.host.snapshots.cacheStats;
+      put(key, await load(urls, urls.length, 32));
+      const after = server.host.snapshots.cacheStats;
+      figures[`${key}.snapshot_cache_hit_ratio`] = round((after.hits - before.hits) / Math.max(1, after.hits + after.misses - before.hits - before.misses), 2);
+    };
+    await spread("push.dormant.spread_1000_frozen", async (i) => {
       const p = await partitions.create({ name: `w${i}`, component: wat.digest });
       const t = pushTask(p.id, Date.now());
       await server.host.registry.apply(p.id, { upserts: [t], removals: [] });
-      ids.push(p.id);
-      urls.push(`${server.pushUrl}/push/${t.pushToken}`);
-    }
-    await Promise.all(ids.map((id) => partitions.activate(id)));
-    await partitions.freezeAll();
-    urls.sort(() => Math.random() - 0.5);
-    figures["push.dormant.spread_1000_frozen.requests"] = urls.length;
-    put("push.dormant.spread_1000_frozen", await load(urls, urls.length, 32));
+      await partitions.activate(p.id);
+      return `${server.pushUrl}/push/${t.pushToken}`;
+    });
+    await spread("push.dormant.spread_1000_frozen_qjs", (i) => counterInbox(`q${i}`, qjs.digest));
+    await spread("push.dormant.spread_1000_frozen_qjs_per_activation", (i) => counterInbox(`a${i}`, qjs.digest, "per-activation"));
   });
 
   const mf = new Miniflare({
@@ -143,6 +172,8 @@ export async function pushFigures(): Promise<Record<string, number>> {
     const spread = await load(names, names.length, 32);
     put("push.miniflare.spread_1000_new_objects", spread);
     figures["push.spread_1000.dormant_vs_miniflare"] = round(figures["push.dormant.spread_1000_frozen.rps"]! / spread.rps, 2);
+    figures["push.spread_1000.qjs_vs_miniflare"] = round(figures["push.dormant.spread_1000_frozen_qjs.rps"]! / spread.rps, 2);
+    figures["push.spread_1000.qjs_per_activation_vs_miniflare"] = round(figures["push.dormant.spread_1000_frozen_qjs_per_activation.rps"]! / spread.rps, 2);
   } finally {
     await mf.dispose();
   }

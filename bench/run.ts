@@ -1,5 +1,7 @@
 // `npm run bench [-- --json]`: Dormant's figures, each beside a baseline measured in the
 // same run. Not a test: it asserts nothing and prints what it measured.
+import { densityFigures } from "./density.ts";
+import { growthFigures } from "./growth.ts";
 import { pushFigures } from "./push.ts";
 import { insertFigures, latenessFigures } from "./tasks.ts";
 import { wakeFigures } from "./wake.ts";
@@ -7,7 +9,7 @@ import { wakeFigures } from "./wake.ts";
 const json = process.argv.includes("--json");
 const cycles = Number(process.env.DORMANT_BENCH_CYCLES ?? 200);
 
-// `npm run bench -- wake` (or `tasks`) runs one group.
+// `npm run bench -- wake` (or `growth`, `tasks`, `push`, `density`) runs one group.
 const groups = process.argv.slice(2).filter((arg) => !arg.startsWith("--"));
 const wanted = (group: string) => groups.length === 0 || groups.includes(group);
 
@@ -15,9 +17,12 @@ const figures: Record<string, number> = {
   ...(wanted("wake") ? await wakeFigures("wat", "wat-minimal", cycles) : {}),
   ...(wanted("wake") ? await wakeFigures("js", "counter", cycles, "starlingmonkey") : {}),
   ...(wanted("wake") ? await wakeFigures("qjs", "counter", cycles, "quickjs") : {}),
+  ...(wanted("growth") ? await growthFigures("qjs", "quickjs") : {}),
   ...(wanted("tasks") ? await insertFigures() : {}),
   ...(wanted("tasks") ? await latenessFigures() : {}),
   ...(wanted("push") ? await pushFigures() : {}),
+  // Minutes long: only when named (`npm run bench -- density`).
+  ...(groups.includes("density") ? await densityFigures() : {}),
 };
 
 if (json) {

@@ -25,17 +25,21 @@ export async function wakeFigures(label: string, example: ExampleName, cycles: n
   const bytes = await readFile(await exampleComponent(example, { engine }));
   const figures: Record<string, number> = { [`component.${label}.bytes`]: bytes.length };
   let plainSamples: number[] = [];
-  await measureHost(bytes, 0, 5, async (prepared) => {
+  await measureHost(bytes, 0, 5, 0, async (prepared) => {
     plainSamples = await plainJcoInstantiate(prepared, Math.min(cycles, 100));
   });
   const plainP50 = percentile(plainSamples, 50);
   figures[`instantiate.${label}.plain_jco.p50_ms`] = round(plainP50);
 
-  for (const [mode, spareInstances] of [
-    ["pool", 2],
-    ["fresh", 0],
+  // pool: a spare instance and the snapshot in the host's memory (a warm wake);
+  // cold: a spare instance, the snapshot read from the store and inflated;
+  // fresh: no spare instance either (instantiated on every wake).
+  for (const [mode, spareInstances, snapshotCacheBytes] of [
+    ["pool", 2, undefined],
+    ["cold", 2, 0],
+    ["fresh", 0, 0],
   ] as const) {
-    const run = await measureHost(bytes, spareInstances, cycles);
+    const run = await measureHost(bytes, spareInstances, cycles, snapshotCacheBytes);
     const wakeP50 = percentile(run.wake, 50);
     figures[`wake.${label}.${mode}.p50_ms`] = round(wakeP50);
     figures[`wake.${label}.${mode}.p99_ms`] = round(percentile(run.wake, 99));
@@ -51,7 +55,13 @@ export async function wakeFigures(label: string, example: ExampleName, cycles: n
   return figures;
 }
 
-async function measureHost(bytes: Uint8Array, spareInstances: number, cycles: number, beforeClose?: (prepared: PreparedComponent) => Promise<void>) {
+async function measureHost(
+  bytes: Uint8Array,
+  spareInstances: number,
+  cycles: number,
+  snapshotCacheBytes: number | undefined,
+  beforeClose?: (prepared: PreparedComponent) => Promise<void>,
+) {
   const dataDir = await mkdtemp(join(tmpdir(), "dormant-bench-"));
   let snapshotBytes = 0;
   const firstActivation: number[] = [];
@@ -59,6 +69,7 @@ async function measureHost(bytes: Uint8Array, spareInstances: number, cycles: nu
     dataDir,
     executors: 1,
     spareInstances,
+    ...(snapshotCacheBytes === undefined ? {} : { snapshotCacheBytes }),
     onEvent: (event) => {
       if (event.type === "frozen") snapshotBytes = event.bytes;
       if (event.type === "activated" && event.kind === "fresh") firstActivation.push(event.ms);

@@ -45,6 +45,8 @@ export interface HostOptions {
   maxLive?: number;
   /** Pristine instances kept ready per component in each executor (default 2). */
   spareInstances?: number;
+  /** Bytes of recently frozen snapshots kept in memory (default 64 MiB; 0: every wake reads the store). */
+  snapshotCacheBytes?: number;
   /** What a partition may register (default DEFAULT_TASK_LIMITS). */
   taskLimits?: Partial<TaskLimits>;
   /** When an on-idle partition that stays busy is saved anyway (default after 1,000 events or 60 s). */
@@ -143,7 +145,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     opened.push(() => timers.stop());
     const budget = new ActivationBudget(options.budget);
     const components = new ComponentRegistry(store.components, pool);
-    const snapshots = new SnapshotStore(store.snapshots);
+    const snapshots = new SnapshotStore(store.snapshots, { cacheBytes: options.snapshotCacheBytes });
     const registry = new TaskRegistry(store.registrations);
     const clockFn = () => clock.now();
     await registry.load();

@@ -42,6 +42,8 @@ export const HOST_DEFAULTS = frozen({
   maxLive: 1000,
   /** Spare pristine instances kept per component. */
   spareInstances: 2,
+  /** Recently frozen snapshots kept in memory (uncompressed), so a warm wake reads no disk and inflates nothing. */
+  snapshotCacheBytes: 64 * MiB,
   taskLimits: DEFAULT_TASK_LIMITS,
   partitionLimits: DEFAULT_PARTITION_LIMITS,
   misfire: DEFAULT_MISFIRE,
@@ -78,6 +80,7 @@ export function resolveHostOptions<T extends DeepPartial<HostDefaults>>(input: T
     ["idleTimeoutMs", options.idleTimeoutMs, 0],
     ["maxLive", options.maxLive, 1],
     ["spareInstances", options.spareInstances, 0],
+    ["snapshotCacheBytes", options.snapshotCacheBytes, 0],
     ["partitionLimits.cpuDeadlineMs", options.partitionLimits.cpuDeadlineMs, 1],
     ["taskLimits.maxTasks", options.taskLimits.maxTasks, 0],
     ["shutdownTimeoutMs", options.shutdownTimeoutMs, 1],
@@ -227,6 +230,15 @@ export const SETTINGS: readonly Setting[] = [
     kind: text("PATH"),
     help: 'Budget from a file: "normal" | "constrained [threshold]"',
     unset: "none",
+  },
+  {
+    key: "snapshotCacheMiB",
+    flag: "snapshot-cache",
+    env: "DORMANT_SNAPSHOT_CACHE_MIB",
+    kind: integer("MIB", 0),
+    help: "Recently frozen snapshots kept in memory, so a warm wake reads no disk (0: none)",
+    option: "snapshotCacheBytes",
+    scale: MiB,
   },
   { key: "maxLive", flag: "max-live", env: "DORMANT_MAX_LIVE", kind: count, help: "Partitions live at once; beyond it the least recently used freeze" },
   {

@@ -51,7 +51,10 @@ export interface CallResult {
 }
 
 export interface SnapshotResult {
+  /** Compressed, to store. */
   bytes: Uint8Array;
+  /** The same snapshot uncompressed, to keep in memory for a warm wake. */
+  image: Uint8Array;
   memoryBytes: number;
   deltaBytes: number;
   ms: number;
@@ -64,10 +67,12 @@ export type WorkerEvent = { type: "log"; partition: string; level: LogLevel; mes
 export type FromWorker = ({ type: "response" } & Response) | WorkerEvent;
 
 /**
- * The buffer to transfer along with these bytes, if they own it whole. Small Node
+ * The buffers to transfer along with these byte arrays, each if it owns its buffer whole. Small Node
  * Buffers share a pooled slab; transferring that would detach every Buffer on it.
  */
-export function transferList(bytes: Uint8Array | undefined): ArrayBuffer[] {
-  if (!bytes || bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength) return [];
-  return bytes.buffer instanceof ArrayBuffer ? [bytes.buffer] : [];
+export function transferList(...arrays: (Uint8Array | undefined)[]): ArrayBuffer[] {
+  return arrays.flatMap((bytes) => {
+    if (!bytes || bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength) return [];
+    return bytes.buffer instanceof ArrayBuffer ? [bytes.buffer] : [];
+  });
 }

@@ -152,8 +152,8 @@ function call(request: Extract<Request, { op: "call" }>): CallResult {
 function snapshot(request: Extract<Request, { op: "snapshot" }>): SnapshotResult {
   const partition = liveOrThrow(request.partition);
   const t0 = performance.now();
-  const { bytes, stats } = encodeSnapshot(partition.instance.state, pristine.get(partition.key)!);
-  return { bytes, memoryBytes: stats.memoryBytes, deltaBytes: stats.deltaBytes, ms: performance.now() - t0 };
+  const { bytes, image, stats } = encodeSnapshot(partition.instance.state, pristine.get(partition.key)!);
+  return { bytes, image, memoryBytes: stats.memoryBytes, deltaBytes: stats.deltaBytes, ms: performance.now() - t0 };
 }
 
 /** Spare instances kept per component, by their memory: many small ones, few large ones. */
@@ -250,8 +250,8 @@ port.on("message", ({ id, request }: { id: number; request: Request }) => {
   };
   run().then(
     (value) => {
-      const bytes = request.op === "snapshot" ? (value as SnapshotResult).bytes : undefined;
-      done({ type: "response", id, ok: true, value }, transferList(bytes));
+      const snapshot = request.op === "snapshot" ? (value as SnapshotResult) : undefined;
+      done({ type: "response", id, ok: true, value }, transferList(snapshot?.bytes, snapshot?.image));
     },
     (error: unknown) => done({ type: "response", id, ok: false, error: toErrorData(error) }),
   );

@@ -7,7 +7,17 @@ import type { CoreValueType, GlobalCell, StateView, TableView } from "../engine.
 import { DormantError } from "../errors.ts";
 
 const MAGIC = Buffer.from("DRMS");
-const FORMAT = 2;
+/** Format 2: the body raw-deflated (what is stored). Format 3: the same body uncompressed (what is kept in memory). */
+const DEFLATED = 2;
+const PLAIN = 3;
+/**
+ * Deflate level 4, by measurement on the QuickJS counter's delta (148 KB of dirty chunks,
+ * Node 20): 47.0 KB, encoded in 1.45 ms, inflated in 0.28 ms; level 1 gives 49.9 KB / 1.15 ms
+ * / 0.31 ms, level 6 45.4 KB / 2.9 ms / 0.26 ms. A freeze (every event under per-activation
+ * durability) encodes; only a cold wake inflates, a warm one gets the image from memory.
+ * Brotli inflated two to three times slower at the same size.
+ */
+const LEVEL = 4;
 const CHUNK = 4096;
 const PAGE = 65536;
 
@@ -44,8 +54,12 @@ export function capturePristine(component: string, view: StateView): PristineIma
   };
 }
 
-/** Encode an instance's state as a compressed delta against its component's pristine image. */
-export function encodeSnapshot(view: StateView, pristine: PristineImage): { bytes: Uint8Array; stats: SnapshotStats } {
+/**
+ * Encode an instance's state as a delta against its component's pristine image: `bytes`
+ * compressed (to store), `image` the same snapshot uncompressed (to keep in memory, so a
+ * warm wake inflates nothing). Both are accepted by `applySnapshot`.
+ */
+export function encodeSnapshot(view: StateView, pristine: PristineImage): { bytes: Uint8Array; image: Uint8Array; stats: SnapshotStats } {
   view.tables.forEach(({ table, entries }, i) => {
     if (!tableUnchanged(table, entries)) {
       throw new DormantError(
@@ -88,10 +102,10 @@ export function encodeSnapshot(view: StateView, pristine: PristineImage): { byte
   const json = Buffer.from(JSON.stringify(header));
   const length = Buffer.alloc(4);
   length.writeUInt32LE(json.length);
-  // Raw deflate at level 1: the fastest to inflate on the wake path; integrity is the store's sha256.
-  const body = deflateRawSync(Buffer.concat([length, json, ...parts]), { level: 1 });
-  const bytes = Buffer.concat([MAGIC, Buffer.of(FORMAT), body]);
-  return { bytes, stats: { memoryBytes, deltaBytes, bytes: bytes.length } };
+  const image = Buffer.concat([MAGIC, Buffer.of(PLAIN), length, json, ...parts]);
+  // Integrity is the store's sha256, so raw deflate (no checksum of its own).
+  const bytes = Buffer.concat([MAGIC, Buffer.of(DEFLATED), deflateRawSync(image.subarray(MAGIC.length + 1), { level: LEVEL })]);
+  return { bytes, image, stats: { memoryBytes, deltaBytes, bytes: bytes.length } };
 }
 
 /** Apply a snapshot to a pristine instance of the same component. */
@@ -169,13 +183,16 @@ function decode(bytes: Uint8Array): { header: Header; data: Buffer } {
   if (buffer.length < 5 || !buffer.subarray(0, 4).equals(MAGIC)) {
     throw new DormantError("snapshot-format", "Not a Dormant snapshot (bad magic).");
   }
-  if (buffer[4] !== FORMAT) throw new DormantError("snapshot-format", `Snapshot format ${buffer[4]} is not supported (expected ${FORMAT}).`);
-  let body: Buffer;
+  if (buffer[4] !== DEFLATED && buffer[4] !== PLAIN) {
+    throw new DormantError("snapshot-format", `Snapshot format ${buffer[4]} is not supported (expected ${DEFLATED} or ${PLAIN}).`);
+  }
+  let body = buffer.subarray(5);
   try {
-    body = inflateRawSync(buffer.subarray(5));
+    if (buffer[4] === DEFLATED) body = inflateRawSync(body);
   } catch (error) {
     throw new DormantError("snapshot-format", `The snapshot does not decompress: ${(error as Error).message}.`);
   }
+  if (body.length < 4) throw new DormantError("snapshot-format", "The snapshot is truncated; it is damaged.");
   const length = body.readUInt32LE(0);
   let header: Header;
   try {

@@ -76,7 +76,46 @@ export class Metrics {
   });
 
   /** Add the gauges read from the host at each scrape. */
-  watch(host: Pick<Host, "partitions" | "budget" | "registry" | "deliveries" | "clock">): void {
+  watch(host: Pick<Host, "partitions" | "budget" | "registry" | "deliveries" | "clock" | "snapshots">): void {
+    // The snapshot cache keeps its own counts; counters read them at each scrape.
+    const cache = () => host.snapshots.cacheStats;
+    new Counter({
+      name: "dormant_snapshot_cache_lookups_total",
+      help: "Snapshot loads by whether the in-memory cache had the partition's latest snapshot (hit: no store read).",
+      labelNames: ["result"],
+      registers: [this.registry],
+      collect() {
+        const { hits, misses } = cache();
+        this.reset();
+        this.inc({ result: "hit" }, hits);
+        this.inc({ result: "miss" }, misses);
+      },
+    });
+    new Counter({
+      name: "dormant_snapshot_cache_evictions_total",
+      help: "Snapshots dropped from the in-memory cache to stay within its size.",
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(cache().evictions);
+      },
+    });
+    new Gauge({
+      name: "dormant_snapshot_cache_bytes",
+      help: "Bytes of snapshots held in the in-memory cache.",
+      registers: [this.registry],
+      collect() {
+        this.set(cache().bytes);
+      },
+    });
+    new Gauge({
+      name: "dormant_snapshot_cache_entries",
+      help: "Partitions whose latest snapshot is held in the in-memory cache.",
+      registers: [this.registry],
+      collect() {
+        this.set(cache().entries);
+      },
+    });
     new Gauge({
       name: "dormant_partitions",
       help: "Partitions, by state.",

@@ -295,8 +295,8 @@ export class PartitionManager {
   async #commit(slot: Slot, effects: unknown): Promise<void> {
     if (slot.record.durability === "per-activation") {
       try {
-        const { bytes } = await this.#options.pool.snapshot(slot.record.id);
-        await this.#options.snapshots.put(slot.record.id, bytes, this.#options.clock.now());
+        const { bytes, image } = await this.#options.pool.snapshot(slot.record.id);
+        await this.#options.snapshots.put(slot.record.id, bytes, this.#options.clock.now(), image);
       } catch (error) {
         // The event is not saved, so it must not stay applied either: the instance goes, and the
         // next event (its retry) starts from the last stored snapshot, which is without it.
@@ -329,7 +329,7 @@ export class PartitionManager {
   /** Store a live partition's snapshot (it stays live); returns the bytes stored. */
   async #save(slot: Slot): Promise<number> {
     const id = slot.record.id;
-    const { bytes } = await this.#options.pool.snapshot(id);
+    const { bytes, image } = await this.#options.pool.snapshot(id);
     const cap = this.limitsOf(id).snapshotBytes;
     if (bytes.length > cap) {
       throw new DormantError(
@@ -338,7 +338,7 @@ export class PartitionManager {
           `It stays live; raise its snapshot limit or have it keep less state.`,
       );
     }
-    const ref = await this.#options.snapshots.put(id, bytes, this.#options.clock.now());
+    const ref = await this.#options.snapshots.put(id, bytes, this.#options.clock.now(), image);
     slot.unsaved = 0;
     return ref.bytes;
   }

@@ -11,6 +11,7 @@
 import { createHash } from "node:crypto";
 import { prefixStorage, type Storage } from "unstorage";
 import { DormantError } from "../../runtime/index.ts";
+import { SnapshotCache, type SnapshotCacheStats } from "./snapshot-cache.ts";
 
 export interface SnapshotRef {
   seq: number;
@@ -112,17 +113,39 @@ function asBytes(value: unknown): Uint8Array | undefined {
   return undefined;
 }
 
+export interface SnapshotStoreOptions {
+  /** Bytes of recently written snapshots to keep in memory for `load` (default 0: every load reads the store). */
+  cacheBytes?: number;
+}
+
 export class SnapshotStore {
   /** Serialises puts per partition so concurrent callers cannot reuse a seq. */
   readonly #pending = new Map<string, Promise<unknown>>();
+  readonly #cache: SnapshotCache;
 
-  constructor(private readonly storage: Storage) {}
+  constructor(
+    private readonly storage: Storage,
+    options: SnapshotStoreOptions = {},
+  ) {
+    this.#cache = new SnapshotCache(options.cacheBytes ?? 0);
+  }
 
-  async put(partitionId: string, data: Uint8Array, takenAt: number): Promise<SnapshotRef> {
+  /** Hits, misses and size of the in-memory cache of recent snapshots. */
+  get cacheStats(): SnapshotCacheStats {
+    return this.#cache.stats;
+  }
+
+  /**
+   * Store a snapshot; `image` is the same snapshot in the form to hand back from memory
+   * (uncompressed), kept in the cache once the write is complete.
+   */
+  async put(partitionId: string, data: Uint8Array, takenAt: number, image: Uint8Array = data): Promise<SnapshotRef> {
     const ps = this.#partition(partitionId);
     if (!(data instanceof Uint8Array)) throw new TypeError(`put("${partitionId}"): data must be a Uint8Array.`);
     if (!Number.isFinite(takenAt)) throw new TypeError(`put("${partitionId}"): takenAt must be a finite number.`);
     return this.#serial(partitionId, async () => {
+      // Until the new head is written the stored latest is the old one; a failed put leaves nothing stale here.
+      this.#cache.delete(partitionId);
       const old = await this.#readHead(partitionId, ps);
       const ref: SnapshotRef = {
         seq: (old?.latest.seq ?? 0) + 1,
@@ -134,14 +157,18 @@ export class SnapshotStore {
       await ps.setItemRaw(String(ref.seq), data);
       const head: SnapshotHead = old ? { latest: ref, previous: old.latest } : { latest: ref };
       await ps.setItem(HEAD_KEY, head);
+      this.#cache.set(partitionId, { ref, image });
       // Only now is the old "previous" unreferenced.
       if (old?.previous) await ps.removeItem(String(old.previous.seq));
       return ref;
     });
   }
 
+  /** The latest snapshot that verifies (from memory when recently written: a copy the caller owns). */
   async load(partitionId: string): Promise<LoadedSnapshot | undefined> {
     const ps = this.#partition(partitionId);
+    const cached = this.#cache.get(partitionId);
+    if (cached) return { data: cached.image.slice(), ref: cached.ref, skipped: [] };
     const head = await this.#readHead(partitionId, ps);
     if (!head) return undefined;
     const skipped: DormantError[] = [];
@@ -162,6 +189,7 @@ export class SnapshotStore {
   async delete(partitionId: string): Promise<void> {
     const ps = this.#partition(partitionId);
     await this.#serial(partitionId, async () => {
+      this.#cache.delete(partitionId);
       // Head first: a crash part-way leaves orphan blobs, never a head
       // pointing at deleted ones.
       await ps.removeItem(HEAD_KEY);

@@ -3,15 +3,15 @@
 // happened.
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
-import { guestFile } from "../support/guests.ts";
+import { guestFile, JS_ENGINES, type JsEngine } from "../support/guests.ts";
 import { event } from "../support/runtime.ts";
 import { testServers, type TestServer } from "../support/server.ts";
 
 const server = testServers();
 
 /** Activate a counter partition (it registers `heartbeat` every 60 s and an `inbox` push task) and return its push URL. */
-async function counterWithInbox(s: TestServer) {
-  const id = await s.deploy("counter");
+async function counterWithInbox(s: TestServer, engine?: JsEngine) {
+  const id = await s.deploy("counter", "counter", { engine });
   await s.api("POST", `/api/partitions/${id}/activate`);
   const { body } = await s.api("GET", `/api/tasks?partition=${id}`);
   const inbox = body.tasks.find((t: { name: string }) => t.name === "inbox");
@@ -25,8 +25,8 @@ function direct(s: TestServer, partition: string, entry: string, payload: string
 }
 
 /** A recorder partition with one push task of this spec; returns the push URL. */
-async function recorderPush(s: TestServer, spec: object) {
-  const id = await s.deploy("recorder");
+async function recorderPush(s: TestServer, spec: object, engine?: JsEngine) {
+  const id = await s.deploy("recorder", "recorder", { engine });
   const { body } = await s.api("POST", `/api/partitions/${id}/activate`);
   expect(body.kind).toBe("fresh");
   await direct(s, id, "register", JSON.stringify([{ push: true, ...spec }]));
@@ -34,10 +34,10 @@ async function recorderPush(s: TestServer, spec: object) {
   return { id, url: `${s.pushUrl}${tasks.tasks[0].pushUrl}` };
 }
 
-describe("dormant serve", () => {
+describe.each(JS_ENGINES)("dormant serve, a JS guest on %s", (engine) => {
   it("wakes a frozen partition for a push and answers with the guest's reply; its timer fires; /metrics shows both", async () => {
     const s = await server();
-    const { id, push, heartbeat } = await counterWithInbox(s);
+    const { id, push, heartbeat } = await counterWithInbox(s, engine);
     expect((await s.api("POST", `/api/partitions/${id}/freeze`)).body.state).toBe("frozen");
     const response = await fetch(push, { method: "POST", body: "hello" });
     expect(response.status).toBe(200);
@@ -50,6 +50,8 @@ describe("dormant serve", () => {
     expect(metrics).toMatch(/dormant_push_requests_total\{status="200"\} 1/);
     expect(metrics).toMatch(/dormant_deliveries_total\{outcome="ok"\} 2/);
     expect(metrics).toMatch(/dormant_fire_lateness_ms_count 1/);
+    // Both wakes found the snapshot frozen just before in memory.
+    expect(metrics).toMatch(/dormant_snapshot_cache_lookups_total\{result="hit"\} 2/);
     expect(s.logLines.map((line) => JSON.parse(line))).toContainEqual(
       expect.objectContaining({ event: "delivery", partition: id, task: "inbox", source: "push", activation: "rehydrated", ok: true }),
     );
@@ -57,7 +59,7 @@ describe("dormant serve", () => {
 
   it("delivers method, path, query, headers and body to the push task", async () => {
     const s = await server();
-    const { url } = await recorderPush(s, { name: "hook" });
+    const { url } = await recorderPush(s, { name: "hook" }, engine);
     const response = await fetch(`${url}/orders/7?expand=items`, { method: "PUT", headers: { "x-trace": "abc" }, body: "payload" });
     expect(response.status).toBe(200);
     const seen = await response.json();
@@ -67,7 +69,7 @@ describe("dormant serve", () => {
 
   it("answers 204 when the guest returns no reply", async () => {
     const s = await server();
-    const { url } = await recorderPush(s, { name: "quiet", payload: "no-reply" });
+    const { url } = await recorderPush(s, { name: "quiet", payload: "no-reply" }, engine);
     const response = await fetch(url, { method: "POST" });
     expect(response.status).toBe(204);
     expect(await response.text()).toBe("");
@@ -75,7 +77,7 @@ describe("dormant serve", () => {
 
   it("accepts a push with Prefer: respond-async, answers 202 with an event id, and delivers it", async () => {
     const s = await server();
-    const { url } = await recorderPush(s, { name: "hook" });
+    const { url } = await recorderPush(s, { name: "hook" }, engine);
     const response = await fetch(url, { method: "POST", headers: { prefer: "respond-async" }, body: "later" });
     expect(response.status).toBe(202);
     const { delivery } = await response.json();
@@ -85,7 +87,7 @@ describe("dormant serve", () => {
 
   it("retries an async push that fails, then dead-letters it, and retries the dead letter on request", async () => {
     const s = await server();
-    const { url } = await recorderPush(s, { name: "flaky", payload: "fail:1", retry: { maxAttempts: 1, initialBackoffMs: 1000, maxBackoffMs: 1000 } });
+    const { url } = await recorderPush(s, { name: "flaky", payload: "fail:1", retry: { maxAttempts: 1, initialBackoffMs: 1000, maxBackoffMs: 1000 } }, engine);
     const { delivery } = await (await fetch(url, { method: "POST", headers: { prefer: "respond-async" } })).json();
     await s.waitFor((e) => e.type === "dead-lettered" && e.delivery === delivery);
     const { body } = await s.api("GET", "/api/dead-letters");
@@ -98,7 +100,7 @@ describe("dormant serve", () => {
 
   it("keeps a push URL when its task is registered again, and revokes it when the task is cancelled", async () => {
     const s = await server();
-    const { id, url } = await recorderPush(s, { name: "hook" });
+    const { id, url } = await recorderPush(s, { name: "hook" }, engine);
     await direct(s, id, "register", JSON.stringify([{ name: "hook", push: true, priority: 7 }]));
     const { body } = await s.api("GET", `/api/tasks?partition=${id}`);
     expect(body.tasks).toMatchObject([{ name: "hook", priority: 7 }]);
@@ -141,7 +143,7 @@ describe("dormant serve", () => {
 
   it("refuses a push body over the limit with 413", async () => {
     const s = await server({ http: { maxBodyBytes: 1024 } });
-    const { url } = await recorderPush(s, { name: "hook" });
+    const { url } = await recorderPush(s, { name: "hook" }, engine);
     const response = await fetch(url, { method: "POST", body: "x".repeat(1025) });
     expect(response.status).toBe(413);
     expect((await response.json()).error.message).toMatch(/1024-byte limit/);
@@ -149,7 +151,7 @@ describe("dormant serve", () => {
 
   it("rate-limits a push URL with 429 and Retry-After", async () => {
     const s = await server({ http: { pushRate: { perSecond: 1, burst: 2 } } });
-    const { url } = await recorderPush(s, { name: "hook" });
+    const { url } = await recorderPush(s, { name: "hook" }, engine);
     const statuses = [];
     for (let i = 0; i < 3; i++) statuses.push((await fetch(url, { method: "POST" })).status);
     expect(statuses).toEqual([200, 200, 429]);
@@ -161,7 +163,7 @@ describe("dormant serve", () => {
 
   it("answers a guest error with 502", async () => {
     const s = await server();
-    const { url } = await recorderPush(s, { name: "broken", payload: "fail:99" });
+    const { url } = await recorderPush(s, { name: "broken", payload: "fail:99" }, engine);
     const response = await fetch(url, { method: "POST" });
     expect(response.status).toBe(502);
     expect((await response.json()).error.message).toMatch(/attempt 1 of broken failed on purpose/);
@@ -169,7 +171,7 @@ describe("dormant serve", () => {
 
   it("answers 504 when the guest misses the push deadline", async () => {
     const s = await server({ http: { pushDeadlineMs: 50 } });
-    const { url } = await recorderPush(s, { name: "slow", entry: "spin", payload: "2000000" });
+    const { url } = await recorderPush(s, { name: "slow", entry: "spin", payload: "2000000" }, engine);
     const response = await fetch(url, { method: "POST" });
     expect(response.status).toBe(504);
     expect((await response.json()).error.code).toBe("guest-deadline");
@@ -177,7 +179,7 @@ describe("dormant serve", () => {
 
   it("answers 503 to a synchronous push below the threshold of a constrained budget", async () => {
     const s = await server();
-    const { url } = await recorderPush(s, { name: "low", priority: 1 });
+    const { url } = await recorderPush(s, { name: "low", priority: 1 }, engine);
     expect((await s.api("PUT", "/api/budget", { constrained: true, threshold: 50 })).body).toMatchObject({ constrained: true, threshold: 50 });
     const response = await fetch(url, { method: "POST" });
     expect(response.status).toBe(503);

@@ -4,6 +4,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { JS_ENGINES } from "../support/guests.ts";
 import { ActivationBudget } from "../../src/budget/budget.ts";
 import { PowerFile } from "../../src/budget/power-file.ts";
 import { testHosts } from "../support/host.ts";
@@ -11,10 +12,10 @@ import { received, recorder, registerTasks } from "../support/recorder.ts";
 
 const hosts = testHosts();
 
-describe("constrained mode", () => {
+describe.each(JS_ENGINES)("constrained mode on %s", (engine) => {
   it("postpones low-priority tasks while constrained and runs them when the constraint lifts", async () => {
     const h = await hosts.start({ budget: { constrained: true, threshold: 100 } });
-    const p = await recorder(h);
+    const p = await recorder(h, { engine });
     const t0 = h.now.value;
     await registerTasks(
       h,
@@ -36,7 +37,7 @@ describe("constrained mode", () => {
 
   it("drops a low-priority occurrence whose spec says `drop`, counting it, and keeps the schedule", async () => {
     const h = await hosts.start({ budget: { constrained: true, threshold: 100 } });
-    const p = await recorder(h);
+    const p = await recorder(h, { engine });
     const t0 = h.now.value;
     await registerTasks(h, p, { name: "sample", every: 1000, priority: 5, whenConstrained: "drop" });
     await h.tick(t0 + 1000);
@@ -50,7 +51,7 @@ describe("constrained mode", () => {
 
   it("takes a low-priority retry back when a constraint starts, and retries it when it lifts", async () => {
     const h = await hosts.start();
-    const p = await recorder(h);
+    const p = await recorder(h, { engine });
     const t0 = h.now.value;
     await registerTasks(h, p, { name: "flaky", after: 1000, payload: "fail:1", priority: 1 });
     await h.tick(t0 + 1000);

@@ -1,15 +1,16 @@
 // Timers fire when they come due, with the fake clock moved by `tick(now)`.
 import { describe, expect, it } from "vitest";
+import { JS_ENGINES } from "../support/guests.ts";
 import { testHosts } from "../support/host.ts";
 import { call, deliverDirect, received, recorder, registerTasks } from "../support/recorder.ts";
 
 const hosts = testHosts();
 const host = hosts.start;
 
-describe("firing timers", () => {
+describe.each(JS_ENGINES)("firing timers on %s", (engine) => {
   it("fires an `after` one-shot once, when it comes due, and then retires it", async () => {
     const h = await host();
-    const p = await recorder(h);
+    const p = await recorder(h, { engine });
     const t0 = h.now.value;
     await registerTasks(h, p, { name: "once", after: 5000, payload: "hello" });
     await h.tick(t0 + 4999);
@@ -23,7 +24,7 @@ describe("firing timers", () => {
 
   it("fires an `at` one-shot at its instant, and one set in the past at once", async () => {
     const h = await host();
-    const p = await recorder(h);
+    const p = await recorder(h, { engine });
     const t0 = h.now.value;
     await registerTasks(h, p, { name: "later", at: t0 + 2500 }, { name: "past", at: t0 - 10_000 });
     await h.tick(t0);
@@ -36,7 +37,7 @@ describe("firing timers", () => {
 
   it("fires an interval every period, keeping its phase when a tick comes late", async () => {
     const h = await host();
-    const p = await recorder(h);
+    const p = await recorder(h, { engine });
     const t0 = h.now.value;
     await registerTasks(h, p, { name: "beat", every: 1000 });
     for (const at of [1000, 2000, 3400, 4000]) await h.tick(t0 + at);
@@ -47,7 +48,7 @@ describe("firing timers", () => {
   it("fires a cron schedule in its time zone across a spring-forward change", async () => {
     const h = await host();
     h.now.value = Date.parse("2027-03-26T12:00:00Z");
-    const p = await recorder(h);
+    const p = await recorder(h, { engine });
     await registerTasks(h, p, { name: "nightly", cron: "30 2 * * *", timezone: "Europe/Berlin" });
     // 02:30 does not exist in Berlin on 28 March 2027: that night it fires at 03:00 CEST.
     const expected = ["2027-03-27T01:30:00.000Z", "2027-03-28T01:00:00.000Z", "2027-03-29T00:30:00.000Z"];
@@ -57,7 +58,7 @@ describe("firing timers", () => {
 
   it("replaces a task registered again under the same name, dropping its old next fire", async () => {
     const h = await host();
-    const p = await recorder(h);
+    const p = await recorder(h, { engine });
     const t0 = h.now.value;
     const [first] = await registerTasks(h, p, { name: "job", every: 1000 });
     const [second] = await registerTasks(h, p, { name: "job", every: 5000, payload: "v2" });
@@ -71,7 +72,7 @@ describe("firing timers", () => {
 
   it("never fires a cancelled task", async () => {
     const h = await host();
-    const p = await recorder(h);
+    const p = await recorder(h, { engine });
     const t0 = h.now.value;
     await registerTasks(h, p, { name: "job", after: 1000 });
     expect((await call(h, p, "cancel", "job")).body).toEqual({ cancelled: true });
@@ -83,8 +84,8 @@ describe("firing timers", () => {
 
   it("lists a partition's tasks with their next fire time, and only its own", async () => {
     const h = await host();
-    const a = await recorder(h);
-    const b = await recorder(h);
+    const a = await recorder(h, { engine });
+    const b = await recorder(h, { engine });
     const t0 = h.now.value;
     await registerTasks(h, a, { name: "a-job", every: 2000 });
     await registerTasks(h, b, { name: "b-job", after: 3000 });
@@ -95,7 +96,7 @@ describe("firing timers", () => {
 
   it("discards registrations made by a call that fails, so they never fire", async () => {
     const h = await host();
-    const p = await recorder(h);
+    const p = await recorder(h, { engine });
     const t0 = h.now.value;
     const outcome = await deliverDirect(h, p, "register-then-fail", [{ name: "ghost", after: 1000 }]);
     expect(outcome).toMatchObject({ ok: false });
@@ -106,7 +107,7 @@ describe("firing timers", () => {
 
   it("wakes a frozen partition to deliver, and freezes it again when idle", async () => {
     const h = await host({ idleTimeoutMs: 1000 });
-    const p = await recorder(h);
+    const p = await recorder(h, { engine });
     const t0 = h.now.value;
     await registerTasks(h, p, { name: "beat", every: 60_000 });
     await h.partitions.freeze(p);
@@ -120,7 +121,7 @@ describe("firing timers", () => {
 
   it("fires on the real clock when no clock is injected", async () => {
     const h = await host({ clock: undefined });
-    const p = await recorder(h);
+    const p = await recorder(h, { engine });
     await registerTasks(h, p, { name: "soon", after: 30 });
     expect(await h.waitFor((e) => e.type === "delivered")).toMatchObject({ type: "delivered", name: "soon", outcome: { ok: true } });
   });
