@@ -10,6 +10,7 @@ import type { ComponentRegistry } from "../components/registry.ts";
 import type { Clock } from "../scheduler/clock.ts";
 import type { TimerLoop } from "../scheduler/timer-loop.ts";
 import type { SnapshotStore } from "../store/snapshot-store.ts";
+import { Persistence, type Slot } from "./persistence.ts";
 import { RestorePoints } from "./restore-point.ts";
 import {
   type CallHooks,
@@ -47,19 +48,6 @@ export interface PartitionManagerOptions {
   onEvent?: (event: PartitionEvent) => void;
 }
 
-interface Slot {
-  record: PartitionRecord;
-  live: boolean;
-  /** Provisioned for a task that outlived its partition: the first activation says so. */
-  reprovisioned: boolean;
-  busy: boolean;
-  lastUsed: number;
-  /** Events since the state was last stored (on-idle), and when the first of them came. */
-  unsaved: number;
-  unsavedSince: number;
-  queue: Promise<unknown>;
-}
-
 export const IDLE_TIMER = "idle";
 
 /** A partition whose state a shutdown could not save, and why. */
@@ -72,6 +60,7 @@ export class PartitionManager {
   readonly #options: PartitionManagerOptions;
   readonly #slots = new Map<string, Slot>();
   readonly #restorePoints: RestorePoints;
+  readonly #persistence: Persistence;
   /** Set by close(): no partition is activated or given an event any more. */
   #closing = false;
 
@@ -79,6 +68,11 @@ export class PartitionManager {
     this.#options = options;
     this.#restorePoints = new RestorePoints(options.snapshots, options.onUnusableSnapshot, (partition, error) =>
       this.#emit({ type: "snapshot-problem", partition, error }),
+    );
+    this.#persistence = new Persistence(
+      options,
+      (id) => this.limitsOf(id),
+      (event) => this.#emit(event),
     );
     options.timers.on(IDLE_TIMER, (id) => this.#idleDue(id));
     options.pool.setExecutorLostHandler((partitions) => {
@@ -163,8 +157,8 @@ export class PartitionManager {
           this.#emit({ type: "trap", partition: id, error });
           throw error;
         });
-        if (result.outcome.ok) await this.#commit(slot, result.effects);
-        await this.#checkpointIfDue(slot);
+        if (result.outcome.ok) await this.#persistence.commit(slot, result.effects);
+        await this.#persistence.checkpointIfDue(slot);
         return result.outcome;
       } finally {
         slot.busy = false;
@@ -176,7 +170,7 @@ export class PartitionManager {
   /** Snapshot a live partition to storage and release its instance. */
   freeze(id: string): Promise<void> {
     const slot = this.#slotOf(id);
-    return this.#exclusive(slot, () => this.#freeze(slot));
+    return this.#exclusive(slot, () => this.#persistence.freeze(slot));
   }
 
   /** An idle check came due: freeze the partition if it stayed idle, or look again later. */
@@ -222,7 +216,7 @@ export class PartitionManager {
     // Every slot, not only the live ones: one may be half-way through its activation.
     await Promise.all(
       [...this.#slots.values()].map((slot) =>
-        this.#exclusive(slot, () => this.#freeze(slot)).catch((error: Error) => {
+        this.#exclusive(slot, () => this.#persistence.freeze(slot)).catch((error: Error) => {
           this.#emit({ type: "freeze-failed", partition: slot.record.id, error });
           unsaved.push({ partition: slot.record.id, error: error.message });
         }),
@@ -243,7 +237,9 @@ export class PartitionManager {
   }
 
   #freezeReporting(slot: Slot): Promise<void> {
-    return this.#exclusive(slot, () => this.#freeze(slot)).catch((error: Error) => this.#emit({ type: "freeze-failed", partition: slot.record.id, error }));
+    return this.#exclusive(slot, () => this.#persistence.freeze(slot)).catch((error: Error) =>
+      this.#emit({ type: "freeze-failed", partition: slot.record.id, error }),
+    );
   }
 
   async #ensureLive(slot: Slot): Promise<ActivationKind> {
@@ -270,7 +266,7 @@ export class PartitionManager {
     slot.live = true;
     slot.unsaved = 0;
     this.#used(slot);
-    await this.#commit(slot, result.effects);
+    await this.#persistence.commit(slot, result.effects);
     const reason = this.#reasonFor(slot, snapshot);
     slot.reprovisioned = false;
     const kind: ActivationKind = reason === "restored" ? "rehydrated" : reason;
@@ -289,78 +285,6 @@ export class PartitionManager {
       spareInstances: this.#options.spareInstances,
       limits: this.#callLimits(slot),
     });
-  }
-
-  /** Commit a successful call: its effects, and for per-activation durability its snapshot first. */
-  async #commit(slot: Slot, effects: unknown): Promise<void> {
-    if (slot.record.durability === "per-activation") {
-      try {
-        const { bytes, image } = await this.#options.pool.snapshot(slot.record.id);
-        await this.#options.snapshots.put(slot.record.id, bytes, this.#options.clock.now(), image);
-      } catch (error) {
-        // The event is not saved, so it must not stay applied either: the instance goes, and the
-        // next event (its retry) starts from the last stored snapshot, which is without it.
-        slot.live = false;
-        await this.#options.pool.drop(slot.record.id).catch(() => undefined);
-        throw error;
-      }
-    }
-    await this.#options.hooks.commit(slot.record.id, effects);
-  }
-
-  async #freeze(slot: Slot): Promise<void> {
-    if (!slot.live) return;
-    const started = performance.now();
-    const id = slot.record.id;
-    if (slot.record.durability === "per-activation") {
-      // The stored snapshot already holds the state after the last event.
-      await this.#options.pool.drop(id);
-      slot.live = false;
-      this.#emit({ type: "frozen", partition: id, bytes: 0, ms: performance.now() - started });
-      return;
-    }
-    // The instance is released only once its snapshot is stored: a failed write loses nothing.
-    const bytes = await this.#save(slot);
-    await this.#options.pool.drop(id);
-    slot.live = false;
-    this.#emit({ type: "frozen", partition: id, bytes, ms: performance.now() - started });
-  }
-
-  /** Store a live partition's snapshot (it stays live); returns the bytes stored. */
-  async #save(slot: Slot): Promise<number> {
-    const id = slot.record.id;
-    const { bytes, image } = await this.#options.pool.snapshot(id);
-    const cap = this.limitsOf(id).snapshotBytes;
-    if (bytes.length > cap) {
-      throw new DormantError(
-        "snapshot-too-large",
-        `Partition ${id} cannot be frozen: its snapshot is ${bytes.length} bytes, over its ${cap}-byte cap. ` +
-          `It stays live; raise its snapshot limit or have it keep less state.`,
-      );
-    }
-    const ref = await this.#options.snapshots.put(id, bytes, this.#options.clock.now(), image);
-    slot.unsaved = 0;
-    return ref.bytes;
-  }
-
-  /**
-   * An `on-idle` partition that is never idle is still saved: after `checkpoint.events`
-   * events, or `checkpoint.busyMs` since its first unsaved one, whichever comes first. A
-   * kill then loses at most that much. A failed checkpoint is reported; the partition goes on.
-   */
-  async #checkpointIfDue(slot: Slot): Promise<void> {
-    if (slot.record.durability !== "on-idle" || !slot.live) return;
-    const now = this.#options.clock.now();
-    if (slot.unsaved++ === 0) slot.unsavedSince = now;
-    const { events, busyMs } = this.#options.checkpoint;
-    if (slot.unsaved < events && now - slot.unsavedSince < busyMs) return;
-    const started = performance.now();
-    try {
-      const bytes = await this.#save(slot);
-      this.#emit({ type: "checkpointed", partition: slot.record.id, bytes, ms: performance.now() - started });
-    } catch (error) {
-      this.#emit({ type: "freeze-failed", partition: slot.record.id, error: error as Error });
-    }
   }
 
   async #evict(except: Slot): Promise<void> {

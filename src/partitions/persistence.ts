@@ -1,0 +1,106 @@
+// How a live partition's state reaches storage: a snapshot after every event
+// (per-activation), at freeze, or at a checkpoint while it stays busy (on-idle). An
+// instance is released only once its snapshot is stored, and an event whose snapshot could
+// not be stored does not stay applied.
+import { DormantError } from "../../runtime/index.ts";
+import type { PartitionManagerOptions } from "./manager.ts";
+import type { PartitionEvent, PartitionLimits, PartitionRecord } from "./partition.ts";
+
+export interface Slot {
+  record: PartitionRecord;
+  live: boolean;
+  /** Provisioned for a task that outlived its partition: the first activation says so. */
+  reprovisioned: boolean;
+  busy: boolean;
+  lastUsed: number;
+  /** Events since the state was last stored (on-idle), and when the first of them came. */
+  unsaved: number;
+  unsavedSince: number;
+  queue: Promise<unknown>;
+}
+
+type PersistenceOptions = Pick<PartitionManagerOptions, "pool" | "snapshots" | "clock" | "hooks" | "checkpoint">;
+
+export class Persistence {
+  readonly #o: PersistenceOptions;
+  readonly #limitsOf: (partition: string) => PartitionLimits;
+  readonly #emit: (event: PartitionEvent) => void;
+
+  constructor(options: PersistenceOptions, limitsOf: (partition: string) => PartitionLimits, emit: (event: PartitionEvent) => void) {
+    this.#o = options;
+    this.#limitsOf = limitsOf;
+    this.#emit = emit;
+  }
+
+  /** Commit a successful call: its effects, and for per-activation durability its snapshot first. */
+  async commit(slot: Slot, effects: unknown): Promise<void> {
+    if (slot.record.durability === "per-activation") {
+      try {
+        const { bytes, image } = await this.#o.pool.snapshot(slot.record.id);
+        await this.#o.snapshots.put(slot.record.id, bytes, this.#o.clock.now(), image);
+      } catch (error) {
+        // The event is not saved, so it must not stay applied either: the instance goes, and the
+        // next event (its retry) starts from the last stored snapshot, which is without it.
+        slot.live = false;
+        await this.#o.pool.drop(slot.record.id).catch(() => undefined);
+        throw error;
+      }
+    }
+    await this.#o.hooks.commit(slot.record.id, effects);
+  }
+
+  async freeze(slot: Slot): Promise<void> {
+    if (!slot.live) return;
+    const started = performance.now();
+    const id = slot.record.id;
+    if (slot.record.durability === "per-activation") {
+      // The stored snapshot already holds the state after the last event.
+      await this.#o.pool.drop(id);
+      slot.live = false;
+      this.#emit({ type: "frozen", partition: id, bytes: 0, ms: performance.now() - started });
+      return;
+    }
+    // The instance is released only once its snapshot is stored: a failed write loses nothing.
+    const bytes = await this.save(slot);
+    await this.#o.pool.drop(id);
+    slot.live = false;
+    this.#emit({ type: "frozen", partition: id, bytes, ms: performance.now() - started });
+  }
+
+  /** Store a live partition's snapshot (it stays live); returns the bytes stored. */
+  async save(slot: Slot): Promise<number> {
+    const id = slot.record.id;
+    const { bytes, image } = await this.#o.pool.snapshot(id);
+    const cap = this.#limitsOf(id).snapshotBytes;
+    if (bytes.length > cap) {
+      throw new DormantError(
+        "snapshot-too-large",
+        `Partition ${id} cannot be frozen: its snapshot is ${bytes.length} bytes, over its ${cap}-byte cap. ` +
+          `It stays live; raise its snapshot limit or have it keep less state.`,
+      );
+    }
+    const ref = await this.#o.snapshots.put(id, bytes, this.#o.clock.now(), image);
+    slot.unsaved = 0;
+    return ref.bytes;
+  }
+
+  /**
+   * An `on-idle` partition that is never idle is still saved: after `checkpoint.events`
+   * events, or `checkpoint.busyMs` since its first unsaved one, whichever comes first. A
+   * kill then loses at most that much. A failed checkpoint is reported; the partition goes on.
+   */
+  async checkpointIfDue(slot: Slot): Promise<void> {
+    if (slot.record.durability !== "on-idle" || !slot.live) return;
+    const now = this.#o.clock.now();
+    if (slot.unsaved++ === 0) slot.unsavedSince = now;
+    const { events, busyMs } = this.#o.checkpoint;
+    if (slot.unsaved < events && now - slot.unsavedSince < busyMs) return;
+    const started = performance.now();
+    try {
+      const bytes = await this.save(slot);
+      this.#emit({ type: "checkpointed", partition: slot.record.id, bytes, ms: performance.now() - started });
+    } catch (error) {
+      this.#emit({ type: "freeze-failed", partition: slot.record.id, error: error as Error });
+    }
+  }
+}
