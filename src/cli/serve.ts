@@ -171,13 +171,14 @@ export async function serveCommand(args: string[]): Promise<void> {
     console.error(constrained ? `SIGUSR2: constrained to priority ${threshold} and above` : "SIGUSR2: constraint lifted");
   });
   let signalled = "";
-  const started = performance.now();
+  let started = 0;
   const code = await new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string, failed = 0) => {
       if (stopping) return;
       stopping = true;
       signalled = signal;
+      started = performance.now();
       const timeoutMs = options.shutdownTimeoutMs ?? SERVE_DEFAULTS.shutdownTimeoutMs;
       console.error(`${signal}: freezing live partitions, then finishing in-flight work (at most ${timeoutMs} ms)…`);
       // The last resort, should closing itself hang: the supervisor's kill would lose more.
