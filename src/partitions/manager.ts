@@ -9,6 +9,7 @@ import { type ActivationReason, type CallOutcome, type ExecutorPool, type Prepar
 import type { ComponentRegistry } from "../components/registry.ts";
 import type { Clock } from "../scheduler/clock.ts";
 import type { TimerLoop } from "../scheduler/timer-loop.ts";
+import { readEach } from "../store/records.ts";
 import type { SnapshotStore } from "../store/snapshot-store.ts";
 import { Persistence, type Slot } from "./persistence.ts";
 import { RestorePoints } from "./restore-point.ts";
@@ -86,10 +87,8 @@ export class PartitionManager {
   /** Open the manager on a store, loading the partitions recorded in it. */
   static async open(options: PartitionManagerOptions): Promise<PartitionManager> {
     const manager = new PartitionManager(options);
-    for (const key of await options.records.getKeys()) {
-      const record = await options.records.getItem<PartitionRecord>(key);
-      if (record) manager.#add({ ...record, registrations: record.registrations ?? "host" }, false);
-    }
+    const records = await readEach(options.records, (key) => options.records.getItem<PartitionRecord>(key));
+    for (const record of records) if (record) manager.#add({ ...record, registrations: record.registrations ?? "host" }, false);
     return manager;
   }
 

@@ -39,16 +39,32 @@ export function writeRecord(storage: Storage, key: string, value: unknown): Prom
   return storage.setItemRaw(key, Buffer.from(encodeRecord(value), "utf8"));
 }
 
+/** Reads in flight at once when a host loads a store: a start with many records waits on I/O, not on CPU. */
+const READS_AT_ONCE = 64;
+
+/** `read` for every key under `storage`, a bounded number at a time; results in key order. */
+export async function readEach<T>(storage: Storage, read: (key: string) => Promise<T>): Promise<T[]> {
+  const keys = await storage.getKeys();
+  const results = new Array<T>(keys.length);
+  let next = 0;
+  const reader = async () => {
+    while (next < keys.length) {
+      const i = next++;
+      results[i] = await read(keys[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(READS_AT_ONCE, keys.length) }, reader));
+  return results;
+}
+
 /** Every record under a storage, migrating legacy ones to JSON as they are read. */
 export async function readAllRecords<T>(storage: Storage): Promise<{ key: string; value: T }[]> {
-  const records: { key: string; value: T }[] = [];
-  for (const key of await storage.getKeys()) {
+  const records = await readEach(storage, async (key) => {
     const found = await readRecord<T>(storage, key);
-    if (!found) continue;
-    if (found.legacy) await writeRecord(storage, key, found.value);
-    records.push({ key, value: found.value });
-  }
-  return records;
+    if (found?.legacy) await writeRecord(storage, key, found.value);
+    return found && { key, value: found.value };
+  });
+  return records.filter((record) => record !== undefined);
 }
 
 function withoutBigInts(value: unknown): unknown {
