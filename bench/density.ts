@@ -7,25 +7,14 @@ import { readdir, readFile, rm, stat, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exampleComponent } from "../guests/examples.ts";
-import type { TaskEvent } from "../runtime/executor/protocol.ts";
 import { startHost, type Host } from "../src/host.ts";
 import { FakeClock } from "../src/scheduler/clock.ts";
 import { percentile, round } from "./stats.ts";
+import { tick } from "./wake.ts";
 
 const COUNT = Number(process.env.DORMANT_BENCH_DENSITY ?? 100_000);
 const WAKES = Math.min(10_000, COUNT);
 const IN_FLIGHT = 32;
-
-const tick: TaskEvent = {
-  taskId: "bench",
-  taskName: "tick",
-  entry: "tick",
-  payload: new Uint8Array(),
-  scheduledAt: 0n,
-  firedAt: 0n,
-  attempt: 1,
-  occurrences: 1,
-};
 
 export async function densityFigures(): Promise<Record<string, number>> {
   const dataDir = await mkdtemp(join(tmpdir(), "dormant-bench-density-"));

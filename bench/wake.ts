@@ -10,7 +10,8 @@ import { startHost } from "../src/host.ts";
 import { plainJcoInstantiate } from "./baseline-jco.ts";
 import { percentile, round } from "./stats.ts";
 
-const tick: TaskEvent = {
+/** The event both wake benches deliver: the guests count it. */
+export const tick: TaskEvent = {
   taskId: "bench",
   taskName: "tick",
   entry: "tick",

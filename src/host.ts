@@ -17,7 +17,7 @@ import { systemClock, type Clock } from "./scheduler/clock.ts";
 import { HeapTimerQueue } from "./scheduler/heap-timer-queue.ts";
 import { TimerLoop } from "./scheduler/timer-loop.ts";
 import { resolveHostOptions } from "./options.ts";
-import { openStore, parseStoreUrl, type Store } from "./store/open.ts";
+import { openStore, type Store } from "./store/open.ts";
 import { cleanStaging } from "./store/staging.ts";
 import { StoreWatch, type StoreHealth } from "./store/watch.ts";
 import { SnapshotStore } from "./store/snapshot-store.ts";
@@ -126,8 +126,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     const store = await openStore({ dataDir, url: options.store, timeoutMs: options.storeTimeoutMs });
     opened.push(() => store.close());
     // The data directory remembers the store's identity, unless it is the store.
-    const storeConfig = parseStoreUrl(options.store, dataDir);
-    const inDataDir = storeConfig.kind === "fs" && storeConfig.dir === dataDir;
+    const inDataDir = store.config.kind === "fs" && store.config.dir === dataDir;
     const watch = await StoreWatch.open(store, inDataDir ? undefined : join(dataDir, "store-identity"), (event) =>
       emit(event.type === "store-unavailable" ? { type: "error", error: event.error } : event),
     );

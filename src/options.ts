@@ -12,6 +12,8 @@ function frozen<T extends object>(value: T): Readonly<T> {
 }
 
 export const DEFAULT_DATA_DIR = "./.dormant";
+/** How long one store operation may take (store/open.ts). */
+export const DEFAULT_STORE_TIMEOUT_MS = 10_000;
 /** What a partition may register (tasks/limits.ts). */
 export const DEFAULT_TASK_LIMITS = frozen({ maxTasks: 1000, minIntervalMs: 1000, maxPayloadBytes: 64 * 1024, maxAttempts: 100 });
 /** What one partition may use (partitions/partition.ts). */
@@ -57,7 +59,7 @@ export const HOST_DEFAULTS = frozen({
   checkpoint: { events: 1000, busyMs: 60_000 },
   onUnusableSnapshot: "fresh" as "fresh" | "fail",
   /** How long one store operation may take before it fails as store-unavailable. */
-  storeTimeoutMs: 10_000,
+  storeTimeoutMs: DEFAULT_STORE_TIMEOUT_MS,
   /** How often the store's presence and identity are checked. */
   storeCheckMs: 5_000,
   /** How long a close may take: freeze, drain, then whatever is left is given up and named. */

@@ -87,13 +87,6 @@ export function writeU32(target: Uint8Array, offset: number, value: number): num
   return pos;
 }
 
-/** The minimal unsigned LEB128 encoding of `value`. */
-export function encodeU32(value: number): Uint8Array {
-  const out = new Uint8Array(u32Size(value));
-  writeU32(out, 0, value);
-  return out;
-}
-
 function checkU32(value: number): void {
   if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
     throw new RangeError(`not an unsigned 32-bit integer: ${value}`);

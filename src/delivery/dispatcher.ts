@@ -334,7 +334,7 @@ export class Dispatcher {
   }
 }
 
-export function admissionOf(delivery: Delivery): Admission {
+function admissionOf(delivery: Delivery): Admission {
   return { priority: delivery.priority, whenConstrained: delivery.whenConstrained, ref: refOf(delivery), scheduledAt: delivery.scheduledAt };
 }
 

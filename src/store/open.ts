@@ -11,7 +11,7 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createStorage, prefixStorage, type Driver, type Storage } from "unstorage";
 import redisDriver from "unstorage/drivers/redis";
-import { DEFAULT_DATA_DIR } from "../options.ts";
+import { DEFAULT_DATA_DIR, DEFAULT_STORE_TIMEOUT_MS } from "../options.ts";
 import fsAtomicDriver from "./drivers/fs-atomic.ts";
 import { guardedDriver } from "./drivers/guarded.ts";
 import { DormantError } from "../../runtime/index.ts";
@@ -28,6 +28,8 @@ export interface Store {
   readonly deadLetters: Storage;
   /** Human-readable location, without credentials, e.g. "fs:/abs/.dormant". */
   readonly description: string;
+  /** Where the store is, as its URL said. */
+  readonly config: StoreConfig;
   close(): Promise<void>;
 }
 
@@ -39,8 +41,6 @@ export interface OpenStoreOptions {
   /** How long one store operation may take before it fails as `store-unavailable` (default 10 s). */
   timeoutMs?: number;
 }
-
-export const DEFAULT_STORE_TIMEOUT_MS = 10_000;
 
 export type StoreConfig =
   { kind: "fs"; dir: string; description: string } | { kind: "redis"; connectionUrl: string; db: number; prefix: string; description: string };
@@ -138,7 +138,7 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
   const config = parseStoreUrl(options.url, options.dataDir);
   const driver = config.kind === "fs" ? await openFs(config.dir) : await openRedis(config);
   const root = createStorage({ driver: guardedDriver(driver, config.description, options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS) });
-  return storeOver(root, config.description);
+  return storeOver(root, config);
 }
 
 async function openFs(dir: string): Promise<Driver> {
@@ -147,7 +147,7 @@ async function openFs(dir: string): Promise<Driver> {
   } catch (err) {
     throw new DormantError(
       "store-unavailable",
-      `Cannot use ${dir} as the data directory: ${(err as Error).message}. ` + `Pick a writable directory with --store fs:<dir>.`,
+      `Cannot use ${dir} as the data directory: ${(err as Error).message}. Pick a writable directory with --store fs:<dir>.`,
       { cause: err },
     );
   }
@@ -191,7 +191,7 @@ async function openRedis(config: Extract<StoreConfig, { kind: "redis" }>): Promi
   return driver;
 }
 
-function storeOver(root: Storage, description: string): Store {
+function storeOver(root: Storage, config: StoreConfig): Store {
   let closing: Promise<void> | undefined;
   return {
     root,
@@ -201,7 +201,8 @@ function storeOver(root: Storage, description: string): Store {
     partitions: prefixStorage(root, "partitions"),
     deliveries: prefixStorage(root, "deliveries"),
     deadLetters: prefixStorage(root, "dead-letters"),
-    description,
+    description: config.description,
+    config,
     close() {
       closing ??= root.dispose();
       return closing;

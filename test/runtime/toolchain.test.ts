@@ -1,6 +1,6 @@
 // `dormant build` for JS guests: what each engine lacks is named at build time when the
 // guest's own code uses it, and at the call when only a dependency does.
-import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import fc from "fast-check";
