@@ -24,6 +24,9 @@ export type DormantCode =
   | "store-config"
   | "store-unavailable"
   | "invalid-key"
+  // A cluster of hosts
+  | "cluster-config"
+  | "lease-lost"
   // Partitions, tasks and delivery
   | "unknown-partition"
   | "name-taken"

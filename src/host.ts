@@ -1,8 +1,10 @@
 // Assembles a host from its parts and is the one place where implementations are chosen:
 // the store, the engine and executors, the timer queue and clock, the registries, the
 // partition lifecycle, delivery and the background-task service.
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import { ExecutorPool, moduleUrl, type LogLevel } from "../runtime/index.ts";
+import { DormantError, ExecutorPool, moduleUrl, type LogLevel } from "../runtime/index.ts";
 import { ActivationBudget, type BudgetState } from "./budget/budget.ts";
 import { PowerFile } from "./budget/power-file.ts";
 import { RateLimiter, type RateLimit } from "./budget/rate-limit.ts";
@@ -11,7 +13,10 @@ import { DeliveryStore } from "./delivery/delivery-store.ts";
 import { Dispatcher } from "./delivery/dispatcher.ts";
 import type { BacklogLimits } from "./delivery/backlog.ts";
 import type { HostEvent } from "./events.ts";
-import { PartitionManager, type Unsaved } from "./partitions/manager.ts";
+import { Membership, type ClusterSettings, type ShardOwner } from "./cluster/membership.ts";
+import { ensureClusterSchema } from "./cluster/schema.ts";
+import { partitionOfKey } from "./cluster/shards.ts";
+import { newPartitionId, PartitionManager, type Unsaved } from "./partitions/manager.ts";
 import type { PartitionLimits } from "./partitions/partition.ts";
 import { systemClock, type Clock } from "./scheduler/clock.ts";
 import { HeapTimerQueue } from "./scheduler/heap-timer-queue.ts";
@@ -73,6 +78,18 @@ export interface HostOptions {
   shutdownTimeoutMs?: number;
   /** When no stored snapshot verifies: start the partition fresh (default) or refuse. */
   onUnusableSnapshot?: "fresh" | "fail";
+  /**
+   * Join a cluster of hosts that share the store, which must then be PostgreSQL: partitions
+   * are spread over shards leased to the hosts (see docs/cluster.md). Absent: this host owns everything in its store.
+   */
+  cluster?: Partial<ClusterSettings> & {
+    /** The cluster's PostgreSQL database (postgres://…), which is also the store; absent: a single host. */
+    url?: string;
+    /** This host's id in the cluster (default from the machine's name and the process). */
+    host?: string;
+    /** The push URL other hosts forward to (default the push listener's address). */
+    advertise?: string;
+  };
   /** The host's clock; tests inject a FakeClock and move it, on the production path. */
   clock?: Clock;
   onEvent?: (event: HostEvent) => void;
@@ -97,6 +114,8 @@ export interface Host {
   readonly deliveries: Dispatcher;
   readonly tasks: TaskService;
   readonly budget: ActivationBudget;
+  /** On a cluster host: its membership and leases. It joins once its listeners are up (`join`). */
+  readonly cluster?: ClusterHost;
   /** Resolves once no timer handler or delivery is under way. */
   settled(): Promise<void>;
   /** Whether the store answers now (and is still this host's store; a replaced one is fatal). */
@@ -106,6 +125,12 @@ export interface Host {
    * first, then the work under way drains; all within the shutdown timeout.
    */
   close(): Promise<ShutdownReport>;
+}
+
+export interface ClusterHost {
+  readonly membership: Membership;
+  /** Join with the addresses other hosts forward this host's requests to; takes a share of the shards. */
+  join(addresses: { address: string; adminAddress: string }): Promise<void>;
 }
 
 const STORE_TIMER = "store";
@@ -123,8 +148,28 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     for (const close of opened.reverse()) await Promise.resolve(close()).catch(() => undefined);
   };
   try {
-    const store = await openStore({ dataDir, url: options.store, timeoutMs: options.storeTimeoutMs });
+    // What the caller gave, with the cluster's defaults: resolveHostOptions types only what has a default.
+    const clusterOptions: NonNullable<HostOptions["cluster"]> & ClusterSettings = { ...given.cluster, ...options.cluster };
+    const clustered = clusterOptions.url !== undefined;
+    if (clustered && options.store !== undefined && options.store !== clusterOptions.url) {
+      throw new DormantError("cluster-config", `A cluster host's store is the cluster's database: give --cluster ${clusterOptions.url} alone, without --store ${options.store}.`);
+    }
+    const hostId = clusterOptions.host ?? `h_${hostname()}_${process.pid}_${randomBytes(3).toString("hex")}`;
+    let membership: Membership | undefined;
+    // On a cluster host every write of a partition's data carries the epoch of its shard's lease; the store refuses a stale one.
+    const fence = (key: string) => {
+      const partition = partitionOfKey(key);
+      if (partition === undefined || !membership) return undefined;
+      return { shard: membership.shardOf(partition), owner: hostId, epoch: membership.epochOf(partition) ?? -1 };
+    };
+    const store = await openStore({ dataDir, url: clusterOptions.url ?? options.store, timeoutMs: options.storeTimeoutMs, ...(clustered ? { fence } : {}) });
     opened.push(() => store.close());
+    if (clustered && store.config.kind !== "postgres") {
+      throw new DormantError(
+        "cluster-config",
+        `A cluster's hosts share one PostgreSQL store, but this host's store is ${store.description}. Start every host with --cluster postgres://…`,
+      );
+    }
     // The data directory remembers the store's identity, unless it is the store.
     const inDataDir = store.config.kind === "fs" && store.config.dir === dataDir;
     const watch = await StoreWatch.open(store, inDataDir ? undefined : join(dataDir, "store-identity"), (event) =>
@@ -145,9 +190,11 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     const budget = new ActivationBudget(options.budget);
     const components = new ComponentRegistry(store.components, pool);
     const snapshots = new SnapshotStore(store.snapshots, { cacheBytes: options.snapshotCacheBytes });
-    const registry = new TaskRegistry(store.registrations);
+    const registry = new TaskRegistry(store.registrations, clustered ? store.pushTokens : undefined);
     const clockFn = () => clock.now();
-    await registry.load();
+    // A cluster host loads the partitions of the shards it is granted, when it is granted them.
+    if (!clustered) await registry.load();
+    const load = clustered ? "adopted" : "all";
     const partitions = await PartitionManager.open({
       pool,
       records: store.partitions,
@@ -162,12 +209,15 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       partitionLimits: options.partitionLimits,
       checkpoint: options.checkpoint,
       onUnusableSnapshot: options.onUnusableSnapshot,
+      load,
+      // A partition is created in a shard this host holds, so whichever host is asked can create it.
+      ...(clustered ? { newId: () => idInHeldShard(membership!) } : {}),
       onEvent: emit,
     });
     const deliveries: Dispatcher = new Dispatcher({
       deliverer: {
-        route: (delivery) => tasks.route(delivery),
-        deliver: (partition, event) => partitions.deliver(partition, event),
+        route: (delivery) => (membership?.check(delivery.partition), tasks.route(delivery)),
+        deliver: (partition, event) => (membership?.check(partition), partitions.deliver(partition, event)),
         has: (partition) => partitions.has(partition),
       },
       store: new DeliveryStore(store.deliveries, store.deadLetters),
@@ -176,6 +226,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       timers,
       quota: new RateLimiter(options.activationQuota, clockFn),
       backlog: options.backlog,
+      load,
       onEvent: emit,
     });
     const tasks: TaskService = new TaskService({
@@ -211,6 +262,36 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     await timers.arm(STORE_TIMER, "identity", clock.now() + options.storeCheckMs);
     timers.start();
 
+    let cluster: ClusterHost | undefined;
+    if (clustered && store.config.kind === "postgres") {
+      const settings = { shards: clusterOptions.shards, ttlMs: clusterOptions.ttlMs };
+      await ensureClusterSchema(store.config.pool, store.config.schema, settings);
+      const inShards = (ids: string[], shards: ReadonlySet<number>) => ids.filter((id) => shards.has(membership!.shardOf(id)));
+      const owner: ShardOwner = {
+        async adopt(shards) {
+          const ids = inShards(await store.partitions.getKeys(), shards);
+          const records = await partitions.adopt(ids);
+          await registry.adopt(ids);
+          await deliveries.adopt(new Set(ids));
+          await tasks.reregister(records);
+        },
+        async release(shards, how) {
+          const ids = inShards(
+            partitions.list().map((record) => record.id),
+            shards,
+          );
+          deliveries.release(new Set(ids));
+          registry.release(ids);
+          await partitions.release(ids, { save: how === "handover" });
+        },
+      };
+      membership = new Membership({ pool: store.config.pool, schema: store.config.schema, host: hostId, ...settings, owner, timers, clock, onEvent: emit });
+      const joined = membership;
+      const advertise = clusterOptions.advertise;
+      cluster = { membership: joined, join: (addresses) => joined.start(advertise ? { ...addresses, address: advertise } : addresses) };
+      opened.push(() => joined.close());
+    }
+
     const settled = async () => {
       do {
         await timers.settled();
@@ -228,6 +309,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       deliveries,
       tasks,
       budget,
+      ...(cluster ? { cluster } : {}),
       settled,
       health: () => watch.check(),
       async close() {
@@ -243,6 +325,8 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
         const timersStopped = timers.stop();
         const deliveriesStopped = deliveries.stop();
         power?.stop();
+        // A cluster host hands its shards over (their partitions saved first) at once, not after its leases run out.
+        if (membership) await bounded("handover", membership.leave(), undefined);
         const unsaved = await bounded("freeze", partitions.close(), undefined);
         await bounded("drain", Promise.all([timersStopped, deliveriesStopped]), undefined);
         const notFrozen = unsaved ?? partitions.liveIds().map((partition) => ({ partition, error: `not frozen within ${options.shutdownTimeoutMs} ms` }));
@@ -257,6 +341,18 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     await closeOpened();
     throw error;
   }
+}
+
+/** A new partition id whose shard this host holds. */
+function idInHeldShard(membership: Membership): string {
+  if (membership.heldShards().length > 0) {
+    // Ids are random, so each try lands in a held shard with probability held/shards.
+    for (let i = 0; i < 100 * membership.settings.shards; i++) {
+      const id = newPartitionId();
+      if (membership.owns(id)) return id;
+    }
+  }
+  throw new DormantError("partition-unavailable", `Host ${membership.host} holds no shard of the cluster right now; retry in a moment or ask another host.`);
 }
 
 /** `work`'s value, or `{ done: false }` once `ms` have passed (the work goes on, unawaited). */

@@ -37,6 +37,9 @@ export const HTTP_DEFAULTS = frozen({
   authFailures: { perSecond: 1 / 6, burst: 10 },
 });
 
+/** A cluster's shape (cluster/membership.ts): fixed when its schema is created, and the same on every host. */
+export const CLUSTER_DEFAULTS = frozen({ shards: 64, ttlMs: 10_000 });
+
 /** A host's defaults, by HostOptions name. Executors default to one per core (the pool decides). */
 export const HOST_DEFAULTS = frozen({
   dataDir: DEFAULT_DATA_DIR,
@@ -64,6 +67,8 @@ export const HOST_DEFAULTS = frozen({
   storeCheckMs: 5_000,
   /** How long a close may take: freeze, drain, then whatever is left is given up and named. */
   shutdownTimeoutMs: 30_000,
+  /** Without a URL the host is alone; with one, these settings shape the cluster. */
+  cluster: CLUSTER_DEFAULTS,
 });
 
 /** `dormant serve`'s defaults, by ServeOptions name. */
@@ -330,6 +335,40 @@ export const SETTINGS: readonly Setting[] = [
     help: "Task registrations per second a partition may make",
   },
   { key: "registrationQuota.burst", flag: "registration-burst", env: "DORMANT_REGISTRATION_BURST", kind: count, help: "Burst of a partition's registrations" },
+  {
+    key: "cluster",
+    flag: "cluster",
+    env: "DORMANT_CLUSTER",
+    kind: text("URL"),
+    help: "Join a cluster of hosts sharing this PostgreSQL database (postgres://user@host/db?schema=name), which is also the store",
+    option: "cluster.url",
+    unset: "a single host",
+  },
+  {
+    key: "clusterTtl",
+    flag: "cluster-ttl",
+    env: "DORMANT_CLUSTER_TTL_MS",
+    kind: integer("MS", 1000),
+    help: "How long a silent host keeps its partitions before others take them over (the same on every host)",
+    option: "cluster.ttlMs",
+  },
+  {
+    key: "clusterShards",
+    flag: "cluster-shards",
+    env: "DORMANT_CLUSTER_SHARDS",
+    kind: integer("N", 1, 4096),
+    help: "Shards the partitions are spread over, fixed when the cluster is created",
+    option: "cluster.shards",
+  },
+  {
+    key: "clusterAdvertise",
+    flag: "cluster-advertise",
+    env: "DORMANT_CLUSTER_ADVERTISE",
+    kind: text("URL"),
+    help: "The push URL other hosts forward to (when this host listens on 0.0.0.0 or behind NAT)",
+    option: "cluster.advertise",
+    unset: "the push listener's address",
+  },
   {
     key: "storeTimeoutMs",
     flag: "store-timeout",

@@ -68,11 +68,13 @@ export interface DispatcherOptions {
   store: DeliveryStore;
   budget: ActivationBudget;
   clock: Clock;
-  timers: Pick<TimerLoop, "arm" | "on">;
+  timers: Pick<TimerLoop, "arm" | "disarm" | "on">;
   /** Activations each partition may have from its own timers and retries (pushes have their per-URL rate). */
   quota: RateLimiter;
   /** Bounds on stored, undelivered work; beyond them enqueue refuses (default DEFAULT_BACKLOG). */
   backlog?: BacklogLimits;
+  /** Which stored deliveries are this host's at start: every one (default), or none until adopted (a cluster host). */
+  load?: "all" | "adopted";
   onEvent?: (event: DeliveryEvent) => void;
 }
 
@@ -97,13 +99,32 @@ export class Dispatcher {
     options.timers.on(RETRY_TIMER, (id) => this.#retryDue(id));
   }
 
-  /** Arm every stored retry and follow the budget. */
+  /** Arm every stored retry (or, on a cluster host, none until their partitions are adopted) and follow the budget. */
   async start(): Promise<void> {
-    for (const delivery of await this.#o.store.pending()) {
+    if ((this.#o.load ?? "all") === "all") await this.#arm(await this.#o.store.pending());
+    this.#stopBudgetWatch = this.#o.budget.onChange(() => this.#budgetChanged());
+  }
+
+  /** Take over the stored deliveries of partitions this host now holds, and arm them. */
+  async adopt(partitions: ReadonlySet<string>): Promise<void> {
+    await this.#arm((await this.#o.store.pending()).filter((delivery) => partitions.has(delivery.partition) && !this.#pending.has(delivery.id)));
+  }
+
+  /** Forget the deliveries of partitions another host holds now: they stay stored, for it. */
+  release(partitions: ReadonlySet<string>): void {
+    for (const [id, delivery] of this.#pending) {
+      if (!partitions.has(delivery.partition)) continue;
+      this.#forget(id);
+      this.#postponed.delete(`${RETRY_TIMER}:${id}`);
+      void this.#o.timers.disarm(RETRY_TIMER, id);
+    }
+  }
+
+  async #arm(deliveries: Delivery[]): Promise<void> {
+    for (const delivery of deliveries) {
       this.#keep(delivery);
       await this.#o.timers.arm(RETRY_TIMER, delivery.id, delivery.nextAttemptAt ?? this.#o.clock.now());
     }
-    this.#stopBudgetWatch = this.#o.budget.onChange(() => this.#budgetChanged());
   }
 
   /** Attempt nothing more (what is stored stays for the next start) and wait for attempts under way. */
@@ -338,6 +359,7 @@ function admissionOf(delivery: Delivery): Admission {
   return { priority: delivery.priority, whenConstrained: delivery.whenConstrained, ref: refOf(delivery), scheduledAt: delivery.scheduledAt };
 }
 
-export function newDeliveryId(): string {
-  return `e_${randomBytes(12).toString("base64url")}`;
+/** A delivery's id carries its partition after a dot, so a cluster can tell whose shard its stored record is in (cluster/shards.ts). */
+export function newDeliveryId(partition: string): string {
+  return `e_${randomBytes(12).toString("base64url")}.${partition}`;
 }

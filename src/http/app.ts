@@ -56,8 +56,11 @@ export function createPushApp(host: Host, metrics: Metrics, options: HttpOptions
   });
   // The public port says only whether the host is healthy; the operator's port says why not.
   app.get("/healthz", async (c) => {
-    const { ok } = await storeHealth(host);
-    return c.json({ ok }, ok ? 200 : 503);
+    const health = await storeHealth(host);
+    // A cluster host that does not hold its membership takes no traffic of its own: a balancer should send it elsewhere.
+    const member = host.cluster?.membership.member;
+    const ok = health.ok && member !== false;
+    return c.json({ ok, ...(member === undefined ? {} : { member }) }, ok ? 200 : 503);
   });
   app.route(
     "/",
@@ -105,10 +108,17 @@ export function createAdminApp(host: Host, metrics: Metrics, activity: Activity,
   const { partitions, registry } = host;
   app.get("/healthz", async (c) => {
     const health = await storeHealth(host);
-    return c.json({ ...health, partitions: partitions.list().length, live: partitions.liveCount(), tasks: registry.size }, health.ok ? 200 : 503);
+    const cluster = host.cluster ? { host: host.cluster.membership.host, member: host.cluster.membership.member, shards: host.cluster.membership.heldShards().length } : undefined;
+    return c.json({ ...health, ...(cluster ? { cluster } : {}), partitions: partitions.list().length, live: partitions.liveCount(), tasks: registry.size }, health.ok ? 200 : 503);
   });
   app.get("/metrics", requireMetricsReader(door), async (c) => c.text(await metrics.text(), 200, { "content-type": metrics.registry.contentType }));
   app.use("/api/*", requireOperator(door));
+  app.get("/api/cluster", async (c) => {
+    const membership = host.cluster?.membership;
+    if (!membership) return c.json({ cluster: null });
+    const [members, shards] = await Promise.all([membership.members(), membership.shards()]);
+    return c.json({ cluster: { host: membership.host, member: membership.member, ...membership.settings, members, shards } });
+  });
   app.route("/api", adminRoutes(host, activity, { maxComponentBytes: o.maxComponentBytes, pushOrigin: o.pushOrigin }));
   app.route("/", signInRoutes(host, activity, door));
   const where = "The admin API is under /api, metrics at /metrics; push URLs are served on the push port.";

@@ -24,6 +24,8 @@ export const HTTP_STATUS: Record<DormantCode, ContentfulStatusCode> = {
   "store-config": 500,
   "store-unavailable": 503,
   "invalid-key": 400,
+  "cluster-config": 500,
+  "lease-lost": 503,
   "unknown-partition": 404,
   "name-taken": 409,
   "invalid-partition-id": 400,
@@ -46,6 +48,7 @@ const RETRY_AFTER: Partial<Record<DormantCode, string>> = {
   "executor-lost": "1",
   "store-unavailable": "5",
   "partition-unavailable": "5",
+  "lease-lost": "1",
   "partition-quarantined": "30",
 };
 

@@ -6,7 +6,8 @@
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { PushRequest } from "../../runtime/index.ts";
-import type { Host } from "../host.ts";
+import { forward, wasForwarded } from "../cluster/forward.ts";
+import type { ClusterHost, Host } from "../host.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { TaskRecord } from "../tasks/task.ts";
 import type { SecurityLog } from "./admin-door.ts";
@@ -36,7 +37,9 @@ export function pushRoutes(host: Host, limiter: RateLimiter, metrics: Metrics, o
     };
     const task = host.registry.byPushToken(token);
     if (!task) {
-      return respond(problem(c, 404, "unknown-push-url", "No push task has this URL; it may have been cancelled or re-registered (which issues a new URL)."));
+      // On a cluster, the URL may be another host's to answer.
+      if (host.cluster) return respond(await elsewhere(c, host, host.cluster, token, options.deadlineMs).catch((error) => errorResponse(c, error)));
+      return respond(unknownUrl(c));
     }
     const wait = limiter.take(token);
     if (wait > 0) {
@@ -84,6 +87,23 @@ export function pushRoutes(host: Host, limiter: RateLimiter, metrics: Metrics, o
   app.all("/push/:token", limit, handle);
   app.all("/push/:token/*", limit, handle);
   return app;
+}
+
+function unknownUrl(c: Context): Response {
+  return problem(c, 404, "unknown-push-url", "No push task has this URL; it may have been cancelled or re-registered (which issues a new URL).");
+}
+
+/** A push whose partition this host does not hold: forwarded once to the host that does. */
+async function elsewhere(c: Context, host: Host, cluster: ClusterHost, token: string, deadlineMs: number): Promise<Response> {
+  const partition = await host.registry.partitionOfToken(token);
+  if (partition === undefined) return unknownUrl(c);
+  const owner = wasForwarded(c.req.raw) || cluster.membership.owns(partition) ? undefined : await cluster.membership.ownerOf(partition);
+  if (!owner) {
+    const message = `The partition of this push URL is moving between hosts right now; retry in a moment.`;
+    return problem(c, 503, "partition-unavailable", message, { "retry-after": "1" });
+  }
+  // The owner applies its own rate limit and deadline; a little longer here, so its answer arrives rather than ours.
+  return forward(c.req.raw, owner.address, cluster.membership.host, deadlineMs + 1000);
 }
 
 async function pushRequestOf(request: Request, token: string, task: TaskRecord, isHostSecret: (token: string) => boolean): Promise<PushRequest> {

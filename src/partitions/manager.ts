@@ -46,6 +46,10 @@ export interface PartitionManagerOptions {
   partitionLimits: PartitionLimits;
   /** When no stored snapshot verifies: start the partition fresh, or refuse. */
   onUnusableSnapshot: "fresh" | "fail";
+  /** Which stored partitions are this host's at open: every one (default), or none until adopted (a cluster host). */
+  load?: "all" | "adopted";
+  /** A new partition's id (a cluster host picks one in a shard it holds); default a random one. */
+  newId?: () => string;
   onEvent?: (event: PartitionEvent) => void;
 }
 
@@ -87,9 +91,48 @@ export class PartitionManager {
   /** Open the manager on a store, loading the partitions recorded in it. */
   static async open(options: PartitionManagerOptions): Promise<PartitionManager> {
     const manager = new PartitionManager(options);
-    const records = await readEach(options.records, (key) => options.records.getItem<PartitionRecord>(key));
-    for (const record of records) if (record) manager.#add({ ...record, registrations: record.registrations ?? "host" }, false);
+    if ((options.load ?? "all") === "all") {
+      const records = await readEach(options.records, (key) => options.records.getItem<PartitionRecord>(key));
+      for (const record of records) if (record) manager.#add(record, false);
+    }
     return manager;
+  }
+
+  /** Take over stored partitions (a cluster host gaining their shard): their records are read, nothing is activated. */
+  async adopt(ids: readonly string[]): Promise<PartitionRecord[]> {
+    const records = await Promise.all(ids.filter((id) => !this.#slots.has(id)).map((id) => this.#options.records.getItem<PartitionRecord>(id)));
+    const adopted = records.filter((record): record is PartitionRecord => record !== null);
+    for (const record of adopted) this.#add(record, false);
+    return adopted;
+  }
+
+  /**
+   * Let partitions go to another host. With `save`, each live one is frozen first (those
+   * whose state could not be saved are returned); without, its instance is dropped
+   * unwritten, because another host already owns what is stored.
+   */
+  async release(ids: readonly string[], { save }: { save: boolean }): Promise<Unsaved[]> {
+    const unsaved: Unsaved[] = [];
+    await Promise.all(
+      ids.map((id) => {
+        const slot = this.#slots.get(id);
+        if (!slot) return;
+        return this.#exclusive(slot, async () => {
+          if (save) {
+            await this.#persistence.freeze(slot).catch((error: Error) => {
+              this.#emit({ type: "freeze-failed", partition: id, error });
+              unsaved.push({ partition: id, error: error.message });
+            });
+          }
+          if (slot.live) await this.#options.pool.drop(id).catch(() => undefined);
+          slot.live = false;
+          this.#slots.delete(id);
+          this.#options.snapshots.forget(id);
+          await this.#options.timers.disarm(IDLE_TIMER, id);
+        });
+      }),
+    );
+    return unsaved;
   }
 
   /**
@@ -99,7 +142,7 @@ export class PartitionManager {
   async create(spec: Partial<PartitionSpec> & Pick<PartitionSpec, "name" | "component">, how: { reprovisioned?: boolean } = {}): Promise<PartitionRecord> {
     await this.#options.components.get(spec.component);
     const record: PartitionRecord = {
-      id: `p_${randomBytes(12).toString("base64url")}`,
+      id: this.#options.newId?.() ?? newPartitionId(),
       name: spec.name,
       component: spec.component,
       durability: spec.durability ?? "on-idle",
@@ -312,7 +355,8 @@ export class PartitionManager {
     return run;
   }
 
-  #add(record: PartitionRecord, reprovisioned: boolean): void {
+  #add(stored: PartitionRecord, reprovisioned: boolean): void {
+    const record = { ...stored, registrations: stored.registrations ?? "host" };
     this.#options.hooks.added(record);
     this.#slots.set(record.id, { record, live: false, reprovisioned, busy: false, lastUsed: 0, unsaved: 0, unsavedSince: 0, queue: Promise.resolve() });
   }
@@ -326,4 +370,8 @@ export class PartitionManager {
   #emit(event: PartitionEvent): void {
     this.#options.onEvent?.(event);
   }
+}
+
+export function newPartitionId(): string {
+  return `p_${randomBytes(12).toString("base64url")}`;
 }

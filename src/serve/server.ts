@@ -84,6 +84,8 @@ export async function startServer(options: ServeOptions = {}): Promise<Server> {
       "--admin-port",
     );
     servers.push(admin);
+    // Only now can other hosts reach this one: it joins its cluster with its listeners' addresses.
+    await host.cluster?.join({ address: urlOf(push), adminAddress: urlOf(admin) });
     let closing: Promise<ShutdownReport> | undefined;
     return {
       host,

@@ -26,6 +26,8 @@ export interface Store {
   /** Deliveries waiting for a retry. */
   readonly deliveries: Storage;
   readonly deadLetters: Storage;
+  /** A cluster's index of push tokens (digest → partition), so any host can route a push. */
+  readonly pushTokens: Storage;
   /** Human-readable location, without credentials, e.g. "fs:/abs/.dormant". */
   readonly description: string;
   /** Where the store is, as its URL said. */
@@ -201,6 +203,7 @@ function storeOver(root: Storage, config: StoreConfig): Store {
     partitions: prefixStorage(root, "partitions"),
     deliveries: prefixStorage(root, "deliveries"),
     deadLetters: prefixStorage(root, "dead-letters"),
+    pushTokens: prefixStorage(root, "push-tokens"),
     description: config.description,
     config,
     close() {

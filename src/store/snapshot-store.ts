@@ -185,6 +185,11 @@ export class SnapshotStore {
     return this.#readHead(partitionId, this.#partition(partitionId));
   }
 
+  /** Drop what is cached of a partition: another host may write its snapshots from now on. */
+  forget(partitionId: string): void {
+    this.#cache.delete(partitionId);
+  }
+
   /** Removes every snapshot of the partition; a later put starts at seq 1. */
   async delete(partitionId: string): Promise<void> {
     const ps = this.#partition(partitionId);

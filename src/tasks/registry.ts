@@ -4,7 +4,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Storage } from "unstorage";
 import type { PartitionSpec, RegistrationMode } from "../partitions/partition.ts";
-import { readAllRecords, writeRecord } from "../store/records.ts";
+import { readAllRecords, readRecord, writeRecord } from "../store/records.ts";
 import type { TaskEffects } from "./executor/background-tasks.ts";
 import { viewOf, type TaskRecord, type TaskView } from "./task.ts";
 
@@ -23,9 +23,14 @@ export class TaskRegistry {
   /** What executors see of each partition's tasks, rebuilt only when they change. */
   readonly #views = new Map<string, TaskView[]>();
   #watcher: TaskWatcher | undefined;
+  /** Push token digest → partition, shared by a cluster's hosts so any of them can route a push (absent on a single host). */
+  readonly #tokenIndex: Storage | undefined;
+  /** The digests this host wrote to the token index, by partition. */
+  readonly #indexed = new Map<string, Set<string>>();
 
-  constructor(storage: Storage) {
+  constructor(storage: Storage, tokenIndex?: Storage) {
     this.#storage = storage;
+    this.#tokenIndex = tokenIndex;
   }
 
   /** Read the persisted tasks from storage (at host start), migrating old encodings. */
@@ -33,6 +38,31 @@ export class TaskRegistry {
     for (const { value } of await readAllRecords<TaskRecord[]>(this.#storage)) {
       for (const task of value) this.#put(task);
     }
+  }
+
+  /** Read the stored tasks of partitions this host takes over (a cluster host gaining their shard); the watcher arms them. */
+  async adopt(partitions: readonly string[]): Promise<void> {
+    const stored = await Promise.all(partitions.map((partition) => readRecord<TaskRecord[]>(this.#storage, partition)));
+    for (const [i, partition] of partitions.entries()) {
+      const tasks = stored[i]?.value ?? [];
+      for (const task of tasks) this.#put(task);
+      if (this.#tokenIndex) this.#indexed.set(partition, new Set(tokenDigests(tasks)));
+    }
+  }
+
+  /** Forget partitions' tasks without touching storage: another host holds them now. The watcher disarms them. */
+  release(partitions: Iterable<string>): void {
+    for (const partition of partitions) {
+      for (const task of this.tasksOf(partition)) this.#delete(task);
+      this.#volatile.delete(partition);
+      this.#indexed.delete(partition);
+    }
+  }
+
+  /** The partition a push token belongs to, from the cluster's shared index (another host may hold it). */
+  async partitionOfToken(token: string): Promise<string | undefined> {
+    const partition = await this.#tokenIndex?.getItem<string>(digestOf(token));
+    return typeof partition === "string" ? partition : undefined;
   }
 
   watch(watcher: TaskWatcher): void {
@@ -152,13 +182,30 @@ export class TaskRegistry {
   }
 
   async #persist(partition: string): Promise<void> {
-    if (this.#volatile.has(partition)) return;
     const tasks = this.tasksOf(partition);
+    await this.#index(partition, tasks);
+    if (this.#volatile.has(partition)) return;
     if (tasks.length === 0) await this.#storage.removeItem(partition);
     else await writeRecord(this.#storage, partition, tasks);
+  }
+
+  /** Bring the shared token index in line with a partition's push tasks (guest-mode ones too: their URLs must route). */
+  async #index(partition: string, tasks: TaskRecord[]): Promise<void> {
+    const index = this.#tokenIndex;
+    if (!index) return;
+    const now = new Set(tokenDigests(tasks));
+    const before = this.#indexed.get(partition) ?? new Set<string>();
+    for (const digest of now) if (!before.has(digest)) await index.setItem(digest, partition);
+    for (const digest of before) if (!now.has(digest)) await index.removeItem(digest);
+    if (now.size > 0) this.#indexed.set(partition, now);
+    else this.#indexed.delete(partition);
   }
 }
 
 function digestOf(token: string): string {
   return createHash("sha256").update(token).digest("base64url");
+}
+
+function tokenDigests(tasks: readonly TaskRecord[]): string[] {
+  return tasks.flatMap((task) => (task.pushToken === undefined ? [] : [digestOf(task.pushToken)]));
 }

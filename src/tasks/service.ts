@@ -8,6 +8,7 @@ import type { ActivationBudget } from "../budget/budget.ts";
 import type { Delivery, DeliveryKind, DeliveryRef } from "../delivery/delivery.ts";
 import { newDeliveryId, type Dispatcher } from "../delivery/dispatcher.ts";
 import type { PartitionManager } from "../partitions/manager.ts";
+import type { PartitionRecord } from "../partitions/partition.ts";
 import type { Clock } from "../scheduler/clock.ts";
 import type { TimerLoop } from "../scheduler/timer-loop.ts";
 import { planFire, type Misfire, type MisfireOptions } from "./misfire.ts";
@@ -59,12 +60,18 @@ export class TaskService {
    * re-registers its tasks (they were only in the last host's memory).
    */
   async start(): Promise<void> {
-    const { registry, timers, partitions, budget } = this.#o;
+    const { registry, timers, partitions } = this.#o;
     registry.watch({
       changed: (task) => void (task.nextFire === undefined ? timers.disarm(TASK_TIMER, task.id) : timers.arm(TASK_TIMER, task.id, task.nextFire)),
       removed: (task) => void timers.disarm(TASK_TIMER, task.id),
     });
-    const guestMode = partitions.list().filter((p) => p.registrations === "guest");
+    await this.reregister(partitions.list());
+  }
+
+  /** Activate each `guest`-mode partition among `records` once, so it registers its tasks again (they lived only in another host's memory). */
+  async reregister(records: readonly PartitionRecord[]): Promise<void> {
+    const { partitions, budget } = this.#o;
+    const guestMode = records.filter((p) => p.registrations === "guest");
     // As many at once as the budget allows.
     await Promise.all(
       guestMode.map((record) =>
@@ -81,21 +88,21 @@ export class TaskService {
   /** Deliver an HTTP request to a push task and wait for the guest's answer. */
   push(task: TaskRecord, request: PushRequest, deadlineMs: number) {
     return this.#o.dispatcher.deliverNow(
-      this.#deliveryOf(task, newDeliveryId(), "push", { scheduledAt: this.#o.clock.now(), occurrences: 1, request }),
+      this.#deliveryOf(task, newDeliveryId(task.partition), "push", { scheduledAt: this.#o.clock.now(), occurrences: 1, request }),
       deadlineMs,
     );
   }
 
   /** Accept a request for delivery later: stored before this returns, then delivered at least once. */
   pushAsync(task: TaskRecord, request: PushRequest): Promise<string> {
-    return this.#o.dispatcher.enqueue(this.#deliveryOf(task, newDeliveryId(), "push", { scheduledAt: this.#o.clock.now(), occurrences: 1, request }));
+    return this.#o.dispatcher.enqueue(this.#deliveryOf(task, newDeliveryId(task.partition), "push", { scheduledAt: this.#o.clock.now(), occurrences: 1, request }));
   }
 
   /** Fire a task now, outside its schedule (which stays as it is); returns the delivery id. */
   fireNow(taskId: string): Promise<string> {
     const task = this.#o.registry.get(taskId);
     if (!task) throw new DormantError("unknown-task", `No task ${taskId} on this host; list tasks to find its id.`);
-    return this.#o.dispatcher.enqueue(this.#deliveryOf(task, newDeliveryId(), "manual", { scheduledAt: this.#o.clock.now(), occurrences: 1 }));
+    return this.#o.dispatcher.enqueue(this.#deliveryOf(task, newDeliveryId(task.partition), "manual", { scheduledAt: this.#o.clock.now(), occurrences: 1 }));
   }
 
   /** The partition an event goes to, provisioning one if its task outlived its own. */

@@ -78,7 +78,7 @@ async function dispatcher(failures: number, dataDir?: string) {
 
 function delivery(fields: Partial<Delivery> = {}): Delivery {
   return {
-    id: newDeliveryId(),
+    id: newDeliveryId(fields.partition ?? "p_1"),
     kind: "timer",
     taskId: "t_1",
     taskName: "job",

@@ -1,0 +1,353 @@
+// A host's place in a cluster: its membership row, kept alive by heartbeats, and the shard
+// leases it holds. Leases are rows in PostgreSQL changed only by single atomic statements:
+// a claim takes a free or expired shard and increments its epoch, a renewal extends only
+// the rows this host still owns, a handover clears them. Every write of a shard's data
+// carries the epoch it was claimed with (store/drivers/postgres.ts refuses a stale one), so
+// a host that was paused past its TTL can do no harm when it wakes: its first renewal tells
+// it which shards it lost, and it drops their partitions without writing.
+import type { Pool, PoolClient } from "pg";
+import type { Clock } from "../scheduler/clock.ts";
+import type { TimerLoop } from "../scheduler/timer-loop.ts";
+import { shardOf } from "./shards.ts";
+import { DormantError } from "../../runtime/index.ts";
+
+/** What a host does when shards come and go; host.ts implements it over the lifecycle, registry and delivery. */
+export interface ShardOwner {
+  /** Load the partitions of these shards, their tasks and pending deliveries; arm their timers. */
+  adopt(shards: ReadonlySet<number>): Promise<void>;
+  /** Let these shards' partitions go: `handover` saves their state first; `lost` drops it unwritten (another host owns them now). */
+  release(shards: ReadonlySet<number>, how: "handover" | "lost"): Promise<void>;
+}
+
+export interface ClusterSettings {
+  /** Shards the partitions are spread over; fixed when the cluster is created. */
+  shards: number;
+  /** How long a lease outlives its host's last heartbeat. */
+  ttlMs: number;
+}
+
+export interface MembershipOptions extends ClusterSettings {
+  pool: Pool;
+  /** The schema holding the cluster's tables (quoted by the caller's open). */
+  schema: string;
+  /** This host's id, unique in the cluster. */
+  host: string;
+  owner: ShardOwner;
+  timers: Pick<TimerLoop, "arm" | "on">;
+  clock: Clock;
+  onEvent?: (event: ClusterEvent) => void;
+}
+
+export type ClusterEvent =
+  | { type: "shards-acquired"; shards: number[]; epochs: number[] }
+  | { type: "shards-released"; shards: number[]; how: "handover" | "lost" }
+  | { type: "error"; error: Error; partition?: string };
+
+/** Where other hosts forward a host's requests: its push listener, and its admin listener. */
+export interface Addresses {
+  address: string;
+  adminAddress: string;
+}
+
+export interface Lease {
+  shard: number;
+  epoch: number;
+}
+
+export interface MemberView {
+  host: string;
+  address: string;
+  adminAddress: string;
+  heartbeatAt: number;
+  expiresAt: number;
+  alive: boolean;
+  shards: number;
+}
+
+export interface ShardView {
+  shard: number;
+  owner: string | null;
+  epoch: number;
+  expiresAt: number | null;
+}
+
+export const CLUSTER_TIMER = "cluster";
+/** How often leases are renewed and the share of shards rebalanced, at most. */
+const MAX_TICK_MS = 1000;
+
+export class Membership {
+  readonly #o: MembershipOptions;
+  readonly #held = new Map<number, number>();
+  /** performance.now() when the last successful renewal began: leases are valid on this host's clock until then + TTL. */
+  #renewedAt = -Infinity;
+  #ticking: Promise<void> | undefined;
+  #again = false;
+  #listener: PoolClient | undefined;
+  #stopped = false;
+  #addresses: Addresses = { address: "", adminAddress: "" };
+
+  constructor(options: MembershipOptions) {
+    this.#o = options;
+    options.timers.on(CLUSTER_TIMER, () => this.tick());
+  }
+
+  get host(): string {
+    return this.#o.host;
+  }
+
+  get settings(): ClusterSettings {
+    return { shards: this.#o.shards, ttlMs: this.#o.ttlMs };
+  }
+
+  /** Join: heartbeat once, take a share of the shards, and listen for handovers. */
+  async start(addresses: Addresses): Promise<void> {
+    this.#addresses = addresses;
+    const listener = await this.#o.pool.connect();
+    this.#listener = listener;
+    listener.on("notification", () => this.#soon());
+    listener.on("error", (error) => this.#emit({ type: "error", error }));
+    await listener.query(`LISTEN ${this.#channel()}`);
+    await this.tick();
+  }
+
+  /** Whether this host's membership and leases are current (its last renewal is within the TTL, with a margin). */
+  get member(): boolean {
+    return !this.#stopped && this.#valid();
+  }
+
+  shardOf(partition: string): number {
+    return shardOf(partition, this.#o.shards);
+  }
+
+  /** The epoch this host holds a partition's shard with, while its lease is valid on this host's clock. */
+  epochOf(partition: string): number | undefined {
+    if (!this.#valid()) return undefined;
+    return this.#held.get(this.shardOf(partition));
+  }
+
+  owns(partition: string): boolean {
+    return this.epochOf(partition) !== undefined;
+  }
+
+  /** Refuse work for a partition this host does not hold a valid lease on (it may hold it again after the next renewal). */
+  check(partition: string): void {
+    if (this.owns(partition)) return;
+    this.#soon();
+    throw new DormantError(
+      "partition-unavailable",
+      `Partition ${partition} is not held by host ${this.#o.host} right now (its shard ${this.shardOf(partition)} is moving between hosts); retry in a moment.`,
+      { details: { partition, shard: this.shardOf(partition) } },
+    );
+  }
+
+  heldShards(): Lease[] {
+    return [...this.#held].map(([shard, epoch]) => ({ shard, epoch }));
+  }
+
+  /** A write was refused for a stale epoch: look at the leases now rather than at the next heartbeat. */
+  suspect(): void {
+    this.#soon();
+  }
+
+  /** Renew, notice what was lost, and move toward this host's fair share. Concurrent calls coalesce into one more round. */
+  tick(): Promise<void> {
+    if (this.#ticking) {
+      this.#again = true;
+      return this.#ticking;
+    }
+    this.#ticking = (async () => {
+      try {
+        do {
+          this.#again = false;
+          await this.#round();
+        } while (this.#again && !this.#stopped);
+      } catch (error) {
+        this.#emit({ type: "error", error: error as Error });
+      } finally {
+        this.#ticking = undefined;
+        if (!this.#stopped) await this.#o.timers.arm(CLUSTER_TIMER, "tick", this.#o.clock.now() + this.#tickMs());
+      }
+    })();
+    return this.#ticking;
+  }
+
+  /**
+   * Graceful leave: hand every shard over (their partitions saved first), clear the leases
+   * and the membership row, and tell the others at once rather than after the TTL.
+   */
+  async leave(): Promise<void> {
+    this.#stopped = true;
+    await this.#ticking;
+    const shards = new Set(this.#held.keys());
+    try {
+      if (shards.size > 0) await this.#o.owner.release(shards, "handover");
+    } finally {
+      this.#held.clear();
+      await this.#query(`UPDATE ${this.#t("shards")} SET owner = NULL, expires_at = NULL WHERE owner = $1`, [this.#o.host]);
+      await this.#query(`DELETE FROM ${this.#t("members")} WHERE host = $1`, [this.#o.host]);
+      await this.#query(`NOTIFY ${this.#channel()}`);
+      await this.close();
+    }
+  }
+
+  /** Stop heartbeating without handing anything over (the leases run out by themselves). */
+  async close(): Promise<void> {
+    this.#stopped = true;
+    const listener = this.#listener;
+    this.#listener = undefined;
+    if (listener) {
+      await listener.query(`UNLISTEN ${this.#channel()}`).catch(() => undefined);
+      listener.release();
+    }
+  }
+
+  async members(): Promise<MemberView[]> {
+    const { rows } = await this.#query<{
+      host: string;
+      address: string;
+      admin_address: string;
+      heartbeat_at: Date;
+      expires_at: Date;
+      alive: boolean;
+      shards: string;
+    }>(
+      `SELECT m.host, m.address, m.admin_address, m.heartbeat_at, m.expires_at, m.expires_at > now() AS alive,
+              (SELECT count(*) FROM ${this.#t("shards")} s WHERE s.owner = m.host AND s.expires_at > now()) AS shards
+         FROM ${this.#t("members")} m ORDER BY m.host`,
+    );
+    return rows.map((r) => ({
+      host: r.host,
+      address: r.address,
+      adminAddress: r.admin_address,
+      heartbeatAt: r.heartbeat_at.getTime(),
+      expiresAt: r.expires_at.getTime(),
+      alive: r.alive,
+      shards: Number(r.shards),
+    }));
+  }
+
+  async shards(): Promise<ShardView[]> {
+    const { rows } = await this.#query<{ shard: number; owner: string | null; epoch: string; expires_at: Date | null }>(
+      `SELECT shard, owner, epoch, expires_at FROM ${this.#t("shards")} ORDER BY shard`,
+    );
+    return rows.map((r) => ({ shard: r.shard, owner: r.owner, epoch: Number(r.epoch), expiresAt: r.expires_at?.getTime() ?? null }));
+  }
+
+  /** The live host that holds a partition's shard, with its addresses; undefined while nobody does. */
+  async ownerOf(partition: string): Promise<{ host: string; address: string; adminAddress: string } | undefined> {
+    const { rows } = await this.#query<{ host: string; address: string; admin_address: string }>(
+      `SELECT m.host, m.address, m.admin_address FROM ${this.#t("shards")} s JOIN ${this.#t("members")} m ON m.host = s.owner
+        WHERE s.shard = $1 AND s.expires_at > now() AND m.expires_at > now()`,
+      [this.shardOf(partition)],
+    );
+    const row = rows[0];
+    return row ? { host: row.host, address: row.address, adminAddress: row.admin_address } : undefined;
+  }
+
+  async #round(): Promise<void> {
+    const { host, owner } = this.#o;
+    const interval = `${this.#o.ttlMs} milliseconds`;
+    const began = performance.now();
+    await this.#query(
+      `INSERT INTO ${this.#t("members")} (host, address, admin_address, started_at, heartbeat_at, expires_at)
+       VALUES ($1, $2, $3, now(), now(), now() + $4::interval)
+       ON CONFLICT (host) DO UPDATE SET address = $2, admin_address = $3, heartbeat_at = now(), expires_at = now() + $4::interval`,
+      [host, this.#addresses.address, this.#addresses.adminAddress, interval],
+    );
+    const renewed = await this.#query<{ shard: number; epoch: string }>(
+      `UPDATE ${this.#t("shards")} SET expires_at = now() + $2::interval WHERE owner = $1 RETURNING shard, epoch`,
+      [host, interval],
+    );
+    this.#renewedAt = began;
+    const still = new Map(renewed.rows.map((r) => [r.shard, Number(r.epoch)]));
+    const lost = new Set([...this.#held].filter(([shard, epoch]) => still.get(shard) !== epoch).map(([shard]) => shard));
+    if (lost.size > 0) {
+      for (const shard of lost) this.#held.delete(shard);
+      await owner.release(lost, "lost");
+      this.#emit({ type: "shards-released", shards: [...lost], how: "lost" });
+    }
+    // Rows this host owns but did not know of (a claim whose answer was lost): give them back.
+    const unknown = [...still.keys()].filter((shard) => !this.#held.has(shard));
+    if (unknown.length > 0) await this.#query(`UPDATE ${this.#t("shards")} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [host, unknown]);
+    if (this.#stopped) return;
+
+    const { rows } = await this.#query<{ alive: string }>(`SELECT count(*) AS alive FROM ${this.#t("members")} WHERE expires_at > now()`);
+    const target = Math.ceil(this.#o.shards / Math.max(1, Number(rows[0]?.alive ?? 1)));
+    if (this.#held.size > target) await this.#handOver(this.#held.size - target);
+    else if (this.#held.size < target) await this.#claim(target - this.#held.size, interval);
+  }
+
+  async #claim(count: number, interval: string): Promise<void> {
+    // Free or expired shards, skipping rows another host is claiming at this moment; random, so hosts starting together spread out.
+    const { rows } = await this.#query<{ shard: number; epoch: string }>(
+      `UPDATE ${this.#t("shards")} s SET owner = $1, epoch = s.epoch + 1, expires_at = now() + $2::interval
+        WHERE s.shard IN (SELECT shard FROM ${this.#t("shards")} WHERE owner IS NULL OR expires_at IS NULL OR expires_at < now()
+                           ORDER BY random() LIMIT $3 FOR UPDATE SKIP LOCKED)
+        RETURNING s.shard, s.epoch`,
+      [this.#o.host, interval, count],
+    );
+    if (rows.length === 0) return;
+    const claimed = new Set<number>();
+    for (const row of rows) {
+      this.#held.set(row.shard, Number(row.epoch));
+      claimed.add(row.shard);
+    }
+    try {
+      await this.#o.owner.adopt(claimed);
+    } catch (error) {
+      // Half-loaded shards are given back whole: another host (or this one, next round) loads them again.
+      await this.#o.owner.release(claimed, "lost").catch(() => undefined);
+      for (const shard of claimed) this.#held.delete(shard);
+      await this.#query(`UPDATE ${this.#t("shards")} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [this.#o.host, [...claimed]]);
+      throw error;
+    }
+    this.#emit({ type: "shards-acquired", shards: rows.map((r) => r.shard), epochs: rows.map((r) => Number(r.epoch)) });
+  }
+
+  async #handOver(count: number): Promise<void> {
+    const shards = new Set([...this.#held.keys()].sort((a, b) => b - a).slice(0, count));
+    try {
+      await this.#o.owner.release(shards, "handover");
+    } finally {
+      for (const shard of shards) this.#held.delete(shard);
+      await this.#query(`UPDATE ${this.#t("shards")} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [this.#o.host, [...shards]]);
+      await this.#query(`NOTIFY ${this.#channel()}`);
+    }
+    this.#emit({ type: "shards-released", shards: [...shards], how: "handover" });
+  }
+
+  #valid(): boolean {
+    // A margin for the clocks of this host and the database: stop trusting the lease a little before it runs out.
+    return performance.now() - this.#renewedAt < this.#o.ttlMs * 0.8;
+  }
+
+  #tickMs(): number {
+    return Math.min(MAX_TICK_MS, Math.floor(this.#o.ttlMs / 4));
+  }
+
+  #soon(): void {
+    if (this.#stopped) return;
+    if (this.#ticking) this.#again = true;
+    else void this.#o.timers.arm(CLUSTER_TIMER, "tick", this.#o.clock.now());
+  }
+
+  #t(table: string): string {
+    return `${quoteIdent(this.#o.schema)}.${quoteIdent(table)}`;
+  }
+
+  #channel(): string {
+    return quoteIdent(`dormant:${this.#o.schema}`);
+  }
+
+  #query<R extends object = Record<string, unknown>>(text: string, values?: unknown[]) {
+    return this.#o.pool.query<R>(text, values);
+  }
+
+  #emit(event: ClusterEvent): void {
+    this.#o.onEvent?.(event);
+  }
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
