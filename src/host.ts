@@ -263,9 +263,10 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     timers.start();
 
     let cluster: ClusterHost | undefined;
-    if (clustered && store.config.kind === "postgres") {
+    const sql = store.postgres;
+    if (clustered && sql) {
       const settings = { shards: clusterOptions.shards, ttlMs: clusterOptions.ttlMs };
-      await ensureClusterSchema(store.config.pool, store.config.schema, settings);
+      await ensureClusterSchema(sql.pool, sql.schema, settings);
       const inShards = (ids: string[], shards: ReadonlySet<number>) => ids.filter((id) => shards.has(membership!.shardOf(id)));
       const owner: ShardOwner = {
         async adopt(shards) {
@@ -285,7 +286,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
           await partitions.release(ids, { save: how === "handover" });
         },
       };
-      membership = new Membership({ pool: store.config.pool, schema: store.config.schema, host: hostId, ...settings, owner, timers, clock, onEvent: emit });
+      membership = new Membership({ pool: sql.pool, schema: sql.schema, host: hostId, ...settings, owner, timers, clock, onEvent: emit });
       const joined = membership;
       const advertise = clusterOptions.advertise;
       cluster = { membership: joined, join: (addresses) => joined.start(advertise ? { ...addresses, address: advertise } : addresses) };

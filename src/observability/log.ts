@@ -60,6 +60,8 @@ export function structuredLog(write: (line: string) => void, clock: () => number
         line({ event: type, ...rest, retryAt: new Date(retryAt).toISOString() });
         break;
       }
+      case "shards-acquired":
+      case "shards-released":
       case "misfire":
       case "dead-lettered":
       case "postponed":

@@ -48,6 +48,12 @@ export class Metrics {
   readonly #misfires = new Counter({ name: "dormant_misfires_total", help: "Misfires, by policy.", labelNames: ["policy"], registers: [this.registry] });
   readonly #missed = new Counter({ name: "dormant_missed_occurrences_total", help: "Occurrences that came due while missed.", registers: [this.registry] });
   readonly #retries = new Counter({ name: "dormant_retries_total", help: "Retries scheduled after a failed delivery.", registers: [this.registry] });
+  readonly #shardMoves = new Counter({
+    name: "dormant_cluster_shard_moves_total",
+    help: "Shards this host acquired, handed over, or lost to another host (its lease ran out).",
+    labelNames: ["how"],
+    registers: [this.registry],
+  });
   readonly #deadLetters = new Counter({ name: "dormant_dead_letters_total", help: "Deliveries moved to the dead-letter list.", registers: [this.registry] });
   readonly #postponed = new Counter({
     name: "dormant_postponed_total",
@@ -76,7 +82,39 @@ export class Metrics {
   });
 
   /** Add the gauges read from the host at each scrape. */
-  watch(host: Pick<Host, "partitions" | "budget" | "registry" | "deliveries" | "clock" | "snapshots">): void {
+  watch(host: Pick<Host, "partitions" | "budget" | "registry" | "deliveries" | "clock" | "snapshots" | "cluster">): void {
+    const membership = host.cluster?.membership;
+    if (membership) {
+      new Gauge({
+        name: "dormant_cluster_member",
+        help: "1 while this host holds its cluster membership (its last lease renewal is current), else 0.",
+        registers: [this.registry],
+        collect() {
+          this.set(membership.member ? 1 : 0);
+        },
+      });
+      // The whole cluster as the database sees it: which host holds how many shards, and until when.
+      new Gauge({
+        name: "dormant_cluster_host_shards",
+        help: "Shards each host of the cluster holds a live lease on.",
+        labelNames: ["host"],
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          for (const member of await membership.members()) this.set({ host: member.host }, member.shards);
+        },
+      });
+      new Gauge({
+        name: "dormant_cluster_host_lease_expiry_seconds",
+        help: "Seconds until each host's membership runs out unless it heartbeats (negative: it has run out).",
+        labelNames: ["host"],
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          for (const member of await membership.members()) this.set({ host: member.host }, (member.expiresAt - Date.now()) / 1000);
+        },
+      });
+    }
     // The snapshot cache keeps its own counts; counters read them at each scrape.
     const cache = () => host.snapshots.cacheStats;
     new Counter({
@@ -200,6 +238,12 @@ export class Metrics {
         break;
       case "retry-scheduled":
         this.#retries.inc();
+        break;
+      case "shards-acquired":
+        this.#shardMoves.inc({ how: "acquired" }, event.shards.length);
+        break;
+      case "shards-released":
+        this.#shardMoves.inc({ how: event.how }, event.shards.length);
         break;
       case "dead-lettered":
         this.#deadLetters.inc();

@@ -1,0 +1,213 @@
+// A cluster of real `dormant serve` processes on the real PostgreSQL: partitions spread
+// over the hosts, pushes sent to any host are answered by the owner, a SIGKILLed host's
+// partitions resume elsewhere within the TTL, a paused host's writes are refused by epoch
+// and its counters never go backwards, a graceful stop hands over at once, and bad
+// configuration is refused with its cause. Each test has its own schema, dropped after.
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
+import { generateToken } from "../../src/http/auth.ts";
+import { spawnServe, type ServeProcess } from "../support/serve-process.ts";
+
+const TOKEN = generateToken();
+const auth = { authorization: `Bearer ${TOKEN}` };
+const TTL_MS = 2000;
+const SHARDS = 12;
+const admin = new pg.Pool({ host: "127.0.0.1", port: 5432, user: "postgres", database: "postgres", max: 2 });
+const children: ServeProcess[] = [];
+const schemas: string[] = [];
+
+afterEach(async () => {
+  for (const child of children.splice(0)) {
+    if (child.process.signalCode === "SIGSTOP") child.process.kill("SIGCONT");
+    if (child.process.exitCode === null && child.process.signalCode === null) child.process.kill("SIGKILL");
+    await child.exit;
+  }
+  for (const schema of schemas.splice(0)) await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+});
+afterAll(() => admin.end());
+
+function clusterUrl(): string {
+  const schema = `dormant_cluster_${randomBytes(5).toString("hex")}`;
+  schemas.push(schema);
+  return `postgres://postgres@127.0.0.1:5432/postgres?schema=${schema}`;
+}
+
+async function startHosts(url: string, count: number, flags: string[] = []): Promise<ServeProcess[]> {
+  const hosts: ServeProcess[] = [];
+  for (let i = 0; i < count; i++) {
+    const dataDir = await mkdtemp(join(tmpdir(), "dormant-cluster-"));
+    const host = await spawnServe(dataDir, TOKEN, ["--cluster", url, "--cluster-ttl", String(TTL_MS), "--cluster-shards", String(SHARDS), ...flags]);
+    children.push(host);
+    hosts.push(host);
+  }
+  // Every host holds its share before the test goes on.
+  await expect.poll(async () => shareOf(hosts), { timeout: 20_000, interval: 100 }).toEqual(hosts.map(() => true));
+  return hosts;
+}
+
+async function shareOf(hosts: ServeProcess[]): Promise<boolean[]> {
+  const { cluster } = await api(hosts[0]!, "GET", "/api/cluster");
+  const fair = Math.ceil(SHARDS / hosts.length);
+  const held = (cluster.members as { alive: boolean; shards: number }[]).filter((m) => m.alive).map((m) => m.shards);
+  return hosts.map((_, i) => held.length === hosts.length && (held[i] ?? 0) >= fair - 1 && held.reduce((a, b) => a + b, 0) === SHARDS);
+}
+
+async function api(serve: ServeProcess, method: string, path: string, body?: unknown, type = "application/json"): Promise<any> {
+  const init: RequestInit = { method, headers: { ...auth, ...(body === undefined ? {} : { "content-type": type }) } };
+  if (body !== undefined) init.body = body instanceof Buffer ? new Blob([body]) : JSON.stringify(body);
+  const response = await fetch(`${serve.adminUrl}${path}`, init);
+  if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
+  return response.json();
+}
+
+/** Deploy the counter on `on` as `count` per-activation partitions; returns each one's push path. */
+async function counters(hosts: ServeProcess[], count: number): Promise<{ id: string; path: string }[]> {
+  const { digest } = await api(hosts[0]!, "POST", "/api/components", await readFile(inject("guests")["counter-qjs"]), "application/wasm");
+  const made: { id: string; path: string }[] = [];
+  for (let i = 0; i < count; i++) {
+    // Whichever host is asked creates the partition, in a shard it holds.
+    const on = hosts[i % hosts.length]!;
+    const { id } = await api(on, "POST", "/api/partitions", { name: `counter-${i}`, component: digest, durability: "per-activation" });
+    const { tasks } = await api(on, "GET", `/api/tasks?partition=${id}`);
+    made.push({ id, path: tasks.find((t: { name: string }) => t.name === "inbox").pushUrl });
+  }
+  return made;
+}
+
+/** Push once through `via`; the counter's count after it, or the status when refused. */
+async function push(via: ServeProcess, path: string): Promise<{ status: number; count?: number }> {
+  const response = await fetch(`${via.pushUrl}${path}`, { method: "POST", body: "x" });
+  if (response.status !== 200) return { status: response.status };
+  return { status: 200, count: ((await response.json()) as { count: number }).count };
+}
+
+/** Push until the push is answered (while a shard moves the answer is 503 with Retry-After). */
+async function pushAnswered(via: ServeProcess, path: string, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const answer = await push(via, path).catch(() => ({ status: 0 }) as { status: number; count?: number });
+    if (answer.status === 200) return answer.count!;
+    expect([0, 502, 503]).toContain(answer.status);
+    if (Date.now() > deadline) throw new Error(`${path} via ${via.pushUrl} not answered within ${timeoutMs} ms (last ${answer.status})`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const events = (serve: ServeProcess) =>
+  serve.stdout
+    .join("")
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as { event: string; partition?: string; how?: string; shards?: number[] });
+
+describe("a cluster of dormant serve processes", { timeout: 120_000 }, () => {
+  it("answers pushes sent to any host, each counter counting every push exactly once", async () => {
+    const hosts = await startHosts(clusterUrl(), 3);
+    const made = await counters(hosts, 30);
+    const { cluster } = await api(hosts[1]!, "GET", "/api/cluster");
+    expect(cluster.members).toHaveLength(3);
+    expect(new Set((cluster.shards as { owner: string }[]).map((s) => s.owner)).size).toBe(3);
+    for (let round = 1; round <= 3; round++) {
+      const answers = await Promise.all(made.map(({ path }, i) => push(hosts[(i + round) % 3]!, path)));
+      expect(answers).toEqual(made.map(() => ({ status: 200, count: round })));
+    }
+  });
+
+  it("resumes a SIGKILLed host's partitions on the others within the TTL plus a second, losing no count", async () => {
+    const hosts = await startHosts(clusterUrl(), 3);
+    const made = await counters(hosts, 24);
+    for (const { path } of made) expect((await push(hosts[0]!, path)).count).toBe(1);
+    const { cluster } = await api(hosts[0]!, "GET", "/api/cluster");
+    const victim = hosts[2]!;
+    const victimHost = (cluster.members as { host: string; adminAddress: string }[]).find((m) => m.adminAddress === victim.adminUrl)!.host;
+    const owners = await Promise.all(made.map(async ({ id }) => (await api(hosts[0]!, "GET", `/api/cluster/owner/${id}`)).host as string));
+    const orphaned = made.filter((_, i) => owners[i] === victimHost);
+    expect(orphaned.length).toBeGreaterThan(0);
+
+    victim.process.kill("SIGKILL");
+    await victim.exit;
+    const killedAt = Date.now();
+    const first = await pushAnswered(hosts[0]!, orphaned[0]!.path, TTL_MS + 10_000);
+    const failoverMs = Date.now() - killedAt;
+    console.log(`cluster failover: first push answered on a new owner ${failoverMs} ms after SIGKILL (TTL ${TTL_MS} ms)`);
+    expect(first).toBe(2);
+    // Within TTL + 1 s, and a margin for a busy machine.
+    expect(failoverMs).toBeLessThan(TTL_MS + 1000 + 3000);
+    for (const { path } of orphaned.slice(1)) expect(await pushAnswered(hosts[1]!, path, 5000)).toBe(2);
+  });
+
+  it("refuses a paused host's writes by epoch once its shards were taken, and no counter ever goes backwards", async () => {
+    const hosts = await startHosts(clusterUrl(), 2);
+    const made = await counters(hosts, 16);
+    const counts = new Map(made.map(({ path }) => [path, 0]));
+    const pushAll = async (via: ServeProcess) => {
+      for (const { path } of made) {
+        const count = await pushAnswered(via, path, TTL_MS + 10_000);
+        expect(count).toBe(counts.get(path)! + 1);
+        counts.set(path, count);
+      }
+    };
+    await pushAll(hosts[0]!);
+    const paused = hosts[1]!;
+    paused.process.kill("SIGSTOP");
+    await new Promise((resolve) => setTimeout(resolve, TTL_MS + 1500));
+    await pushAll(hosts[0]!); // the other host has taken every shard over
+    paused.process.kill("SIGCONT");
+    // Through the woken host, too: it must not answer from the state it held before the pause.
+    await pushAll(paused);
+    await pushAll(hosts[0]!);
+    await expect.poll(() => events(paused).some((e) => e.event === "shards-released" && e.how === "lost"), { timeout: 10_000 }).toBe(true);
+  });
+
+  it("hands a gracefully stopped host's partitions over in under a second", async () => {
+    const hosts = await startHosts(clusterUrl(), 2);
+    const made = await counters(hosts, 16);
+    for (const { path } of made) expect((await push(hosts[0]!, path)).count).toBe(1);
+    const leaving = hosts[1]!;
+    leaving.process.kill("SIGTERM");
+    expect(await leaving.exit).toBe(0);
+    const stoppedAt = Date.now();
+    for (const { path } of made) expect(await pushAnswered(hosts[0]!, path, 10_000)).toBe(2);
+    const handoverMs = Date.now() - stoppedAt;
+    console.log(`cluster handover: every partition answered on the remaining host ${handoverMs} ms after the graceful stop`);
+    expect(handoverMs).toBeLessThan(1000 + 2000);
+  });
+});
+
+describe("cluster configuration", { timeout: 60_000 }, () => {
+  const refused = async (flags: string[]) => {
+    const dataDir = await mkdtemp(join(tmpdir(), "dormant-cluster-bad-"));
+    const started = spawnServe(dataDir, TOKEN, flags);
+    const error = await started.then(
+      (child) => {
+        children.push(child);
+        throw new Error("it started");
+      },
+      (error: Error) => error,
+    );
+    return error.message;
+  };
+
+  it("refuses an unreachable database, naming where it looked", async () => {
+    expect(await refused(["--cluster", "postgres://postgres@127.0.0.1:1/postgres"])).toMatch(/127\.0\.0\.1:1/);
+  });
+
+  it("refuses an unknown database, naming it", async () => {
+    expect(await refused(["--cluster", "postgres://postgres@127.0.0.1:5432/no_such_db_here"])).toMatch(/no_such_db_here/);
+  });
+
+  it("refuses a host whose shard count differs from its cluster's, saying which to use", async () => {
+    const url = clusterUrl();
+    await startHosts(url, 1);
+    const message = await refused(["--cluster", url, "--cluster-ttl", String(TTL_MS), "--cluster-shards", String(SHARDS + 1)]);
+    expect(message).toContain(`--cluster-shards ${SHARDS}`);
+  });
+
+  it("refuses a store beside the cluster's database", async () => {
+    expect(await refused(["--cluster", clusterUrl(), "--store", "redis://127.0.0.1:6379"])).toMatch(/without --store/);
+  });
+});
