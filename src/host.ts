@@ -15,7 +15,7 @@ import type { BacklogLimits } from "./delivery/backlog.ts";
 import type { HostEvent } from "./events.ts";
 import { Membership, type ClusterSettings, type ShardOwner } from "./cluster/membership.ts";
 import { ensureClusterSchema } from "./cluster/schema.ts";
-import { partitionOfKey } from "./cluster/shards.ts";
+import { partitionOfKey, shardOf } from "./cluster/shards.ts";
 import { newPartitionId, PartitionManager, type Unsaved } from "./partitions/manager.ts";
 import type { PartitionLimits } from "./partitions/partition.ts";
 import { systemClock, type Clock } from "./scheduler/clock.ts";
@@ -159,8 +159,9 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     // On a cluster host every write of a partition's data carries the epoch of its shard's lease; the store refuses a stale one.
     const fence = (key: string) => {
       const partition = partitionOfKey(key);
-      if (partition === undefined || !membership) return undefined;
-      return { shard: membership.shardOf(partition), owner: hostId, epoch: membership.epochOf(partition) ?? -1 };
+      if (partition === undefined) return undefined;
+      // Before the host has joined, or for a shard it does not hold, no epoch matches: the write is refused.
+      return { shard: shardOf(partition, clusterOptions.shards), owner: hostId, epoch: membership?.epochOf(partition) ?? -1 };
     };
     const store = await openStore({ dataDir, url: clusterOptions.url ?? options.store, timeoutMs: options.storeTimeoutMs, ...(clustered ? { fence } : {}) });
     opened.push(() => store.close());

@@ -311,6 +311,11 @@ export class Dispatcher {
     }
     this.stats.failed++;
     if (!retries && hostFault) throw hostFault;
+    // A cluster host whose partition moved away mid-attempt: its stored record is the new owner's to deliver.
+    if (hostFault && !this.#o.deliverer.has(partition)) {
+      this.#forget(delivery.id);
+      return outcome;
+    }
     // An attempt refused because the host is stopping is no attempt: it is kept, as it was, for the next start.
     const attempts = delivery.attempts + (this.#stopping ? 0 : 1);
     if (retries) await this.#failed({ ...delivery, partition, attempts, lastError: outcome.error }, outcome.error, ref);
