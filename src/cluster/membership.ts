@@ -183,9 +183,9 @@ export class Membership {
       if (shards.size > 0) await this.#o.owner.release(shards, "handover");
     } finally {
       this.#held.clear();
-      await this.#query(`UPDATE ${this.#t("shards")} SET owner = NULL, expires_at = NULL WHERE owner = $1`, [this.#o.host]);
-      await this.#query(`DELETE FROM ${this.#t("members")} WHERE host = $1`, [this.#o.host]);
-      await this.#query(`NOTIFY ${this.#channel()}`);
+      await this.#lease(`UPDATE ${this.#t("shards")} SET owner = NULL, expires_at = NULL WHERE owner = $1`, [this.#o.host]);
+      await this.#lease(`DELETE FROM ${this.#t("members")} WHERE host = $1`, [this.#o.host]);
+      await this.#lease(`NOTIFY ${this.#channel()}`);
       await this.close();
     }
   }
@@ -248,13 +248,13 @@ export class Membership {
     const { host, owner } = this.#o;
     const interval = `${this.#o.ttlMs} milliseconds`;
     const began = performance.now();
-    await this.#query(
+    await this.#lease(
       `INSERT INTO ${this.#t("members")} (host, address, admin_address, started_at, heartbeat_at, expires_at)
        VALUES ($1, $2, $3, now(), now(), now() + $4::interval)
        ON CONFLICT (host) DO UPDATE SET address = $2, admin_address = $3, heartbeat_at = now(), expires_at = now() + $4::interval`,
       [host, this.#addresses.address, this.#addresses.adminAddress, interval],
     );
-    const renewed = await this.#query<{ shard: number; epoch: string }>(
+    const renewed = await this.#lease<{ shard: number; epoch: string }>(
       `UPDATE ${this.#t("shards")} SET expires_at = now() + $2::interval WHERE owner = $1 RETURNING shard, epoch`,
       [host, interval],
     );
@@ -268,10 +268,10 @@ export class Membership {
     }
     // Rows this host owns but did not know of (a claim whose answer was lost): give them back.
     const unknown = [...still.keys()].filter((shard) => !this.#held.has(shard));
-    if (unknown.length > 0) await this.#query(`UPDATE ${this.#t("shards")} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [host, unknown]);
+    if (unknown.length > 0) await this.#lease(`UPDATE ${this.#t("shards")} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [host, unknown]);
     if (this.#stopped) return;
 
-    const { rows } = await this.#query<{ alive: string }>(`SELECT count(*) AS alive FROM ${this.#t("members")} WHERE expires_at > now()`);
+    const { rows } = await this.#lease<{ alive: string }>(`SELECT count(*) AS alive FROM ${this.#t("members")} WHERE expires_at > now()`);
     const target = Math.ceil(this.#o.shards / Math.max(1, Number(rows[0]?.alive ?? 1)));
     if (this.#held.size > target) await this.#handOver(this.#held.size - target);
     else if (this.#held.size < target) await this.#claim(target - this.#held.size, interval);
@@ -279,7 +279,7 @@ export class Membership {
 
   async #claim(count: number, interval: string): Promise<void> {
     // Free or expired shards, skipping rows another host is claiming at this moment; random, so hosts starting together spread out.
-    const { rows } = await this.#query<{ shard: number; epoch: string }>(
+    const { rows } = await this.#lease<{ shard: number; epoch: string }>(
       `UPDATE ${this.#t("shards")} s SET owner = $1, epoch = s.epoch + 1, expires_at = now() + $2::interval
         WHERE s.shard IN (SELECT shard FROM ${this.#t("shards")} WHERE owner IS NULL OR expires_at IS NULL OR expires_at < now()
                            ORDER BY random() LIMIT $3 FOR UPDATE SKIP LOCKED)
@@ -298,7 +298,7 @@ export class Membership {
       // Half-loaded shards are given back whole: another host (or this one, next round) loads them again.
       await this.#o.owner.release(claimed, "lost").catch(() => undefined);
       for (const shard of claimed) this.#held.delete(shard);
-      await this.#query(`UPDATE ${this.#t("shards")} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [this.#o.host, [...claimed]]);
+      await this.#lease(`UPDATE ${this.#t("shards")} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [this.#o.host, [...claimed]]);
       throw error;
     }
     this.#emit({ type: "shards-acquired", shards: rows.map((r) => r.shard), epochs: rows.map((r) => Number(r.epoch)) });
@@ -310,8 +310,8 @@ export class Membership {
       await this.#o.owner.release(shards, "handover");
     } finally {
       for (const shard of shards) this.#held.delete(shard);
-      await this.#query(`UPDATE ${this.#t("shards")} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [this.#o.host, [...shards]]);
-      await this.#query(`NOTIFY ${this.#channel()}`);
+      await this.#lease(`UPDATE ${this.#t("shards")} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [this.#o.host, [...shards]]);
+      await this.#lease(`NOTIFY ${this.#channel()}`);
     }
     this.#emit({ type: "shards-released", shards: [...shards], how: "handover" });
   }
@@ -341,6 +341,11 @@ export class Membership {
 
   #query<R extends object = Record<string, unknown>>(text: string, values?: unknown[]) {
     return this.#o.pool.query<R>(text, values);
+  }
+
+  /** Lease statements go over this host's own connection (the one that listens), never queued behind the store's traffic. */
+  #lease<R extends object = Record<string, unknown>>(text: string, values?: unknown[]) {
+    return (this.#listener ?? this.#o.pool).query<R>(text, values);
   }
 
   #emit(event: ClusterEvent): void {

@@ -1,6 +1,6 @@
-// The cluster's own tables beside the store's: members (one row per host, kept alive by
-// heartbeats) and shards (one lease row per shard, with its epoch). Created once, under an
-// advisory lock, by whichever host starts first; every later host checks that it was
+// The cluster's shape in its schema: the shards table (created with the store's tables in
+// store/drivers/postgres.ts) gets one lease row per shard, once, under an advisory lock,
+// by whichever host starts first; every later host checks that it was
 // given the same settings: hosts with different shard counts would disagree about where
 // every partition lives, and with different TTLs about when a silent host is gone.
 import type { Pool } from "pg";
@@ -17,11 +17,6 @@ export async function ensureClusterSchema(pool: Pool, schema: string, settings: 
   try {
     await client.query("BEGIN");
     await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`dormant-cluster:${schema}`]);
-    await client.query(`CREATE TABLE IF NOT EXISTS ${s}.members (
-      host text PRIMARY KEY, address text NOT NULL, admin_address text NOT NULL,
-      started_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL, expires_at timestamptz NOT NULL)`);
-    await client.query(`CREATE TABLE IF NOT EXISTS ${s}.shards (
-      shard integer PRIMARY KEY, owner text, epoch bigint NOT NULL DEFAULT 0, expires_at timestamptz)`);
     const { rows } = await client.query<{ value: ClusterSettings }>(`SELECT value FROM ${s}.meta WHERE key = $1`, [SETTINGS_KEY]);
     const stored = rows[0]?.value;
     if (stored === undefined) {

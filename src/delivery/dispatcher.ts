@@ -288,7 +288,7 @@ export class Dispatcher {
     } catch (error) {
       outcome = { ok: false, error: `${(error as Error).name}: ${(error as Error).message}` };
       // The host's own faults (an unreachable store, a stopping host) are not the guest's: a caller waiting on the answer is told so.
-      if (isDormantError(error, "store-unavailable", "partition-unavailable")) hostFault = error;
+      if (isDormantError(error, "store-unavailable", "partition-unavailable", "lease-lost")) hostFault = error;
     }
     this.stats.attempts++;
     const ref = { ...refOf(delivery), partition };
