@@ -23,6 +23,7 @@ export type DormantCode =
   | "snapshot-too-large"
   | "store-config"
   | "store-unavailable"
+  | "lease-lost"
   | "invalid-key"
   // Partitions, tasks and delivery
   | "unknown-partition"
