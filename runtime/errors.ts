@@ -23,6 +23,7 @@ export type DormantCode =
   | "snapshot-too-large"
   | "store-config"
   | "store-unavailable"
+  | "lease-lost"
   | "invalid-key"
   // A cluster of hosts
   | "cluster-config"

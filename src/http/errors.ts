@@ -23,6 +23,7 @@ export const HTTP_STATUS: Record<DormantCode, ContentfulStatusCode> = {
   "snapshot-too-large": 507,
   "store-config": 500,
   "store-unavailable": 503,
+  "lease-lost": 503,
   "invalid-key": 400,
   "cluster-config": 500,
   "lease-lost": 503,
@@ -47,6 +48,8 @@ const RETRY_AFTER: Partial<Record<DormantCode, string>> = {
   constrained: "60",
   "executor-lost": "1",
   "store-unavailable": "5",
+  // Another host owns the partition now; asked again, this host forwards or reloads.
+  "lease-lost": "1",
   "partition-unavailable": "5",
   "lease-lost": "1",
   "partition-quarantined": "30",

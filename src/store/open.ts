@@ -2,7 +2,8 @@
  * Opens Dormant's storage from a store URL.
  *
  * The embedded default is a directory on disk written through the crash-safe
- * fs-atomic driver; Redis can be selected for shared deployments. Everything
+ * fs-atomic driver; Redis or PostgreSQL can be selected for shared deployments
+ * (PostgreSQL is the one a cluster of hosts shares, with fenced writes). Everything
  * above this file sees only unstorage `Storage` mounts, so the backend is a
  * deployment choice, not a code path.
  */
@@ -14,6 +15,7 @@ import redisDriver from "unstorage/drivers/redis";
 import { DEFAULT_DATA_DIR, DEFAULT_STORE_TIMEOUT_MS } from "../options.ts";
 import fsAtomicDriver from "./drivers/fs-atomic.ts";
 import { guardedDriver } from "./drivers/guarded.ts";
+import type { Fence, PostgresConfig, PostgresStore } from "./drivers/postgres.ts";
 import { DormantError } from "../../runtime/index.ts";
 
 export interface Store {
@@ -32,24 +34,32 @@ export interface Store {
   readonly description: string;
   /** Where the store is, as its URL said. */
   readonly config: StoreConfig;
+  /** For a PostgreSQL store: its pool, schema and tables, for the cluster layer's own queries. */
+  readonly postgres?: Omit<PostgresStore, "driver"> | undefined;
   close(): Promise<void>;
 }
 
 export interface OpenStoreOptions {
-  /** Store URL: absent, `fs:<dir>`, `file:<url>`, a plain path, or `redis://host:port[/db][?prefix=name]`. */
+  /**
+   * Store URL: absent, `fs:<dir>`, `file:<url>`, a plain path, `redis://host:port[/db][?prefix=name]`,
+   * or `postgres://[user[:password]@]host[:port]/database[?schema=name]`.
+   */
   url?: string | undefined;
   /** Data directory for the fs store when `url` is absent (default `./.dormant`). */
   dataDir?: string;
   /** How long one store operation may take before it fails as `store-unavailable` (default 10 s). */
   timeoutMs?: number;
+  /** The shard lease each write needs (PostgreSQL only): see src/store/drivers/postgres.ts. */
+  fence?: ((key: string) => Fence | undefined) | undefined;
 }
 
 export type StoreConfig =
-  { kind: "fs"; dir: string; description: string } | { kind: "redis"; connectionUrl: string; db: number; prefix: string; description: string };
+  { kind: "fs"; dir: string; description: string } | { kind: "redis"; connectionUrl: string; db: number; prefix: string; description: string } | PostgresConfig;
 
 const EXAMPLES =
-  `Supported: a directory path, "fs:<dir>", "file:///abs/dir", or "redis://host:port[/db][?prefix=name]" ` +
-  `(e.g. --store fs:./.dormant or --store redis://127.0.0.1:6379/0?prefix=dormant).`;
+  `Supported: a directory path, "fs:<dir>", "file:///abs/dir", "redis://host:port[/db][?prefix=name]" ` +
+  `or "postgres://[user[:password]@]host[:port]/database[?schema=name]" ` +
+  `(e.g. --store fs:./.dormant, --store redis://127.0.0.1:6379/0?prefix=dormant or --store postgres://postgres@127.0.0.1:5432/dormant).`;
 
 /** The store URL could not be understood; nothing was opened. */
 export function storeConfigError(url: string, problem: string): DormantError<"store-config"> {
@@ -58,6 +68,9 @@ export function storeConfigError(url: string, problem: string): DormantError<"st
 
 export const DEFAULT_REDIS_PREFIX = "dormant";
 const REDIS_PREFIX_RE = /^[A-Za-z0-9_.-]{1,128}$/;
+export const DEFAULT_POSTGRES_SCHEMA = "dormant";
+/** A plain identifier, so it needs no quoting to be typed in psql (PostgreSQL folds unquoted names to lower case). */
+const POSTGRES_SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
 /** At least two letters, so Windows drive letters ("C:\data") read as paths. */
 const SCHEME_RE = /^([a-zA-Z][a-zA-Z0-9+.-]+):/;
 
@@ -92,6 +105,9 @@ export function parseStoreUrl(url: string | undefined, dataDir = DEFAULT_DATA_DI
     case "redis":
     case "rediss":
       return parseRedisUrl(text);
+    case "postgres":
+    case "postgresql":
+      return parsePostgresUrl(text);
     default:
       throw storeConfigError(text, `unsupported scheme "${scheme}:"`);
   }
@@ -136,11 +152,68 @@ function parseRedisUrl(text: string): StoreConfig {
   };
 }
 
+function parsePostgresUrl(text: string): PostgresConfig {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw storeConfigError(text, "it is not a well-formed URL");
+  }
+  const decode = (part: string, what: string): string => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw storeConfigError(text, `the ${what} is not validly percent-encoded`);
+    }
+  };
+  if (u.hostname === "") throw storeConfigError(text, "the PostgreSQL host is missing");
+  const port = u.port === "" ? 5432 : Number(u.port);
+  const database = decode(u.pathname.replace(/^\//, ""), "database name");
+  if (database === "" || database.includes("/")) {
+    throw storeConfigError(text, `name one database after the host, e.g. postgres://${u.host}/dormant`);
+  }
+  for (const key of u.searchParams.keys()) {
+    if (key !== "schema") throw storeConfigError(text, `unknown query parameter "${key}" (only "schema" is supported)`);
+  }
+  const schema = u.searchParams.get("schema") ?? DEFAULT_POSTGRES_SCHEMA;
+  if (!POSTGRES_SCHEMA_RE.test(schema)) {
+    throw storeConfigError(text, `the schema ${JSON.stringify(schema)} must match ${POSTGRES_SCHEMA_RE} (lower-case letters, digits and "_")`);
+  }
+  const hostPort = `${u.hostname}:${port}`;
+  return {
+    kind: "postgres",
+    // URL keeps IPv6 literals bracketed; pg wants the bare address.
+    host: u.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port,
+    database,
+    user: u.username === "" ? undefined : decode(u.username, "user name"),
+    password: u.password === "" ? undefined : decode(u.password, "password"),
+    schema,
+    description: `postgres://${hostPort}/${database} (schema ${schema})`,
+  };
+}
+
 export async function openStore(options: OpenStoreOptions = {}): Promise<Store> {
   const config = parseStoreUrl(options.url, options.dataDir);
-  const driver = config.kind === "fs" ? await openFs(config.dir) : await openRedis(config);
-  const root = createStorage({ driver: guardedDriver(driver, config.description, options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS) });
-  return storeOver(root, config);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
+  if (options.fence && config.kind !== "postgres") {
+    throw new DormantError(
+      "store-config",
+      `Fenced writes need a PostgreSQL store; ${config.description} cannot refuse a stale lease. Use --store postgres://….`,
+    );
+  }
+  let driver: Driver;
+  let postgres: Store["postgres"];
+  if (config.kind === "postgres") {
+    const { openPostgres } = await import("./drivers/postgres.ts");
+    const { driver: pgDriver, ...rest } = await openPostgres(config, { timeoutMs, fence: options.fence });
+    driver = pgDriver;
+    postgres = rest;
+  } else {
+    driver = config.kind === "fs" ? await openFs(config.dir) : await openRedis(config);
+  }
+  const root = createStorage({ driver: guardedDriver(driver, config.description, timeoutMs) });
+  return storeOver(root, config, postgres);
 }
 
 async function openFs(dir: string): Promise<Driver> {
@@ -193,7 +266,7 @@ async function openRedis(config: Extract<StoreConfig, { kind: "redis" }>): Promi
   return driver;
 }
 
-function storeOver(root: Storage, config: StoreConfig): Store {
+function storeOver(root: Storage, config: StoreConfig, postgres: Store["postgres"]): Store {
   let closing: Promise<void> | undefined;
   return {
     root,
@@ -206,6 +279,7 @@ function storeOver(root: Storage, config: StoreConfig): Store {
     pushTokens: prefixStorage(root, "push-tokens"),
     description: config.description,
     config,
+    postgres,
     close() {
       closing ??= root.dispose();
       return closing;
