@@ -27,7 +27,6 @@ export type DormantCode =
   | "invalid-key"
   // A cluster of hosts
   | "cluster-config"
-  | "lease-lost"
   // Partitions, tasks and delivery
   | "unknown-partition"
   | "name-taken"

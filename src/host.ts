@@ -152,7 +152,10 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     const clusterOptions: NonNullable<HostOptions["cluster"]> & ClusterSettings = { ...given.cluster, ...options.cluster };
     const clustered = clusterOptions.url !== undefined;
     if (clustered && options.store !== undefined && options.store !== clusterOptions.url) {
-      throw new DormantError("cluster-config", `A cluster host's store is the cluster's database: give --cluster ${clusterOptions.url} alone, without --store ${options.store}.`);
+      throw new DormantError(
+        "cluster-config",
+        `A cluster host's store is the cluster's database: give --cluster ${clusterOptions.url} alone, without --store ${options.store}.`,
+      );
     }
     const hostId = clusterOptions.host ?? `h_${hostname()}_${process.pid}_${randomBytes(3).toString("hex")}`;
     let membership: Membership | undefined;
@@ -267,7 +270,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     const sql = store.postgres;
     if (clustered && sql) {
       const settings = { shards: clusterOptions.shards, ttlMs: clusterOptions.ttlMs };
-      await ensureClusterSchema(sql.pool, sql.schema, settings);
+      await ensureClusterSchema(sql.pool, sql.schema, sql.tables, settings);
       const inShards = (ids: string[], shards: ReadonlySet<number>) => ids.filter((id) => shards.has(membership!.shardOf(id)));
       const owner: ShardOwner = {
         async adopt(shards) {
@@ -287,7 +290,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
           await partitions.release(ids, { save: how === "handover" });
         },
       };
-      membership = new Membership({ pool: sql.pool, schema: sql.schema, host: hostId, ...settings, owner, timers, clock, onEvent: emit });
+      membership = new Membership({ pool: sql.pool, schema: sql.schema, tables: sql.tables, host: hostId, ...settings, owner, timers, clock, onEvent: emit });
       const joined = membership;
       const advertise = clusterOptions.advertise;
       cluster = { membership: joined, join: (addresses) => joined.start(advertise ? { ...addresses, address: advertise } : addresses) };

@@ -184,7 +184,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: "store",
     env: "DORMANT_STORE",
     kind: text("URL"),
-    help: "Store URL, e.g. redis://127.0.0.1:6379/0?prefix=dormant",
+    help: "Store URL, e.g. redis://127.0.0.1:6379/0?prefix=dormant or postgres://postgres@127.0.0.1:5432/dormant",
     unset: "fs in the data directory",
   },
   { key: "port", flag: "port", env: "DORMANT_PORT", kind: integer("N", 0, 65535), help: "Port (0 picks a free one)" },

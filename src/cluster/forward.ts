@@ -23,11 +23,21 @@ export async function forward(request: Request, base: string, from: string, time
   const body = request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer();
   let answer: Response;
   try {
-    answer = await fetch(new URL(url.pathname + url.search, base), { method: request.method, headers, body, redirect: "manual", signal: AbortSignal.timeout(timeoutMs) });
-  } catch (error) {
-    throw new DormantError("partition-unavailable", `The host that holds this partition (${base}) did not answer (${(error as Error).message}); retry in a moment.`, {
-      cause: error,
+    answer = await fetch(new URL(url.pathname + url.search, base), {
+      method: request.method,
+      headers,
+      body,
+      redirect: "manual",
+      signal: AbortSignal.timeout(timeoutMs),
     });
+  } catch (error) {
+    throw new DormantError(
+      "partition-unavailable",
+      `The host that holds this partition (${base}) did not answer (${(error as Error).message}); retry in a moment.`,
+      {
+        cause: error,
+      },
+    );
   }
   // The body is read whole: fetch has already undone any content encoding, so the reply's framing headers no longer fit it.
   const reply = await answer.arrayBuffer();

@@ -28,8 +28,9 @@ export interface ClusterSettings {
 
 export interface MembershipOptions extends ClusterSettings {
   pool: Pool;
-  /** The schema holding the cluster's tables (quoted by the caller's open). */
+  /** The schema holding the cluster's tables, and their quoted, qualified names (store/drivers/postgres.ts). */
   schema: string;
+  tables: { shards: string; members: string };
   /** This host's id, unique in the cluster. */
   host: string;
   owner: ShardOwner;
@@ -183,8 +184,8 @@ export class Membership {
       if (shards.size > 0) await this.#o.owner.release(shards, "handover");
     } finally {
       this.#held.clear();
-      await this.#lease(`UPDATE ${this.#t("shards")} SET owner = NULL, expires_at = NULL WHERE owner = $1`, [this.#o.host]);
-      await this.#lease(`DELETE FROM ${this.#t("members")} WHERE host = $1`, [this.#o.host]);
+      await this.#lease(`UPDATE ${this.#o.tables.shards} SET owner = NULL, expires_at = NULL WHERE owner = $1`, [this.#o.host]);
+      await this.#lease(`DELETE FROM ${this.#o.tables.members} WHERE host = $1`, [this.#o.host]);
       await this.#lease(`NOTIFY ${this.#channel()}`);
       await this.close();
     }
@@ -212,8 +213,8 @@ export class Membership {
       shards: string;
     }>(
       `SELECT m.host, m.address, m.admin_address, m.heartbeat_at, m.expires_at, m.expires_at > now() AS alive,
-              (SELECT count(*) FROM ${this.#t("shards")} s WHERE s.owner = m.host AND s.expires_at > now()) AS shards
-         FROM ${this.#t("members")} m ORDER BY m.host`,
+              (SELECT count(*) FROM ${this.#o.tables.shards} s WHERE s.owner = m.host AND s.expires_at > now()) AS shards
+         FROM ${this.#o.tables.members} m ORDER BY m.host`,
     );
     return rows.map((r) => ({
       host: r.host,
@@ -228,7 +229,7 @@ export class Membership {
 
   async shards(): Promise<ShardView[]> {
     const { rows } = await this.#query<{ shard: number; owner: string | null; epoch: string; expires_at: Date | null }>(
-      `SELECT shard, owner, epoch, expires_at FROM ${this.#t("shards")} ORDER BY shard`,
+      `SELECT shard, owner, epoch, expires_at FROM ${this.#o.tables.shards} ORDER BY shard`,
     );
     return rows.map((r) => ({ shard: r.shard, owner: r.owner, epoch: Number(r.epoch), expiresAt: r.expires_at?.getTime() ?? null }));
   }
@@ -236,7 +237,7 @@ export class Membership {
   /** The live host that holds a partition's shard, with its addresses; undefined while nobody does. */
   async ownerOf(partition: string): Promise<{ host: string; address: string; adminAddress: string } | undefined> {
     const { rows } = await this.#query<{ host: string; address: string; admin_address: string }>(
-      `SELECT m.host, m.address, m.admin_address FROM ${this.#t("shards")} s JOIN ${this.#t("members")} m ON m.host = s.owner
+      `SELECT m.host, m.address, m.admin_address FROM ${this.#o.tables.shards} s JOIN ${this.#o.tables.members} m ON m.host = s.owner
         WHERE s.shard = $1 AND s.expires_at > now() AND m.expires_at > now()`,
       [this.shardOf(partition)],
     );
@@ -249,13 +250,13 @@ export class Membership {
     const interval = `${this.#o.ttlMs} milliseconds`;
     const began = performance.now();
     await this.#lease(
-      `INSERT INTO ${this.#t("members")} (host, address, admin_address, started_at, heartbeat_at, expires_at)
+      `INSERT INTO ${this.#o.tables.members} (host, address, admin_address, started_at, heartbeat_at, expires_at)
        VALUES ($1, $2, $3, now(), now(), now() + $4::interval)
        ON CONFLICT (host) DO UPDATE SET address = $2, admin_address = $3, heartbeat_at = now(), expires_at = now() + $4::interval`,
       [host, this.#addresses.address, this.#addresses.adminAddress, interval],
     );
     const renewed = await this.#lease<{ shard: number; epoch: string }>(
-      `UPDATE ${this.#t("shards")} SET expires_at = now() + $2::interval WHERE owner = $1 RETURNING shard, epoch`,
+      `UPDATE ${this.#o.tables.shards} SET expires_at = now() + $2::interval WHERE owner = $1 RETURNING shard, epoch`,
       [host, interval],
     );
     this.#renewedAt = began;
@@ -268,10 +269,11 @@ export class Membership {
     }
     // Rows this host owns but did not know of (a claim whose answer was lost): give them back.
     const unknown = [...still.keys()].filter((shard) => !this.#held.has(shard));
-    if (unknown.length > 0) await this.#lease(`UPDATE ${this.#t("shards")} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [host, unknown]);
+    if (unknown.length > 0)
+      await this.#lease(`UPDATE ${this.#o.tables.shards} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [host, unknown]);
     if (this.#stopped) return;
 
-    const { rows } = await this.#lease<{ alive: string }>(`SELECT count(*) AS alive FROM ${this.#t("members")} WHERE expires_at > now()`);
+    const { rows } = await this.#lease<{ alive: string }>(`SELECT count(*) AS alive FROM ${this.#o.tables.members} WHERE expires_at > now()`);
     const target = Math.ceil(this.#o.shards / Math.max(1, Number(rows[0]?.alive ?? 1)));
     if (this.#held.size > target) await this.#handOver(this.#held.size - target);
     else if (this.#held.size < target) await this.#claim(target - this.#held.size, interval);
@@ -280,8 +282,8 @@ export class Membership {
   async #claim(count: number, interval: string): Promise<void> {
     // Free or expired shards, skipping rows another host is claiming at this moment; random, so hosts starting together spread out.
     const { rows } = await this.#lease<{ shard: number; epoch: string }>(
-      `UPDATE ${this.#t("shards")} s SET owner = $1, epoch = s.epoch + 1, expires_at = now() + $2::interval
-        WHERE s.shard IN (SELECT shard FROM ${this.#t("shards")} WHERE owner IS NULL OR expires_at IS NULL OR expires_at < now()
+      `UPDATE ${this.#o.tables.shards} s SET owner = $1, epoch = s.epoch + 1, expires_at = now() + $2::interval
+        WHERE s.shard IN (SELECT shard FROM ${this.#o.tables.shards} WHERE owner IS NULL OR expires_at IS NULL OR expires_at < now()
                            ORDER BY random() LIMIT $3 FOR UPDATE SKIP LOCKED)
         RETURNING s.shard, s.epoch`,
       [this.#o.host, interval, count],
@@ -298,7 +300,10 @@ export class Membership {
       // Half-loaded shards are given back whole: another host (or this one, next round) loads them again.
       await this.#o.owner.release(claimed, "lost").catch(() => undefined);
       for (const shard of claimed) this.#held.delete(shard);
-      await this.#lease(`UPDATE ${this.#t("shards")} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [this.#o.host, [...claimed]]);
+      await this.#lease(`UPDATE ${this.#o.tables.shards} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [
+        this.#o.host,
+        [...claimed],
+      ]);
       throw error;
     }
     this.#emit({ type: "shards-acquired", shards: rows.map((r) => r.shard), epochs: rows.map((r) => Number(r.epoch)) });
@@ -310,7 +315,10 @@ export class Membership {
       await this.#o.owner.release(shards, "handover");
     } finally {
       for (const shard of shards) this.#held.delete(shard);
-      await this.#lease(`UPDATE ${this.#t("shards")} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [this.#o.host, [...shards]]);
+      await this.#lease(`UPDATE ${this.#o.tables.shards} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [
+        this.#o.host,
+        [...shards],
+      ]);
       await this.#lease(`NOTIFY ${this.#channel()}`);
     }
     this.#emit({ type: "shards-released", shards: [...shards], how: "handover" });
@@ -331,12 +339,9 @@ export class Membership {
     else void this.#o.timers.arm(CLUSTER_TIMER, "tick", this.#o.clock.now());
   }
 
-  #t(table: string): string {
-    return `${quoteIdent(this.#o.schema)}.${quoteIdent(table)}`;
-  }
-
   #channel(): string {
-    return quoteIdent(`dormant:${this.#o.schema}`);
+    // Schema names are plain identifiers (store/open.ts), so the quoted channel name needs no escaping.
+    return `"dormant:${this.#o.schema}"`;
   }
 
   #query<R extends object = Record<string, unknown>>(text: string, values?: unknown[]) {
@@ -351,8 +356,4 @@ export class Membership {
   #emit(event: ClusterEvent): void {
     this.#o.onEvent?.(event);
   }
-}
-
-export function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }

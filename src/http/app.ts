@@ -109,25 +109,41 @@ export function createAdminApp(host: Host, metrics: Metrics, activity: Activity,
   const { partitions, registry } = host;
   app.get("/healthz", async (c) => {
     const health = await storeHealth(host);
-    const cluster = host.cluster ? { host: host.cluster.membership.host, member: host.cluster.membership.member, shards: host.cluster.membership.heldShards().length } : undefined;
-    return c.json({ ...health, ...(cluster ? { cluster } : {}), partitions: partitions.list().length, live: partitions.liveCount(), tasks: registry.size }, health.ok ? 200 : 503);
+    const cluster = host.cluster
+      ? { host: host.cluster.membership.host, member: host.cluster.membership.member, shards: host.cluster.membership.heldShards().length }
+      : undefined;
+    return c.json(
+      { ...health, ...(cluster ? { cluster } : {}), partitions: partitions.list().length, live: partitions.liveCount(), tasks: registry.size },
+      health.ok ? 200 : 503,
+    );
   });
   app.get("/metrics", requireMetricsReader(door), async (c) => c.text(await metrics.text(), 200, { "content-type": metrics.registry.contentType }));
   app.use("/api/*", requireOperator(door));
   if (host.cluster) {
     // A partition another host holds is that host's to act on: the request goes to its admin listener, once.
     const cluster = host.cluster;
-    const toOwner = (partitionOf: (c: Context) => string | undefined): MiddlewareHandler => async (c, next) => {
-      const id = partitionOf(c);
-      // Only ids route: a name is resolved among this host's own partitions.
-      if (id === undefined || !id.startsWith("p_") || partitions.has(id) || wasForwarded(c.req.raw)) return next();
-      const owner = await cluster.membership.ownerOf(id);
-      if (!owner || owner.host === cluster.membership.host) return next();
-      return forward(c.req.raw, owner.adminAddress, cluster.membership.host, 60_000);
-    };
-    app.use("/api/partitions/:partition/*", toOwner((c) => c.req.param("partition")));
-    app.use("/api/partitions/:partition", toOwner((c) => c.req.param("partition")));
-    app.use("/api/tasks", toOwner((c) => c.req.query("partition")));
+    const toOwner =
+      (partitionOf: (c: Context) => string | undefined): MiddlewareHandler =>
+      async (c, next) => {
+        const id = partitionOf(c);
+        // Only ids route: a name is resolved among this host's own partitions.
+        if (id === undefined || !id.startsWith("p_") || partitions.has(id) || wasForwarded(c.req.raw)) return next();
+        const owner = await cluster.membership.ownerOf(id);
+        if (!owner || owner.host === cluster.membership.host) return next();
+        return forward(c.req.raw, owner.adminAddress, cluster.membership.host, 60_000);
+      };
+    app.use(
+      "/api/partitions/:partition/*",
+      toOwner((c) => c.req.param("partition")),
+    );
+    app.use(
+      "/api/partitions/:partition",
+      toOwner((c) => c.req.param("partition")),
+    );
+    app.use(
+      "/api/tasks",
+      toOwner((c) => c.req.query("partition")),
+    );
   }
   app.get("/api/cluster", async (c) => {
     const membership = host.cluster?.membership;

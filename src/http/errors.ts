@@ -26,7 +26,6 @@ export const HTTP_STATUS: Record<DormantCode, ContentfulStatusCode> = {
   "lease-lost": 503,
   "invalid-key": 400,
   "cluster-config": 500,
-  "lease-lost": 503,
   "unknown-partition": 404,
   "name-taken": 409,
   "invalid-partition-id": 400,
@@ -51,7 +50,6 @@ const RETRY_AFTER: Partial<Record<DormantCode, string>> = {
   // Another host owns the partition now; asked again, this host forwards or reloads.
   "lease-lost": "1",
   "partition-unavailable": "5",
-  "lease-lost": "1",
   "partition-quarantined": "30",
 };
 

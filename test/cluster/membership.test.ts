@@ -58,11 +58,21 @@ async function host(schema: string, name: string, fenced = false) {
         }
       : {}),
   });
-  await ensureClusterSchema(store.postgres!.pool, schema, { shards: SHARDS, ttlMs: TTL });
+  await ensureClusterSchema(store.postgres!.pool, schema, store.postgres!.tables, { shards: SHARDS, ttlMs: TTL });
   const timers = new TimerLoop(new HeapTimerQueue(), systemClock);
   timers.start();
   const recorded = recordingOwner();
-  membership = new Membership({ pool: store.postgres!.pool, schema, host: name, shards: SHARDS, ttlMs: TTL, owner: recorded.owner, timers, clock: systemClock });
+  membership = new Membership({
+    pool: store.postgres!.pool,
+    schema,
+    tables: store.postgres!.tables,
+    host: name,
+    shards: SHARDS,
+    ttlMs: TTL,
+    owner: recorded.owner,
+    timers,
+    clock: systemClock,
+  });
   opened.push({ store, timers, membership });
   return { store, timers, membership, ...recorded };
 }
@@ -143,7 +153,10 @@ describe("cluster membership", () => {
     await a.store.partitions.setItem(partition, { version: 1 });
     // Another host takes the shard behind a's back (a's lease is still valid on a's own clock).
     const shard = shardOf(partition, SHARDS);
-    await a.store.postgres!.pool.query(`UPDATE "${schema}".shards SET owner = 'z', epoch = epoch + 1, expires_at = now() + interval '1 hour' WHERE shard = $1`, [shard]);
+    await a.store.postgres!.pool.query(
+      `UPDATE "${schema}".shards SET owner = 'z', epoch = epoch + 1, expires_at = now() + interval '1 hour' WHERE shard = $1`,
+      [shard],
+    );
     const refused = await a.store.partitions.setItem(partition, { version: 2 }).catch((error: unknown) => error);
     expect(isDormantError(refused, "lease-lost")).toBe(true);
     expect(await a.store.partitions.getItem(partition)).toEqual({ version: 1 });
@@ -158,7 +171,9 @@ describe("cluster membership", () => {
     await host(schema, "a");
     const store = await openStore({ url: `postgres://postgres@127.0.0.1:5432/postgres?schema=${schema}`, timeoutMs: 5000 });
     try {
-      const refused = await ensureClusterSchema(store.postgres!.pool, schema, { shards: SHARDS * 2, ttlMs: TTL }).catch((error: unknown) => error);
+      const refused = await ensureClusterSchema(store.postgres!.pool, schema, store.postgres!.tables, { shards: SHARDS * 2, ttlMs: TTL }).catch(
+        (error: unknown) => error,
+      );
       expect(isDormantError(refused, "cluster-config")).toBe(true);
       expect((refused as Error).message).toContain(`${SHARDS} shards`);
       expect((refused as Error).message).toContain(`--cluster-shards ${SHARDS}`);

@@ -43,7 +43,8 @@ async function cluster(count: number) {
   for (let i = 0; i < count; i++) {
     const dataDir = await mkdtemp(join(tmpdir(), "dormant-cluster-timers-"));
     const onEvent = (e: HostEvent) => {
-      if (e.type === "delivered" && e.kind === "timer") delivered.push({ host: i, partition: e.partition, name: e.name, scheduledAt: e.scheduledAt, firedAt: e.firedAt, ok: e.outcome.ok });
+      if (e.type === "delivered" && e.kind === "timer")
+        delivered.push({ host: i, partition: e.partition, name: e.name, scheduledAt: e.scheduledAt, firedAt: e.firedAt, ok: e.outcome.ok });
     };
     const host = await startHost({ dataDir, executors: 1, cluster: { url, shards: SHARDS, ttlMs: TTL_MS, host: `host-${i}` }, onEvent });
     hosts.push(host);
@@ -72,7 +73,11 @@ describe("timers in a cluster", { timeout: 120_000 }, () => {
     const component = (await all[0]!.components.add(await readFile(guestFile("recorder", { engine: "quickjs" })))).digest;
     const partitions: string[] = [];
     for (let i = 0; i < 24; i++) partitions.push((await all[i % 3]!.partitions.create({ name: `r-${i}`, component })).id);
-    for (const partition of partitions) await register(all, partition, [{ name: "soon", after: 1000 }, { name: "later", after: 2000 }]);
+    for (const partition of partitions)
+      await register(all, partition, [
+        { name: "soon", after: 1000 },
+        { name: "later", after: 2000 },
+      ]);
     await expect.poll(() => delivered.filter((d) => d.ok).length, { timeout: 30_000, interval: 100 }).toBe(partitions.length * 2);
     // Once each: no (partition, task, due time) twice, and each by its partition's owner.
     const keys = delivered.map((d) => `${d.partition}/${d.name}/${d.scheduledAt}`);
@@ -95,7 +100,9 @@ describe("timers in a cluster", { timeout: 120_000 }, () => {
     await silent.cluster!.membership.close();
     const silentAt = Date.now();
     await expect.poll(() => orphaned.every((partition) => all[0]!.partitions.has(partition)), { timeout: TTL_MS + 10_000, interval: 100 }).toBe(true);
-    await expect.poll(() => partitions.every((p) => delivered.some((d) => d.ok && d.partition === p && d.name === "once")), { timeout: 30_000, interval: 100 }).toBe(true);
+    await expect
+      .poll(() => partitions.every((p) => delivered.some((d) => d.ok && d.partition === p && d.name === "once")), { timeout: 30_000, interval: 100 })
+      .toBe(true);
     // Once each; the silent host delivered only while its lease was still valid on its own clock, the rest came from the taker.
     for (const partition of partitions) expect(delivered.filter((d) => d.ok && d.partition === partition)).toHaveLength(1);
     for (const d of delivered.filter((d) => d.ok && d.host === 1)) expect(d.firedAt).toBeLessThan(silentAt + TTL_MS * 0.8);

@@ -15,7 +15,8 @@
  *   kv(key text collate "C" primary key, value bytea not null)   every store item; strings as UTF-8
  *   meta(key text primary key, value jsonb)                       "schema-version": SCHEMA_VERSION
  *   shards(shard integer primary key, owner text, epoch bigint not null default 0, expires_at timestamptz)
- *   members(host text primary key, address text not null, started_at, heartbeat_at, expires_at timestamptz not null, settings jsonb)
+ *   members(host text primary key, address text not null, admin_address text not null, started_at, heartbeat_at, expires_at timestamptz not null)
+ *   (the cluster layer, src/cluster/, fills shards and reads and writes both)
  *
  * Fencing: `fence(key)` names the shard lease a write of that key needs. A fenced
  * setItem/setItemRaw/removeItem is one statement that applies only while `shards` holds
@@ -162,8 +163,8 @@ async function prepareSchema(pool: pg.Pool, config: PostgresConfig, t: PostgresS
         `CREATE TABLE IF NOT EXISTS ${t.shards} (shard integer PRIMARY KEY, owner text, epoch bigint NOT NULL DEFAULT 0, expires_at timestamptz)`,
       );
       await client.query(
-        `CREATE TABLE IF NOT EXISTS ${t.members} (host text PRIMARY KEY, address text NOT NULL, started_at timestamptz NOT NULL, ` +
-          `heartbeat_at timestamptz NOT NULL, expires_at timestamptz NOT NULL, settings jsonb)`,
+        `CREATE TABLE IF NOT EXISTS ${t.members} (host text PRIMARY KEY, address text NOT NULL, admin_address text NOT NULL, ` +
+          `started_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL, expires_at timestamptz NOT NULL)`,
       );
       await client.query(`INSERT INTO ${t.meta} (key, value) VALUES ('schema-version', $1::jsonb)`, [JSON.stringify(SCHEMA_VERSION)]);
     }
