@@ -26,6 +26,11 @@ const RULES: [from: RegExp, refused: RegExp, why: string][] = [
   [/^src\/(components|store|budget)\//, /^src\/(tasks|delivery|partitions|http|serve|cli)\//, "storage, components and the budget sit below the services"],
   [/^src\/http\//, /^runtime\/executor\//, "HTTP talks to services, not to the executor protocol"],
   [
+    /^src\/cluster\//,
+    /^src\/(tasks|delivery|partitions|http|serve|cli)\//,
+    "membership and leases reach the lifecycle only through ShardOwner, which host.ts implements",
+  ],
+  [
     /^src\/tasks\/executor\//,
     /^(?!src\/tasks\/(executor\/|task\.ts|schedule\.ts|validate\.ts|limits\.ts)|wit\/|runtime\/index\.ts)/,
     "runs in executor threads: only the pure task modules",

@@ -97,6 +97,8 @@ describe("serve settings", () => {
       ["metricsToken", "open on the admin port"],
       ["executors", "one per core"],
       ["powerFile", "none"],
+      ["cluster", "a single host"],
+      ["clusterAdvertise", "the push listener's address"],
     ]);
   });
 });
