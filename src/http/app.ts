@@ -13,7 +13,7 @@ import { errorResponse, problem } from "./errors.ts";
 import { pushRoutes } from "./push.ts";
 import { RateLimiter, type RateLimit } from "../budget/rate-limit.ts";
 import { signInRoutes } from "./sign-in.ts";
-import { ADMIN_CSP } from "./status-page.ts";
+import { ADMIN_CSP } from "./status/page.ts";
 
 export interface HttpOptions {
   adminToken: string;
@@ -110,7 +110,7 @@ export function createAdminApp(host: Host, metrics: Metrics, activity: Activity,
   app.get("/metrics", requireMetricsReader(door), async (c) => c.text(await metrics.text(), 200, { "content-type": metrics.registry.contentType }));
   app.use("/api/*", requireOperator(door));
   app.route("/api", adminRoutes(host, activity, { maxComponentBytes: o.maxComponentBytes, pushOrigin: o.pushOrigin }));
-  app.route("/", signInRoutes(host, activity, door));
+  app.route("/", signInRoutes(host, activity, door, o.pushOrigin));
   const where = "The admin API is under /api, metrics at /metrics; push URLs are served on the push port.";
   app.notFound((c) => problem(c, 404, "not-found", `Nothing at ${c.req.method} ${c.req.path}. ${where}`));
   app.onError((error, c) => errorResponse(c, error));
