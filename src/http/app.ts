@@ -82,7 +82,8 @@ const adminHeaders: MiddlewareHandler = async (c, next) => {
   headers.set("content-security-policy", ADMIN_CSP);
   headers.set("x-frame-options", "DENY");
   headers.set("x-content-type-options", "nosniff");
-  headers.set("referrer-policy", "no-referrer");
+  // Not no-referrer: under it a browser sends `Origin: null` with the page's own form posts, which the door refuses.
+  headers.set("referrer-policy", "same-origin");
   headers.set("cross-origin-opener-policy", "same-origin");
   headers.set("cross-origin-resource-policy", "same-origin");
   headers.set("cache-control", "no-store");

@@ -14,7 +14,7 @@ function quantile(sorted: number[], q: number): number {
 }
 
 /** A figure with its chart and a caption of the median, 95th percentile and maximum; `none` when there are no samples. */
-export function sampleChart(title: string, samples: readonly Sample[], what: string, none: string): string {
+export function sampleChart(title: string, samples: readonly Sample[], [one, many]: [string, string], none: string): string {
   if (samples.length === 0) return `<figure class="chart"><figcaption><strong>${escapeHtml(title)}</strong>: ${escapeHtml(none)}</figcaption></figure>`;
   const sorted = samples.map((s) => s.ms).sort((a, b) => a - b);
   const max = sorted.at(-1)!;
@@ -29,7 +29,7 @@ export function sampleChart(title: string, samples: readonly Sample[], what: str
     .join("");
   const axis = `<line x1="${LEFT}" y1="${HEIGHT}" x2="${WIDTH}" y2="${HEIGHT}" class="axis"/><line x1="${LEFT}" y1="${TOP}" x2="${WIDTH}" y2="${TOP}" class="grid"/>`;
   const label = `<text x="${WIDTH}" y="${TOP - 3}" text-anchor="end">${millis(max)}</text>`;
-  const summary = `last ${samples.length} ${what}: median ${millis(quantile(sorted, 0.5))}, 95th percentile ${millis(quantile(sorted, 0.95))}, max ${millis(max)}`;
+  const summary = `${samples.length === 1 ? `the one ${one}` : `last ${samples.length} ${many}`}: median ${millis(quantile(sorted, 0.5))}, 95th percentile ${millis(quantile(sorted, 0.95))}, max ${millis(max)}`;
   const svg = `<svg viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-label="${escapeHtml(`${title}, ${summary}`)}">${axis}${label}<g class="bars">${bars}</g></svg>`;
   return `<figure class="chart">${svg}<figcaption><strong>${escapeHtml(title)}</strong>: ${escapeHtml(summary)}</figcaption></figure>`;
 }

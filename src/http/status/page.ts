@@ -79,6 +79,7 @@ function table(head: string[], rows: { cells: string[]; bad?: boolean }[], empty
 }
 
 const code = (text: string) => `<code>${escapeHtml(text)}</code>`;
+const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 /** What the page knows of the person looking at it. */
 export interface View {
@@ -151,7 +152,7 @@ export async function statusPage(host: Host, activity: Activity, view: View): Pr
               .join("")}</ol>${dropped > 0 ? `<p class="muted">${dropped} older lines dropped.</p>` : ""}`;
       return `<section class="card" id="${p.id}" aria-label="${escapeHtml(p.name)}">
 <h3>${escapeHtml(p.name)} <span class="state state-${state}">${state}</span></h3>
-<p class="meta">${code(p.id)} · snapshot ${size(bytes)} · ${seen.activations} activations · ${seen.deliveries} deliveries · ${seen.failures} failures · ${last}</p>
+<p class="meta">${code(p.id)} · snapshot ${size(bytes)} · ${count(seen.activations, "activation")} · ${seen.deliveries === 1 ? "1 delivery" : `${seen.deliveries} deliveries`} · ${count(seen.failures, "failure")} · ${last}</p>
 ${failed}${buttons ? `<div class="actions">${buttons}</div>` : ""}
 <h4>Tasks</h4>
 ${taskTable(registry.tasksOf(p.id).sort(byNextFire), view)}
@@ -194,7 +195,7 @@ ${logs}
     "Dormant",
     `<header><h1>Dormant</h1><nav>${refresh} ${signOut}</nav></header>
 ${flash}
-<p>${records.length} partitions, ${manager.liveCount()} live; ${registry.size} tasks; ${letters.length} dead letters; budget ${constraint}, ${budget.maxConcurrent} at once. Times are UTC.</p>
+<p>${count(records.length, "partition")}, ${manager.liveCount()} live; ${count(registry.size, "task")}; ${count(letters.length, "dead letter")}; budget ${constraint}, ${budget.maxConcurrent} at once. Times are UTC.</p>
 <h2>Partitions</h2>
 ${cards.join("\n") || '<p class="muted">No partitions; deploy one with dormant deploy.</p>'}
 ${orphans.length > 0 ? `<h2>Tasks that outlived their partition</h2>\n${taskTable(orphans, view, (id) => code(id))}` : ""}
@@ -204,8 +205,8 @@ ${table(["task", "partition", "kind", "attempts", "dead at", "last error", ""], 
 ${table(["at", "task", "partition", "policy", "missed", "delivered"], misfireRows, "No misfires since the server started.")}
 <h2>Wakes and timers</h2>
 <div class="charts">
-${sampleChart("Wake latency", activity.wakes, "wakes", "no partition has been woken since the server started.")}
-${sampleChart("Fire lateness", activity.lateness, "timer fires", "no timer has fired since the server started.")}
+${sampleChart("Wake latency", activity.wakes, ["wake", "wakes"], "no partition has been woken since the server started.")}
+${sampleChart("Fire lateness", activity.lateness, ["timer fire", "timer fires"], "no timer has fired since the server started.")}
 </div>
 <h2>Recent activity</h2>
 ${table(["at", "partition", "what"], activityRows, "Nothing yet.")}`,
