@@ -43,14 +43,15 @@ describe("dormant logs", () => {
     const child = spawn("node", [BIN, "logs", id, "--follow"], { env: envOf(s) });
     try {
       let out = "";
+      let waiting: (() => void) | undefined;
+      child.stdout.on("data", (chunk: Buffer) => {
+        out += chunk.toString();
+        waiting?.();
+      });
       const seen = (text: string) =>
         new Promise<void>((resolve) => {
-          const check = () => out.includes(text) && resolve();
-          child.stdout.on("data", (chunk: Buffer) => {
-            out += chunk.toString();
-            check();
-          });
-          check();
+          waiting = () => out.includes(text) && resolve();
+          waiting();
         });
       await seen("counter activated (fresh)");
       await s.api("POST", `/api/partitions/${id}/freeze`);
