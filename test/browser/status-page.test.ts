@@ -1,6 +1,7 @@
 // The status page in a real browser (Debian's chromium, driven by playwright-core): a
 // person signs in, reads the page, fires a task, freezes a partition, retries a dead
 // letter, and the page fits a 400 px wide screen.
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,13 +11,15 @@ import { event } from "../support/runtime.ts";
 import { testServers, type TestServer } from "../support/server.ts";
 
 const server = testServers();
+const CHROMIUM = "/usr/bin/chromium";
 let browser: Browser;
 const pages: Page[] = [];
 
 beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`The browser tests need Debian's chromium at ${CHROMIUM}: apt-get install -y chromium (.ci/run installs it).`);
   // launch() gives the browser a fresh profile (user data dir) of its own, removed at close.
   browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
+    executablePath: CHROMIUM,
     args: [
       "--headless",
       "--no-sandbox",
