@@ -15,7 +15,7 @@ interface Parsed {
   values: Record<string, string | boolean | undefined>;
 }
 
-function parse(args: string[], extra: Record<string, { type: "string" | "boolean" }> = {}): Parsed {
+function parse(args: string[], extra: Record<string, { type: "string" | "boolean"; short?: string }> = {}): Parsed {
   return parseArgs({
     args,
     allowPositionals: true,
@@ -85,12 +85,12 @@ function usageError(usage: string, hint: string): never {
   throw new DormantError("client", `Usage: ${usage} (${hint}).`);
 }
 
-function command(usage: string, run: (parsed: Parsed) => Promise<unknown>, extra?: Record<string, { type: "string" | "boolean" }>) {
+function command(usage: string, run: (parsed: Parsed) => Promise<unknown>, extra?: Record<string, { type: "string" | "boolean"; short?: string }>) {
   return async (args: string[]) => {
     const parsed = parse(args, extra);
     if (parsed.values.help) return void console.log(`${usage}\n\nOptions:\n${COMMON}`);
     const printed = await run(parsed);
-    if (parsed.values.json) console.log(JSON.stringify(printed, null, 2));
+    if (parsed.values.json && printed !== undefined) console.log(JSON.stringify(printed, null, 2));
   };
 }
 
@@ -236,3 +236,32 @@ export const components = command("Usage: dormant components\n\nLists the deploy
   }
   return answer;
 });
+
+/** How often `logs --follow` asks for new lines. */
+const FOLLOW_MS = 1000;
+
+export const logs = command(
+  "Usage: dormant logs <partition-id|name> [--follow] [--lines N]\n\n" +
+    "Prints the partition's recent guest log lines (the server keeps the last 200 or 64 KiB per partition).\n" +
+    "--follow keeps printing new lines as they come, until interrupted; --lines N prints only the last N first.",
+  async (parsed) => {
+    const [id] = parsed.positionals;
+    if (!id) usageError("dormant logs <partition-id|name> [--follow]", "dormant ps lists them");
+    const lines = parsed.values.lines as string | undefined;
+    if (lines !== undefined && !/^[1-9]\d{0,2}$/.test(lines)) usageError("dormant logs <partition> --lines N", "N from 1 to 999");
+    const path = (since: number) => `/api/partitions/${encodeURIComponent(id)}/logs?since=${since}${lines && since === 0 ? `&limit=${lines}` : ""}`;
+    const print = (answer: any) => {
+      for (const line of answer.logs)
+        console.log(parsed.values.json ? JSON.stringify(line) : `${new Date(line.at).toISOString()}  ${line.level.padEnd(5)}  ${line.message}`);
+    };
+    let answer = await api(parsed, "GET", path(0));
+    print(answer);
+    if (!parsed.values.follow) return undefined;
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, FOLLOW_MS));
+      answer = await api(parsed, "GET", path(answer.next));
+      print(answer);
+    }
+  },
+  { follow: { type: "boolean", short: "f" }, lines: { type: "string", short: "n" } },
+);

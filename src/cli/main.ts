@@ -24,6 +24,7 @@ Talking to a running server (--url, --token or DORMANT_URL, DORMANT_ADMIN_TOKEN;
   fire <task-id>                            Fire a task now and report how it went
   freeze <partition>                        Freeze a partition
   rm <partition>                            Delete a partition
+  logs <partition> [--follow]               Print a partition's recent guest log lines
   dead-letters [--retry ID]                 List dead letters, or put one back
   components                                List deployed components and their partitions
 
@@ -35,7 +36,7 @@ Run 'dormant <command> --help' for the options of one command.`;
 
 type Command = (args: string[]) => Promise<void>;
 
-type ClientCommand = "deploy" | "activate" | "ps" | "tasks" | "fire" | "freeze" | "rm" | "deadLetters" | "components";
+type ClientCommand = "deploy" | "activate" | "ps" | "tasks" | "fire" | "freeze" | "rm" | "deadLetters" | "components" | "logs";
 const client = (name: ClientCommand) => async (): Promise<Command> => (await import("./client.ts"))[name];
 
 const commands: Record<string, () => Promise<Command>> = {
@@ -47,6 +48,7 @@ const commands: Record<string, () => Promise<Command>> = {
   activate: client("activate"),
   "dead-letters": client("deadLetters"),
   components: client("components"),
+  logs: client("logs"),
   ps: client("ps"),
   tasks: client("tasks"),
   fire: client("fire"),

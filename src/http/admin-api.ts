@@ -21,7 +21,7 @@ export interface AdminOptions {
 /** Starts with a letter or digit, so `.` and `..` are not names. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** Ids the host mints: a kind letter, `_`, base64url; a timer delivery adds `@<due time>`. */
-const ID = { partition: /^p_[A-Za-z0-9_-]{1,64}$/, task: /^t_[A-Za-z0-9_-]{1,64}$/, deadLetter: /^[et]_[A-Za-z0-9_-]{1,64}(@\d{1,16})?$/ };
+export const ID = { partition: /^p_[A-Za-z0-9_-]{1,64}$/, task: /^t_[A-Za-z0-9_-]{1,64}$/, deadLetter: /^[et]_[A-Za-z0-9_-]{1,64}(@\d{1,16})?$/ };
 /** Every JSON body and anything sent to a route that takes none. */
 const MAX_JSON_BYTES = 64 * 1024;
 const MAX_CONCURRENT = 10_000;
@@ -71,6 +71,16 @@ function idParam(c: Context, kind: keyof typeof ID_HINT): string {
     throw fieldError(`${JSON.stringify(id.slice(0, 80))} is not a ${name} id; ids look like ${shape} (list them with GET /api/${list}).`);
   }
   return id;
+}
+
+/** A whole-number query parameter within a range, or the fallback when absent. */
+function queryInt(c: Context, name: string, min: number, max: number, fallback: number): number {
+  const given = c.req.query(name);
+  if (given === undefined) return fallback;
+  const value = Number(given);
+  if (!/^\d+$/.test(given) || value < min || value > max)
+    throw fieldError(`Query "${name}" must be a whole number from ${min} to ${max}; got ${JSON.stringify(given.slice(0, 40))}.`);
+  return value;
 }
 
 function allowOnly(body: Record<string, unknown>, fields: string[], what: string): void {
@@ -226,6 +236,14 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
     return c.json(await partitionJson(partitions.get(id), false));
   });
   api.post("/partitions/:id/activate", async (c) => activateAnswer(c, partitionParam(c), false));
+  // Recent guest log lines, oldest first; `next` is the `since` that asks for only newer ones (dormant logs --follow).
+  api.get("/partitions/:id/logs", (c) => {
+    const id = partitions.get(partitionParam(c)).id;
+    const since = queryInt(c, "since", 0, Number.MAX_SAFE_INTEGER, 0);
+    const limit = queryInt(c, "limit", 1, 1000, 1000);
+    const { lines, dropped } = activity.logs.of(id, since, limit);
+    return c.json({ partition: id, logs: lines, dropped, next: lines.at(-1)?.seq ?? since });
+  });
 
   api.get("/tasks", (c) => {
     const given = c.req.query("partition");

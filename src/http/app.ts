@@ -14,7 +14,7 @@ import { errorResponse, problem } from "./errors.ts";
 import { pushRoutes } from "./push.ts";
 import { RateLimiter, type RateLimit } from "../budget/rate-limit.ts";
 import { signInRoutes } from "./sign-in.ts";
-import { ADMIN_CSP } from "./status-page.ts";
+import { ADMIN_CSP } from "./status/page.ts";
 
 export interface HttpOptions {
   adminToken: string;
@@ -86,7 +86,8 @@ const adminHeaders: MiddlewareHandler = async (c, next) => {
   headers.set("content-security-policy", ADMIN_CSP);
   headers.set("x-frame-options", "DENY");
   headers.set("x-content-type-options", "nosniff");
-  headers.set("referrer-policy", "no-referrer");
+  // Not no-referrer: under it a browser sends `Origin: null` with the page's own form posts, which the door refuses.
+  headers.set("referrer-policy", "same-origin");
   headers.set("cross-origin-opener-policy", "same-origin");
   headers.set("cross-origin-resource-policy", "same-origin");
   headers.set("cache-control", "no-store");
@@ -159,7 +160,7 @@ export function createAdminApp(host: Host, metrics: Metrics, activity: Activity,
     return c.json({ partition, shard: membership.shardOf(partition), ...(owner ?? { host: null }) });
   });
   app.route("/api", adminRoutes(host, activity, { maxComponentBytes: o.maxComponentBytes, pushOrigin: o.pushOrigin }));
-  app.route("/", signInRoutes(host, activity, door));
+  app.route("/", signInRoutes(host, activity, door, o.pushOrigin));
   const where = "The admin API is under /api, metrics at /metrics; push URLs are served on the push port.";
   app.notFound((c) => problem(c, 404, "not-found", `Nothing at ${c.req.method} ${c.req.path}. ${where}`));
   app.onError((error, c) => errorResponse(c, error));

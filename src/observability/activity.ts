@@ -1,6 +1,8 @@
-// Per-partition counters and the recent activations and failures, fed by host events,
-// for the admin API and the status page.
+// Per-partition counters, the recent activations, failures and misfires, samples of wake
+// latency and fire lateness, and guest log lines, fed by host events, for the admin API
+// and the status page.
 import type { HostEvent } from "../events.ts";
+import { GuestLogs } from "./guest-logs.ts";
 
 export interface PartitionActivity {
   activations: number;
@@ -26,7 +28,25 @@ export interface AttemptOutcome {
   ms: number;
 }
 
+/** A measured duration and when it was taken. */
+export interface Sample {
+  at: number;
+  ms: number;
+}
+
+export interface MisfireEntry {
+  at: number;
+  partition: string;
+  task: string;
+  policy: string;
+  missed: number;
+  since: number;
+  delivered: number;
+}
+
 const RECENT = 50;
+/** Samples kept for each chart. */
+const SAMPLES = 120;
 
 /** A frozen partition whose latest activation failed shows as `activation-failed` until one succeeds. */
 export function visibleState(state: string, activity: PartitionActivity): string {
@@ -36,6 +56,12 @@ export function visibleState(state: string, activity: PartitionActivity): string
 export class Activity {
   readonly #byPartition = new Map<string, PartitionActivity>();
   readonly #recent: ActivityEntry[] = [];
+  readonly #misfires: MisfireEntry[] = [];
+  /** Time to make a frozen or new partition available (warm activations are not wakes). */
+  readonly wakes: Sample[] = [];
+  /** From a timer's due time to its first attempt. */
+  readonly lateness: Sample[] = [];
+  readonly logs: GuestLogs;
   /** The latest attempts' outcomes by delivery id, for callers that fire and wait. */
   readonly #outcomes = new Map<string, AttemptOutcome>();
   readonly #waiting = new Map<string, ((outcome: AttemptOutcome) => void)[]>();
@@ -43,6 +69,7 @@ export class Activity {
 
   constructor(clock: () => number) {
     this.#clock = clock;
+    this.logs = new GuestLogs(clock);
   }
 
   of(partition: string): PartitionActivity {
@@ -52,6 +79,11 @@ export class Activity {
   /** The latest entries, newest first. */
   recent(): ActivityEntry[] {
     return [...this.#recent].reverse();
+  }
+
+  /** The latest misfires, newest first. */
+  misfires(): MisfireEntry[] {
+    return [...this.#misfires].reverse();
   }
 
   /** The outcome of a delivery's latest attempt, waiting for it up to `waitMs` of wall time (a request deadline). */
@@ -82,7 +114,10 @@ export class Activity {
         activity.activations++;
         activity.lastActivation = { kind: event.kind, at, ms: event.ms };
         delete activity.activationError;
-        if (event.kind !== "warm") this.#add({ at, partition: event.partition, what: `${event.kind} in ${event.ms.toFixed(1)} ms`, ok: true });
+        if (event.kind !== "warm") {
+          this.#add({ at, partition: event.partition, what: `${event.kind} in ${event.ms.toFixed(1)} ms`, ok: true });
+          keep(this.wakes, { at, ms: event.ms }, SAMPLES);
+        }
         break;
       }
       case "delivered": {
@@ -96,6 +131,7 @@ export class Activity {
           ...(event.outcome.ok ? {} : { error: event.outcome.error }),
           ms: event.ms,
         });
+        if (event.attempt === 1 && event.kind === "timer") keep(this.lateness, { at, ms: Math.max(0, event.firedAt - event.scheduledAt) }, SAMPLES);
         this.#add({ at, partition: event.partition, what: `${event.kind} ${event.name} attempt ${event.attempt}: ${result}`, ok: event.outcome.ok });
         break;
       }
@@ -109,6 +145,11 @@ export class Activity {
       case "dead-lettered":
         this.#add({ at, partition: event.partition, what: `${event.name} dead-lettered after ${event.attempts} attempts: ${event.error}`, ok: false });
         break;
+      case "misfire": {
+        const { partition, name: task, policy, missed, since, delivered } = event;
+        keep(this.#misfires, { at, partition, task, policy, missed, since, delivered }, RECENT);
+        break;
+      }
       case "trap":
       case "snapshot-problem":
       case "freeze-failed":
@@ -119,6 +160,7 @@ export class Activity {
 
   forget(partition: string): void {
     this.#byPartition.delete(partition);
+    this.logs.forget(partition);
   }
 
   #entry(partition: string): PartitionActivity {
@@ -135,7 +177,11 @@ export class Activity {
   }
 
   #add(entry: ActivityEntry): void {
-    this.#recent.push(entry);
-    if (this.#recent.length > RECENT) this.#recent.shift();
+    keep(this.#recent, entry, RECENT);
   }
+}
+
+function keep<T>(list: T[], item: T, max: number): void {
+  list.push(item);
+  if (list.length > max) list.shift();
 }

@@ -8,6 +8,7 @@ import { startHost, type Host, type HostEvent, type HostOptions, type ShutdownRe
 import { createAdminApp, createPushApp, type HttpOptions } from "../http/app.ts";
 import { SERVE_DEFAULTS } from "../options.ts";
 import { systemClock } from "../scheduler/clock.ts";
+import type { LogLevel } from "../../runtime/index.ts";
 import { generateToken, TOKEN_ADVICE, weakTokenReason } from "../http/auth.ts";
 import { Activity } from "../observability/activity.ts";
 import { structuredLog } from "../observability/log.ts";
@@ -68,7 +69,11 @@ export async function startServer(options: ServeOptions = {}): Promise<Server> {
     log(event);
     options.onEvent?.(event);
   };
-  const host = await startHost({ ...options, onEvent });
+  const onLog = (partition: string, level: LogLevel, message: string) => {
+    activity.logs.add(partition, level, message);
+    options.onLog?.(partition, level, message);
+  };
+  const host = await startHost({ ...options, onEvent, onLog });
   metrics.watch(host);
   const servers: ServerType[] = [];
   try {

@@ -282,8 +282,8 @@ describe("status page and health", () => {
     expect(login.headers.get("set-cookie")).toMatch(/HttpOnly/);
     const html = await (await fetch(`${s.adminUrl}/`, { headers: { cookie } })).text();
     expect(html).toContain(`<code>${id}</code>`);
-    expect(html).toMatch(/<td>heartbeat<\/td>/);
-    expect(html).toMatch(/<td>inbox<\/td>.*on push/s);
+    expect(html).toMatch(/<td data-label="name">heartbeat<\/td><td data-label="trigger">every 1 min<\/td>/);
+    expect(html).toMatch(/<td data-label="name">inbox<\/td><td data-label="trigger">on push<\/td>/);
     expect(html).toMatch(/fresh in [\d.]+ ms/);
     expect(html).not.toMatch(/<script/);
     expect((await fetch(`${s.adminUrl}/`, { headers: { cookie: "dormant_session=wrong" } })).status).toBe(401);
