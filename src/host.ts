@@ -273,11 +273,19 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       await ensureClusterSchema(sql.pool, sql.schema, sql.tables, settings);
       const inShards = (ids: string[], shards: ReadonlySet<number>) => ids.filter((id) => shards.has(membership!.shardOf(id)));
       const owner: ShardOwner = {
-        async adopt(shards) {
+        async adopt(shards, takenOver) {
           const ids = inShards(await store.partitions.getKeys(), shards);
           const records = await partitions.adopt(ids);
           await registry.adopt(ids);
           await deliveries.adopt(new Set(ids));
+          if (takenOver.size > 0) {
+            // Counted, because these are the only events a cluster may deliver twice: the lost host may have run them unrecorded.
+            const lapsed = inShards(ids, takenOver);
+            const now = clock.now();
+            const overdueTimers = lapsed.flatMap((id) => registry.tasksOf(id)).filter((task) => task.nextFire !== undefined && task.nextFire <= now).length;
+            const pendingDeliveries = deliveries.pendingDeliveries().filter((delivery) => takenOver.has(membership!.shardOf(delivery.partition))).length;
+            emit({ type: "takeover", shards: [...takenOver], overdueTimers, pendingDeliveries });
+          }
           await tasks.reregister(records);
         },
         async release(shards, how) {

@@ -13,8 +13,11 @@ import { DormantError } from "../../runtime/index.ts";
 
 /** What a host does when shards come and go; host.ts implements it over the lifecycle, registry and delivery. */
 export interface ShardOwner {
-  /** Load the partitions of these shards, their tasks and pending deliveries; arm their timers. */
-  adopt(shards: ReadonlySet<number>): Promise<void>;
+  /**
+   * Load the partitions of these shards, their tasks and pending deliveries; arm their timers.
+   * `takenOver` are those whose last owner's lease ran out without a handover.
+   */
+  adopt(shards: ReadonlySet<number>, takenOver: ReadonlySet<number>): Promise<void>;
   /** Let these shards' partitions go: `handover` saves their state first; `lost` drops it unwritten (another host owns them now). */
   release(shards: ReadonlySet<number>, how: "handover" | "lost"): Promise<void>;
 }
@@ -41,6 +44,8 @@ export interface MembershipOptions extends ClusterSettings {
 
 export type ClusterEvent =
   | { type: "shards-acquired"; shards: number[]; epochs: number[] }
+  /** Shards taken from a host whose lease ran out: what was due or pending on them may have been delivered by it already. */
+  | { type: "takeover"; shards: number[]; overdueTimers: number; pendingDeliveries: number }
   | { type: "shards-released"; shards: number[]; how: "handover" | "lost" }
   | { type: "error"; error: Error; partition?: string };
 
@@ -281,21 +286,26 @@ export class Membership {
 
   async #claim(count: number, interval: string): Promise<void> {
     // Free or expired shards, skipping rows another host is claiming at this moment; random, so hosts starting together spread out.
-    const { rows } = await this.#lease<{ shard: number; epoch: string }>(
-      `UPDATE ${this.#o.tables.shards} s SET owner = $1, epoch = s.epoch + 1, expires_at = now() + $2::interval
-        WHERE s.shard IN (SELECT shard FROM ${this.#o.tables.shards} WHERE owner IS NULL OR expires_at IS NULL OR expires_at < now()
-                           ORDER BY random() LIMIT $3 FOR UPDATE SKIP LOCKED)
-        RETURNING s.shard, s.epoch`,
+    // `previous` is the owner whose lease ran out without a handover: work it had under way may be delivered again.
+    const { rows } = await this.#lease<{ shard: number; epoch: string; previous: string | null }>(
+      `WITH free AS (SELECT shard, owner AS previous FROM ${this.#o.tables.shards}
+                      WHERE owner IS NULL OR expires_at IS NULL OR expires_at < now()
+                      ORDER BY random() LIMIT $3 FOR UPDATE SKIP LOCKED)
+       UPDATE ${this.#o.tables.shards} s SET owner = $1, epoch = s.epoch + 1, expires_at = now() + $2::interval
+         FROM free WHERE s.shard = free.shard
+       RETURNING s.shard, s.epoch, free.previous`,
       [this.#o.host, interval, count],
     );
     if (rows.length === 0) return;
     const claimed = new Set<number>();
+    const takenOver = new Set<number>();
     for (const row of rows) {
       this.#held.set(row.shard, Number(row.epoch));
       claimed.add(row.shard);
+      if (row.previous !== null) takenOver.add(row.shard);
     }
     try {
-      await this.#o.owner.adopt(claimed);
+      await this.#o.owner.adopt(claimed, takenOver);
     } catch (error) {
       // Half-loaded shards are given back whole: another host (or this one, next round) loads them again.
       await this.#o.owner.release(claimed, "lost").catch(() => undefined);

@@ -62,6 +62,7 @@ export function structuredLog(write: (line: string) => void, clock: () => number
       }
       case "shards-acquired":
       case "shards-released":
+      case "takeover":
       case "misfire":
       case "dead-lettered":
       case "postponed":

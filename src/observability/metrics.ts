@@ -48,6 +48,12 @@ export class Metrics {
   readonly #misfires = new Counter({ name: "dormant_misfires_total", help: "Misfires, by policy.", labelNames: ["policy"], registers: [this.registry] });
   readonly #missed = new Counter({ name: "dormant_missed_occurrences_total", help: "Occurrences that came due while missed.", registers: [this.registry] });
   readonly #retries = new Counter({ name: "dormant_retries_total", help: "Retries scheduled after a failed delivery.", registers: [this.registry] });
+  readonly #takeoverRedeliveries = new Counter({
+    name: "dormant_cluster_takeover_redeliveries_total",
+    help: "Timers overdue and deliveries pending on shards taken from a host whose lease ran out: the most that may be delivered twice.",
+    labelNames: ["what"],
+    registers: [this.registry],
+  });
   readonly #shardMoves = new Counter({
     name: "dormant_cluster_shard_moves_total",
     help: "Shards this host acquired, handed over, or lost to another host (its lease ran out).",
@@ -244,6 +250,10 @@ export class Metrics {
         break;
       case "shards-released":
         this.#shardMoves.inc({ how: event.how }, event.shards.length);
+        break;
+      case "takeover":
+        this.#takeoverRedeliveries.inc({ what: "timer" }, event.overdueTimers);
+        this.#takeoverRedeliveries.inc({ what: "delivery" }, event.pendingDeliveries);
         break;
       case "dead-lettered":
         this.#deadLetters.inc();

@@ -32,9 +32,9 @@ function recordingOwner() {
   const held = new Set<number>();
   const log: string[] = [];
   const owner: ShardOwner = {
-    async adopt(shards) {
+    async adopt(shards, takenOver) {
       for (const shard of shards) held.add(shard);
-      log.push(`adopt ${[...shards].join(",")}`);
+      log.push(`adopt ${[...shards].join(",")}${takenOver.size > 0 ? ` taken over ${[...takenOver].join(",")}` : ""}`);
     },
     async release(shards, how) {
       for (const shard of shards) held.delete(shard);
@@ -128,6 +128,8 @@ describe("cluster membership", () => {
     await until(() => a.held.size === SHARDS);
     expect(Date.now() - started).toBeGreaterThanOrEqual(TTL / 2);
     for (const lease of a.membership.heldShards()) if (before.has(lease.shard)) expect(lease.epoch).toBe(before.get(lease.shard)! + 1);
+    // Taken over, not handed over: a says so, because what b had under way may come again.
+    expect(a.log.some((line) => line.includes("taken over"))).toBe(true);
   });
 
   it("a graceful leave hands every shard over at once, saving first", async () => {
@@ -141,8 +143,9 @@ describe("cluster membership", () => {
     await b.membership.leave();
     expect(b.log.at(-1)).toMatch(/^handover /);
     await until(() => a.held.size === SHARDS);
-    // Well inside the TTL: the leave was announced, not waited out.
+    // Well inside the TTL: the leave was announced, not waited out, and nothing was taken over.
     expect(Date.now() - started).toBeLessThan(TTL);
+    expect(a.log.filter((line) => line.includes("taken over"))).toEqual([]);
   });
 
   it("a write under a lease another host has taken is refused by the database, and the value stays", async () => {
