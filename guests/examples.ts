@@ -11,8 +11,10 @@ const here = join(root, "guests");
 
 export const EXAMPLES = {
   counter: join(here, "counter", "counter.js"),
+  "counter-v2": join(here, "counter-v2", "counter-v2.js"),
   "task-recorder": join(here, "task-recorder", "task-recorder.js"),
   "wat-minimal": join(here, "wat-minimal", "wat-minimal.wat"),
+  "wat-refuses-upgrade": join(here, "wat-refuses-upgrade", "wat-refuses-upgrade.wat"),
   hostile: join(here, "hostile", "hostile.js"),
   "hello-ts": join(here, "hello-ts", "hello.ts"),
 } as const;

@@ -2,12 +2,12 @@
 // host never touches an engine directly; it goes through this interface, implemented
 // today by `jco/jco-engine.ts` (V8 through jco's transpiled glue). The host names an
 // engine module by URL (see `EngineModule`) and each executor loads it.
-import type { ImportObject, Partition } from "../wit/types/partition.d.ts";
+import type { ImportObject, PartitionWithHandover } from "../wit/types/partition.d.ts";
 
 /** What the host hands a guest: the `partition` world's imports. */
 export type GuestImports = Pick<ImportObject, "dormant:host/background-tasks@0.1.0" | "dormant:host/log@0.1.0">;
-/** What a guest hands the host: the `partition` world's exports. */
-export type GuestExports = Pick<Partition, "handler" | "lifecycle">;
+/** What a guest hands the host: the `partition` world's exports, and `handover` when the guest can carry its state to a new version. */
+export type GuestExports = Pick<PartitionWithHandover, "handler" | "lifecycle"> & Partial<Pick<PartitionWithHandover, "handover">>;
 
 /** A component validated against the `partition` world and prepared for compiling. Plain data: it crosses thread boundaries. */
 export interface PreparedComponent {

@@ -9,6 +9,7 @@ export type DormantCode =
   | "guest-build"
   | "guest-trap"
   | "activation-failed"
+  | "upgrade-failed"
   | "guest-deadline"
   | "partition-quarantined"
   | "memory-limit"

@@ -2,7 +2,7 @@
 // snapshots. Nothing in src/ imports a runtime file other than this one.
 export { ExecutorPool, type ActivateOptions, type ExecutorPoolOptions } from "./executor/pool.ts";
 export type { HostBinding, HostModule, HostSink } from "./executor/host-binding.ts";
-export type { ActivateResult, CallLimits, CallOutcome, CallResult, InstanceSource, SnapshotResult } from "./executor/protocol.ts";
+export type { ActivateResult, CallLimits, CallOutcome, CallResult, InstanceSource, SnapshotResult, UpgradeResult } from "./executor/protocol.ts";
 export type { GuestImports, PreparedComponent } from "./engine.ts";
 export type { ActivationReason, LogLevel, PushRequest, Reply, TaskEvent } from "../wit/index.ts";
 export { DormantError, isDormantError, type DormantCode } from "./errors.ts";

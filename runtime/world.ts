@@ -2,7 +2,7 @@ import { DormantError } from "./errors.ts";
 
 /** The imports a partition may use: the `dormant:host` world provides these and nothing else. */
 export const WORLD_IMPORTS = ["dormant:host/background-tasks", "dormant:host/log"] as const;
-/** The exports every partition must provide. */
+/** The exports every partition must provide (world `partition-with-handover` adds `handover`). */
 export const WORLD_EXPORTS = ["dormant:host/handler@0.1.0", "dormant:host/lifecycle@0.1.0"] as const;
 
 /** An interface name without its version: `dormant:host/log@0.1.0` → `dormant:host/log`. */

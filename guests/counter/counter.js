@@ -1,5 +1,6 @@
 // The `counter` example guest: keeps a count in linear memory across calls and
-// freezes, and registers a heartbeat interval when it is activated.
+// freezes, and registers a heartbeat interval when it is activated. It hands its count
+// over to a new version (`dormant upgrade`, see guests/counter-v2).
 import { register, list } from "dormant:host/background-tasks@0.1.0";
 import { log } from "dormant:host/log@0.1.0";
 
@@ -78,5 +79,18 @@ export const handler = {
       default:
         throw `counter has no entry point named '${event.entry}'`;
     }
+  },
+};
+
+// Upgrades: the state a next version reads, as JSON with a format name it can check.
+export const handover = {
+  exportState() {
+    return encoder.encode(JSON.stringify({ format: "counter/1", count, activations }));
+  },
+  importState(bytes) {
+    const state = JSON.parse(decoder.decode(bytes));
+    if (state.format !== "counter/1") throw new Error(`counter cannot read state of format ${JSON.stringify(state.format)}`);
+    count = state.count;
+    activations = state.activations;
   },
 };

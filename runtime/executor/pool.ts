@@ -5,7 +5,18 @@ import { Worker } from "node:worker_threads";
 import type { PreparedComponent } from "../engine.ts";
 import { isCompiled, moduleUrl } from "../module-url.ts";
 import { enableWasmFeatures } from "../wasm-features.ts";
-import type { ActivateResult, ActivationReason, CallLimits, CallResult, FromWorker, LogLevel, Request, SnapshotResult, TaskEvent } from "./protocol.ts";
+import type {
+  ActivateResult,
+  ActivationReason,
+  CallLimits,
+  CallResult,
+  FromWorker,
+  LogLevel,
+  Request,
+  SnapshotResult,
+  TaskEvent,
+  UpgradeResult,
+} from "./protocol.ts";
 import { transferList } from "./protocol.ts";
 import type { ExecutorData } from "./worker.ts";
 import { DormantError, fromErrorData } from "../errors.ts";
@@ -133,6 +144,35 @@ export class ExecutorPool {
       const deadline = this.#deadline(partition, limits, options.now, "on-activate");
       const result = (await this.#send(executor, request, transferList(options.snapshot), deadline)) as ActivateResult;
       return { ...result, executor: this.#executors.indexOf(executor) };
+    } catch (error) {
+      this.#forget(partition);
+      throw error;
+    }
+  }
+
+  /**
+   * Make a frozen partition live on a new component version (see the executor's `upgrade`):
+   * `from` is the version it ran and its latest snapshot. On failure nothing is live.
+   */
+  async upgrade(
+    partition: string,
+    options: Omit<ActivateOptions, "reason" | "snapshot" | "spareInstances"> & { from: { component: PreparedComponent; snapshot?: Uint8Array } },
+  ): Promise<UpgradeResult> {
+    if (this.#home.has(partition)) throw new Error(`Partition ${partition} is live; freeze it before upgrading.`);
+    const executor = this.#leastLoaded();
+    executor.partitions.add(partition);
+    this.#home.set(partition, executor);
+    const { limits, ...rest } = options;
+    try {
+      for (const component of [options.from.component, options.component]) {
+        const variant = `${component.digest}@${limits.memoryBytes}`;
+        if (executor.compiled.has(variant)) continue;
+        await this.#send(executor, { op: "compile", component, memoryLimit: limits.memoryBytes });
+        executor.compiled.add(variant);
+      }
+      const request = { op: "upgrade" as const, partition, ...rest, memoryLimit: limits.memoryBytes };
+      const deadline = this.#deadline(partition, limits, options.now, "its upgrade");
+      return (await this.#send(executor, request, transferList(options.from.snapshot), deadline)) as UpgradeResult;
     } catch (error) {
       this.#forget(partition);
       throw error;

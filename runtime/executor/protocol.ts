@@ -26,6 +26,7 @@ export type Request =
   | { op: "prepare"; bytes: Uint8Array }
   | { op: "compile"; component: PreparedComponent; memoryLimit: number }
   | ({ op: "activate"; partition: string; component: PreparedComponent; snapshot?: Uint8Array; reason: ActivationReason; spareInstances: number } & HostCall)
+  | ({ op: "upgrade"; partition: string; from: { component: PreparedComponent; snapshot?: Uint8Array }; component: PreparedComponent } & HostCall)
   | ({ op: "call"; partition: string; event: TaskEvent } & HostCall)
   | { op: "snapshot"; partition: string }
   | { op: "drop"; partition: string }
@@ -40,6 +41,12 @@ export interface ActivateResult {
   effects: unknown;
   /** Milliseconds spent inside the executor, by step. */
   timings: { instance: number; restore: number; activate: number };
+}
+
+export interface UpgradeResult {
+  effects: unknown;
+  /** Bytes of state the old version handed to the new one; undefined when it started fresh (not both export `handover`, or no snapshot). */
+  handedOver: number | undefined;
 }
 
 export type CallOutcome = { ok: true; reply: Reply | undefined } | { ok: false; error: string };

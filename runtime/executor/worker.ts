@@ -5,7 +5,7 @@ import type { CompiledComponent, EngineModule, GuestInstance } from "../engine.t
 import { applySnapshot, capturePristine, encodeSnapshot, resetToPristine, type PristineImage } from "../snapshot/image.ts";
 import type { HostBinding, HostModule, HostSink } from "./host-binding.ts";
 import { RunningSlot, absoluteNow } from "./interrupt.ts";
-import { transferList, type ActivateResult, type CallResult, type FromWorker, type Request, type SnapshotResult } from "./protocol.ts";
+import { transferList, type ActivateResult, type CallResult, type FromWorker, type Request, type SnapshotResult, type UpgradeResult } from "./protocol.ts";
 import { DormantError, isDormantError, toErrorData } from "../errors.ts";
 
 export interface ExecutorData {
@@ -123,6 +123,76 @@ async function activate(request: Extract<Request, { op: "activate" }>): Promise<
   };
 }
 
+/**
+ * Start a partition on a new component version. When both versions export `handover`, the
+ * old one is restored from its snapshot (without on-activate) to export its state, which the
+ * new one imports; then the new one's on-activate(upgraded) runs. Any failure leaves nothing
+ * live here: the old version stays as it is stored.
+ */
+async function upgrade(request: Extract<Request, { op: "upgrade" }>): Promise<UpgradeResult> {
+  const { partition, from } = request;
+  if (live.has(partition)) throw new DormantError("upgrade-failed", `Partition ${partition} is live in this executor; freeze it before upgrading.`);
+  const limits = { maxMemoryBytes: request.memoryLimit };
+  const [oldCompiled, newCompiled] = await Promise.all([engine.compile(from.component, limits), engine.compile(request.component, limits)]);
+  const failed = (step: string, error: unknown): DormantError =>
+    new DormantError(
+      "upgrade-failed",
+      `Upgrading partition ${partition} failed in ${step}: ${isGuestError(error) ? String(error.payload) : messageOf(error)}`,
+      {
+        details: { step },
+        cause: error,
+      },
+    );
+  let next: Bound;
+  try {
+    next = instantiate(newCompiled);
+  } catch (error) {
+    throw failed("instantiating the new version", error);
+  }
+  let state: Uint8Array | undefined;
+  if (from.snapshot && next.instance.exports.handover) {
+    const old = instantiate(oldCompiled);
+    if (old.instance.exports.handover) {
+      old.binding.attach(partition);
+      try {
+        applySnapshot(old.instance.state, pristine.get(oldCompiled.key)!, from.snapshot);
+      } catch (error) {
+        throw failed("restoring the old version from its snapshot", error);
+      }
+      old.binding.begin(request.host, request.now);
+      try {
+        state = old.instance.exports.handover.exportState();
+      } catch (error) {
+        throw failed("the old version's export-state", error);
+      } finally {
+        old.binding.end(); // what export-state did to tasks does not count: only the new version's on-activate does
+      }
+    }
+  }
+  next.binding.attach(partition);
+  next.binding.begin(request.host, request.now);
+  let effects: unknown;
+  try {
+    if (state) {
+      try {
+        next.instance.exports.handover!.importState(state);
+      } catch (error) {
+        throw failed("the new version's import-state", error);
+      }
+    }
+    try {
+      next.instance.exports.lifecycle.onActivate("upgraded");
+    } catch (error) {
+      throw failed("the new version's on-activate(upgraded)", error);
+    }
+  } finally {
+    effects = next.binding.end();
+  }
+  checkMemory(partition, next.instance, request.memoryLimit, "on-activate(upgraded)");
+  live.set(partition, { ...next, key: newCompiled.key });
+  return { effects, handedOver: state?.length };
+}
+
 function call(request: Extract<Request, { op: "call" }>): CallResult {
   const partition = liveOrThrow(request.partition);
   const t0 = performance.now();
@@ -214,6 +284,8 @@ async function handle(request: Request): Promise<unknown> {
       return engine.prepare(request.bytes);
     case "activate":
       return activate(request);
+    case "upgrade":
+      return upgrade(request);
     case "compile":
       await engine.compile(request.component, { maxMemoryBytes: request.memoryLimit });
       return undefined;
@@ -237,7 +309,10 @@ port.on("message", ({ id, request }: { id: number; request: Request }) => {
   let started = false;
   const run = async (): Promise<unknown> => {
     if (request.op === "activate") await engine.compile(request.component, { maxMemoryBytes: request.memoryLimit });
-    if (request.op === "activate" || request.op === "call") {
+    if (request.op === "upgrade") {
+      await Promise.all([request.from.component, request.component].map((component) => engine.compile(component, { maxMemoryBytes: request.memoryLimit })));
+    }
+    if (request.op === "activate" || request.op === "call" || request.op === "upgrade") {
       runningPartition = request.partition;
       running.start(id);
       started = true;

@@ -10,7 +10,7 @@ import type { CompileOptions, CompiledComponent, Engine, EngineOptions, GuestImp
 import { exposeDefinedState, type DefinedState } from "../snapshot/core-module.ts";
 import { enableWasmFeatures } from "../wasm-features.ts";
 import { assertPartitionWorld, unversioned } from "../world.ts";
-import type { Partition } from "../../wit/types/partition.d.ts";
+import type { PartitionWithHandover as Partition } from "../../wit/types/partition.d.ts";
 import { stateViewOf } from "./state-view.ts";
 import { DormantError } from "../errors.ts";
 
@@ -160,7 +160,8 @@ async function compileCached(prepared: PreparedComponent, key: string, maxMemory
           { details: { phase: "instantiate" }, cause: error },
         );
       }
-      return { exports: { handler: exports.handler, lifecycle: exports.lifecycle }, state: stateViewOf(cores) };
+      const { handler, lifecycle, handover } = exports as Partial<Partition> & Pick<Partition, "handler" | "lifecycle">;
+      return { exports: { handler, lifecycle, ...(handover ? { handover } : {}) }, state: stateViewOf(cores) };
     },
   };
 }

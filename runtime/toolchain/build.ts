@@ -11,6 +11,8 @@ import { DEFAULT_JS_ENGINE, JS_ENGINE_PROFILES, type JsEngine } from "./js-engin
 import { DormantError, isDormantError } from "../errors.ts";
 
 export const WORLD = "partition";
+/** The world of a guest that exports `handover` (its state, carried across upgrades). */
+export const HANDOVER_WORLD = "partition-with-handover";
 
 export interface BuildOptions {
   /** The WIT folder holding the dormant:host package. */
@@ -29,7 +31,8 @@ export async function buildComponent(entry: string, options: BuildOptions): Prom
   const engine = options.engine ?? DEFAULT_JS_ENGINE;
   try {
     if (kind === ".wat") return await buildWat(await readFile(path, "utf8"), witDir);
-    if ([".js", ".mjs", ".ts", ".mts"].includes(kind)) return await buildJsGuest(path, witDir, WORLD, engine, options.onWarning ?? (() => {}));
+    if ([".js", ".mjs", ".ts", ".mts"].includes(kind))
+      return await buildJsGuest(path, witDir, { world: WORLD, handoverWorld: HANDOVER_WORLD }, engine, options.onWarning ?? (() => {}));
   } catch (error) {
     if (isDormantError(error, "guest-build")) throw error;
     const what = kind === ".wat" ? "" : ` with ${JS_ENGINE_PROFILES[engine].label}`;
@@ -40,6 +43,9 @@ export async function buildComponent(entry: string, options: BuildOptions): Prom
 
 async function buildWat(text: string, witDir: string): Promise<Uint8Array> {
   const core = await parse(text);
-  const embedded = await componentEmbed({ binary: core, witPath: witDir, world: WORLD });
+  // A module that exports the handover functions targets the world that has them.
+  const exports = WebAssembly.Module.exports(new WebAssembly.Module(core as Uint8Array<ArrayBuffer>));
+  const world = exports.some(({ name }) => name.startsWith("dormant:host/handover@")) ? HANDOVER_WORLD : WORLD;
+  const embedded = await componentEmbed({ binary: core, witPath: witDir, world });
   return componentNew(embedded);
 }

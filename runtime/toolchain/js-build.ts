@@ -17,17 +17,27 @@ interface Use {
   file: string;
 }
 
-/** Bundle a guest into one ES module for `engine`, and componentize it. */
-export async function buildJsGuest(entry: string, witDir: string, world: string, engine: JsEngine, warn: (message: string) => void): Promise<Uint8Array> {
+/**
+ * Bundle a guest into one ES module for `engine`, and componentize it: for `world`, or for
+ * `handoverWorld` when the guest exports `handover` (its state, carried across upgrades).
+ */
+export async function buildJsGuest(
+  entry: string,
+  witDir: string,
+  worlds: { world: string; handoverWorld: string },
+  engine: JsEngine,
+  warn: (message: string) => void,
+): Promise<Uint8Array> {
   const profile = JS_ENGINE_PROFILES[engine];
-  const uses = await lackedApis(entry, profile);
+  const { uses, exports } = await lackedApis(entry, profile);
   const own = uses.filter((use) => !use.file.includes("node_modules"));
   if (own.length > 0) throw new DormantError("guest-build", lackedMessage(entry, engine, own));
   for (const use of uses) {
     warn(`${use.file} uses ${use.api}, which ${profile.label} guests do not have (${profile.lacks[use.api]}); a call that reaches it fails.`);
   }
-  const source = await bundleGuest(entry, profile);
-  return profile.componentize(source, witDir, world);
+  const handover = exports.includes("handover");
+  const source = await bundleGuest(entry, profile, handover);
+  return profile.componentize(source, witDir, handover ? worlds.handoverWorld : worlds.world);
 }
 
 const COMMON = { bundle: true, format: "esm", platform: "neutral", target: "es2022", write: false, logLevel: "silent" } as const satisfies BundleOptions;
@@ -43,13 +53,14 @@ const worldImports: Plugin = {
   },
 };
 
-async function bundleGuest(entry: string, profile: JsEngineProfile): Promise<string> {
+async function bundleGuest(entry: string, profile: JsEngineProfile, handover: boolean): Promise<string> {
   // The guest's exports, wrapped by the edge module (the entry of the bundle).
   const contents = [
     `import * as guest from ${JSON.stringify(entry)};`,
-    `import { wrapHandler, wrapLifecycle } from ${JSON.stringify(EDGE)};`,
+    `import { wrapHandler, wrapLifecycle, wrapHandover } from ${JSON.stringify(EDGE)};`,
     "export const handler = wrapHandler(guest.handler);",
     "export const lifecycle = wrapLifecycle(guest.lifecycle);",
+    ...(handover ? ["export const handover = wrapHandover(guest.handover);"] : []),
   ].join("\n");
   const result = await bundle({
     ...COMMON,
@@ -68,13 +79,16 @@ async function bundleGuest(entry: string, profile: JsEngineProfile): Promise<str
  * such global is renamed to a marker by esbuild's `define`, which touches only real global
  * references (not local bindings of the same name); the bundle names the file each module
  * came from in a `// path` line. References under `typeof` are feature tests and allowed.
+ * Also what the guest's entry exports (from the same bundle's metafile).
  */
-async function lackedApis(entry: string, profile: JsEngineProfile): Promise<Use[]> {
+async function lackedApis(entry: string, profile: JsEngineProfile): Promise<{ uses: Use[]; exports: string[] }> {
   const apis = Object.keys(profile.lacks);
   const define = Object.fromEntries(apis.map((api, i) => [api, `__dormantLacks${i}`]));
-  const result = await bundle({ ...COMMON, entryPoints: [entry], define, plugins: [worldImports] }).catch((error: Error) => {
-    throw new DormantError("guest-build", `Bundling ${entry} failed: ${error.message}`);
-  });
+  const result = await bundle({ ...COMMON, entryPoints: [entry], define, plugins: [worldImports], metafile: true, outfile: "guest.js" }).catch(
+    (error: Error) => {
+      throw new DormantError("guest-build", `Bundling ${entry} failed: ${error.message}`);
+    },
+  );
   const uses = new Map<string, Use>();
   let file = relative(process.cwd(), entry);
   for (const line of result.outputFiles[0]!.text.split("\n")) {
@@ -89,7 +103,7 @@ async function lackedApis(entry: string, profile: JsEngineProfile): Promise<Use[
       uses.set(`${api} ${file}`, { api, file });
     }
   }
-  return [...uses.values()];
+  return { uses: [...uses.values()], exports: Object.values(result.metafile.outputs)[0]?.exports ?? [] };
 }
 
 function lackedMessage(entry: string, engine: JsEngine, uses: Use[]): string {

@@ -4,12 +4,12 @@ import { types } from "@bytecodealliance/jco";
 import { GUEST_GLOBALS, guestDeclarations } from "./guest-types.ts";
 
 /**
- * Generate the TypeScript types of the `partition` world from the WIT, in memory: jco's
+ * Generate the TypeScript types of the `partition-with-handover` world (the `partition` world and the optional `handover` export) from the WIT, in memory: jco's
  * (the host's view), and `guest.d.ts` and `guest-globals.d.ts` (a guest's view).
  */
 export async function generateWitTypes(witDir: string): Promise<Map<string, string>> {
   const files = await types(resolve(witDir), {
-    worldName: "partition",
+    worldName: "partition-with-handover",
     instantiation: "sync",
     name: "partition",
     quiet: true,

@@ -144,6 +144,28 @@ export const activate = command(
   },
 );
 
+export const upgrade = command(
+  "Usage: dormant upgrade <partition-id|name> <new.wasm|sha256:digest>\n\n" +
+    "Runs a new version of a partition's component. Its tasks are kept, push URLs included. If both versions\n" +
+    "export the handover interface the old version's state is handed to the new one; otherwise the new one\n" +
+    "starts fresh with on-activate(upgraded). A failed upgrade says why and leaves the old version in place.",
+  async (parsed) => {
+    const [id, file] = parsed.positionals;
+    if (!id || !file) usageError("dormant upgrade <partition-id|name> <new.wasm|sha256:digest>", "dormant ps lists the partitions");
+    const component = /^sha256:[0-9a-f]{64}$/.test(file)
+      ? file
+      : (await api(parsed, "POST", "/api/components", new Uint8Array(await readFile(file)), "application/wasm")).digest;
+    const answer = await api(parsed, "POST", `/api/partitions/${encodeURIComponent(id)}/upgrade`, JSON.stringify({ component }));
+    if (!parsed.values.json) {
+      const { from, handedOver } = answer.upgraded;
+      const state = handedOver === null ? "started fresh (on-activate(upgraded)): no state handed over" : `its state handed over (${handedOver} B)`;
+      console.log(`${answer.name} (${answer.id}) runs ${component} (was ${from}), ${state}`);
+      printPartitionTasks(answer.tasks);
+    }
+    return answer;
+  },
+);
+
 export const ps = command("Usage: dormant ps\n\nLists partitions with their state and snapshot size.", async (parsed) => {
   const answer = await api(parsed, "GET", "/api/partitions");
   if (!parsed.values.json) {

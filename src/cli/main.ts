@@ -19,6 +19,8 @@ Talking to a running server (--url, --token or DORMANT_URL, DORMANT_ADMIN_TOKEN;
                                             Upload a component, create and activate a partition;
                                             prints its tasks and push URLs
   activate <partition>                      Activate a partition (by id or name)
+  upgrade <partition> <new.wasm|digest>     Run a new component version on a partition, keeping its
+                                            tasks (and its state, if both versions hand it over)
   ps                                        List partitions
   tasks [--partition ID|NAME]               List tasks with their triggers and push URLs
   fire <task-id>                            Fire a task now and report how it went
@@ -36,7 +38,7 @@ Run 'dormant <command> --help' for the options of one command.`;
 
 type Command = (args: string[]) => Promise<void>;
 
-type ClientCommand = "deploy" | "activate" | "ps" | "tasks" | "fire" | "freeze" | "rm" | "deadLetters" | "components" | "logs";
+type ClientCommand = "deploy" | "activate" | "upgrade" | "ps" | "tasks" | "fire" | "freeze" | "rm" | "deadLetters" | "components" | "logs";
 const client = (name: ClientCommand) => async (): Promise<Command> => (await import("./client.ts"))[name];
 
 const commands: Record<string, () => Promise<Command>> = {
@@ -46,6 +48,7 @@ const commands: Record<string, () => Promise<Command>> = {
   demo: async () => (await import("./demo.ts")).demo,
   deploy: client("deploy"),
   activate: client("activate"),
+  upgrade: client("upgrade"),
   "dead-letters": client("deadLetters"),
   components: client("components"),
   logs: client("logs"),

@@ -1,4 +1,4 @@
-// The admin API under /api: deploy components, manage partitions, look at and fire tasks,
+// The admin API under /api: deploy components, manage (and upgrade) partitions, look at and fire tasks,
 // retry dead letters, and set the activation budget. JSON in and out; every validation
 // error is a 400 naming the field. Input is checked before it reaches the host: body
 // sizes, content types, numeric ranges, and the shape of every id (ids become store keys).
@@ -167,8 +167,20 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
 
   const tooLarge = `Admin requests are limited to ${MAX_JSON_BYTES} bytes (components to ${options.maxComponentBytes}).`;
   const small = bodyLimit({ maxSize: MAX_JSON_BYTES, onError: (c) => problem(c, 413, "body-too-large", tooLarge) });
-  api.use(async (c, next) => (c.req.method === "POST" && c.req.path.endsWith("/api/components") ? next() : small(c, next)));
+  // Component bytes: to /components, or to a partition's /upgrade as application/wasm.
+  const isWasm = (c: Context) => /^application\/wasm\s*(;|$)/i.test(c.req.header("content-type") ?? "");
+  const carriesComponent = (c: Context) => c.req.path.endsWith("/api/components") || (c.req.path.endsWith("/upgrade") && isWasm(c));
+  api.use(async (c, next) => (c.req.method === "POST" && carriesComponent(c) ? next() : small(c, next)));
   const json = contentType("application/json");
+  const componentLimit = bodyLimit({
+    maxSize: options.maxComponentBytes,
+    onError: (c) => problem(c, 413, "body-too-large", `Components are limited to ${options.maxComponentBytes} bytes.`),
+  });
+  const componentBytes = async (c: Context) => {
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    if (bytes.length === 0) throw fieldError("The body must be the component's wasm bytes.");
+    return bytes;
+  };
 
   const read = async (request: Request): Promise<Record<string, unknown>> => {
     const body: unknown = await request.json();
@@ -176,20 +188,10 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
     return body as Record<string, unknown>;
   };
 
-  api.post(
-    "/components",
-    contentType("application/wasm"),
-    bodyLimit({
-      maxSize: options.maxComponentBytes,
-      onError: (c) => problem(c, 413, "body-too-large", `Components are limited to ${options.maxComponentBytes} bytes.`),
-    }),
-    async (c) => {
-      const bytes = new Uint8Array(await c.req.arrayBuffer());
-      if (bytes.length === 0) throw fieldError("The body must be the component's wasm bytes.");
-      const prepared = await components.add(bytes);
-      return c.json({ digest: prepared.digest, bytes: prepared.bytes }, 201);
-    },
-  );
+  api.post("/components", contentType("application/wasm"), componentLimit, async (c) => {
+    const prepared = await components.add(await componentBytes(c));
+    return c.json({ digest: prepared.digest, bytes: prepared.bytes }, 201);
+  });
   api.get("/components", async (c) => c.json({ components: (await components.list()).map((digest) => ({ digest })) }));
 
   api.post("/partitions", json, async (c) => {
@@ -244,6 +246,31 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
     const { lines, dropped } = activity.logs.of(id, since, limit);
     return c.json({ partition: id, logs: lines, dropped, next: lines.at(-1)?.seq ?? since });
   });
+  // A new component version for a partition: its digest as JSON ({"component": "sha256:…"}),
+  // or its bytes as application/wasm (deployed first). Its tasks are kept; see upgrade.ts.
+  api.post(
+    "/partitions/:id/upgrade",
+    async (c, next) => (isWasm(c) ? componentLimit(c, next) : json(c, next)),
+    async (c) => {
+      const id = partitionParam(c);
+      let component: string;
+      if (isWasm(c)) {
+        component = (await components.add(await componentBytes(c))).digest;
+      } else {
+        const body = await read(c.req.raw);
+        allowOnly(body, ["component"], "an upgrade");
+        component = field(
+          body,
+          "component",
+          isDigest,
+          'a component digest like "sha256:<64 hex>" from POST /api/components, or send the wasm bytes as application/wasm',
+        );
+      }
+      const upgraded = await partitions.upgrade(id, component);
+      const handedOver = upgraded.handedOver ?? null;
+      return c.json({ upgraded: { from: upgraded.from, to: component, handedOver }, ...(await partitionJson(partitions.get(id), true)) });
+    },
+  );
 
   api.get("/tasks", (c) => {
     const given = c.req.query("partition");

@@ -10,6 +10,7 @@ export const HTTP_STATUS: Record<DormantCode, ContentfulStatusCode> = {
   "guest-build": 400,
   "guest-trap": 502,
   "activation-failed": 502,
+  "upgrade-failed": 502,
   "guest-deadline": 504,
   "partition-quarantined": 503,
   "memory-limit": 502,

@@ -46,6 +46,19 @@ export function structuredLog(write: (line: string) => void, clock: () => number
       case "activation-failed":
         line({ event: "activation-failed", partition: event.partition, reason: event.reason, error: event.error.message });
         break;
+      case "upgraded":
+        line({
+          event: "upgraded",
+          partition: event.partition,
+          from: event.from,
+          to: event.to,
+          handedOver: event.handedOver ?? null,
+          ms: Number(event.ms.toFixed(2)),
+        });
+        break;
+      case "upgrade-failed":
+        line({ event: "upgrade-failed", partition: event.partition, from: event.from, to: event.to, error: event.error.message });
+        break;
       case "error":
         line({ event: "error", ...(event.partition ? { partition: event.partition } : {}), error: event.error.message });
         break;

@@ -13,6 +13,7 @@ import { readEach } from "../store/records.ts";
 import type { SnapshotStore } from "../store/snapshot-store.ts";
 import { Persistence, type Slot } from "./persistence.ts";
 import { RestorePoints } from "./restore-point.ts";
+import { upgradeSlot, type Upgraded } from "./upgrade.ts";
 import {
   type CallHooks,
   type PartitionEvent,
@@ -207,6 +208,20 @@ export class PartitionManager {
         this.#used(slot);
       }
     });
+  }
+
+  /** Run a new component version on a partition, keeping its tasks (see upgrade.ts). */
+  upgrade(id: string, component: string): Promise<Upgraded> {
+    const slot = this.#slotOf(id);
+    const context = {
+      options: this.#options,
+      persistence: this.#persistence,
+      restorePoints: this.#restorePoints,
+      callLimits: (s: Slot) => this.#callLimits(s),
+      used: (s: Slot) => this.#used(s),
+      emit: (event: PartitionEvent) => this.#emit(event),
+    };
+    return this.#exclusive(slot, () => (this.#refuseWhenClosing(id), upgradeSlot(context, slot, component)));
   }
 
   /** Snapshot a live partition to storage and release its instance. */

@@ -54,7 +54,7 @@ export function specOf(record: PartitionRecord): PartitionSpec {
 }
 
 /** How an activation got its instance. */
-export type ActivationKind = "warm" | "rehydrated" | "fresh" | "reprovisioned";
+export type ActivationKind = "warm" | "rehydrated" | "fresh" | "reprovisioned" | "upgraded";
 
 /** What the host adds to the lifecycle: the state a call sees, and what to do with its effects. */
 export interface CallHooks<State = unknown, Effects = unknown> {
@@ -74,6 +74,9 @@ export type PartitionEvent =
   | { type: "frozen"; partition: string; bytes: number; ms: number }
   | { type: "checkpointed"; partition: string; bytes: number; ms: number }
   | { type: "activation-failed"; partition: string; reason: ActivationReason; error: Error }
+  /** A new component version runs the partition; `handedOver` is the bytes of state carried (undefined: it started fresh). */
+  | { type: "upgraded"; partition: string; from: string; to: string; handedOver: number | undefined; ms: number }
+  | { type: "upgrade-failed"; partition: string; from: string; to: string; error: Error }
   | { type: "snapshot-problem"; partition: string; error: Error }
   | { type: "freeze-failed"; partition: string; error: Error }
   | { type: "trap"; partition: string; error: Error };

@@ -7,7 +7,7 @@ import type { GuestFlavour } from "../setup/build-guests.ts";
 export { JS_ENGINES, type JsEngine };
 
 /** An example guest by source: the JS ones come in one build per engine. */
-export type Guest = "counter" | "recorder" | "wat";
+export type Guest = "counter" | "counter-v2" | "recorder" | "wat" | "refuses-upgrade";
 
 export interface GuestChoice {
   /** The JS engine; default `DEFAULT_TEST_ENGINE`. */
@@ -22,7 +22,7 @@ export const DEFAULT_TEST_ENGINE: JsEngine = process.env.DORMANT_TEST_ENGINE ===
 
 /** The flavour name of a guest build, as the global setup provides it. */
 export function guestFlavour(guest: Guest, { engine = DEFAULT_TEST_ENGINE }: GuestChoice = {}): GuestFlavour {
-  if (guest === "wat") return "wat";
+  if (guest === "wat" || guest === "refuses-upgrade") return guest;
   return engine === "quickjs" ? `${guest}-qjs` : guest;
 }
 

@@ -318,6 +318,21 @@ declare module "dormant:host/handler@0.1.0" {
   }
 }
 
+declare module "dormant:host/handover@0.1.0" {
+  /**
+   * Called on the old version, restored from its latest snapshot, without `on-activate`:
+   * the state to hand over, in any encoding the new version reads. `err` fails the
+   * upgrade, which leaves the old version running.
+   */
+  export function exportState(): Uint8Array;
+  /**
+   * Called on the new version, freshly instantiated, before `on-activate(upgraded)`.
+   * `err` (e.g. a format it cannot read) fails the upgrade, which leaves the old version
+   * and its snapshot in place.
+   */
+  export function importState(state: Uint8Array): void;
+}
+
 declare module "dormant:host/lifecycle@0.1.0" {
   /**
    * Called before any event is delivered after activation. `err` fails the activation.
@@ -336,8 +351,14 @@ declare module "dormant:host/lifecycle@0.1.0" {
    * ## `"reprovisioned"`
    * 
    * A new partition provisioned for a task that outlived its old one.
+   * ## `"upgraded"`
+   * 
+   * A new version of the component now runs this partition (`dormant upgrade`). Its
+   * tasks are kept (push URLs included). If both versions export `handover`, the old
+   * version's state was handed over by `import-state` just before this call; otherwise
+   * the partition starts fresh: set up anew, and register again only what changed.
    */
-  export type ActivationReason = 'fresh' | 'restored' | 'reprovisioned';
+  export type ActivationReason = 'fresh' | 'restored' | 'reprovisioned' | 'upgraded';
 }
 
 declare module "dormant:host/log@0.1.0" {

@@ -1,7 +1,8 @@
-// world dormant:host/partition@0.1.0
+// world dormant:host/partition-with-handover@0.1.0
 import type * as DormantHostBackgroundTasks from './interfaces/dormant-host-background-tasks.js'; // dormant:host/background-tasks@0.1.0
 import type * as DormantHostLog from './interfaces/dormant-host-log.js'; // dormant:host/log@0.1.0
 import type * as DormantHostTypes from './interfaces/dormant-host-types.js'; // dormant:host/types@0.1.0
+import type * as DormantHostHandover from './interfaces/dormant-host-handover.js'; // dormant:host/handover@0.1.0
 import type * as DormantHostHandler from './interfaces/dormant-host-handler.js'; // dormant:host/handler@0.1.0
 import type * as DormantHostLifecycle from './interfaces/dormant-host-lifecycle.js'; // dormant:host/lifecycle@0.1.0
 export interface ImportObject {
@@ -9,7 +10,9 @@ export interface ImportObject {
   'dormant:host/log@0.1.0': typeof DormantHostLog,
   'dormant:host/types@0.1.0': typeof DormantHostTypes,
 }
-export interface Partition {
+export interface PartitionWithHandover {
+  'dormant:host/handover@0.1.0': typeof DormantHostHandover,
+  handover: typeof DormantHostHandover,
   'dormant:host/handler@0.1.0': typeof DormantHostHandler,
   handler: typeof DormantHostHandler,
   'dormant:host/lifecycle@0.1.0': typeof DormantHostLifecycle,
@@ -39,5 +42,5 @@ export function instantiate(
 getCoreModule: (path: string) => WebAssembly.Module,
 imports: ImportObject,
 instantiateCore?: (module: WebAssembly.Module, imports: Record<string, any>) => WebAssembly.Instance
-): Partition;
+): PartitionWithHandover;
 

@@ -139,3 +139,28 @@ export function wrapLifecycle(lifecycle) {
       }),
   };
 }
+
+/** The optional `handover` export: its state as bytes, out of the old version and into the new one. */
+export function wrapHandover(handover) {
+  if (typeof handover?.exportState !== "function" || typeof handover?.importState !== "function") {
+    throw new TypeError(
+      "A guest that exports `handover` must give it `exportState()` (returning bytes) and `importState(bytes)` methods (see the handover interface in wit/dormant-host.wit).",
+    );
+  }
+  return {
+    exportState: () =>
+      guarded(() => {
+        const state = handover.exportState();
+        if (!(state instanceof Uint8Array)) {
+          throw new TypeError(
+            `handover.exportState must return bytes (a Uint8Array), not ${typeof state === "string" ? "a string: encode it with TextEncoder" : describe(state)}.`,
+          );
+        }
+        return state;
+      }),
+    importState: (state) =>
+      guarded(() => {
+        handover.importState(state);
+      }),
+  };
+}

@@ -16,5 +16,11 @@ export function onActivate(reason: ActivationReason): void;
  * ## `"reprovisioned"`
  * 
  * A new partition provisioned for a task that outlived its old one.
+ * ## `"upgraded"`
+ * 
+ * A new version of the component now runs this partition (`dormant upgrade`). Its
+ * tasks are kept (push URLs included). If both versions export `handover`, the old
+ * version's state was handed over by `import-state` just before this call; otherwise
+ * the partition starts fresh: set up anew, and register again only what changed.
  */
-export type ActivationReason = 'fresh' | 'restored' | 'reprovisioned';
+export type ActivationReason = 'fresh' | 'restored' | 'reprovisioned' | 'upgraded';
