@@ -1,14 +1,14 @@
 // The HTTP surfaces of a host, on hono, as two origins: the push origin, where untrusted
 // guests answer requests, and the operator's origin (status page, admin API, metrics).
 // Each listens on its own port, so nothing a guest serves runs with the operator's origin.
-import { Hono, type Context, type MiddlewareHandler } from "hono";
-import { forward, wasForwarded } from "../cluster/forward.ts";
+import { Hono, type MiddlewareHandler } from "hono";
 import type { Host } from "../host.ts";
 import type { Activity } from "../observability/activity.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { HTTP_DEFAULTS } from "../options.ts";
 import { checkHost, requireMetricsReader, requireOperator, type DoorOptions, type SecurityLog } from "./admin-door.ts";
 import { adminRoutes } from "./admin-api.ts";
+import { clusterRoutes } from "./cluster-api.ts";
 import { sameSecret, Sessions } from "./auth.ts";
 import { errorResponse, problem } from "./errors.ts";
 import { pushRoutes } from "./push.ts";
@@ -120,45 +120,8 @@ export function createAdminApp(host: Host, metrics: Metrics, activity: Activity,
   });
   app.get("/metrics", requireMetricsReader(door), async (c) => c.text(await metrics.text(), 200, { "content-type": metrics.registry.contentType }));
   app.use("/api/*", requireOperator(door));
-  if (host.cluster) {
-    // A partition another host holds is that host's to act on: the request goes to its admin listener, once.
-    const cluster = host.cluster;
-    const toOwner =
-      (partitionOf: (c: Context) => string | undefined): MiddlewareHandler =>
-      async (c, next) => {
-        const id = partitionOf(c);
-        // Only ids route: a name is resolved among this host's own partitions.
-        if (id === undefined || !id.startsWith("p_") || partitions.has(id) || wasForwarded(c.req.raw)) return next();
-        const owner = await cluster.membership.ownerOf(id);
-        if (!owner || owner.host === cluster.membership.host) return next();
-        return forward(c.req.raw, owner.adminAddress, cluster.membership.host, 60_000);
-      };
-    app.use(
-      "/api/partitions/:partition/*",
-      toOwner((c) => c.req.param("partition")),
-    );
-    app.use(
-      "/api/partitions/:partition",
-      toOwner((c) => c.req.param("partition")),
-    );
-    app.use(
-      "/api/tasks",
-      toOwner((c) => c.req.query("partition")),
-    );
-  }
-  app.get("/api/cluster", async (c) => {
-    const membership = host.cluster?.membership;
-    if (!membership) return c.json({ cluster: null });
-    const [members, shards] = await Promise.all([membership.members(), membership.shards()]);
-    return c.json({ cluster: { host: membership.host, member: membership.member, ...membership.settings, members, shards } });
-  });
-  app.get("/api/cluster/owner/:partition", async (c) => {
-    const membership = host.cluster?.membership;
-    if (!membership) return problem(c, 404, "not-a-cluster", "This host is not part of a cluster; start it with --cluster postgres://… to have one.");
-    const partition = c.req.param("partition");
-    const owner = await membership.ownerOf(partition);
-    return c.json({ partition, shard: membership.shardOf(partition), ...(owner ?? { host: null }) });
-  });
+  // On a cluster host: the cluster's view, and a partition another host holds is acted on there.
+  if (host.cluster) app.route("/api", clusterRoutes(host, host.cluster));
   app.route("/api", adminRoutes(host, activity, { maxComponentBytes: o.maxComponentBytes, pushOrigin: o.pushOrigin }));
   app.route("/", signInRoutes(host, activity, door, o.pushOrigin));
   const where = "The admin API is under /api, metrics at /metrics; push URLs are served on the push port.";

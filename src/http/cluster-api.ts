@@ -1,0 +1,64 @@
+// The admin API of a cluster host: what the whole cluster looks like (members, their lease
+// expiries, every shard's owner, every partition and who holds it), and the forwarding of
+// a request about a partition another host holds to that host's admin listener, once.
+import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { forward, wasForwarded } from "../cluster/forward.ts";
+import type { ClusterHost, Host } from "../host.ts";
+import type { PartitionRecord } from "../partitions/partition.ts";
+import { readEach } from "../store/records.ts";
+
+/** How long a forwarded admin request may take (an upgrade or a fire with ?wait runs the guest). */
+const FORWARD_TIMEOUT_MS = 60_000;
+
+export function clusterRoutes(host: Host, cluster: ClusterHost): Hono {
+  const { membership } = cluster;
+  const api = new Hono();
+  const toOwner =
+    (partitionOf: (c: Context) => string | undefined): MiddlewareHandler =>
+    async (c, next) => {
+      const id = partitionOf(c);
+      // Only ids route: a name is resolved among this host's own partitions.
+      if (id === undefined || !id.startsWith("p_") || host.partitions.has(id) || wasForwarded(c.req.raw)) return next();
+      const owner = await membership.ownerOf(id);
+      if (!owner || owner.host === membership.host) return next();
+      return forward(c.req.raw, owner.adminAddress, membership.host, FORWARD_TIMEOUT_MS);
+    };
+  api.use(
+    "/partitions/:partition/*",
+    toOwner((c) => c.req.param("partition")),
+  );
+  api.use(
+    "/partitions/:partition",
+    toOwner((c) => c.req.param("partition")),
+  );
+  api.use(
+    "/tasks",
+    toOwner((c) => c.req.query("partition")),
+  );
+
+  api.get("/cluster", async (c) => {
+    const [members, shards] = await Promise.all([membership.members(), membership.shards()]);
+    return c.json({ cluster: { host: membership.host, member: membership.member, ...membership.settings, members, shards } });
+  });
+  api.get("/cluster/owner/:partition", async (c) => {
+    const partition = c.req.param("partition");
+    const owner = await membership.ownerOf(partition);
+    return c.json({ partition, shard: membership.shardOf(partition), ...(owner ?? { host: null }) });
+  });
+  // Every partition of the cluster, read from the shared store, with the host that holds its shard now.
+  api.get("/cluster/partitions", async (c) => {
+    const [records, shards] = await Promise.all([
+      readEach(host.store.partitions, (key) => host.store.partitions.getItem<PartitionRecord>(key)),
+      membership.shards(),
+    ]);
+    const ownerOf = new Map(shards.map((shard) => [shard.shard, shard.expiresAt !== null && shard.expiresAt > Date.now() ? shard.owner : null]));
+    const partitions = records
+      .filter((record): record is PartitionRecord => record !== null)
+      .map(({ id, name, component, durability, registrations }) => {
+        const shard = membership.shardOf(id);
+        return { id, name, component, durability, registrations, shard, host: ownerOf.get(shard) ?? null };
+      });
+    return c.json({ partitions });
+  });
+  return api;
+}
