@@ -203,7 +203,7 @@ export async function createTestHost(options: TestHostOptions): Promise<TestHost
     now: () => new Date(clock.now()),
     advance: (by) => drive(clock, host, clock.now() + durationMs(by)),
     advanceTo: (at) => drive(clock, host, timeOf(at)),
-    push: (taskName, request = {}) => pushTo(taskName, request),
+    push: async (taskName, request = {}) => pushTo(taskName, request),
     async pushAsync(taskName, request = {}) {
       const response = await pushTo(taskName, request, ASYNC);
       if (response.status !== 202) throw new DormantError("client", `The push was not accepted for delivery: ${response.status} ${await response.text()}`);
