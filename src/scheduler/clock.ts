@@ -78,6 +78,13 @@ export class FakeClock implements Clock {
     return false;
   }
 
+  /** When the earliest pending timer is due; undefined when none is pending. */
+  get next(): number | undefined {
+    let next: number | undefined;
+    for (const timer of this.#timers.values()) if (next === undefined || timer.at < next) next = timer.at;
+    return next;
+  }
+
   /** Resolves once timers due now have fired. */
   async flushed(): Promise<void> {
     while (this.#soon) await this.#soon;

@@ -36,6 +36,7 @@ const RULES: [from: RegExp, refused: RegExp, why: string][] = [
     "runs in executor threads: only the pure task modules",
   ],
   [/^src\//, /^runtime\/(?!index\.ts)/, "the runtime's face is runtime/index.ts"],
+  [/^src\/(?!testing\/)/, /^src\/(testing\/|index\.ts$)/, "the package entry and the test kit sit on top: the host's own parts never depend on them"],
 ];
 
 describe("boundaries", () => {

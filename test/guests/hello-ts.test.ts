@@ -1,15 +1,16 @@
 // The TypeScript example guest: tsc checks it against the shipped guest declarations
 // (wit/types/guest.d.ts, no `paths` mapping), and a type error in a guest is caught; it
-// builds and runs on both JS engines, its cron task firing and its push URL answering.
+// builds and runs on both JS engines, its cron task firing and its push URL answering,
+// tested as its author would test it: through the test kit ("dormant/testing").
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createTestHost, type TestHost } from "dormant/testing";
 import { exampleComponent } from "../../guests/examples.ts";
 import { JS_ENGINES } from "../../runtime/toolchain/js-engines.ts";
-import { startTestServer, type TestServer } from "../support/server.ts";
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -56,28 +57,59 @@ register({ name: "y", trigger: { tag: "cron", val: "* * * * *" }, entry: "y", pa
   });
 });
 
-describe.each(JS_ENGINES)("the hello-ts guest on %s", (engine) => {
-  let s: TestServer;
-  let bytes: Uint8Array;
-  beforeAll(async () => {
-    bytes = new Uint8Array(await readFile(await exampleComponent("hello-ts", { engine })));
-    s = await startTestServer();
+describe.each(JS_ENGINES)("the hello-ts guest on %s, through the test kit", (engine) => {
+  let t: TestHost;
+  beforeEach(async () => {
+    t = await createTestHost({ guest: await exampleComponent("hello-ts", { engine }), start: "2030-01-01T00:00:30Z" });
   });
-  afterAll(() => s.close());
+  afterEach(() => t.close());
 
-  it("registers its cron and push tasks when deployed, answers its push URL, and runs its cron task", async () => {
-    const { body: component } = await s.api("POST", "/api/components", bytes);
-    const { status, body: partition } = await s.api("POST", "/api/partitions", { name: "hello-ts", component: component.digest });
-    expect(status).toBe(201);
-    expect(partition.tasks).toMatchObject([
-      { name: "every-minute", trigger: { cron: "* * * * *", timezone: "Europe/Berlin" }, pushUrl: null },
-      { name: "greet", trigger: { push: true }, absolutePushUrl: expect.stringMatching(/^http:\/\/.*\/push\//) },
+  it("registers its cron and push tasks when first activated", () => {
+    expect(t.tasks()).toMatchObject([
+      {
+        name: "every-minute",
+        trigger: { tag: "cron", val: { expression: "* * * * *", timezone: "Europe/Berlin" } },
+        nextFire: new Date("2030-01-01T00:01:00Z"),
+      },
+      { name: "greet", trigger: { tag: "push" }, nextFire: undefined, pushPath: expect.stringMatching(/^\/push\//) },
     ]);
-    const greet = partition.tasks[1].absolutePushUrl;
-    expect(await (await fetch(greet, { method: "POST", body: "Ada" })).text()).toBe("hello, Ada (greeting #1; no minute yet)\n");
-    const minute = partition.tasks[0].nextFire;
-    await s.tick(minute);
-    expect(s.events.find((e) => e.type === "delivered" && e.name === "every-minute")).toMatchObject({ outcome: { ok: true } });
-    expect(await (await fetch(greet, { method: "POST" })).text()).toBe(`hello, world (greeting #2; last minute at ${minute})\n`);
+  });
+
+  it("greets whoever a push names, and says when its cron task last ran", async () => {
+    const first = await t.push("greet", { body: "Ada" });
+    expect(first.status).toBe(200);
+    expect(first.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+    expect(await first.text()).toBe("hello, Ada (greeting #1; no minute yet)\n");
+    await t.advance("1m");
+    expect(await (await t.push("greet")).text()).toBe(`hello, world (greeting #2; last minute at ${Date.parse("2030-01-01T00:01:00Z")})\n`);
+  });
+
+  it("logs its registrations and each minute, with their levels", async () => {
+    await t.advanceTo("2030-01-01T00:02:00Z");
+    expect(t.logs.map(({ level, message }) => [level, message])).toEqual([
+      ["info", "registered every-minute"],
+      ["info", expect.stringMatching(/^registered greet at \/push\//)],
+      ["info", `minute at ${Date.parse("2030-01-01T00:01:00Z")} (1 occurrence(s))`],
+      ["info", `minute at ${Date.parse("2030-01-01T00:02:00Z")} (1 occurrence(s))`],
+    ]);
+  });
+
+  it("keeps its count of greetings across a freeze", async () => {
+    await t.push("greet");
+    await t.freeze();
+    expect(t.state()).toBe("frozen");
+    expect(await (await t.push("greet")).text()).toMatch(/greeting #2/);
+    expect(t.events.filter((e) => e.type === "activated").map((e) => e.type === "activated" && e.kind)).toEqual(["fresh", "rehydrated"]);
+  });
+});
+
+describe("the test kit on a TypeScript source", () => {
+  it("builds the guest itself and runs it", async () => {
+    const t = await createTestHost({ guest: join(HELLO, "hello.ts"), engine: "quickjs" });
+    try {
+      expect(await (await t.push("greet", { body: "Grace" })).text()).toBe("hello, Grace (greeting #1; no minute yet)\n");
+    } finally {
+      await t.close();
+    }
   });
 });

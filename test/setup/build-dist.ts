@@ -2,6 +2,7 @@
 // `bin/dormant.js` as users do (serve child processes, the CLI) run what the sources say
 // now, never a stale build. tsc is incremental: a build with nothing changed is quick.
 import { execFile } from "node:child_process";
+import { cp } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 
@@ -19,4 +20,6 @@ export default async function setup(): Promise<void> {
   // Type errors are the typecheck's business (npm run typecheck); the build is fresh either way.
   if (code === OUTPUTS_GENERATED) console.warn(`dist/ was built, with type errors:\n${output}`);
   else if (code !== 0) throw new Error(`Building dist/ failed (tsc -p tsconfig.build.json exited ${code}):\n${output}`);
+  // tsc emits no .d.ts it was given: the WIT's types go into dist/ as npm run build puts them (for "dormant" and "dormant/testing").
+  await cp(join(ROOT, "wit", "types"), join(ROOT, "dist", "wit", "types"), { recursive: true });
 }
