@@ -95,7 +95,9 @@ export class TaskService {
 
   /** Accept a request for delivery later: stored before this returns, then delivered at least once. */
   pushAsync(task: TaskRecord, request: PushRequest): Promise<string> {
-    return this.#o.dispatcher.enqueue(this.#deliveryOf(task, newDeliveryId(task.partition), "push", { scheduledAt: this.#o.clock.now(), occurrences: 1, request }));
+    return this.#o.dispatcher.enqueue(
+      this.#deliveryOf(task, newDeliveryId(task.partition), "push", { scheduledAt: this.#o.clock.now(), occurrences: 1, request }),
+    );
   }
 
   /** Fire a task now, outside its schedule (which stays as it is); returns the delivery id. */
