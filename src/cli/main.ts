@@ -25,7 +25,8 @@ Talking to a running server (--url, --token or DORMANT_URL, DORMANT_ADMIN_TOKEN;
   freeze <partition>                        Freeze a partition
   rm <partition>                            Delete a partition
   dead-letters [--retry ID]                 List dead letters, or put one back
-  components                                List deployed components and their partitions
+  components [remove <digest>]              List deployed components and their partitions, or remove
+                                            one no partition uses
 
 Options:
   -h, --help                                This help

@@ -60,6 +60,9 @@ export function structuredLog(write: (line: string) => void, clock: () => number
         line({ event: type, ...rest, retryAt: new Date(retryAt).toISOString() });
         break;
       }
+      case "dead-letter-evicted":
+      case "component-removed":
+      case "engine-cache-evicted":
       case "misfire":
       case "dead-lettered":
       case "postponed":

@@ -199,6 +199,37 @@ export class SnapshotStore {
     });
   }
 
+  /**
+   * Remove the blobs no head names: restore needs only the latest and previous snapshot,
+   * and a put or delete cut short by a crash leaves others behind. Each partition is swept
+   * inside its own queue, so a put under way (blob written, head not yet) is never touched.
+   */
+  async sweep(): Promise<{ removed: number }> {
+    const byPartition = new Map<string, string[]>();
+    for (const key of await this.storage.getKeys()) {
+      const [partitionId, name, ...rest] = key.split(":");
+      if (!partitionId || !name || rest.length > 0 || !PARTITION_ID_RE.test(partitionId)) continue;
+      if (!byPartition.has(partitionId)) byPartition.set(partitionId, []);
+      byPartition.get(partitionId)!.push(name);
+    }
+    let removed = 0;
+    for (const [partitionId, names] of byPartition) {
+      // Usually just the head and its two blobs: nothing to read again.
+      if (names.length <= 3 && names.includes(HEAD_KEY)) continue;
+      removed += await this.#serial(partitionId, async () => {
+        const ps = this.#partition(partitionId);
+        const head = await this.#readHead(partitionId, ps).catch(() => "unreadable" as const);
+        // An unreadable head is left for an operator to look at, with all it may name.
+        if (head === "unreadable") return 0;
+        const kept = new Set([HEAD_KEY, ...(head ? [String(head.latest.seq)] : []), ...(head?.previous ? [String(head.previous.seq)] : [])]);
+        const stale = (await ps.getKeys()).filter((key) => !kept.has(key) && /^\d+$/.test(key));
+        for (const key of stale) await ps.removeItem(key);
+        return stale.length;
+      });
+    }
+    return { removed };
+  }
+
   #partition(partitionId: string): Storage {
     assertPartitionId(partitionId);
     return prefixStorage(this.storage, partitionId);
