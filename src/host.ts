@@ -172,6 +172,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
             .map((t) => t.id),
         };
       },
+      now: () => clock.now(),
       onEvent: emit,
     });
     const snapshots = new SnapshotStore(store.snapshots, { cacheBytes: options.snapshotCacheBytes });

@@ -40,6 +40,8 @@ export interface ComponentRegistryOptions {
   /** How long a component nobody uses is kept before it is removed (0: kept until removed by hand). */
   unusedMs: number;
   usersOf(digest: string): ComponentUsers;
+  /** The host's clock. */
+  now(): number;
   onEvent?: (event: ComponentEvent) => void;
 }
 
@@ -52,7 +54,7 @@ export class ComponentRegistry {
   readonly #pool: ExecutorPool;
   readonly #o: ComponentRegistryOptions;
   readonly #prepared = new Map<string, Promise<PreparedComponent>>();
-  /** Wall time each component was last asked for, for least-recently-used eviction. */
+  /** When each component was last added or asked for (host clock), for least-recently-used eviction. */
   readonly #lastUsed = new Map<string, number>();
   /** Host-clock time since which each stored component has had no user. */
   readonly #unusedSince = new Map<string, number>();
@@ -67,7 +69,7 @@ export class ComponentRegistry {
   async add(bytes: Uint8Array): Promise<PreparedComponent> {
     const prepared = await this.#pool.prepare(bytes);
     const key = keyOf(prepared.digest);
-    this.#lastUsed.set(prepared.digest, Date.now());
+    this.#lastUsed.set(prepared.digest, this.#o.now());
     try {
       if (!(await this.#storage.hasItem(key))) await this.#storage.setItemRaw(key, bytes);
     } catch (error) {
@@ -86,7 +88,7 @@ export class ComponentRegistry {
 
   /** The prepared handle of a stored component, preparing it again after a restart or an eviction. */
   get(digest: string): Promise<PreparedComponent> {
-    this.#lastUsed.set(digest, Date.now());
+    this.#lastUsed.set(digest, this.#o.now());
     let prepared = this.#prepared.get(digest);
     if (!prepared) {
       prepared = this.#storage.getItemRaw<Uint8Array>(keyOf(digest)).then((bytes) => {
@@ -144,15 +146,14 @@ export class ComponentRegistry {
   }
 
   /** The cache's entries (staging folders left out) and their sizes. */
-  async #entries(): Promise<{ digest: string; bytes: number; mtimeMs: number }[]> {
+  async #entries(): Promise<{ digest: string; bytes: number }[]> {
     const names = await readdir(this.#o.cacheDir).catch(() => [] as string[]);
     const entries = await Promise.all(
       names
         .filter((name) => HEX.test(name))
         .map(async (name) => {
           const path = join(this.#o.cacheDir, name);
-          const info = await stat(path).catch(() => undefined);
-          return info && { digest: `sha256:${name}`, bytes: await treeBytes(path), mtimeMs: info.mtimeMs };
+          return { digest: `sha256:${name}`, bytes: await treeBytes(path) };
         }),
     );
     return entries.filter((entry) => entry !== undefined);
@@ -166,7 +167,8 @@ export class ComponentRegistry {
   /**
    * Keep the cache within its size: first entries of components this host does not store
    * (a deploy that failed after transpiling), then those of components without a live
-   * partition, least recently used first. Entries made or used in the last minute stay.
+   * partition, least recently used first (those this host has not touched since it started
+   * count as oldest). Entries made or used in the last minute stay.
    */
   async trimCache(): Promise<void> {
     if (!this.#o.ownsCache) return;
@@ -174,8 +176,8 @@ export class ComponentRegistry {
     let total = entries.reduce((sum, e) => sum + e.bytes, 0);
     if (total <= this.#o.cacheBytes) return;
     const stored = new Set(await this.list());
-    const now = Date.now();
-    const lastUsed = (e: { digest: string; mtimeMs: number }) => Math.max(this.#lastUsed.get(e.digest) ?? 0, e.mtimeMs);
+    const now = this.#o.now();
+    const lastUsed = (e: { digest: string }) => this.#lastUsed.get(e.digest) ?? 0;
     const candidates = entries
       .filter((e) => now - lastUsed(e) >= RECENT_MS && !(stored.has(e.digest) && this.#o.usersOf(e.digest).live))
       .sort((a, b) => Number(stored.has(a.digest)) - Number(stored.has(b.digest)) || lastUsed(a) - lastUsed(b));
