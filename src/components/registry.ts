@@ -178,12 +178,19 @@ export class ComponentRegistry {
     const stored = new Set(await this.list());
     const now = this.#o.now();
     const lastUsed = (e: { digest: string }) => this.#lastUsed.get(e.digest) ?? 0;
+    // 0: not stored here; 1: stored, nobody uses it; 2: its partitions are all frozen; live ones are kept.
+    const rank = (digest: string) => {
+      if (!stored.has(digest)) return 0;
+      const users = this.#o.usersOf(digest);
+      return users.live ? Infinity : users.partitions.length + users.tasks.length === 0 ? 1 : 2;
+    };
     const candidates = entries
-      .filter((e) => now - lastUsed(e) >= RECENT_MS && !(stored.has(e.digest) && this.#o.usersOf(e.digest).live))
-      .sort((a, b) => Number(stored.has(a.digest)) - Number(stored.has(b.digest)) || lastUsed(a) - lastUsed(b));
+      .map((e) => ({ ...e, rank: rank(e.digest) }))
+      .filter((e) => e.rank !== Infinity && now - lastUsed(e) >= RECENT_MS)
+      .sort((a, b) => a.rank - b.rank || lastUsed(a) - lastUsed(b));
     for (const entry of candidates) {
       if (total <= this.#o.cacheBytes) break;
-      await this.#evict(entry.digest, stored.has(entry.digest) ? "over-size" : "orphan", entry.bytes);
+      await this.#evict(entry.digest, entry.rank === 0 ? "orphan" : "over-size", entry.bytes);
       total -= entry.bytes;
     }
   }
