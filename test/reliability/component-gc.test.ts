@@ -2,11 +2,13 @@
 // removed (and is, after a while), never one in use; the cache keeps within its size by
 // dropping the entries of components without a live partition, which are prepared again
 // when next needed; and what is on disk is reported by kind.
+import { execFile } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { guestFile } from "../support/guests.ts";
 import { testHosts } from "../support/host.ts";
+import { BIN } from "../support/serve-process.ts";
 import { testServers } from "../support/server.ts";
 
 const servers = testServers();
@@ -47,6 +49,27 @@ describe("removing a component", () => {
     const again = await s.api("DELETE", `/api/components/${hexOf(component.digest)}`);
     expect(again.status).toBe(400);
     expect(again.body.error.code).toBe("unknown-component");
+  });
+
+  it("is what dormant components remove does, exiting 1 with the refusal while a partition runs it", async () => {
+    const s = await servers();
+    const { body: component } = await s.api("POST", "/api/components", await watVariant("cli"));
+    const { body: partition } = await s.api("POST", "/api/partitions", { name: "w", component: component.digest, activate: false });
+    const dormant = (...args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+        execFile("node", [BIN, ...args, "--url", s.adminUrl, "--token", s.adminToken], (error, stdout, stderr) =>
+          resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+        ),
+      );
+
+    const refused = await dormant("components", "remove", component.digest);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("409");
+    expect(refused.stderr).toContain(`in use by partitions ${partition.id}`);
+
+    await s.api("DELETE", `/api/partitions/${partition.id}`);
+    expect(await dormant("components", "remove", component.digest)).toEqual({ code: 0, stdout: `removed ${component.digest}\n`, stderr: "" });
+    expect((await s.api("GET", "/api/components")).body.components).toEqual([]);
   });
 
   it("happens by itself once nobody has used it for the configured time", async () => {
