@@ -113,6 +113,15 @@ function asBytes(value: unknown): Uint8Array | undefined {
   return undefined;
 }
 
+/** What else must hold before a snapshot becomes the partition's restore point. */
+export interface PutOptions {
+  /**
+   * Runs once the blob is written and before the head names it: if it fails, the head stays
+   * on the previous snapshot (the blob is left for the sweep) and `put` fails with its error.
+   */
+  beforeHead?: () => Promise<void>;
+}
+
 export interface SnapshotStoreOptions {
   /** Bytes of recently written snapshots to keep in memory for `load` (default 0: every load reads the store). */
   cacheBytes?: number;
@@ -139,7 +148,7 @@ export class SnapshotStore {
    * Store a snapshot; `image` is the same snapshot in the form to hand back from memory
    * (uncompressed), kept in the cache once the write is complete.
    */
-  async put(partitionId: string, data: Uint8Array, takenAt: number, image: Uint8Array = data): Promise<SnapshotRef> {
+  async put(partitionId: string, data: Uint8Array, takenAt: number, image: Uint8Array = data, options: PutOptions = {}): Promise<SnapshotRef> {
     const ps = this.#partition(partitionId);
     if (!(data instanceof Uint8Array)) throw new TypeError(`put("${partitionId}"): data must be a Uint8Array.`);
     if (!Number.isFinite(takenAt)) throw new TypeError(`put("${partitionId}"): takenAt must be a finite number.`);
@@ -155,6 +164,7 @@ export class SnapshotStore {
       };
       // Order matters: the blob must be complete before any head names it.
       await ps.setItemRaw(String(ref.seq), data);
+      await options.beforeHead?.();
       const head: SnapshotHead = old ? { latest: ref, previous: old.latest } : { latest: ref };
       await ps.setItem(HEAD_KEY, head);
       this.#cache.set(partitionId, { ref, image });

@@ -54,7 +54,9 @@ describe("dead letters", () => {
     const [a1, a2, a3, b1] = [letter("p_a", 1), letter("p_a", 2), letter("p_a", 3), letter("p_b", 4)];
     for (const l of [a1, b1, a2, a3]) await s.bury(l);
     expect(await ids(s)).toEqual([a2.id, a3.id, b1.id]);
-    expect(evicted).toEqual([{ type: "dead-letter-evicted", delivery: a1.id, partition: "p_a", task: "t_1", name: "inbox", deadAt: 1, reason: "partition-limit" }]);
+    expect(evicted).toEqual([
+      { type: "dead-letter-evicted", delivery: a1.id, partition: "p_a", task: "t_1", name: "inbox", deadAt: 1, reason: "partition-limit" },
+    ]);
   });
 
   it("beyond the host's bound, the oldest of all goes, reported as host-limit", async () => {
