@@ -23,10 +23,9 @@ export type DeadLetterEvicted = {
   reason: "partition-limit" | "host-limit" | "age";
 };
 
-interface Entry {
-  partition: string;
-  deadAt: number;
-}
+type Entry = Pick<DeadLetterEvicted, "partition" | "task" | "name" | "deadAt">;
+
+const entryOf = (letter: DeadLetter): Entry => ({ partition: letter.partition, task: letter.taskId, name: letter.taskName, deadAt: letter.deadAt });
 
 export class DeliveryStore {
   readonly #pending: Storage;
@@ -73,7 +72,7 @@ export class DeliveryStore {
     const index = await this.#loadIndex();
     await writeRecord(this.#dead, letter.id, letter);
     index.delete(letter.id);
-    index.set(letter.id, { partition: letter.partition, deadAt: letter.deadAt });
+    index.set(letter.id, entryOf(letter));
     await this.#pending.removeItem(letter.id);
     await this.#trim(index, letter.partition);
   }
@@ -103,24 +102,15 @@ export class DeliveryStore {
   }
 
   async #evict(index: Map<string, Entry>, id: string, reason: DeadLetterEvicted["reason"]): Promise<void> {
-    if (!index.has(id)) return; // a concurrent trim took it
-    const letter = await this.deadLetter(id);
-    await this.#dead.removeItem(id);
     const entry = index.get(id);
+    if (!entry) return; // a concurrent trim took it
     index.delete(id);
-    this.#onEvict({
-      type: "dead-letter-evicted",
-      delivery: id,
-      partition: letter?.partition ?? entry?.partition ?? "",
-      task: letter?.taskId ?? "",
-      name: letter?.taskName ?? "",
-      deadAt: letter?.deadAt ?? entry?.deadAt ?? 0,
-      reason,
-    });
+    await this.#dead.removeItem(id);
+    this.#onEvict({ type: "dead-letter-evicted", delivery: id, ...entry, reason });
   }
 
   #loadIndex(): Promise<Map<string, Entry>> {
-    this.#index ??= this.deadLetters().then((letters) => new Map(letters.map((letter) => [letter.id, { partition: letter.partition, deadAt: letter.deadAt }])));
+    this.#index ??= this.deadLetters().then((letters) => new Map(letters.map((letter) => [letter.id, entryOf(letter)])));
     // A failed read (the store away) is tried again next time.
     this.#index.catch(() => (this.#index = undefined));
     return this.#index;
