@@ -6,6 +6,8 @@
 export type DormantCode =
   // Components and guests
   | "invalid-component"
+  | "component-in-use"
+  | "engine-cache-write"
   | "guest-build"
   | "guest-trap"
   | "activation-failed"

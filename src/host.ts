@@ -3,7 +3,7 @@
 // partition lifecycle, delivery and the background-task service.
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { join, resolve } from "node:path";
+import { join, resolve, sep } from "node:path";
 import { DormantError, ExecutorPool, moduleUrl, type LogLevel } from "../runtime/index.ts";
 import { ActivationBudget, type BudgetState } from "./budget/budget.ts";
 import { PowerFile } from "./budget/power-file.ts";
@@ -12,18 +12,21 @@ import { ComponentRegistry } from "./components/registry.ts";
 import { DeliveryStore } from "./delivery/delivery-store.ts";
 import { Dispatcher } from "./delivery/dispatcher.ts";
 import type { BacklogLimits } from "./delivery/backlog.ts";
+import type { DEFAULT_RETENTION } from "./options.ts";
 import type { HostEvent } from "./events.ts";
 import { Membership, type ClusterSettings, type ShardOwner } from "./cluster/membership.ts";
 import { ensureClusterSchema } from "./cluster/schema.ts";
 import { partitionOfKey, shardOf } from "./cluster/shards.ts";
 import { newPartitionId, PartitionManager, type Unsaved } from "./partitions/manager.ts";
-import type { PartitionLimits } from "./partitions/partition.ts";
+import type { PartitionLimits, PartitionRecord } from "./partitions/partition.ts";
 import { systemClock, type Clock } from "./scheduler/clock.ts";
 import { HeapTimerQueue } from "./scheduler/heap-timer-queue.ts";
 import { TimerLoop } from "./scheduler/timer-loop.ts";
 import { resolveHostOptions } from "./options.ts";
 import { openStore, type Store } from "./store/open.ts";
+import { readEach } from "./store/records.ts";
 import { cleanStaging } from "./store/staging.ts";
+import { Retention } from "./store/retention.ts";
 import { StoreWatch, type StoreHealth } from "./store/watch.ts";
 import { SnapshotStore } from "./store/snapshot-store.ts";
 import { taskHooks } from "./tasks/hooks.ts";
@@ -39,7 +42,11 @@ export interface HostOptions {
   dataDir?: string;
   /** Store URL (`fs:<dir>`, `redis://…`); default the fs store in the data directory. */
   store?: string;
-  /** Where transpiled components are cached; default `engine-cache` in the data directory. */
+  /**
+   * Where transpiled components are cached; default `engine-cache` in the data directory.
+   * A folder outside the data directory may be shared with other hosts: its size is
+   * reported, but its entries are never deleted.
+   */
   engineCacheDir?: string;
   /** Executor threads; default the machine's cores. */
   executors?: number;
@@ -65,6 +72,8 @@ export interface HostOptions {
   registrationQuota?: RateLimit;
   /** Stored, undelivered work a partition and the host may have (default DEFAULT_BACKLOG). */
   backlog?: Partial<BacklogLimits>;
+  /** What is kept of dead letters and unused components, the engine cache's size, how often it is swept (default DEFAULT_RETENTION). */
+  retention?: Partial<RetentionLimits>;
   budget?: Partial<BudgetState>;
   /** A file whose content constrains the budget (see budget/power-file.ts). */
   powerFile?: string;
@@ -96,6 +105,8 @@ export interface HostOptions {
   onLog?: (partition: string, level: LogLevel, message: string) => void;
 }
 
+export type RetentionLimits = typeof DEFAULT_RETENTION;
+
 /** How a close went: the partitions whose state it could not save (empty when all was saved). */
 export interface ShutdownReport {
   unsaved: Unsaved[];
@@ -116,6 +127,8 @@ export interface Host {
   readonly budget: ActivationBudget;
   /** On a cluster host: its membership and leases. It joins once its listeners are up (`join`). */
   readonly cluster?: ClusterHost;
+  /** Removes what is no longer needed and measures the disk (also on its own timer). */
+  readonly retention: Retention;
   /** Resolves once no timer handler or delivery is under way. */
   settled(): Promise<void>;
   /** Whether the store answers now (and is still this host's store; a replaced one is fatal). */
@@ -134,6 +147,7 @@ export interface ClusterHost {
 }
 
 const STORE_TIMER = "store";
+const RETENTION_TIMER = "retention";
 const TASK_BINDING = moduleUrl("./tasks/executor/binding.ts", import.meta.url);
 const JCO_ENGINE = moduleUrl("../runtime/jco/jco-engine.ts", import.meta.url);
 
@@ -192,7 +206,27 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     const timers = new TimerLoop(new HeapTimerQueue(), clock, { onError: (error) => emit({ type: "error", error }) });
     opened.push(() => timers.stop());
     const budget = new ActivationBudget(options.budget);
-    const components = new ComponentRegistry(store.components, pool);
+    const components = new ComponentRegistry(store.components, pool, {
+      cacheDir: engineCacheDir,
+      ownsCache: options.engineCacheDir === undefined || resolve(options.engineCacheDir).startsWith(dataDir + sep),
+      cacheBytes: options.retention.engineCacheBytes,
+      unusedMs: options.retention.unusedComponentMs,
+      usersOf: (digest) => {
+        const running = partitions.list().filter((p) => p.component === digest);
+        return {
+          partitions: running.map((p) => p.id),
+          live: running.some((p) => partitions.stateOf(p.id) !== "frozen"),
+          tasks: registry
+            .all()
+            .filter((t) => t.provision?.component === digest)
+            .map((t) => t.id),
+        };
+      },
+      // Other hosts' partitions are only in the shared store.
+      ...(clustered ? { storedUsers: () => partitionsByComponent(store.partitions) } : {}),
+      now: () => clock.now(),
+      onEvent: emit,
+    });
     const snapshots = new SnapshotStore(store.snapshots, { cacheBytes: options.snapshotCacheBytes });
     const registry = new TaskRegistry(store.registrations, clustered ? store.pushTokens : undefined);
     const clockFn = () => clock.now();
@@ -218,13 +252,15 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       ...(clustered ? { newId: () => idInHeldShard(membership!) } : {}),
       onEvent: emit,
     });
+    const { deadLettersPerPartition: perPartition, deadLettersHost: hostLimit, deadLetterMaxAgeMs: maxAgeMs } = options.retention;
+    const deliveryStore = new DeliveryStore(store.deliveries, store.deadLetters, { perPartition, host: hostLimit, maxAgeMs }, emit);
     const deliveries: Dispatcher = new Dispatcher({
       deliverer: {
         route: (delivery) => (membership?.check(delivery.partition), tasks.route(delivery)),
         deliver: (partition, event) => (membership?.check(partition), partitions.deliver(partition, event)),
         has: (partition) => partitions.has(partition),
       },
-      store: new DeliveryStore(store.deliveries, store.deadLetters),
+      store: deliveryStore,
       budget,
       clock,
       timers,
@@ -264,6 +300,19 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       await timers.arm(STORE_TIMER, "identity", clock.now() + options.storeCheckMs);
     });
     await timers.arm(STORE_TIMER, "identity", clock.now() + options.storeCheckMs);
+    const retention = new Retention({
+      store,
+      snapshots,
+      deadLetters: deliveryStore,
+      components,
+      now: clockFn,
+      ...(clustered ? { owns: (partition: string) => membership?.owns(partition) ?? false } : {}),
+    });
+    timers.on(RETENTION_TIMER, async () => {
+      await retention.sweep().catch((error: Error) => emit({ type: "error", error }));
+      await timers.arm(RETENTION_TIMER, "sweep", clock.now() + options.retention.sweepMs);
+    });
+    await timers.arm(RETENTION_TIMER, "sweep", clock.now() + options.retention.sweepMs);
     timers.start();
 
     let cluster: ClusterHost | undefined;
@@ -323,6 +372,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       tasks,
       budget,
       ...(cluster ? { cluster } : {}),
+      retention,
       settled,
       health: () => watch.check(),
       async close() {
@@ -354,6 +404,15 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     await closeOpened();
     throw error;
   }
+}
+
+/** Every stored partition's id, by the component it runs. */
+async function partitionsByComponent(records: Store["partitions"]): Promise<Map<string, string[]>> {
+  const byComponent = new Map<string, string[]>();
+  for (const record of await readEach(records, (key) => records.getItem<PartitionRecord>(key))) {
+    if (record) byComponent.set(record.component, [...(byComponent.get(record.component) ?? []), record.id]);
+  }
+  return byComponent;
 }
 
 /** A new partition id whose shard this host holds. */

@@ -24,6 +24,19 @@ export const DEFAULT_MISFIRE = frozen({ graceMs: 60_000, fireAllCap: 100 });
 export const DEFAULT_BUDGET = frozen({ maxConcurrent: 64, constrained: false, threshold: 128 });
 /** Stored, undelivered work (async pushes, manual fires, retries) a partition and the host may have (delivery/backlog.ts). */
 export const DEFAULT_BACKLOG = frozen({ perPartition: 1000, perPartitionBytes: 64 * MiB, host: 20_000, hostBytes: 512 * MiB });
+/**
+ * What is kept of finished work and unused things (store/retention.ts): dead letters per
+ * partition and per host and for how long, how long a component no partition or task uses
+ * is kept, the engine cache's size, and how often the sweep runs.
+ */
+export const DEFAULT_RETENTION = frozen({
+  deadLettersPerPartition: 100,
+  deadLettersHost: 10_000,
+  deadLetterMaxAgeMs: 7 * 24 * 3_600_000,
+  unusedComponentMs: 7 * 24 * 3_600_000,
+  engineCacheBytes: 1024 * MiB,
+  sweepMs: 10 * 60_000,
+});
 /** The HTTP surface's limits and its doors (http/app.ts). */
 export const HTTP_DEFAULTS = frozen({
   maxBodyBytes: 1 * MiB,
@@ -58,6 +71,7 @@ export const HOST_DEFAULTS = frozen({
   /** Task registrations a partition may make. */
   registrationQuota: { perSecond: 10, burst: 100 },
   backlog: DEFAULT_BACKLOG,
+  retention: DEFAULT_RETENTION,
   /** An on-idle partition that stays busy is saved after this many events, or this long after its first unsaved one. */
   checkpoint: { events: 1000, busyMs: 60_000 },
   onUnusableSnapshot: "fresh" as "fresh" | "fail",
@@ -95,6 +109,12 @@ export function resolveHostOptions<T extends DeepPartial<HostDefaults>>(input: T
     ["checkpoint.busyMs", options.checkpoint.busyMs, 1],
     ["storeTimeoutMs", options.storeTimeoutMs, 1],
     ["storeCheckMs", options.storeCheckMs, 1],
+    ["retention.deadLettersPerPartition", options.retention.deadLettersPerPartition, 1],
+    ["retention.deadLettersHost", options.retention.deadLettersHost, 1],
+    ["retention.deadLetterMaxAgeMs", options.retention.deadLetterMaxAgeMs, 1],
+    ["retention.unusedComponentMs", options.retention.unusedComponentMs, 0],
+    ["retention.engineCacheBytes", options.retention.engineCacheBytes, 0],
+    ["retention.sweepMs", options.retention.sweepMs, 1],
   ] as const) {
     if (!Number.isInteger(value) || value < min) throw new RangeError(`options: ${name} must be a whole number of at least ${min}; got ${String(value)}.`);
   }
@@ -410,6 +430,50 @@ export const SETTINGS: readonly Setting[] = [
     env: "DORMANT_MAX_HOST_PENDING_BYTES",
     kind: bytes,
     help: "Bytes of deliveries waiting on the host; beyond it async pushes get 503",
+  },
+  {
+    key: "retention.deadLettersPerPartition",
+    flag: "max-dead-letters",
+    env: "DORMANT_MAX_DEAD_LETTERS",
+    kind: count,
+    help: "Dead letters kept per partition; beyond it the oldest go (logged and counted)",
+  },
+  {
+    key: "retention.deadLettersHost",
+    flag: "max-host-dead-letters",
+    env: "DORMANT_MAX_HOST_DEAD_LETTERS",
+    kind: count,
+    help: "Dead letters kept on the host; beyond it the oldest go",
+  },
+  {
+    key: "retention.deadLetterMaxAgeMs",
+    flag: "dead-letter-max-age",
+    env: "DORMANT_DEAD_LETTER_MAX_AGE_MS",
+    kind: integer("MS", 1),
+    help: "Dead letters older than this go",
+  },
+  {
+    key: "retention.unusedComponentMs",
+    flag: "unused-component-ttl",
+    env: "DORMANT_UNUSED_COMPONENT_TTL_MS",
+    kind: ms,
+    help: "A component no partition or task uses is removed after this long (0: only by dormant components remove)",
+  },
+  {
+    key: "engineCacheMiB",
+    flag: "engine-cache",
+    env: "DORMANT_ENGINE_CACHE_MIB",
+    kind: integer("MIB", 0),
+    help: "Size of the engine cache (transpiled components); beyond it those of frozen partitions go, least recently used first",
+    option: "retention.engineCacheBytes",
+    scale: MiB,
+  },
+  {
+    key: "retention.sweepMs",
+    flag: "retention-sweep",
+    env: "DORMANT_RETENTION_SWEEP_MS",
+    kind: integer("MS", 1000),
+    help: "How often old snapshots, dead letters, unused components and the engine cache are trimmed and disk use measured",
   },
 ];
 

@@ -85,13 +85,24 @@ export class JcoEngine implements Engine {
     // Write into a private folder and rename it into place, so a concurrent or killed
     // writer never leaves a half-written cache entry behind.
     const staging = `${location}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
-    await mkdir(staging, { recursive: true, mode: 0o700 });
-    for (const [name, data] of Object.entries(output.files)) {
-      const file = join(staging, name === GLUE ? GLUE_FILE : name);
-      await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-      await writeFile(file, data, { mode: 0o600 });
+    try {
+      await mkdir(staging, { recursive: true, mode: 0o700 });
+      for (const [name, data] of Object.entries(output.files)) {
+        const file = join(staging, name === GLUE ? GLUE_FILE : name);
+        await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+        await writeFile(file, data, { mode: 0o600 });
+      }
+      await writeFile(join(staging, MANIFEST), JSON.stringify(manifest), { mode: 0o600 });
+    } catch (error) {
+      // A failed write (a full disk) leaves no half-written folder to keep the space.
+      await rm(staging, { recursive: true, force: true });
+      throw new DormantError(
+        "engine-cache-write",
+        `The transpiled component could not be written to the engine cache ${this.#cacheDir}: ${(error as Error).message}. ` +
+          "Nothing was deployed; free space there (or lower --engine-cache) and deploy again.",
+        { cause: error, details: { cacheDir: this.#cacheDir, errno: (error as NodeJS.ErrnoException).code } },
+      );
     }
-    await writeFile(join(staging, MANIFEST), JSON.stringify(manifest), { mode: 0o600 });
     await rename(staging, location).catch(async (error: NodeJS.ErrnoException) => {
       await rm(staging, { recursive: true, force: true });
       // Another writer got there first with the same content.

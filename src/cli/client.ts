@@ -249,15 +249,26 @@ export const deadLetters = command(
   { retry: { type: "string" } },
 );
 
-export const components = command("Usage: dormant components\n\nLists the deployed components and the partitions running each.", async (parsed) => {
-  const [{ components: list }, { partitions }] = await Promise.all([api(parsed, "GET", "/api/components"), api(parsed, "GET", "/api/partitions")]);
-  const answer = { components: list.map((c: any) => ({ ...c, partitions: partitions.filter((p: any) => p.component === c.digest).map((p: any) => p.id) })) };
-  if (!parsed.values.json) {
-    const names = (ids: string[]) => ids.map((id) => partitions.find((p: any) => p.id === id).name).join(", ") || "-";
-    console.log(table([["DIGEST", "PARTITIONS"], ...answer.components.map((c: any) => [c.digest, names(c.partitions)])]));
-  }
-  return answer;
-});
+export const components = command(
+  "Usage: dormant components [remove <digest>]\n\nLists the deployed components and the partitions running each; remove deletes one no partition uses\n(its stored bytes and its engine-cache entry).",
+  async (parsed) => {
+    const [sub, digest] = parsed.positionals;
+    if (sub === "remove") {
+      if (!digest) usageError("dormant components remove <digest>", "dormant components lists them");
+      await api(parsed, "DELETE", `/api/components/${encodeURIComponent(digest)}`);
+      if (!parsed.values.json) console.log(`removed ${digest}`);
+      return { removed: digest };
+    }
+    if (sub !== undefined) usageError("dormant components [remove <digest>]", `unknown subcommand ${JSON.stringify(sub)}`);
+    const [{ components: list }, { partitions }] = await Promise.all([api(parsed, "GET", "/api/components"), api(parsed, "GET", "/api/partitions")]);
+    const answer = { components: list.map((c: any) => ({ ...c, partitions: partitions.filter((p: any) => p.component === c.digest).map((p: any) => p.id) })) };
+    if (!parsed.values.json) {
+      const names = (ids: string[]) => ids.map((id) => partitions.find((p: any) => p.id === id).name).join(", ") || "-";
+      console.log(table([["DIGEST", "PARTITIONS"], ...answer.components.map((c: any) => [c.digest, names(c.partitions)])]));
+    }
+    return answer;
+  },
+);
 
 /** How often `logs --follow` asks for new lines. */
 const FOLLOW_MS = 1000;

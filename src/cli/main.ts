@@ -28,7 +28,8 @@ Talking to a running server (--url, --token or DORMANT_URL, DORMANT_ADMIN_TOKEN;
   rm <partition>                            Delete a partition
   logs <partition> [--follow]               Print a partition's recent guest log lines
   dead-letters [--retry ID]                 List dead letters, or put one back
-  components                                List deployed components and their partitions
+  components [remove <digest>]              List deployed components and their partitions, or remove
+                                            one no partition uses
 
 Options:
   -h, --help                                This help

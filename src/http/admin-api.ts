@@ -193,6 +193,20 @@ export function adminRoutes(host: Host, activity: Activity, options: AdminOption
     return c.json({ digest: prepared.digest, bytes: prepared.bytes }, 201);
   });
   api.get("/components", async (c) => c.json({ components: (await components.list()).map((digest) => ({ digest })) }));
+  api.delete("/components/:digest", async (c) => {
+    const given = c.req.param("digest");
+    const digest = /^[0-9a-f]{64}$/.test(given) ? `sha256:${given}` : given;
+    if (!isDigest(digest))
+      throw fieldError(`${JSON.stringify(given.slice(0, 80))} is not a component digest ("sha256:<64 hex>"); list them with GET /api/components.`);
+    await components.remove(digest);
+    return c.body(null, 204);
+  });
+  // What the host keeps on disk, by kind, measured now.
+  api.get("/stats", async (c) => {
+    const usage = await host.retention.measure();
+    const { count, bytes } = deliveries.backlog;
+    return c.json({ disk: usage, snapshotCache: snapshots.cacheStats, pendingDeliveries: { count, bytes } });
+  });
 
   api.post("/partitions", json, async (c) => {
     const body = await read(c.req.raw);

@@ -7,6 +7,8 @@ import { isDormantError, type DormantCode } from "../../runtime/index.ts";
 
 export const HTTP_STATUS: Record<DormantCode, ContentfulStatusCode> = {
   "invalid-component": 400,
+  "component-in-use": 409,
+  "engine-cache-write": 507,
   "guest-build": 400,
   "guest-trap": 502,
   "activation-failed": 502,

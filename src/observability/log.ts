@@ -76,6 +76,9 @@ export function structuredLog(write: (line: string) => void, clock: () => number
       case "shards-acquired":
       case "shards-released":
       case "takeover":
+      case "dead-letter-evicted":
+      case "component-removed":
+      case "engine-cache-evicted":
       case "misfire":
       case "dead-lettered":
       case "postponed":

@@ -80,6 +80,24 @@ export class Metrics {
     labelNames: ["reason"],
     registers: [this.registry],
   });
+  readonly #deadLettersEvicted = new Counter({
+    name: "dormant_dead_letters_evicted_total",
+    help: "Dead letters removed to stay within their bounds, by reason (partition-limit, host-limit, age).",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  readonly #componentsRemoved = new Counter({
+    name: "dormant_components_removed_total",
+    help: "Components removed, by reason (asked, unused).",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  readonly #engineCacheEvictions = new Counter({
+    name: "dormant_engine_cache_evictions_total",
+    help: "Engine cache entries deleted, by reason (removed, over-size, orphan).",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
   readonly #pushes = new Counter({
     name: "dormant_push_requests_total",
     help: "Push requests, by HTTP status.",
@@ -88,7 +106,7 @@ export class Metrics {
   });
 
   /** Add the gauges read from the host at each scrape. */
-  watch(host: Pick<Host, "partitions" | "budget" | "registry" | "deliveries" | "clock" | "snapshots" | "cluster">): void {
+  watch(host: Pick<Host, "partitions" | "budget" | "registry" | "deliveries" | "clock" | "snapshots" | "cluster" | "retention">): void {
     const membership = host.cluster?.membership;
     if (membership) {
       new Gauge({
@@ -158,6 +176,26 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.set(cache().entries);
+      },
+    });
+    new Gauge({
+      name: "dormant_disk_bytes",
+      help: "Bytes on disk by kind: snapshots, components, deliveries, dead-letters, records (fs store only) and engine-cache; measured at most once a minute.",
+      labelNames: ["kind"],
+      registers: [this.registry],
+      async collect() {
+        const usage = await host.retention.recent(60_000);
+        this.reset();
+        for (const [kind, bytes] of Object.entries(usage.store ?? {})) this.set({ kind: kind === "deadLetters" ? "dead-letters" : kind }, bytes);
+        this.set({ kind: "engine-cache" }, usage.engineCache.bytes);
+      },
+    });
+    new Gauge({
+      name: "dormant_engine_cache_capacity_bytes",
+      help: "The size the engine cache is kept within (entries of live partitions' components stay even beyond it).",
+      registers: [this.registry],
+      async collect() {
+        this.set((await host.retention.recent(60_000)).engineCache.capacityBytes);
       },
     });
     new Gauge({
@@ -257,6 +295,15 @@ export class Metrics {
         break;
       case "dead-lettered":
         this.#deadLetters.inc();
+        break;
+      case "dead-letter-evicted":
+        this.#deadLettersEvicted.inc({ reason: event.reason });
+        break;
+      case "component-removed":
+        this.#componentsRemoved.inc({ reason: event.reason });
+        break;
+      case "engine-cache-evicted":
+        this.#engineCacheEvictions.inc({ reason: event.reason });
         break;
       case "postponed":
         this.#postponed.inc({ priority: String(event.priority) });

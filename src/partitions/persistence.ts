@@ -32,21 +32,23 @@ export class Persistence {
     this.#emit = emit;
   }
 
-  /** Commit a successful call: its effects, and for per-activation durability its snapshot first. */
+  /**
+   * Commit a successful call: its effects, and for per-activation durability its snapshot,
+   * which becomes the restore point only once the effects are committed too.
+   */
   async commit(slot: Slot, effects: unknown): Promise<void> {
-    if (slot.record.durability === "per-activation") {
-      try {
-        const { bytes, image } = await this.#o.pool.snapshot(slot.record.id);
-        await this.#o.snapshots.put(slot.record.id, bytes, this.#o.clock.now(), image);
-      } catch (error) {
-        // The event is not saved, so it must not stay applied either: the instance goes, and the
-        // next event (its retry) starts from the last stored snapshot, which is without it.
-        slot.live = false;
-        await this.#o.pool.drop(slot.record.id).catch(() => undefined);
-        throw error;
-      }
+    if (slot.record.durability !== "per-activation") return this.#o.hooks.commit(slot.record.id, effects);
+    const id = slot.record.id;
+    try {
+      const { bytes, image } = await this.#o.pool.snapshot(id);
+      await this.#o.snapshots.put(id, bytes, this.#o.clock.now(), image, { beforeHead: () => this.#o.hooks.commit(id, effects) });
+    } catch (error) {
+      // The event is not saved (its snapshot or its effects), so it must not stay applied either:
+      // the instance goes, and the next event (its retry) starts from the last restore point, which is without it.
+      slot.live = false;
+      await this.#o.pool.drop(id).catch(() => undefined);
+      throw error;
     }
-    await this.#o.hooks.commit(slot.record.id, effects);
   }
 
   async freeze(slot: Slot): Promise<void> {

@@ -113,6 +113,15 @@ function asBytes(value: unknown): Uint8Array | undefined {
   return undefined;
 }
 
+/** What else must hold before a snapshot becomes the partition's restore point. */
+export interface PutOptions {
+  /**
+   * Runs once the blob is written and before the head names it: if it fails, the head stays
+   * on the previous snapshot (the blob is left for the sweep) and `put` fails with its error.
+   */
+  beforeHead?: () => Promise<void>;
+}
+
 export interface SnapshotStoreOptions {
   /** Bytes of recently written snapshots to keep in memory for `load` (default 0: every load reads the store). */
   cacheBytes?: number;
@@ -139,7 +148,7 @@ export class SnapshotStore {
    * Store a snapshot; `image` is the same snapshot in the form to hand back from memory
    * (uncompressed), kept in the cache once the write is complete.
    */
-  async put(partitionId: string, data: Uint8Array, takenAt: number, image: Uint8Array = data): Promise<SnapshotRef> {
+  async put(partitionId: string, data: Uint8Array, takenAt: number, image: Uint8Array = data, options: PutOptions = {}): Promise<SnapshotRef> {
     const ps = this.#partition(partitionId);
     if (!(data instanceof Uint8Array)) throw new TypeError(`put("${partitionId}"): data must be a Uint8Array.`);
     if (!Number.isFinite(takenAt)) throw new TypeError(`put("${partitionId}"): takenAt must be a finite number.`);
@@ -155,6 +164,7 @@ export class SnapshotStore {
       };
       // Order matters: the blob must be complete before any head names it.
       await ps.setItemRaw(String(ref.seq), data);
+      await options.beforeHead?.();
       const head: SnapshotHead = old ? { latest: ref, previous: old.latest } : { latest: ref };
       await ps.setItem(HEAD_KEY, head);
       this.#cache.set(partitionId, { ref, image });
@@ -202,6 +212,37 @@ export class SnapshotStore {
       const keys = await ps.getKeys();
       await Promise.all(keys.map((key) => ps.removeItem(key)));
     });
+  }
+
+  /**
+   * Remove the blobs no head names: restore needs only the latest and previous snapshot,
+   * and a put or delete cut short by a crash leaves others behind. Each partition is swept
+   * inside its own queue, so a put under way (blob written, head not yet) is never touched.
+   */
+  async sweep(owns: (partition: string) => boolean = () => true): Promise<{ removed: number }> {
+    const byPartition = new Map<string, string[]>();
+    for (const key of await this.storage.getKeys()) {
+      const [partitionId, name, ...rest] = key.split(":");
+      if (!partitionId || !name || rest.length > 0 || !PARTITION_ID_RE.test(partitionId) || !owns(partitionId)) continue;
+      if (!byPartition.has(partitionId)) byPartition.set(partitionId, []);
+      byPartition.get(partitionId)!.push(name);
+    }
+    let removed = 0;
+    for (const [partitionId, names] of byPartition) {
+      // Usually just the head and its two blobs: nothing to read again.
+      if (names.length <= 3 && names.includes(HEAD_KEY)) continue;
+      removed += await this.#serial(partitionId, async () => {
+        const ps = this.#partition(partitionId);
+        const head = await this.#readHead(partitionId, ps).catch(() => "unreadable" as const);
+        // An unreadable head is left for an operator to look at, with all it may name.
+        if (head === "unreadable") return 0;
+        const kept = new Set([HEAD_KEY, ...(head ? [String(head.latest.seq)] : []), ...(head?.previous ? [String(head.previous.seq)] : [])]);
+        const stale = (await ps.getKeys()).filter((key) => !kept.has(key) && /^\d+$/.test(key));
+        for (const key of stale) await ps.removeItem(key);
+        return stale.length;
+      });
+    }
+    return { removed };
   }
 
   #partition(partitionId: string): Storage {
