@@ -145,6 +145,38 @@ describe("a cluster of dormant serve processes", { timeout: 120_000 }, () => {
     for (const { path } of orphaned.slice(1)) expect(await pushAnswered(hosts[1]!, path, 5000)).toBe(2);
   });
 
+  it("delivers every async push a host acknowledged before it was SIGKILLed, from the host that takes over", async () => {
+    const hosts = await startHosts(clusterUrl(), 2);
+    const made = await counters(hosts, 12);
+    const victim = hosts[1]!;
+    const owners = await Promise.all(made.map(async ({ id }) => (await api(victim, "GET", `/api/cluster/owner/${id}`)).address as string));
+    const orphaned = made.filter((_, i) => owners[i] === victim.pushUrl);
+    expect(orphaned.length).toBeGreaterThan(0);
+    // Async pushes to the victim's own partitions, through the victim, until it is killed in the middle of them.
+    const accepted = new Map(orphaned.map(({ path }) => [path, 0]));
+    const inFlight: Promise<void>[] = [];
+    for (let n = 0; n < 30; n++) {
+      for (const { path } of orphaned) {
+        inFlight.push(
+          fetch(`${victim.pushUrl}${path}`, { method: "POST", headers: { prefer: "respond-async" }, body: `a${n}` })
+            .then((response) => void (response.status === 202 && accepted.set(path, accepted.get(path)! + 1)))
+            .catch(() => undefined), // cut off by the kill: never acknowledged
+        );
+      }
+      if (n === 20) victim.process.kill("SIGKILL");
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await Promise.all(inFlight);
+    await victim.exit;
+    expect([...accepted.values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    for (const { path } of orphaned) {
+      // The survivor delivers what was stored (at least once): the count a later push sees includes every acknowledged one.
+      await expect
+        .poll(async () => pushAnswered(hosts[0]!, path, TTL_MS + 10_000), { timeout: 30_000, interval: 500 })
+        .toBeGreaterThanOrEqual(accepted.get(path)! + 1);
+    }
+  });
+
   it("refuses a paused host's writes by epoch once its shards were taken, and no counter ever goes backwards", async () => {
     const hosts = await startHosts(clusterUrl(), 2);
     const made = await counters(hosts, 16);
