@@ -145,6 +145,9 @@ expect "$OUT" '^502 .*invalid-cron: ' "an uncaught refused cron reaches the HTTP
 grep -q unreachable <<<"$OUT" && fail "the answer says unreachable"
 grep -q '"message":"broken got boom"' serve.out || fail "console.log of the guest is not in the host's log"
 echo "the guest's console.log is in the log: $(grep -m1 '"message":"broken got boom"' serve.out)"
+OUT="$(dormant logs broken)"
+echo "$OUT"
+expect "$OUT" 'broken got boom' "dormant logs shows the guest's console.log"
 # Its one-attempt `doomed` task fired at once, failed, and is a dead letter with the guest's message.
 for _ in $(seq 1 100); do
   OUT="$(dormant dead-letters)"
