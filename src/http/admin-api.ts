@@ -21,7 +21,11 @@ export interface AdminOptions {
 /** Starts with a letter or digit, so `.` and `..` are not names. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** Ids the host mints: a kind letter, `_`, base64url; a timer delivery adds `@<due time>`. */
-export const ID = { partition: /^p_[A-Za-z0-9_-]{1,64}$/, task: /^t_[A-Za-z0-9_-]{1,64}$/, deadLetter: /^[et]_[A-Za-z0-9_-]{1,64}(@\d{1,16})?$/ };
+export const ID = {
+  partition: /^p_[A-Za-z0-9_-]{1,64}$/,
+  task: /^t_[A-Za-z0-9_-]{1,64}$/,
+  deadLetter: /^[et]_[A-Za-z0-9_-]{1,64}(@\d{1,16})?(\.p_[A-Za-z0-9_-]{1,64})?$/,
+};
 /** Every JSON body and anything sent to a route that takes none. */
 const MAX_JSON_BYTES = 64 * 1024;
 const MAX_CONCURRENT = 10_000;

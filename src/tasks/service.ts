@@ -152,7 +152,7 @@ export class TaskService {
       this.#emit({ type: "misfire", ...plan.misfire, ...refOf(task) });
     }
     // One event after another: the partition takes them in order anyway.
-    for (const event of plan.events) await this.#o.dispatcher.deliver(this.#deliveryOf(task, `${id}@${event.scheduledAt}`, "timer", event));
+    for (const event of plan.events) await this.#o.dispatcher.deliver(this.#deliveryOf(task, timerDeliveryId(task, event.scheduledAt), "timer", event));
     await this.#advance(task, plan.next);
   }
 
@@ -193,4 +193,9 @@ export class TaskService {
 
 function refOf(task: TaskRecord): DeliveryRef {
   return { task: task.id, name: task.name, partition: task.partition };
+}
+
+/** A timer occurrence's delivery: the same id for each attempt at it; like every delivery id it ends with its partition (newDeliveryId). */
+function timerDeliveryId(task: TaskRecord, scheduledAt: number): string {
+  return `${task.id}@${scheduledAt}.${task.partition}`;
 }

@@ -44,7 +44,7 @@ function recordingOwner() {
   return { owner, held, log };
 }
 
-async function host(schema: string, name: string, fenced = false) {
+async function host(schema: string, name: string, fenced = false, ttl = TTL) {
   let membership: Membership | undefined;
   const store = await openStore({
     url: `postgres://postgres@127.0.0.1:5432/postgres?schema=${schema}`,
@@ -58,7 +58,7 @@ async function host(schema: string, name: string, fenced = false) {
         }
       : {}),
   });
-  await ensureClusterSchema(store.postgres!.pool, schema, store.postgres!.tables, { shards: SHARDS, ttlMs: TTL });
+  await ensureClusterSchema(store.postgres!.pool, schema, store.postgres!.tables, { shards: SHARDS, ttlMs: ttl });
   const timers = new TimerLoop(new HeapTimerQueue(), systemClock);
   timers.start();
   const recorded = recordingOwner();
@@ -133,9 +133,11 @@ describe("cluster membership", () => {
   });
 
   it("a graceful leave hands every shard over at once, saving first", async () => {
+    // A TTL far beyond what a handover takes, even on a busy machine: taken well before it, the shards were handed over, not timed out.
+    const ttl = 30_000;
     const schema = newSchema();
-    const a = await host(schema, "a");
-    const b = await host(schema, "b");
+    const a = await host(schema, "a", false, ttl);
+    const b = await host(schema, "b", false, ttl);
     await a.membership.start(addresses("a"));
     await b.membership.start(addresses("b"));
     await until(() => a.held.size === SHARDS / 2 && b.held.size === SHARDS / 2);
@@ -143,8 +145,7 @@ describe("cluster membership", () => {
     await b.membership.leave();
     expect(b.log.at(-1)).toMatch(/^handover /);
     await until(() => a.held.size === SHARDS);
-    // Well inside the TTL: the leave was announced, not waited out, and nothing was taken over.
-    expect(Date.now() - started).toBeLessThan(TTL);
+    expect(Date.now() - started).toBeLessThan(ttl / 2);
     expect(a.log.filter((line) => line.includes("taken over"))).toEqual([]);
   });
 
