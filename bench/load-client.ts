@@ -1,6 +1,8 @@
 // The load generator (autocannon), run as its own process so the load does not share the
 // server's event loop: keep-alive connections, a fixed number of requests spread over the
-// given URLs (one host) in order. Prints one JSON line, with the loader's own CPU use so a
+// given URLs in order. URLs on several origins (the hosts of a cluster) get one autocannon
+// instance per origin, the connections and requests shared out by the URLs' count, and
+// one merged latency histogram. Prints one JSON line, with the loader's own CPU use so a
 // reader can see whether the server or the loader was the bound.
 import autocannon from "autocannon";
 
@@ -14,27 +16,37 @@ interface LoadSpec {
 }
 
 const spec = JSON.parse(process.argv[2]!) as LoadSpec;
-const origin = new URL(spec.urls[0]!).origin;
-const paths = spec.urls.map((url) => {
+const byOrigin = new Map<string, string[]>();
+for (const url of spec.urls) {
   const parsed = new URL(url);
-  if (parsed.origin !== origin) throw new Error(`Every URL must be on ${origin}; got ${url}.`);
-  return parsed.pathname + parsed.search;
-});
-let next = 0;
+  let paths = byOrigin.get(parsed.origin);
+  if (!paths) byOrigin.set(parsed.origin, (paths = []));
+  paths.push(parsed.pathname + parsed.search);
+}
+const share = (total: number, paths: string[]) => Math.max(1, Math.round((total * paths.length) / spec.urls.length));
 
 const cpuBefore = process.cpuUsage();
 const started = performance.now();
-const result = await autocannon({
-  url: origin,
-  connections: spec.connections,
-  amount: spec.requests,
-  method: spec.method as "POST",
-  headers: spec.headers ?? {},
-  body: spec.body,
-  requests: [{ setupRequest: (request) => ({ ...request, path: paths[next++ % paths.length]! }) }],
-});
+const results = await Promise.all(
+  [...byOrigin].map(([origin, paths]) => {
+    let next = 0;
+    return autocannon({
+      url: origin,
+      connections: share(spec.connections, paths),
+      amount: share(spec.requests, paths),
+      method: spec.method as "POST",
+      headers: spec.headers ?? {},
+      body: spec.body,
+      requests: [{ setupRequest: (request) => ({ ...request, path: paths[next++ % paths.length]! }) }],
+      skipAggregateResult: true,
+    });
+  }),
+);
 const seconds = (performance.now() - started) / 1000;
 const cpu = process.cpuUsage(cpuBefore);
+// Typed as autocannon's public result, which is what aggregateResult returns.
+const aggregate = (autocannon as unknown as { aggregateResult(results: unknown[], opts: object): autocannon.Result }).aggregateResult;
+const result = aggregate(results, { url: [...byOrigin.keys()][0], connections: spec.connections });
 const statuses: Record<string, number> = {};
 for (const [status, stats] of Object.entries(result.statusCodeStats ?? {})) statuses[status] = stats?.count ?? 0;
 if (result.errors + result.timeouts > 0) statuses["0"] = result.errors + result.timeouts;

@@ -19,7 +19,7 @@ import { pushTask } from "./task-records.ts";
 const run = promisify(execFile);
 const LOADER = join(import.meta.dirname, "load-client.ts");
 
-interface Load {
+export interface Load {
   rps: number;
   p50: number;
   p99: number;
@@ -28,10 +28,25 @@ interface Load {
   loaderCpu: number;
 }
 
-async function load(urls: string[], requests: number, connections: number): Promise<Load> {
+/** `requests` POSTs spread over `urls` (on one origin or several) from a loader process. */
+export async function load(urls: string[], requests: number, connections: number): Promise<Load> {
   const spec = { urls, requests, connections, method: "POST", body: "ping" };
   const { stdout } = await run("node", ["--import", "tsx", LOADER, JSON.stringify(spec)], { maxBuffer: 1 << 20, timeout: 300_000 });
   return JSON.parse(stdout) as Load;
+}
+
+/** A load's figures under `key`: rps, p99, the loader's CPU, and the answers that were not 2xx. */
+export function loadFigures(key: string, result: Load): Record<string, number> {
+  const figures: Record<string, number> = {
+    [`${key}.rps`]: round(result.rps, 0),
+    [`${key}.p99_ms`]: round(result.p99, 2),
+    [`${key}.loader_cpu`]: round(result.loaderCpu, 2),
+  };
+  const failed = Object.entries(result.statuses)
+    .filter(([status]) => !status.startsWith("2"))
+    .reduce((sum, [, n]) => sum + n, 0);
+  if (failed > 0) figures[`${key}.non_2xx`] = failed;
+  return figures;
 }
 
 async function plainHono(): Promise<{ url: string; close(): void }> {
@@ -81,15 +96,7 @@ async function dormant(work: (server: Server) => Promise<void>): Promise<void> {
 
 export async function pushFigures(): Promise<Record<string, number>> {
   const figures: Record<string, number> = {};
-  const put = (key: string, result: Load) => {
-    figures[`${key}.rps`] = round(result.rps, 0);
-    figures[`${key}.p99_ms`] = round(result.p99, 2);
-    figures[`${key}.loader_cpu`] = round(result.loaderCpu, 2);
-    const failed = Object.entries(result.statuses)
-      .filter(([status]) => !status.startsWith("2"))
-      .reduce((sum, [, n]) => sum + n, 0);
-    if (failed > 0) figures[`${key}.non_2xx`] = failed;
-  };
+  const put = (key: string, result: Load) => Object.assign(figures, loadFigures(key, result));
   const WARM_REQUESTS = 20_000;
 
   const hono = await plainHono();

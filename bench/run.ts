@@ -1,5 +1,6 @@
 // `npm run bench [-- --json]`: Dormant's figures, each beside a baseline measured in the
 // same run. Not a test: it asserts nothing and prints what it measured.
+import { clusterFigures } from "./cluster.ts";
 import { densityFigures } from "./density.ts";
 import { growthFigures } from "./growth.ts";
 import { pushFigures } from "./push.ts";
@@ -9,7 +10,7 @@ import { wakeFigures } from "./wake.ts";
 const json = process.argv.includes("--json");
 const cycles = Number(process.env.DORMANT_BENCH_CYCLES ?? 200);
 
-// `npm run bench -- wake` (or `growth`, `tasks`, `push`, `density`) runs one group.
+// `npm run bench -- wake` (or `growth`, `tasks`, `push`, `density`, `cluster`) runs one group.
 const groups = process.argv.slice(2).filter((arg) => !arg.startsWith("--"));
 const wanted = (group: string) => groups.length === 0 || groups.includes(group);
 
@@ -23,6 +24,8 @@ const figures: Record<string, number> = {
   ...(wanted("push") ? await pushFigures() : {}),
   // Minutes long: only when named (`npm run bench -- density`).
   ...(groups.includes("density") ? await densityFigures() : {}),
+  // Minutes long, with PostgreSQL and real `dormant serve` processes on dist/: only when named (`npm run bench -- cluster`).
+  ...(groups.includes("cluster") ? await clusterFigures() : {}),
 };
 
 if (json) {

@@ -33,3 +33,25 @@ export function timerTask(partition: string, name: string, at: number, now: numb
 export function pushTask(partition: string, now: number): TaskRecord {
   return taskRecord(partition, "inbox", now, { trigger: { tag: "push" }, entry: "push", priority: 100, nextFire: undefined, pushToken: newPushToken() });
 }
+
+/**
+ * `armed` one-shot timers over `partitions` (round robin), due from `start` on, spread
+ * evenly over `spreadMs`, named `<prefix><n>`: each partition's records, ready for `registry.apply`.
+ */
+export function spreadTimers(
+  partitions: readonly string[],
+  armed: number,
+  start: number,
+  spreadMs: number,
+  now: number,
+  prefix = "t",
+): Map<string, TaskRecord[]> {
+  const perPartition = new Map<string, TaskRecord[]>();
+  for (let i = 0; i < armed; i++) {
+    const partition = partitions[i % partitions.length]!;
+    let tasks = perPartition.get(partition);
+    if (!tasks) perPartition.set(partition, (tasks = []));
+    tasks.push(timerTask(partition, `${prefix}${i}`, start + Math.floor((i * spreadMs) / armed), now));
+  }
+  return perPartition;
+}

@@ -9,10 +9,9 @@ import { startHost, type HostEvent } from "../src/host.ts";
 import { HeapTimerQueue } from "../src/scheduler/heap-timer-queue.ts";
 import { openStore } from "../src/store/open.ts";
 import { TaskRegistry } from "../src/tasks/registry.ts";
-import type { TaskRecord } from "../src/tasks/task.ts";
 import { miniflareAlarmLateness } from "./peer-miniflare.ts";
 import { percentile, round } from "./stats.ts";
-import { timerTask } from "./task-records.ts";
+import { spreadTimers, timerTask } from "./task-records.ts";
 
 function heapMb(): number {
   globalThis.gc?.();
@@ -96,16 +95,7 @@ async function dormantLateness(partitions: number, armed: number, spreadMs: numb
     await Promise.all(ids.map((id) => host.partitions.activate(id)));
     await host.partitions.freezeAll();
     const now = Date.now();
-    const start = now + 3000;
-    const perPartition = new Map<string, TaskRecord[]>();
-    for (let i = 0; i < armed; i++) {
-      const partition = ids[i % partitions]!;
-      const at = start + Math.floor((i * spreadMs) / armed);
-      let tasks = perPartition.get(partition);
-      if (!tasks) perPartition.set(partition, (tasks = []));
-      tasks.push(timerTask(partition, `t${i}`, at, now));
-    }
-    for (const [partition, upserts] of perPartition) await host.registry.apply(partition, { upserts, removals: [] });
+    for (const [partition, upserts] of spreadTimers(ids, armed, now + 3000, spreadMs, now)) await host.registry.apply(partition, { upserts, removals: [] });
     const timeout = setTimeout(finished, 3000 + spreadMs + 60_000);
     await all;
     clearTimeout(timeout);
