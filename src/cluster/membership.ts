@@ -150,11 +150,6 @@ export class Membership {
     return [...this.#held].map(([shard, epoch]) => ({ shard, epoch }));
   }
 
-  /** A write was refused for a stale epoch: look at the leases now rather than at the next heartbeat. */
-  suspect(): void {
-    this.#soon();
-  }
-
   /** Renew, notice what was lost, and move toward this host's fair share. Concurrent calls coalesce into one more round. */
   tick(): Promise<void> {
     if (this.#ticking) {
