@@ -24,9 +24,9 @@ async function server(r: OwnRedis, storeTimeoutMs = 500): Promise<TestServer> {
   return s;
 }
 
-/** A live counter partition's push URL. */
+/** A live counter partition's push URL (QuickJS: a component small enough to store within a short store timeout on a busy machine). */
 async function inbox(s: TestServer): Promise<string> {
-  const id = await s.deploy("counter");
+  const id = await s.deploy("counter", "counter", { engine: "quickjs" });
   await s.api("POST", `/api/partitions/${id}/activate`);
   const { body } = await s.api("GET", `/api/tasks?partition=${id}`);
   return `${s.pushUrl}${body.tasks.find((t: { name: string }) => t.name === "inbox").pushUrl}`;
@@ -93,9 +93,10 @@ describe("a store that hangs, dies or is wiped", () => {
 
   it("a per-activation save that fails leaves the event unapplied, so its retry counts once", async () => {
     const r = await redis({ persist: true });
-    const h: TestHost = await startTestHost({ store: r.url, storeTimeoutMs: 500 });
+    // Long enough for a busy machine to store the component; the kill below still fails the save.
+    const h: TestHost = await startTestHost({ store: r.url, storeTimeoutMs: 2000 });
     cleanup.push(() => h.close());
-    const { id } = await h.partitions.create({ name: "c", component: await h.deploy("counter"), durability: "per-activation" });
+    const { id } = await h.partitions.create({ name: "c", component: await h.deploy("counter", { engine: "quickjs" }), durability: "per-activation" });
     const count = async () => {
       const outcome = await h.partitions.deliver(id, event("get", ""));
       return outcome.ok ? JSON.parse(new TextDecoder().decode(outcome.reply!.body)).count : outcome.error;
