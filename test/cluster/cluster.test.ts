@@ -10,10 +10,9 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
 import { generateToken } from "../../src/http/auth.ts";
-import { spawnServe, type ServeProcess } from "../support/serve-process.ts";
+import { adminApi, spawnServe, type ServeProcess } from "../support/serve-process.ts";
 
 const TOKEN = generateToken();
-const auth = { authorization: `Bearer ${TOKEN}` };
 const TTL_MS = 3000;
 const SHARDS = 12;
 const admin = new pg.Pool({ host: "127.0.0.1", port: 5432, user: "postgres", database: "postgres", max: 2 });
@@ -56,13 +55,7 @@ async function shareOf(hosts: ServeProcess[]): Promise<boolean[]> {
   return hosts.map((_, i) => held.length === hosts.length && (held[i] ?? 0) >= fair - 1 && held.reduce((a, b) => a + b, 0) === SHARDS);
 }
 
-async function api(serve: ServeProcess, method: string, path: string, body?: unknown, type = "application/json"): Promise<any> {
-  const init: RequestInit = { method, headers: { ...auth, ...(body === undefined ? {} : { "content-type": type }) } };
-  if (body !== undefined) init.body = body instanceof Buffer ? new Blob([body]) : JSON.stringify(body);
-  const response = await fetch(`${serve.adminUrl}${path}`, init);
-  if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
-  return response.json();
-}
+const api = (serve: ServeProcess, method: string, path: string, body?: unknown, type?: string) => adminApi(serve, TOKEN, method, path, body, type);
 
 /** Deploy the counter on `on` as `count` per-activation partitions; returns each one's push path. */
 async function counters(hosts: ServeProcess[], count: number): Promise<{ id: string; path: string }[]> {

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { guestFile } from "../support/guests.ts";
 import { startTestHost, type TestHost } from "../support/host.ts";
 import { event } from "../support/runtime.ts";
-import { startTestServer, type TestServer } from "../support/server.ts";
+import { liveInbox, startTestServer, type TestServer } from "../support/server.ts";
 
 let disk: string;
 let dirs = 0;
@@ -76,20 +76,13 @@ async function server(): Promise<TestServer> {
   return s;
 }
 
-/** A live counter partition's push URL. */
-async function inbox(s: TestServer): Promise<string> {
-  const id = await s.deploy("counter", "counter", { engine: "quickjs" });
-  await s.api("POST", `/api/partitions/${id}/activate`);
-  const { body } = await s.api("GET", `/api/tasks?partition=${id}`);
-  return `${s.pushUrl}${body.tasks.find((t: { name: string }) => t.name === "inbox").pushUrl}`;
-}
 
 const pushAsync = (url: string) => fetch(url, { method: "POST", headers: { prefer: "respond-async" }, body: "x" });
 
 describe("a full disk under the fs store", () => {
   it("refuses an async push with 503 saying ENOSPC and naming the store, and takes pushes again once space is freed, without a restart", async () => {
     const s = await server();
-    const url = await inbox(s);
+    const url = await liveInbox(s);
     const release = await fill();
 
     const refused = await pushAsync(url);

@@ -9,10 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { generateToken } from "../../src/http/auth.ts";
-import { spawnServe, type ServeProcess } from "../support/serve-process.ts";
+import { adminApi, spawnServe, type ServeProcess } from "../support/serve-process.ts";
 
 const TOKEN = generateToken();
-const auth = { authorization: `Bearer ${TOKEN}` };
 const children: ServeProcess[] = [];
 const sockets: Socket[] = [];
 
@@ -21,13 +20,7 @@ afterEach(() => {
   for (const child of children.splice(0)) if (child.process.exitCode === null && child.process.signalCode === null) child.process.kill("SIGKILL");
 });
 
-async function api(serve: ServeProcess, method: string, path: string, body?: unknown, type = "application/json"): Promise<any> {
-  const init: RequestInit = { method, headers: { ...auth, ...(body === undefined ? {} : { "content-type": type }) } };
-  if (body !== undefined) init.body = body instanceof Buffer ? new Blob([body]) : JSON.stringify(body);
-  const response = await fetch(`${serve.adminUrl}${path}`, init);
-  if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
-  return response.json();
-}
+const api = (serve: ServeProcess, method: string, path: string, body?: unknown, type?: string) => adminApi(serve, TOKEN, method, path, body, type);
 
 /** Deploy a built guest as a live partition; returns its id and its push URLs by task name. */
 async function livePartition(serve: ServeProcess, guest: string, name: string, limits?: object): Promise<{ id: string; push: Record<string, string> }> {

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { startTestHost, type TestHost } from "../support/host.ts";
 import { ownRedis, type OwnRedis } from "../support/redis-server.ts";
 import { event } from "../support/runtime.ts";
-import { startTestServer, type TestServer } from "../support/server.ts";
+import { liveInbox, startTestServer, type TestServer } from "../support/server.ts";
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -24,13 +24,6 @@ async function server(r: OwnRedis, storeTimeoutMs = 500): Promise<TestServer> {
   return s;
 }
 
-/** A live counter partition's push URL (QuickJS: a component small enough to store within a short store timeout on a busy machine). */
-async function inbox(s: TestServer): Promise<string> {
-  const id = await s.deploy("counter", "counter", { engine: "quickjs" });
-  await s.api("POST", `/api/partitions/${id}/activate`);
-  const { body } = await s.api("GET", `/api/tasks?partition=${id}`);
-  return `${s.pushUrl}${body.tasks.find((t: { name: string }) => t.name === "inbox").pushUrl}`;
-}
 
 const pushAsync = (url: string) => fetch(url, { method: "POST", headers: { prefer: "respond-async" }, body: "x" });
 const healthz = async (s: TestServer) => {
@@ -42,7 +35,7 @@ describe("a store that hangs, dies or is wiped", () => {
   it("hung: an async push waits at most the store timeout and gets 503 naming the store; /healthz is unhealthy, then recovers by itself", async () => {
     const r = await redis();
     const s = await server(r);
-    const url = await inbox(s);
+    const url = await liveInbox(s);
     r.hang();
     const refused = await pushAsync(url);
     expect(refused.status).toBe(503);
@@ -62,7 +55,7 @@ describe("a store that hangs, dies or is wiped", () => {
   it("killed: pushes get 503 at once, not after the store timeout, and the host carries on when it is back with its data", async () => {
     const r = await redis({ persist: true });
     const s = await server(r, 5000);
-    const url = await inbox(s);
+    const url = await liveInbox(s);
     await r.kill();
     const started = Date.now();
     const refused = await pushAsync(url);

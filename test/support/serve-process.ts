@@ -47,3 +47,12 @@ export async function killServe(serve: ServeProcess): Promise<void> {
   serve.process.kill("SIGKILL");
   await serve.exit;
 }
+
+/** Call the admin API of a `dormant serve` process with `token`; the JSON answer, or an error naming the status and body. */
+export async function adminApi(serve: ServeProcess, token: string, method: string, path: string, body?: unknown, type = "application/json"): Promise<any> {
+  const init: RequestInit = { method, headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": type }) } };
+  if (body !== undefined) init.body = body instanceof Buffer ? new Blob([body]) : JSON.stringify(body);
+  const response = await fetch(`${serve.adminUrl}${path}`, init);
+  if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
+  return response.json();
+}

@@ -80,3 +80,11 @@ export function testServers(): (options?: ServeOptions) => Promise<TestServer> {
     return s;
   };
 }
+
+/** A live QuickJS counter's push URL (a component small enough to store quickly even on a full or slow store). */
+export async function liveInbox(s: TestServer): Promise<string> {
+  const id = await s.deploy("counter", "counter", { engine: "quickjs" });
+  await s.api("POST", `/api/partitions/${id}/activate`);
+  const { body } = await s.api("GET", `/api/tasks?partition=${id}`);
+  return `${s.pushUrl}${body.tasks.find((t: { name: string }) => t.name === "inbox").pushUrl}`;
+}
