@@ -76,7 +76,6 @@ async function server(): Promise<TestServer> {
   return s;
 }
 
-
 const pushAsync = (url: string) => fetch(url, { method: "POST", headers: { prefer: "respond-async" }, body: "x" });
 
 describe("a full disk under the fs store", () => {

@@ -24,7 +24,6 @@ async function server(r: OwnRedis, storeTimeoutMs = 500): Promise<TestServer> {
   return s;
 }
 
-
 const pushAsync = (url: string) => fetch(url, { method: "POST", headers: { prefer: "respond-async" }, body: "x" });
 const healthz = async (s: TestServer) => {
   const response = await fetch(`${s.adminUrl}/healthz`);
