@@ -10,7 +10,7 @@ import { wakeFigures } from "./wake.ts";
 const json = process.argv.includes("--json");
 const cycles = Number(process.env.DORMANT_BENCH_CYCLES ?? 200);
 
-// `npm run bench -- wake` (or `growth`, `tasks`, `push`, `density`, `cluster`) runs one group.
+// `npm run bench -- wake` (or `growth`, `tasks`, `lateness`, `push`, `density`, `cluster`) runs one group.
 const groups = process.argv.slice(2).filter((arg) => !arg.startsWith("--"));
 const wanted = (group: string) => groups.length === 0 || groups.includes(group);
 
@@ -21,6 +21,8 @@ const figures: Record<string, number> = {
   ...(wanted("growth") ? await growthFigures("qjs", "quickjs") : {}),
   ...(wanted("tasks") ? await insertFigures() : {}),
   ...(wanted("tasks") ? await latenessFigures() : {}),
+  // Only the timers due together, beside Miniflare (`npm run bench -- lateness`).
+  ...(groups.includes("lateness") && !groups.includes("tasks") ? await latenessFigures({ spread: false }) : {}),
   ...(wanted("push") ? await pushFigures() : {}),
   // Minutes long: only when named (`npm run bench -- density`).
   ...(groups.includes("density") ? await densityFigures() : {}),

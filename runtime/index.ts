@@ -1,6 +1,6 @@
 // The runtime's public face: what the host (src/) may use of engines, executors and
 // snapshots. Nothing in src/ imports a runtime file other than this one.
-export { ExecutorPool, type ActivateOptions, type ExecutorPoolOptions } from "./executor/pool.ts";
+export { ExecutorPool, type ActivateOptions, type Activated, type ExecutorPoolOptions } from "./executor/pool.ts";
 export type { HostBinding, HostModule, HostSink } from "./executor/host-binding.ts";
 export type { ActivateResult, CallLimits, CallOutcome, CallResult, InstanceSource, SnapshotResult, UpgradeResult } from "./executor/protocol.ts";
 export type { GuestImports, PreparedComponent } from "./engine.ts";

@@ -20,6 +20,11 @@ export interface HostBinding<State = unknown, Effects = unknown> {
   begin(state: State, now: number): void;
   /** After a guest call: the effects of its imports, to commit if the call succeeded. */
   end(): Effects;
+  /**
+   * Begin a call that follows the one just ended within the same request (a wake's first
+   * event after `on-activate`): it sees the state that call left, its effects included.
+   */
+  next(now: number): void;
 }
 
 export interface HostSink {

@@ -18,22 +18,37 @@ export function absoluteNow(): number {
 /**
  * One executor's "what is running now": written by the executor around each guest
  * request, read by the pool when a deadline check fires. Slot 0 holds the running
- * request's id (0 when none, CLAIMED once the pool has decided to interrupt it).
+ * request's id (0 when none, CLAIMED once the pool has decided to interrupt it), slot 1
+ * its phase (0, or 1 once an activation moved on to the event it carried).
  */
 export class RunningSlot {
   static readonly CLAIMED = -1;
   readonly #ids: Int32Array;
+  readonly #phase: Int32Array;
   readonly #startedAt: Float64Array;
 
   constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(16)) {
     this.#ids = new Int32Array(buffer, 0, 1);
+    this.#phase = new Int32Array(buffer, 4, 1);
     this.#startedAt = new Float64Array(buffer, 8, 1);
   }
 
   /** Executor side: request `id` starts running guest code. */
   start(id: number): void {
     this.#startedAt[0] = absoluteNow();
+    Atomics.store(this.#phase, 0, 0);
     Atomics.store(this.#ids, 0, id);
+  }
+
+  /** Executor side: the running request moves on to its next guest call (an activation's event); its deadline counts afresh. */
+  next(): void {
+    this.#startedAt[0] = absoluteNow();
+    Atomics.store(this.#phase, 0, 1);
+  }
+
+  /** Pool side: the running request's phase (see `next`). */
+  phase(): number {
+    return Atomics.load(this.#phase, 0);
   }
 
   /** Executor side: request `id` is done. False if the pool claimed it meanwhile: an interrupt is on its way. */

@@ -46,6 +46,15 @@ export interface ActivateOptions {
   /** Pristine instances to keep ready for this component in the chosen executor. */
   spareInstances: number;
   limits: CallLimits;
+  /** The event that woke the partition: handled in the same request once it is active (see `ActivateResult.first`). */
+  event?: TaskEvent;
+}
+
+/** An activation as the pool hands it back. */
+export interface Activated extends Omit<ActivateResult, "first"> {
+  executor: number;
+  /** The carried event's result, or why it failed (the partition is then no longer live). */
+  first?: { ok: true; result: CallResult } | { ok: false; error: Error };
 }
 
 interface Pending {
@@ -58,7 +67,8 @@ interface Deadline {
   ms: number;
   /** Host time the request was sent at (quarantine runs on the host's clock). */
   now: number;
-  error: () => Error;
+  /** The error, by the phase the request was in (see `RunningSlot.phase`). */
+  error: (phase: number) => Error;
 }
 
 /** How long an interrupted executor has to confirm it dropped the runaway before it is replaced. */
@@ -125,7 +135,13 @@ export class ExecutorPool {
     return this.#send(executor, { op: "prepare", bytes }) as Promise<PreparedComponent>;
   }
 
-  async activate(partition: string, options: ActivateOptions): Promise<ActivateResult & { executor: number }> {
+  /**
+   * Make a partition live in the least loaded executor. With an `event`, the executor
+   * handles it right after `on-activate`, in the same request: its result (or failure) is
+   * `first`. A deadline then fails the whole request; past `on-activate` its error says
+   * `details.phase: "call"`.
+   */
+  async activate(partition: string, options: ActivateOptions): Promise<Activated> {
     if (this.#home.has(partition)) throw new Error(`Partition ${partition} is already live.`);
     this.#quarantine.check(partition, options.now);
     const executor = this.#leastLoaded();
@@ -141,9 +157,17 @@ export class ExecutorPool {
         executor.compiled.add(variant);
       }
       const request = { op: "activate" as const, partition, ...rest, memoryLimit: limits.memoryBytes };
-      const deadline = this.#deadline(partition, limits, options.now, "on-activate");
-      const result = (await this.#send(executor, request, transferList(options.snapshot), deadline)) as ActivateResult;
-      return { ...result, executor: this.#executors.indexOf(executor) };
+      const deadline = this.#deadline(partition, limits, options.now, "on-activate", options.event && `task ${options.event.taskName}`);
+      const { first, ...result } = (await this.#send(executor, request, transferList(options.snapshot), deadline)) as ActivateResult;
+      const activated: Activated = { ...result, executor: this.#executors.indexOf(executor) };
+      if (first?.ok === false) {
+        this.#forget(partition); // the event trapped: the instance is gone
+        activated.first = { ok: false, error: fromErrorData(first.error) };
+      } else if (first) {
+        this.#quarantine.behaved(partition);
+        activated.first = first;
+      }
+      return activated;
     } catch (error) {
       this.#forget(partition);
       throw error;
@@ -241,16 +265,18 @@ export class ExecutorPool {
     return this.#executors.reduce((best, executor) => (load(executor) < load(best) ? executor : best));
   }
 
-  #deadline(partition: string, limits: CallLimits, now: number, what: string): Deadline {
+  /** A request's deadline; `then` names the event an activation carries (its phase 1). */
+  #deadline(partition: string, limits: CallLimits, now: number, what: string, then?: string): Deadline {
     return {
       partition,
       ms: limits.deadlineMs,
       now,
-      error: () =>
+      error: (phase) =>
         new DormantError(
           "guest-deadline",
-          `Partition ${partition} ran past its ${limits.deadlineMs} ms deadline in ${what}; ` +
+          `Partition ${partition} ran past its ${limits.deadlineMs} ms deadline in ${phase === 1 && then ? then : what}; ` +
             `the call was stopped, and the partition comes back from its last snapshot.`,
+          phase === 1 && then ? { details: { phase: "call" } } : {},
         ),
     };
   }
@@ -276,7 +302,7 @@ export class ExecutorPool {
           return;
         }
         executor.pending.delete(id);
-        reject(deadline!.error());
+        reject(deadline!.error(executor.running.phase()));
         this.#stop(executor, deadline!);
       };
       if (deadline) timer = setTimeout(check, deadline.ms);
@@ -327,10 +353,8 @@ export class ExecutorPool {
   }
 
   #onMessage(executor: Executor, message: FromWorker): void {
-    if (message.type === "log") {
-      this.#options.onLog?.(message.partition, message.level, message.message);
-      return;
-    }
+    for (const line of message.logs ?? []) this.#options.onLog?.(line.partition, line.level, line.message);
+    if (message.type === "logs") return;
     const pending = executor.pending.get(message.id);
     if (!pending) return;
     executor.pending.delete(message.id);

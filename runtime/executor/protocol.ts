@@ -25,7 +25,16 @@ export interface CallLimits {
 export type Request =
   | { op: "prepare"; bytes: Uint8Array }
   | { op: "compile"; component: PreparedComponent; memoryLimit: number }
-  | ({ op: "activate"; partition: string; component: PreparedComponent; snapshot?: Uint8Array; reason: ActivationReason; spareInstances: number } & HostCall)
+  | ({
+      op: "activate";
+      partition: string;
+      component: PreparedComponent;
+      snapshot?: Uint8Array;
+      reason: ActivationReason;
+      spareInstances: number;
+      /** The event that woke the partition, handled in the same request once it is active (one thread round trip, not two). */
+      event?: TaskEvent;
+    } & HostCall)
   | ({ op: "upgrade"; partition: string; from: { component: PreparedComponent; snapshot?: Uint8Array }; component: PreparedComponent } & HostCall)
   | ({ op: "call"; partition: string; event: TaskEvent } & HostCall)
   | { op: "snapshot"; partition: string }
@@ -41,6 +50,8 @@ export interface ActivateResult {
   effects: unknown;
   /** Milliseconds spent inside the executor, by step. */
   timings: { instance: number; restore: number; activate: number };
+  /** The first event's result, when the activation carried one: the call's, or its failure (the partition is then live no more). */
+  first?: { ok: true; result: CallResult } | { ok: false; error: ErrorData };
 }
 
 export interface UpgradeResult {
@@ -67,11 +78,16 @@ export interface SnapshotResult {
   ms: number;
 }
 
-export type Response = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: ErrorData };
+/** What guests logged while the request ran, handed over with its answer (a message per line would cost a thread wake-up each). */
+export type Response = ({ id: number; ok: true; value: unknown } | { id: number; ok: false; error: ErrorData }) & { logs?: LogLine[] };
 
-export type WorkerEvent = { type: "log"; partition: string; level: LogLevel; message: string };
+export interface LogLine {
+  partition: string;
+  level: LogLevel;
+  message: string;
+}
 
-export type FromWorker = ({ type: "response" } & Response) | WorkerEvent;
+export type FromWorker = ({ type: "response" } & Response) | { type: "logs"; logs: LogLine[] };
 
 /**
  * The buffers to transfer along with these byte arrays, each if it owns its buffer whole. Small Node

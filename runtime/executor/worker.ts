@@ -2,10 +2,20 @@
 // so a busy guest never stalls the main thread's timers or HTTP.
 import { parentPort, workerData } from "node:worker_threads";
 import type { CompiledComponent, EngineModule, GuestInstance } from "../engine.ts";
-import { applySnapshot, capturePristine, encodeSnapshot, resetToPristine, type PristineImage } from "../snapshot/image.ts";
+import { applySnapshot, capturePristine, encodeSnapshot, resetToPristine, type Dirty, type PristineImage } from "../snapshot/image.ts";
 import type { HostBinding, HostModule, HostSink } from "./host-binding.ts";
 import { RunningSlot, absoluteNow } from "./interrupt.ts";
-import { transferList, type ActivateResult, type CallResult, type FromWorker, type Request, type SnapshotResult, type UpgradeResult } from "./protocol.ts";
+import {
+  transferList,
+  type ActivateResult,
+  type CallResult,
+  type FromWorker,
+  type LogLine,
+  type Request,
+  type SnapshotResult,
+  type TaskEvent,
+  type UpgradeResult,
+} from "./protocol.ts";
 import { DormantError, isDormantError, toErrorData } from "../errors.ts";
 
 export interface ExecutorData {
@@ -26,6 +36,8 @@ interface Bound {
 interface Live extends Bound {
   /** The compiled variant's key (digest and memory cap): its pristine image and spare pool. */
   key: string;
+  /** The chunks that differ from pristine, as the last snapshot found them, while the guest has run nothing since. */
+  dirty?: Dirty;
 }
 
 const port = parentPort!;
@@ -35,9 +47,33 @@ const running = new RunningSlot(data.running);
 let runningPartition: string | undefined;
 const engine = ((await import(data.engineModule)) as EngineModule).createEngine({ cacheDir: data.cacheDir });
 const host = (await import(data.hostModule)) as HostModule;
+/**
+ * Lines guests log during a request go back with its answer. A request that runs long
+ * hands its lines over as they come, so a busy guest's log is not held back.
+ */
+let logs: LogLine[] = [];
+let requestStartedAt = 0;
+const LOG_HOLD_MS = 50;
 const sink: HostSink = {
-  log: (partition, level, message) => post({ type: "log", partition, level, message }),
+  log: (partition, level, message) => {
+    logs.push({ partition, level, message });
+    if (performance.now() - requestStartedAt > LOG_HOLD_MS) flushLogs();
+  },
 };
+
+/** Hand over the lines logged so far (those a request interrupted mid-way never answered with, too). */
+function flushLogs(): void {
+  if (logs.length === 0) return;
+  post({ type: "logs", logs });
+  logs = [];
+}
+
+function takeLogs(): { logs?: LogLine[] } {
+  if (logs.length === 0) return {};
+  const taken = logs;
+  logs = [];
+  return { logs: taken };
+}
 
 const live = new Map<string, Live>();
 const pristine = new Map<string, PristineImage>();
@@ -76,6 +112,7 @@ function refill(compiled: CompiledComponent, size: number): void {
     if (pool.spare.length < pool.size) {
       try {
         pool.spare.push(instantiate(compiled));
+        flushLogs(); // what a start function logged, outside any request
       } catch {
         pool.filling = false; // the next activation reports the failure
         return;
@@ -89,6 +126,22 @@ function refill(compiled: CompiledComponent, size: number): void {
 }
 
 async function activate(request: Extract<Request, { op: "activate" }>): Promise<ActivateResult> {
+  const result = await activateOnly(request);
+  if (!request.event) return result;
+  // The event that woke the partition, in the same request: it sees what on-activate changed,
+  // and has a deadline of its own. Its failure is the event's, not the activation's.
+  running.next();
+  const partition = live.get(request.partition)!;
+  partition.binding.next(request.now);
+  try {
+    result.first = { ok: true, result: handleEvent(request.partition, partition, request.event, request.memoryLimit) };
+  } catch (error) {
+    result.first = { ok: false, error: toErrorData(error) };
+  }
+  return result;
+}
+
+async function activateOnly(request: Extract<Request, { op: "activate" }>): Promise<ActivateResult> {
   if (live.has(request.partition)) throw new DormantError("activation-failed", `Partition ${request.partition} is already live in this executor.`);
   const compiled = await engine.compile(request.component, { maxMemoryBytes: request.memoryLimit });
   const t0 = performance.now();
@@ -195,24 +248,30 @@ async function upgrade(request: Extract<Request, { op: "upgrade" }>): Promise<Up
 
 function call(request: Extract<Request, { op: "call" }>): CallResult {
   const partition = liveOrThrow(request.partition);
-  const t0 = performance.now();
   partition.binding.begin(request.host, request.now);
+  return handleEvent(request.partition, partition, request.event, request.memoryLimit);
+}
+
+/** `handler.on-task` on a live partition whose binding has begun the call. */
+function handleEvent(id: string, partition: Live, event: TaskEvent, memoryLimit: number): CallResult {
+  const t0 = performance.now();
+  partition.dirty = undefined;
   try {
-    const reply = partition.instance.exports.handler.onTask(request.event);
+    const reply = partition.instance.exports.handler.onTask(event);
     const effects = partition.binding.end();
-    checkMemory(request.partition, partition.instance, request.memoryLimit, `task ${request.event.taskName}`);
+    checkMemory(id, partition.instance, memoryLimit, `task ${event.taskName}`);
     return { outcome: { ok: true, reply }, effects, ms: performance.now() - t0 };
   } catch (error) {
     if (isDormantError(error, "memory-limit")) throw error;
     const effects = partition.binding.end();
     if (isGuestError(error)) {
-      const message = memoryHint(String(error.payload), partition.instance, request.memoryLimit);
+      const message = memoryHint(String(error.payload), partition.instance, memoryLimit);
       return { outcome: { ok: false, error: message }, effects, ms: performance.now() - t0 };
     }
     // A trap leaves the instance in an unknown state: it is dropped, and the partition
     // comes back from its last snapshot.
-    live.delete(request.partition);
-    throw new DormantError("guest-trap", `Partition ${request.partition} trapped handling task ${request.event.taskName}: ${messageOf(error)}`, {
+    live.delete(id);
+    throw new DormantError("guest-trap", `Partition ${id} trapped handling task ${event.taskName}: ${messageOf(error)}`, {
       details: { phase: "call" },
       cause: error,
     });
@@ -222,7 +281,8 @@ function call(request: Extract<Request, { op: "call" }>): CallResult {
 function snapshot(request: Extract<Request, { op: "snapshot" }>): SnapshotResult {
   const partition = liveOrThrow(request.partition);
   const t0 = performance.now();
-  const { bytes, image, stats } = encodeSnapshot(partition.instance.state, pristine.get(partition.key)!);
+  const { bytes, image, stats, dirty } = encodeSnapshot(partition.instance.state, pristine.get(partition.key)!);
+  partition.dirty = dirty;
   return { bytes, image, memoryBytes: stats.memoryBytes, deltaBytes: stats.deltaBytes, ms: performance.now() - t0 };
 }
 
@@ -242,7 +302,7 @@ function release(partition: string): boolean {
   const pool = pools.get(entry.key);
   const bytes = image.memories.reduce((sum, memory) => sum + memory.length, 0);
   const cap = Math.max(pool?.size ?? 0, Math.floor(SPARE_BYTES / Math.max(bytes, 1)));
-  if (!pool || pool.spare.length >= cap || !resetToPristine(entry.instance.state, image)) return true;
+  if (!pool || pool.spare.length >= cap || !resetToPristine(entry.instance.state, image, entry.dirty)) return true;
   entry.binding.detach();
   pool.spare.push({ instance: entry.instance, binding: entry.binding });
   return true;
@@ -301,7 +361,8 @@ async function handle(request: Request): Promise<unknown> {
 }
 
 port.on("message", ({ id, request }: { id: number; request: Request }) => {
-  lastRequestAt = performance.now();
+  lastRequestAt = requestStartedAt = performance.now();
+  flushLogs();
   // The pool interrupted the previous guest request (it never finished): its instance may be
   // half-written, so it is dropped; the partition comes back from its last snapshot.
   if (running.takeClaimed() && runningPartition !== undefined) live.delete(runningPartition);
@@ -321,7 +382,7 @@ port.on("message", ({ id, request }: { id: number; request: Request }) => {
   };
   const done = (message: FromWorker, transfer: Transferable[] = []): void => {
     if (started && !running.finish(id)) return awaitInterrupt(runningPartition!);
-    post(message, transfer);
+    post({ ...message, ...takeLogs() } as FromWorker, transfer);
   };
   run().then(
     (value) => {

@@ -59,7 +59,7 @@ export function capturePristine(component: string, view: StateView): PristineIma
  * compressed (to store), `image` the same snapshot uncompressed (to keep in memory, so a
  * warm wake inflates nothing). Both are accepted by `applySnapshot`.
  */
-export function encodeSnapshot(view: StateView, pristine: PristineImage): { bytes: Uint8Array; image: Uint8Array; stats: SnapshotStats } {
+export function encodeSnapshot(view: StateView, pristine: PristineImage): { bytes: Uint8Array; image: Uint8Array; stats: SnapshotStats; dirty: Dirty } {
   view.tables.forEach(({ table, entries }, i) => {
     if (!tableUnchanged(table, entries)) {
       throw new DormantError(
@@ -105,8 +105,11 @@ export function encodeSnapshot(view: StateView, pristine: PristineImage): { byte
   const image = Buffer.concat([MAGIC, Buffer.of(PLAIN), length, json, ...parts]);
   // Integrity is the store's sha256, so raw deflate (no checksum of its own).
   const bytes = Buffer.concat([MAGIC, Buffer.of(DEFLATED), deflateRawSync(image.subarray(MAGIC.length + 1), { level: LEVEL })]);
-  return { bytes, image, stats: { memoryBytes, deltaBytes, bytes: bytes.length } };
+  return { bytes, image, stats: { memoryBytes, deltaBytes, bytes: bytes.length }, dirty: header.memories.map(({ chunks }) => chunks) };
 }
+
+/** Per memory, the indexes of the chunks that differ from the pristine image. */
+export type Dirty = readonly (readonly number[])[];
 
 /** Apply a snapshot to a pristine instance of the same component. */
 export function applySnapshot(view: StateView, pristine: PristineImage, bytes: Uint8Array): void {
@@ -152,8 +155,10 @@ export function applySnapshot(view: StateView, pristine: PristineImage, bytes: U
  * it: every memory chunk that differs is copied back and every global is reset. Returns
  * false, changing nothing, when that cannot be done exactly — a memory grew (memories
  * cannot shrink), a table changed, or a global holds what JS cannot read or write.
+ * `dirty`, when the caller knows it (the instance ran nothing since `encodeSnapshot` said
+ * so), spares comparing every chunk: only those are copied back.
  */
-export function resetToPristine(view: StateView, pristine: PristineImage): boolean {
+export function resetToPristine(view: StateView, pristine: PristineImage, dirty?: Dirty): boolean {
   if (view.memories.some((memory, m) => memory.buffer.byteLength !== pristine.memories[m]?.length)) return false;
   if (view.tables.some(({ table, entries }) => !tableUnchanged(table, entries))) return false;
   if (
@@ -166,6 +171,10 @@ export function resetToPristine(view: StateView, pristine: PristineImage): boole
   view.memories.forEach((memory, m) => {
     const current = Buffer.from(memory.buffer);
     const base = pristine.memories[m]!;
+    if (dirty) {
+      for (const chunk of dirty[m] ?? []) base.copy(current, chunk * CHUNK, chunk * CHUNK, Math.min((chunk + 1) * CHUNK, base.length));
+      return;
+    }
     for (let offset = 0; offset < current.length; offset += CHUNK) {
       const end = Math.min(offset + CHUNK, current.length);
       if (current.compare(base, offset, end, offset, end) !== 0) base.copy(current, offset, offset, end);

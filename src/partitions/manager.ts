@@ -5,7 +5,15 @@
 // the CallHooks the manager is given: the lifecycle knows nothing about tasks.
 import { randomBytes } from "node:crypto";
 import type { Storage } from "unstorage";
-import { type ActivationReason, type CallOutcome, type ExecutorPool, type PreparedComponent, type TaskEvent } from "../../runtime/index.ts";
+import {
+  type Activated,
+  type ActivationReason,
+  type CallOutcome,
+  type CallResult,
+  type ExecutorPool,
+  type PreparedComponent,
+  type TaskEvent,
+} from "../../runtime/index.ts";
 import type { ComponentRegistry } from "../components/registry.ts";
 import type { Clock } from "../scheduler/clock.ts";
 import type { TimerLoop } from "../scheduler/timer-loop.ts";
@@ -183,7 +191,7 @@ export class PartitionManager {
   /** Make a partition live (concurrent activations of one partition coalesce). */
   activate(id: string): Promise<ActivationKind> {
     const slot = this.#slotOf(id);
-    return this.#exclusive(slot, () => (this.#refuseWhenClosing(id), this.#ensureLive(slot)));
+    return this.#exclusive(slot, async () => (this.#refuseWhenClosing(id), (await this.#ensureLive(slot)).kind));
   }
 
   /** Deliver one event: activates the partition, calls `handler.on-task`, commits its effects if it succeeds. */
@@ -191,11 +199,13 @@ export class PartitionManager {
     const slot = this.#slotOf(id);
     return this.#exclusive(slot, async () => {
       this.#refuseWhenClosing(id);
-      await this.#ensureLive(slot);
+      // A frozen partition gets its event with the activation, in one request to its executor.
+      const { first } = await this.#ensureLive(slot, event);
       slot.busy = true;
       try {
         const { pool, hooks, clock } = this.#options;
-        const result = await pool.call(id, event, hooks.stateFor(id), clock.now(), this.#callLimits(slot)).catch((error: Error) => {
+        const called = first ? settled(first) : pool.call(id, event, hooks.stateFor(id), clock.now(), this.#callLimits(slot));
+        const result = await called.catch((error: Error) => {
           slot.live = false; // the instance is gone; the next event rehydrates
           this.#emit({ type: "trap", partition: id, error });
           throw error;
@@ -299,43 +309,64 @@ export class PartitionManager {
     );
   }
 
-  async #ensureLive(slot: Slot): Promise<ActivationKind> {
-    if (slot.live) return "warm";
+  /**
+   * Make the partition live. An `event` goes along with the activation (except under
+   * per-activation durability, where the activation's own snapshot must be stored before
+   * the event runs); its result is `first`.
+   */
+  async #ensureLive(slot: Slot, event?: TaskEvent): Promise<{ kind: ActivationKind; first?: Activated["first"] }> {
+    if (slot.live) return { kind: "warm" };
     const id = slot.record.id;
     const started = performance.now();
     const component = await this.#options.components.get(slot.record.component);
     let snapshot = await this.#restorePoints.load(id);
+    const carried = slot.record.durability === "per-activation" ? undefined : event;
     let result;
     try {
       try {
-        result = await this.#activateInstance(slot, component, snapshot);
+        result = await this.#activateInstance(slot, component, snapshot, carried);
       } catch (error) {
         if (!isDormantError(error, "snapshot-format") || !snapshot) throw error;
         this.#restorePoints.unusable(id, error);
         snapshot = undefined;
-        result = await this.#activateInstance(slot, component, snapshot);
+        result = await this.#activateInstance(slot, component, snapshot, carried);
       }
     } catch (error) {
-      // The guest's on-activate refused or trapped: reported once here, with its cause.
-      this.#emit({ type: "activation-failed", partition: id, reason: this.#reasonFor(slot, snapshot), error: error as Error });
+      if (isDormantError(error) && error.details.phase === "call") {
+        // Active, the partition then ran past its deadline on the event: a failed call, not a failed activation.
+        this.#emit({ type: "trap", partition: id, error: error as Error });
+      } else {
+        // The guest's on-activate refused or trapped: reported once here, with its cause.
+        this.#emit({ type: "activation-failed", partition: id, reason: this.#reasonFor(slot, snapshot), error: error as Error });
+      }
       throw error;
     }
-    slot.live = true;
+    slot.live = result.first?.ok !== false;
     slot.unsaved = 0;
     this.#used(slot);
-    await this.#persistence.commit(slot, result.effects);
+    try {
+      await this.#persistence.commit(slot, result.effects);
+    } catch (error) {
+      // The carried event ran on activation effects that did not take: its retry starts from the snapshot again.
+      if (result.first && slot.live) {
+        slot.live = false;
+        await this.#options.pool.drop(id).catch(() => undefined);
+      }
+      throw error;
+    }
     const reason = this.#reasonFor(slot, snapshot);
     slot.reprovisioned = false;
     const kind: ActivationKind = reason === "restored" ? "rehydrated" : reason;
     this.#emit({ type: "activated", partition: id, kind, reason, ms: performance.now() - started, pooled: result.source === "pool" });
     if (this.liveCount() > this.#options.maxLive) void this.#evict(slot);
-    return kind;
+    return { kind, ...(result.first ? { first: result.first } : {}) };
   }
 
-  #activateInstance(slot: Slot, component: PreparedComponent, snapshot: Uint8Array | undefined) {
+  #activateInstance(slot: Slot, component: PreparedComponent, snapshot: Uint8Array | undefined, event: TaskEvent | undefined) {
     return this.#options.pool.activate(slot.record.id, {
       component,
       ...(snapshot ? { snapshot } : {}),
+      ...(event ? { event } : {}),
       reason: this.#reasonFor(slot, snapshot),
       host: this.#options.hooks.stateFor(slot.record.id),
       now: this.#options.clock.now(),
@@ -389,4 +420,8 @@ export class PartitionManager {
 
 export function newPartitionId(): string {
   return `p_${randomBytes(12).toString("base64url")}`;
+}
+
+function settled(first: NonNullable<Activated["first"]>): Promise<CallResult> {
+  return first.ok ? Promise.resolve(first.result) : Promise.reject(first.error);
 }

@@ -40,6 +40,12 @@ export function newCallContext(partition: string, state: TaskCallState, now: num
   return { partition, now, limits: state.limits, quota: state.registrations, registered: 0, tasks, upserts: new Map(), removals: new Set() };
 }
 
+/** The context of a call that follows `previous` before its effects reach the host: it sees the tasks as `previous` left them, and what is left of the quota. */
+export function followingCallContext(previous: CallContext, now: number): CallContext {
+  const quota = { ...previous.quota, left: previous.quota.left - previous.registered };
+  return { ...previous, now, quota, registered: 0, tasks: new Map(previous.tasks), upserts: new Map(), removals: new Set() };
+}
+
 export function effectsOf(call: CallContext): TaskEffects {
   return { upserts: [...call.upserts.values()], removals: [...call.removals], registered: call.registered };
 }
