@@ -18,9 +18,12 @@ const GLUE = "component.js";
 // Saved as .mjs so the glue loads as an ES module wherever the cache folder lives.
 export const GLUE_FILE = "component.mjs";
 const MANIFEST = "manifest.json";
+/** What the cached glue is: an entry written by an older revision is prepared again. */
+const GLUE_REVISION = 2;
 
 interface Manifest {
   digest: string;
+  glue?: number;
   bytes: number;
   coreModules: string[];
   imports: string[];
@@ -55,7 +58,7 @@ export class JcoEngine implements Engine {
     const hex = createHash("sha256").update(bytes).digest("hex");
     const location = join(this.#cacheDir, hex);
     const cached = await readManifest(location);
-    if (cached) return { digest: cached.digest, location, bytes: cached.bytes };
+    if (cached?.glue === GLUE_REVISION) return { digest: cached.digest, location, bytes: cached.bytes };
 
     let output: Awaited<ReturnType<typeof transpile>>;
     try {
@@ -77,6 +80,7 @@ export class JcoEngine implements Engine {
 
     const manifest: Manifest = {
       digest: `sha256:${hex}`,
+      glue: GLUE_REVISION,
       bytes: bytes.length,
       coreModules: Object.keys(output.files).filter((name) => name.endsWith(".wasm")),
       imports: output.imports,
@@ -90,7 +94,7 @@ export class JcoEngine implements Engine {
       for (const [name, data] of Object.entries(output.files)) {
         const file = join(staging, name === GLUE ? GLUE_FILE : name);
         await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-        await writeFile(file, data, { mode: 0o600 });
+        await writeFile(file, name === GLUE ? quietGlue(data) : data, { mode: 0o600 });
       }
       await writeFile(join(staging, MANIFEST), JSON.stringify(manifest), { mode: 0o600 });
     } catch (error) {
@@ -103,6 +107,9 @@ export class JcoEngine implements Engine {
         { cause: error, details: { cacheDir: this.#cacheDir, errno: (error as NodeJS.ErrnoException).code } },
       );
     }
+    // An entry of an older glue revision moves aside first; the rename below then puts the new one in its place.
+    if (cached) await rename(location, `${staging}.old`).catch(() => undefined);
+    await rm(`${staging}.old`, { recursive: true, force: true });
     await rename(staging, location).catch(async (error: NodeJS.ErrnoException) => {
       await rm(staging, { recursive: true, force: true });
       // Another writer got there first with the same content.
@@ -175,6 +182,18 @@ async function compileCached(prepared: PreparedComponent, key: string, maxMemory
       return { exports: { handler, lifecycle, ...(handover ? { handover } : {}) }, state: stateViewOf(cores) };
     },
   };
+}
+
+/**
+ * jco's glue calls `_debugLog(…)` about 90 times per guest call, and each call reads
+ * `process.env.JCO_DEBUG` (a slow lookup in Node) after building its arguments: a third
+ * or more of a small guest call. Those calls are statements of their own, so prefixing
+ * each with `false &&` drops the work and keeps the code valid; nothing else changes.
+ */
+export function quietGlue(glue: Uint8Array): string {
+  return Buffer.from(glue)
+    .toString("utf8")
+    .replace(/^(\s*)_debugLog\(/gm, "$1false && _debugLog(");
 }
 
 /** The glue looks imports up by unversioned interface name (its typings say versioned). */

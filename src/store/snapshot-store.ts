@@ -176,9 +176,9 @@ export class SnapshotStore {
 
   /** The latest snapshot that verifies (from memory when recently written: a copy the caller owns). */
   async load(partitionId: string): Promise<LoadedSnapshot | undefined> {
-    const ps = this.#partition(partitionId);
     const cached = this.#cache.get(partitionId);
     if (cached) return { data: cached.image.slice(), ref: cached.ref, skipped: [] };
+    const ps = this.#partition(partitionId);
     const head = await this.#readHead(partitionId, ps);
     if (!head) return undefined;
     const skipped: DormantError[] = [];

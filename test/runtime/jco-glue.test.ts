@@ -1,0 +1,60 @@
+// The glue jco writes for a component, as the jco engine caches it: its per-call debug
+// logging is dropped, and an entry cached by an older revision is prepared again.
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { inject } from "vitest";
+import { createEngine, GLUE_FILE } from "../../runtime/jco/jco-engine.ts";
+import { createHostBinding } from "../../src/tasks/executor/binding.ts";
+import { bodyText, event, noTasks } from "../support/runtime.ts";
+
+const guests = inject("guests");
+let cacheDir: string;
+
+beforeEach(async () => {
+  cacheDir = await mkdtemp(join(tmpdir(), "dormant-glue-"));
+});
+afterEach(async () => {
+  await rm(cacheDir, { recursive: true, force: true });
+});
+
+/** One event through a fresh instance of the prepared component: the WAT guest's reply (its count). */
+async function countAfterOneEvent(location: string, digest: string, bytes: number): Promise<string> {
+  const compiled = await createEngine({ cacheDir }).compile({ digest, location, bytes });
+  const binding = createHostBinding({ log: () => undefined });
+  const instance = compiled.instantiate(binding.imports);
+  binding.attach("p_glue");
+  binding.begin(noTasks(), 0);
+  try {
+    return bodyText(instance.exports.handler.onTask(event("tick"))?.body);
+  } finally {
+    binding.end();
+  }
+}
+
+describe("the jco engine's cached glue", () => {
+  it("does no debug-logging work in a guest call: every _debugLog statement is short-circuited", async () => {
+    const prepared = await createEngine({ cacheDir }).prepare(await readFile(guests.wat));
+    const glue = await readFile(join(prepared.location, GLUE_FILE), "utf8");
+    expect(glue).not.toMatch(/^\s*_debugLog\(/m);
+    // jco still writes these calls; if it stops, this test says the patch has nothing left to do.
+    expect(glue).toMatch(/^\s*false && _debugLog\(/m);
+    expect(await countAfterOneEvent(prepared.location, prepared.digest, prepared.bytes)).toBe("1");
+  });
+
+  it("prepares again an entry cached by an older glue revision, which then runs the same", async () => {
+    const engine = createEngine({ cacheDir });
+    const bytes = await readFile(guests.wat);
+    const prepared = await engine.prepare(bytes);
+    const manifestPath = join(prepared.location, "manifest.json");
+    const { glue: _revision, ...older } = JSON.parse(await readFile(manifestPath, "utf8")) as Record<string, unknown>;
+    await writeFile(manifestPath, JSON.stringify(older));
+    await writeFile(join(prepared.location, GLUE_FILE), "throw new Error('stale glue');");
+
+    const again = await createEngine({ cacheDir }).prepare(bytes);
+    expect(again).toEqual(prepared);
+    expect(JSON.parse(await readFile(manifestPath, "utf8"))).toHaveProperty("glue");
+    expect(await countAfterOneEvent(again.location, again.digest, again.bytes)).toBe("1");
+  });
+});
