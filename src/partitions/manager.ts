@@ -73,6 +73,8 @@ export interface Unsaved {
 export class PartitionManager {
   readonly #options: PartitionManagerOptions;
   readonly #slots = new Map<string, Slot>();
+  /** The live slots, least recently used first: counting and evicting cost nothing per frozen partition. */
+  readonly #live = new Set<Slot>();
   readonly #restorePoints: RestorePoints;
   readonly #persistence: Persistence;
   /** Set by close(): no partition is activated or given an event any more. */
@@ -183,9 +185,7 @@ export class PartitionManager {
   }
 
   liveCount(): number {
-    let live = 0;
-    for (const slot of this.#slots.values()) if (slot.live) live++;
-    return live;
+    return this.#live.size;
   }
 
   /** Make a partition live (concurrent activations of one partition coalesce). */
@@ -252,6 +252,7 @@ export class PartitionManager {
   /** The partition just did something: it freezes once it has been idle for the timeout. */
   #used(slot: Slot): void {
     slot.lastUsed = this.#options.clock.now();
+    if (this.#live.delete(slot)) this.#live.add(slot);
     void this.#options.timers.arm(IDLE_TIMER, slot.record.id, slot.lastUsed + this.#options.idleTimeoutMs);
   }
 
@@ -259,6 +260,7 @@ export class PartitionManager {
     const slot = this.#slotOf(id);
     await this.#exclusive(slot, async () => {
       this.#slots.delete(id);
+      slot.live = false;
       await this.#options.timers.disarm(IDLE_TIMER, id);
       await this.#options.pool.drop(id);
       await this.#options.snapshots.delete(id);
@@ -269,7 +271,7 @@ export class PartitionManager {
 
   /** Freeze every live partition; one that cannot be frozen is reported, not fatal. */
   async freezeAll(): Promise<void> {
-    await Promise.all([...this.#slots.values()].filter((slot) => slot.live).map((slot) => this.#freezeReporting(slot)));
+    await Promise.all([...this.#live].map((slot) => this.#freezeReporting(slot)));
   }
 
   /**
@@ -294,7 +296,7 @@ export class PartitionManager {
 
   /** Ids of the partitions live now (state not yet in storage unless per-activation). */
   liveIds(): string[] {
-    return [...this.#slots.values()].filter((slot) => slot.live).map((slot) => slot.record.id);
+    return [...this.#live].map((slot) => slot.record.id);
   }
 
   #refuseWhenClosing(id: string): void {
@@ -376,9 +378,15 @@ export class PartitionManager {
   }
 
   async #evict(except: Slot): Promise<void> {
-    const idle = [...this.#slots.values()].filter((slot) => slot.live && !slot.busy && slot !== except).sort((a, b) => a.lastUsed - b.lastUsed);
-    const excess = this.liveCount() - this.#options.maxLive;
-    await Promise.all(idle.slice(0, Math.max(0, excess)).map((slot) => this.#freezeReporting(slot)));
+    const victims: Slot[] = [];
+    let excess = this.liveCount() - this.#options.maxLive;
+    for (const slot of this.#live) {
+      if (excess <= 0) break;
+      if (slot.busy || slot === except) continue;
+      victims.push(slot);
+      excess--;
+    }
+    await Promise.all(victims.map((slot) => this.#freezeReporting(slot)));
   }
 
   limitsOf(id: string): PartitionLimits {
@@ -404,7 +412,7 @@ export class PartitionManager {
   #add(stored: PartitionRecord, reprovisioned: boolean): void {
     const record = { ...stored, registrations: stored.registrations ?? "host" };
     this.#options.hooks.added(record);
-    this.#slots.set(record.id, { record, live: false, reprovisioned, busy: false, lastUsed: 0, unsaved: 0, unsavedSince: 0, queue: Promise.resolve() });
+    this.#slots.set(record.id, new TrackedSlot(record, reprovisioned, this.#live));
   }
 
   #slotOf(id: string): Slot {
@@ -415,6 +423,33 @@ export class PartitionManager {
 
   #emit(event: PartitionEvent): void {
     this.#options.onEvent?.(event);
+  }
+}
+
+/** A slot whose `live` flag is its membership of the manager's live set. */
+class TrackedSlot implements Slot {
+  busy = false;
+  lastUsed = 0;
+  unsaved = 0;
+  unsavedSince = 0;
+  queue: Promise<unknown> = Promise.resolve();
+  readonly #liveSet: Set<Slot>;
+
+  constructor(
+    public record: PartitionRecord,
+    public reprovisioned: boolean,
+    liveSet: Set<Slot>,
+  ) {
+    this.#liveSet = liveSet;
+  }
+
+  get live(): boolean {
+    return this.#liveSet.has(this);
+  }
+
+  set live(value: boolean) {
+    if (!value) this.#liveSet.delete(this);
+    else if (!this.#liveSet.has(this)) this.#liveSet.add(this);
   }
 }
 
