@@ -34,3 +34,29 @@ export async function plainJcoInstantiate(prepared: PreparedComponent, runs: num
   }
   return samples;
 }
+
+/**
+ * The floor under any wake through an executor: a bare round trip to an idle worker
+ * thread (an echo, after the same idle gap a wake follows), on this machine, now.
+ */
+export async function idleThreadRoundTrip(runs: number, idleMs: number): Promise<number[]> {
+  const { Worker } = await import("node:worker_threads");
+  const worker = new Worker("require('node:worker_threads').parentPort.on('message', (m) => require('node:worker_threads').parentPort.postMessage(m));", {
+    eval: true,
+  });
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      await new Promise((resolve) => setTimeout(resolve, idleMs));
+      const started = performance.now();
+      await new Promise((resolve) => {
+        worker.once("message", resolve);
+        worker.postMessage(i);
+      });
+      samples.push(performance.now() - started);
+    }
+  } finally {
+    await worker.terminate();
+  }
+  return samples;
+}

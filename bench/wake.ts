@@ -7,7 +7,7 @@ import type { JsEngine } from "../runtime/toolchain/js-engines.ts";
 import type { PreparedComponent } from "../runtime/engine.ts";
 import type { TaskEvent } from "../runtime/executor/protocol.ts";
 import { startHost } from "../src/host.ts";
-import { plainJcoInstantiate } from "./baseline-jco.ts";
+import { idleThreadRoundTrip, plainJcoInstantiate } from "./baseline-jco.ts";
 import { percentile, round } from "./stats.ts";
 
 /** The event both wake benches deliver: the guests count it. */
@@ -22,6 +22,9 @@ export const tick: TaskEvent = {
   occurrences: 1,
 };
 
+/** The idle time between a freeze and the next wake, in which the executor refills its pool. */
+const IDLE_GAP_MS = 15;
+
 export async function wakeFigures(label: string, example: ExampleName, cycles: number, engine?: JsEngine): Promise<Record<string, number>> {
   const bytes = await readFile(await exampleComponent(example, { engine }));
   const figures: Record<string, number> = { [`component.${label}.bytes`]: bytes.length };
@@ -31,6 +34,9 @@ export async function wakeFigures(label: string, example: ExampleName, cycles: n
   });
   const plainP50 = percentile(plainSamples, 50);
   figures[`instantiate.${label}.plain_jco.p50_ms`] = round(plainP50);
+  // A wake crosses to its executor and back after the same idle gap: this is its floor here.
+  const floor = await idleThreadRoundTrip(Math.min(cycles, 200), IDLE_GAP_MS);
+  figures[`wake.floor.thread_round_trip_after_idle.p50_ms`] = round(percentile(floor, 50));
 
   // pool: a spare instance and the snapshot in the host's memory (a warm wake);
   // cold: a spare instance, the snapshot read from the store and inflated;
@@ -91,7 +97,7 @@ async function measureHost(
       await host.partitions.freeze(id);
       freeze.push(performance.now() - started);
       // Let the executor refill its pool between wakes, as idle time would.
-      await new Promise((resolve) => setTimeout(resolve, spareInstances > 0 ? 15 : 0));
+      await new Promise((resolve) => setTimeout(resolve, spareInstances > 0 ? IDLE_GAP_MS : 0));
       started = performance.now();
       await host.partitions.deliver(id, tick);
       wake.push(performance.now() - started);
