@@ -222,11 +222,17 @@ export class ExecutorPool {
     return this.#send(this.#homeOf(partition), { op: "snapshot", partition }) as Promise<SnapshotResult>;
   }
 
-  async drop(partition: string): Promise<void> {
+  /**
+   * Release a partition's instance. Nothing waits for the executor's answer: a later
+   * request on the same executor queues behind the release, one on another executor does
+   * not touch it, and a release cannot fail. A thread round trip saved on every freeze.
+   */
+  drop(partition: string): Promise<void> {
     const executor = this.#home.get(partition);
-    if (!executor) return;
+    if (!executor) return Promise.resolve();
     this.#forget(partition);
-    await this.#send(executor, { op: "drop", partition });
+    this.#send(executor, { op: "drop", partition }).catch(() => undefined);
+    return Promise.resolve();
   }
 
   /** Who to tell when an executor dies: the partitions it hosted are no longer live. */
