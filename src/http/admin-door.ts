@@ -120,14 +120,14 @@ export function failed(c: Context, o: DoorOptions, surface: string): void {
 }
 
 /** The credential a request presents: a good one, a wrong one, or none. */
-export function credentialOf(c: Context, o: DoorOptions, accept: (token: string) => boolean): Via | "wrong" | undefined {
+export async function credentialOf(c: Context, o: DoorOptions, accept: (token: string) => boolean): Promise<Via | "wrong" | undefined> {
   const authorization = c.req.header("authorization");
   if (authorization !== undefined) {
     const token = bearerOf(authorization);
     return token !== undefined && accept(token) ? "bearer" : "wrong";
   }
   const session = getCookie(c, SESSION_COOKIE);
-  if (o.sessions.valid(session)) return "session";
+  if (await o.sessions.valid(session)) return "session";
   if (session !== undefined) deleteCookie(c, SESSION_COOKIE, { path: "/" }); // expired, or from before a restart
   return undefined;
 }
@@ -159,7 +159,7 @@ export function requireOperator(o: DoorOptions): MiddlewareHandler {
   return async (c, next) => {
     const locked = lockedOut(c, o);
     if (locked) return locked;
-    const via = credentialOf(c, o, accept);
+    const via = await credentialOf(c, o, accept);
     if (via === undefined) {
       const how = "send Authorization: Bearer <token> (dormant serve prints it at first start)";
       return problem(c, 401, "unauthorized", `This needs the admin token: ${how}.`, { "www-authenticate": "Bearer" });
@@ -180,7 +180,7 @@ export function requireMetricsReader(o: DoorOptions): MiddlewareHandler {
   return async (c, next) => {
     const locked = lockedOut(c, o);
     if (locked) return locked;
-    const via = credentialOf(c, o, accept);
+    const via = await credentialOf(c, o, accept);
     if (via === undefined) {
       const how = "send Authorization: Bearer <DORMANT_METRICS_TOKEN>";
       return problem(c, 401, "unauthorized", `Metrics need the metrics token: ${how}.`, { "www-authenticate": "Bearer" });

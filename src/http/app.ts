@@ -1,6 +1,7 @@
 // The HTTP surfaces of a host, on hono, as two origins: the push origin, where untrusted
 // guests answer requests, and the operator's origin (status page, admin API, metrics).
 // Each listens on its own port, so nothing a guest serves runs with the operator's origin.
+import { prefixStorage } from "unstorage";
 import { Hono, type MiddlewareHandler } from "hono";
 import type { Host } from "../host.ts";
 import type { Activity } from "../observability/activity.ts";
@@ -98,7 +99,8 @@ export function createAdminApp(host: Host, metrics: Metrics, activity: Activity,
   const door: DoorOptions = {
     adminToken: o.adminToken,
     metricsToken: o.metricsToken,
-    sessions: new Sessions(o.sessionTtlMs, clock),
+    // A cluster's hosts share their sessions through the store: sign in on one, work on any.
+    sessions: new Sessions(o.sessionTtlMs, clock, { shared: host.cluster ? prefixStorage(host.store.root, "sessions") : undefined }),
     failures: new RateLimiter(o.authFailures, clock),
     hostnames: o.adminHostnames,
     trustProxy: o.trustProxy,

@@ -2,6 +2,7 @@
 // constant time and refused at start when guessable; and browser sessions, random
 // server-side ids with an expiry, so the token itself never sits in a cookie.
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { Storage } from "unstorage";
 
 export const SESSION_COOKIE = "dormant_session";
 
@@ -47,18 +48,25 @@ export function bearerOf(header: string | undefined): string | undefined {
 
 const digest = (id: string) => createHash("sha256").update(id).digest("base64url");
 
-/** Signed-in browsers. Kept in memory: a restart signs everyone out. */
+/**
+ * Signed-in browsers. A single host keeps them in memory (a restart signs everyone out);
+ * the hosts of a cluster keep them in the store they share, so a session opened on one
+ * host is good on all of them and a sign-out on one ends it everywhere.
+ */
 export class Sessions {
   /** Digest of the id → expiry (Unix ms). Digests, so lookups do not compare the secret itself. */
   readonly #expiry = new Map<string, number>();
+  readonly #shared: Storage<{ expires: number }> | undefined;
   readonly #ttlMs: number;
   readonly #max: number;
   readonly #clock: () => number;
+  #sweptAt = 0;
 
-  constructor(ttlMs: number, clock: () => number, max = 10_000) {
+  constructor(ttlMs: number, clock: () => number, { shared, max = 10_000 }: { shared?: Storage | undefined; max?: number } = {}) {
     this.#ttlMs = ttlMs;
     this.#clock = clock;
     this.#max = max;
+    this.#shared = shared as Storage<{ expires: number }> | undefined;
   }
 
   get ttlMs(): number {
@@ -66,27 +74,44 @@ export class Sessions {
   }
 
   /** A new session; returns its id (256 random bits), the cookie's value. */
-  open(): string {
+  async open(): Promise<string> {
     const now = this.#clock();
+    const id = randomBytes(32).toString("base64url");
+    if (this.#shared) {
+      await this.#sweep(this.#shared, now);
+      await this.#shared.setItem(digest(id), { expires: now + this.#ttlMs });
+      return id;
+    }
     for (const [key, expires] of this.#expiry) if (expires <= now) this.#expiry.delete(key);
     // Past the cap the oldest session goes (Maps iterate in insertion order).
     if (this.#expiry.size >= this.#max) this.#expiry.delete(this.#expiry.keys().next().value!);
-    const id = randomBytes(32).toString("base64url");
     this.#expiry.set(digest(id), now + this.#ttlMs);
     return id;
   }
 
-  valid(id: string | undefined): boolean {
+  async valid(id: string | undefined): Promise<boolean> {
     if (!id) return false;
     const key = digest(id);
-    const expires = this.#expiry.get(key);
+    const expires = this.#shared ? (await this.#shared.getItem(key))?.expires : this.#expiry.get(key);
     if (expires === undefined) return false;
     if (expires > this.#clock()) return true;
-    this.#expiry.delete(key);
+    await this.close(id);
     return false;
   }
 
-  close(id: string | undefined): void {
-    if (id) this.#expiry.delete(digest(id));
+  async close(id: string | undefined): Promise<void> {
+    if (!id) return;
+    if (this.#shared) await this.#shared.removeItem(digest(id));
+    else this.#expiry.delete(digest(id));
+  }
+
+  /** Expired shared sessions are removed at most once per session lifetime, when one is opened. */
+  async #sweep(shared: Storage<{ expires: number }>, now: number): Promise<void> {
+    if (now - this.#sweptAt < this.#ttlMs) return;
+    this.#sweptAt = now;
+    for (const key of await shared.getKeys()) {
+      const expires = (await shared.getItem(key))?.expires;
+      if (expires === undefined || expires <= now) await shared.removeItem(key);
+    }
   }
 }

@@ -32,7 +32,7 @@ export function signInRoutes(host: Host, activity: Activity, o: DoorOptions, pus
   app.get("/", async (c) => {
     const wait = lockWait(c, o);
     if (wait > 0) return lockedPage(c, wait);
-    const via = credentialOf(c, o, accept);
+    const via = await credentialOf(c, o, accept);
     if (via === undefined) return c.html(loginPage("Sign in with the admin token that dormant serve printed."), 401);
     if (via === "wrong") {
       failed(c, o, "status-page");
@@ -64,17 +64,17 @@ export function signInRoutes(host: Host, activity: Activity, o: DoorOptions, pus
       failed(c, o, "sign-in");
       return c.html(loginPage(WRONG, true), 403);
     }
-    const id = o.sessions.open();
+    const id = await o.sessions.open();
     setCookie(c, SESSION_COOKIE, id, { httpOnly: true, sameSite: "Strict", path: "/", maxAge: Math.floor(o.sessions.ttlMs / 1000), secure: https(c) });
     o.log({ event: "signed-in", client: clientOf(c, o.trustProxy) });
     return c.redirect("/", 303);
   });
 
-  app.post("/logout", loginLimit, (c) => {
+  app.post("/logout", loginLimit, async (c) => {
     if (!sameOrigin(c, o.trustProxy)) {
       return problem(c, 403, "cross-origin", "Sign out with the button on this server's status page; a sign-out from another origin is refused.");
     }
-    o.sessions.close(getCookie(c, SESSION_COOKIE));
+    await o.sessions.close(getCookie(c, SESSION_COOKIE));
     deleteCookie(c, SESSION_COOKIE, { path: "/" });
     return c.redirect("/", 303);
   });

@@ -104,7 +104,7 @@ export function actionRoutes(host: Host, activity: Activity, o: DoorOptions, gua
     const wait = lockWait(c, o);
     if (wait > 0) return refuse(c, 429, `Too many wrong tokens from your address; try again in ${wait} s.`);
     const session = getCookie(c, SESSION_COOKIE);
-    if (session === undefined || !o.sessions.valid(session)) return refuse(c, 401, "Your session has ended; sign in again on the status page.");
+    if (session === undefined || !(await o.sessions.valid(session))) return refuse(c, 401, "Your session has ended; sign in again on the status page.");
     if (!sameOrigin(c, o.trustProxy)) {
       o.log({ event: "cross-origin-refused", client: clientOf(c, o.trustProxy), origin: c.req.header("origin") ?? null, method: "POST", path: c.req.path });
       return refuse(c, 403, "This form was not sent from this server's status page; use the buttons on the page itself.");
