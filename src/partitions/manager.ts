@@ -200,7 +200,7 @@ export class PartitionManager {
     return this.#exclusive(slot, async () => {
       this.#refuseWhenClosing(id);
       // A frozen partition gets its event with the activation, in one request to its executor.
-      const { first } = await this.#ensureLive(slot, event);
+      const { first, committed } = await this.#ensureLive(slot, event);
       slot.busy = true;
       try {
         const { pool, hooks, clock } = this.#options;
@@ -210,7 +210,7 @@ export class PartitionManager {
           this.#emit({ type: "trap", partition: id, error });
           throw error;
         });
-        if (result.outcome.ok) await this.#persistence.commit(slot, result.effects);
+        if (result.outcome.ok && !committed) await this.#persistence.commit(slot, result.effects);
         await this.#persistence.checkpointIfDue(slot);
         return result.outcome;
       } finally {
@@ -312,26 +312,27 @@ export class PartitionManager {
   }
 
   /**
-   * Make the partition live. An `event` goes along with the activation (except under
-   * per-activation durability, where the activation's own snapshot must be stored before
-   * the event runs); its result is `first`.
+   * Make the partition live. An `event` goes along with the activation; its result is
+   * `first`. Under per-activation durability one snapshot, taken after the event, stores
+   * the activation and the event together, so the event's effects are committed here
+   * (`committed`); if the event trapped, nothing is stored and its retry starts from the
+   * last snapshot again.
    */
-  async #ensureLive(slot: Slot, event?: TaskEvent): Promise<{ kind: ActivationKind; first?: Activated["first"] }> {
+  async #ensureLive(slot: Slot, event?: TaskEvent): Promise<{ kind: ActivationKind; first?: Activated["first"]; committed?: boolean }> {
     if (slot.live) return { kind: "warm" };
     const id = slot.record.id;
     const started = performance.now();
     const component = await this.#options.components.get(slot.record.component);
     let snapshot = await this.#restorePoints.load(id);
-    const carried = slot.record.durability === "per-activation" ? undefined : event;
     let result;
     try {
       try {
-        result = await this.#activateInstance(slot, component, snapshot, carried);
+        result = await this.#activateInstance(slot, component, snapshot, event);
       } catch (error) {
         if (!isDormantError(error, "snapshot-format") || !snapshot) throw error;
         this.#restorePoints.unusable(id, error);
         snapshot = undefined;
-        result = await this.#activateInstance(slot, component, snapshot, carried);
+        result = await this.#activateInstance(slot, component, snapshot, event);
       }
     } catch (error) {
       if (isDormantError(error) && error.details.phase === "call") {
@@ -346,8 +347,13 @@ export class PartitionManager {
     slot.live = result.first?.ok !== false;
     slot.unsaved = 0;
     this.#used(slot);
+    const perActivation = slot.record.durability === "per-activation";
+    const handled = result.first?.ok ? result.first.result : undefined;
+    const committed = perActivation && handled?.outcome.ok === true;
     try {
-      await this.#persistence.commit(slot, result.effects);
+      if (committed) await this.#persistence.commit(slot, result.effects, handled!.effects);
+      // Per-activation, a trapped event stores nothing: there is no instance left to snapshot.
+      else if (!perActivation || result.first?.ok !== false) await this.#persistence.commit(slot, result.effects);
     } catch (error) {
       // The carried event ran on activation effects that did not take: its retry starts from the snapshot again.
       if (result.first && slot.live) {
@@ -361,7 +367,7 @@ export class PartitionManager {
     const kind: ActivationKind = reason === "restored" ? "rehydrated" : reason;
     this.#emit({ type: "activated", partition: id, kind, reason, ms: performance.now() - started, pooled: result.source === "pool" });
     if (this.liveCount() > this.#options.maxLive) void this.#evict(slot);
-    return { kind, ...(result.first ? { first: result.first } : {}) };
+    return { kind, committed, ...(result.first ? { first: result.first } : {}) };
   }
 
   #activateInstance(slot: Slot, component: PreparedComponent, snapshot: Uint8Array | undefined, event: TaskEvent | undefined) {

@@ -33,15 +33,19 @@ export class Persistence {
   }
 
   /**
-   * Commit a successful call: its effects, and for per-activation durability its snapshot,
-   * which becomes the restore point only once the effects are committed too.
+   * Commit successful calls' effects, in order, and for per-activation durability one
+   * snapshot taken after the last of them, which becomes the restore point only once the
+   * effects are committed too.
    */
-  async commit(slot: Slot, effects: unknown): Promise<void> {
-    if (slot.record.durability !== "per-activation") return this.#o.hooks.commit(slot.record.id, effects);
+  async commit(slot: Slot, ...effects: unknown[]): Promise<void> {
     const id = slot.record.id;
+    const commitEffects = async () => {
+      for (const each of effects) await this.#o.hooks.commit(id, each);
+    };
+    if (slot.record.durability !== "per-activation") return commitEffects();
     try {
       const { bytes, image } = await this.#o.pool.snapshot(id);
-      await this.#o.snapshots.put(id, bytes, this.#o.clock.now(), image, { beforeHead: () => this.#o.hooks.commit(id, effects) });
+      await this.#o.snapshots.put(id, bytes, this.#o.clock.now(), image, { beforeHead: commitEffects });
     } catch (error) {
       // The event is not saved (its snapshot or its effects), so it must not stay applied either:
       // the instance goes, and the next event (its retry) starts from the last restore point, which is without it.
