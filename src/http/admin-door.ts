@@ -1,6 +1,7 @@
 // The door of the operator's origin: which host names it answers to (DNS rebinding),
 // who is signed in (bearer token or session), how many wrong guesses a client gets, and
 // which state-changing requests a browser may make (CSRF).
+import type { Storage } from "unstorage";
 import { isIP } from "node:net";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Context, MiddlewareHandler } from "hono";
@@ -17,6 +18,8 @@ export interface DoorOptions {
   /** When set, /metrics also takes this token (and requires one of the two). */
   metricsToken: string | undefined;
   sessions: Sessions;
+  /** A cluster's shared store, where what a browser's later request may reach another host for is kept (sessions, form outcomes). */
+  shared: Storage | undefined;
   /** Failed sign-ins per client. */
   failures: RateLimiter;
   /** Host names the admin listener answers to besides loopback names and IP addresses. */

@@ -96,11 +96,13 @@ const adminHeaders: MiddlewareHandler = async (c, next) => {
 
 export function createAdminApp(host: Host, metrics: Metrics, activity: Activity, options: HttpOptions, { clock, log }: HttpContext): Hono {
   const o = { ...HTTP_DEFAULTS, ...options };
+  // A cluster's hosts share sessions and form outcomes through the store: sign in on one, work on any.
+  const shared = host.cluster ? host.store.root : undefined;
   const door: DoorOptions = {
     adminToken: o.adminToken,
     metricsToken: o.metricsToken,
-    // A cluster's hosts share their sessions through the store: sign in on one, work on any.
-    sessions: new Sessions(o.sessionTtlMs, clock, { shared: host.cluster ? prefixStorage(host.store.root, "sessions") : undefined }),
+    sessions: new Sessions(o.sessionTtlMs, clock, { secret: o.adminToken, shared: shared && prefixStorage(shared, "sessions") }),
+    shared,
     failures: new RateLimiter(o.authFailures, clock),
     hostnames: o.adminHostnames,
     trustProxy: o.trustProxy,

@@ -1,7 +1,7 @@
 // Operator credentials: the admin token (and an optional metrics token), checked in
 // constant time and refused at start when guessable; and browser sessions, random
 // server-side ids with an expiry, so the token itself never sits in a cookie.
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Storage } from "unstorage";
 
 export const SESSION_COOKIE = "dormant_session";
@@ -46,23 +46,24 @@ export function bearerOf(header: string | undefined): string | undefined {
   return header ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
 }
 
-const digest = (id: string) => createHash("sha256").update(id).digest("base64url");
-
 /**
  * Signed-in browsers. A single host keeps them in memory (a restart signs everyone out);
  * the hosts of a cluster keep them in the store they share, so a session opened on one
- * host is good on all of them and a sign-out on one ends it everywhere.
+ * host is good on all of them and a sign-out on one ends it everywhere. A session is kept
+ * under an HMAC of its id keyed by the admin token: a new token ends every session.
  */
 export class Sessions {
-  /** Digest of the id → expiry (Unix ms). Digests, so lookups do not compare the secret itself. */
+  /** Key of the id → expiry (Unix ms). Keys, so lookups do not compare the secret itself. */
   readonly #expiry = new Map<string, number>();
   readonly #shared: Storage<{ expires: number }> | undefined;
   readonly #ttlMs: number;
   readonly #max: number;
   readonly #clock: () => number;
+  readonly #secret: string;
   #sweptAt = 0;
 
-  constructor(ttlMs: number, clock: () => number, { shared, max = 10_000 }: { shared?: Storage | undefined; max?: number } = {}) {
+  constructor(ttlMs: number, clock: () => number, { secret, shared, max = 10_000 }: { secret: string; shared?: Storage | undefined; max?: number }) {
+    this.#secret = secret;
     this.#ttlMs = ttlMs;
     this.#clock = clock;
     this.#max = max;
@@ -79,19 +80,19 @@ export class Sessions {
     const id = randomBytes(32).toString("base64url");
     if (this.#shared) {
       await this.#sweep(this.#shared, now);
-      await this.#shared.setItem(digest(id), { expires: now + this.#ttlMs });
+      await this.#shared.setItem(this.#keyOf(id), { expires: now + this.#ttlMs });
       return id;
     }
     for (const [key, expires] of this.#expiry) if (expires <= now) this.#expiry.delete(key);
     // Past the cap the oldest session goes (Maps iterate in insertion order).
     if (this.#expiry.size >= this.#max) this.#expiry.delete(this.#expiry.keys().next().value!);
-    this.#expiry.set(digest(id), now + this.#ttlMs);
+    this.#expiry.set(this.#keyOf(id), now + this.#ttlMs);
     return id;
   }
 
   async valid(id: string | undefined): Promise<boolean> {
     if (!id) return false;
-    const key = digest(id);
+    const key = this.#keyOf(id);
     const expires = this.#shared ? (await this.#shared.getItem(key))?.expires : this.#expiry.get(key);
     if (expires === undefined) return false;
     if (expires > this.#clock()) return true;
@@ -101,8 +102,12 @@ export class Sessions {
 
   async close(id: string | undefined): Promise<void> {
     if (!id) return;
-    if (this.#shared) await this.#shared.removeItem(digest(id));
-    else this.#expiry.delete(digest(id));
+    if (this.#shared) await this.#shared.removeItem(this.#keyOf(id));
+    else this.#expiry.delete(this.#keyOf(id));
+  }
+
+  #keyOf(id: string): string {
+    return createHmac("sha256", this.#secret).update(id).digest("base64url");
   }
 
   /** Expired shared sessions are removed at most once per session lifetime, when one is opened. */

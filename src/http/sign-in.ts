@@ -1,6 +1,7 @@
 // The status page and a browser's sign-in: the admin token is posted once, and the
 // browser gets a session id (HttpOnly, SameSite=Strict, expiring) instead of the token;
 // the page's forms post to the action routes, guarded by the session's CSRF token.
+import { prefixStorage } from "unstorage";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
@@ -18,7 +19,7 @@ const LEGACY_TOKEN_COOKIE = "dormant_token";
 
 export function signInRoutes(host: Host, activity: Activity, o: DoorOptions, pushOrigin?: string): Hono {
   const app = new Hono();
-  const guard = new FormGuard();
+  const guard = new FormGuard(o.adminToken, o.shared && prefixStorage(o.shared, "status-flashes"));
   const accept = (token: string) => sameSecret(token, o.adminToken);
   const lockedPage = (c: Context, wait: number) =>
     c.html(loginPage(`Too many wrong tokens from your address; try again in ${wait} s.`, true), 429, { "retry-after": String(wait) });
@@ -44,7 +45,7 @@ export function signInRoutes(host: Host, activity: Activity, o: DoorOptions, pus
       pushOrigin,
       refresh: c.req.query("refresh") !== "off",
       csrf: session === undefined ? undefined : guard.tokenOf(session),
-      flash: session === undefined ? undefined : guard.takeFlash(session),
+      flash: session === undefined ? undefined : await guard.takeFlash(session),
     };
     return c.html(await statusPage(host, activity, view));
   });

@@ -18,16 +18,19 @@ afterEach(async () => {
 afterAll(() => admin.end());
 const server = testServers();
 
-async function twoHosts() {
+function newCluster(): string {
   const schema = `dormant_sessions_${randomBytes(5).toString("hex")}`;
   schemas.push(schema);
-  const url = `postgres://postgres@127.0.0.1:5432/postgres?schema=${schema}`;
+  return `postgres://postgres@127.0.0.1:5432/postgres?schema=${schema}`;
+}
+
+const clusterHost = (url: string, name: string, adminToken: string) =>
+  server({ adminToken, clock: systemClock, cluster: { url, shards: 4, ttlMs: 3000, host: name } });
+
+async function twoHosts() {
+  const url = newCluster();
   const adminToken = generateToken();
-  const hosts = [];
-  for (const name of ["a", "b"]) {
-    hosts.push(await server({ adminToken, clock: systemClock, cluster: { url, shards: 4, ttlMs: 3000, host: name } }));
-  }
-  return hosts as [(typeof hosts)[number], (typeof hosts)[number]];
+  return [await clusterHost(url, "a", adminToken), await clusterHost(url, "b", adminToken)] as const;
 }
 
 const asBrowser = (cookie: string) => ({ cookie });
@@ -41,6 +44,25 @@ describe("sessions on a cluster", () => {
     expect((await fetch(`${b.adminUrl}/`, { headers: asBrowser(cookie) })).status).toBe(200);
   });
 
+  it("take a form from one host's status page on another, whose outcome the first host then shows", async () => {
+    const [a, b] = await twoHosts();
+    const cookie = await signIn(a);
+    // One partition on each host, so a's page has forms (with the session's CSRF token) and b holds one to act on.
+    await a.deploy("counter", "on-a", { engine: "quickjs" });
+    const onB = await b.deploy("counter", "on-b", { engine: "quickjs" });
+    const page = await (await fetch(`${a.adminUrl}/`, { headers: asBrowser(cookie) })).text();
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page)![1]!;
+    const action = await fetch(`${b.adminUrl}/actions/activate/${onB}`, {
+      method: "POST",
+      headers: { ...asBrowser(cookie), origin: b.adminUrl, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ csrf }),
+      redirect: "manual",
+    });
+    expect(action.status).toBe(303);
+    const next = await (await fetch(`${a.adminUrl}/`, { headers: asBrowser(cookie) })).text();
+    expect(next).toContain("Activated on-b");
+  });
+
   it("end everywhere when the browser signs out on one host", async () => {
     const [a, b] = await twoHosts();
     const cookie = await signIn(a);
@@ -48,5 +70,14 @@ describe("sessions on a cluster", () => {
     expect(signOut.status).toBe(303);
     const after = await fetch(`${a.adminUrl}/api/cluster`, { headers: asBrowser(cookie) });
     expect(after.status).toBe(401);
+  });
+
+  it("end when the cluster restarts with a new admin token", async () => {
+    const url = newCluster();
+    const before = await clusterHost(url, "a", generateToken());
+    const cookie = await signIn(before);
+    await before.close();
+    const after = await clusterHost(url, "a", generateToken());
+    expect((await fetch(`${after.adminUrl}/api/cluster`, { headers: asBrowser(cookie) })).status).toBe(401);
   });
 });

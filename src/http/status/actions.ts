@@ -1,8 +1,10 @@
 // The status page's forms: fire a task, freeze or activate a partition, retry a dead
 // letter. A form post is honoured only from a signed-in browser, from this origin, with the
-// session's CSRF token (an HMAC of the session id under a key of this process) in a hidden
-// field. The outcome is kept for the session and shown once by the page it redirects to.
-import { createHmac, randomBytes } from "node:crypto";
+// session's CSRF token (an HMAC of the session id under a key derived from the admin token,
+// so every host of a cluster knows it) in a hidden field. The outcome is kept for the
+// session (in the shared store on a cluster) and shown once by the page it redirects to.
+import { createHmac } from "node:crypto";
+import type { Storage } from "unstorage";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
@@ -23,8 +25,14 @@ const MAX_FLASHES = 1000;
 export type Flash = { ok: boolean; text: string };
 
 export class FormGuard {
-  readonly #key = randomBytes(32);
+  readonly #key: Buffer;
   readonly #flashes = new Map<string, Flash>();
+  readonly #shared: Storage<Flash> | undefined;
+
+  constructor(adminToken: string, shared?: Storage) {
+    this.#key = createHmac("sha256", adminToken).update("dormant status-page forms").digest();
+    this.#shared = shared as Storage<Flash> | undefined;
+  }
 
   /** The CSRF token of a session: the same for the whole session, useless for any other. */
   tokenOf(session: string): string {
@@ -35,16 +43,22 @@ export class FormGuard {
     return typeof token === "string" && sameSecret(token, this.tokenOf(session));
   }
 
-  setFlash(session: string, flash: Flash): void {
+  async setFlash(session: string, flash: Flash): Promise<void> {
     const key = this.tokenOf(session);
+    if (this.#shared) return this.#shared.setItem(key, flash);
     this.#flashes.delete(key);
     this.#flashes.set(key, flash);
     if (this.#flashes.size > MAX_FLASHES) this.#flashes.delete(this.#flashes.keys().next().value!);
   }
 
   /** The session's latest outcome, once. */
-  takeFlash(session: string): Flash | undefined {
+  async takeFlash(session: string): Promise<Flash | undefined> {
     const key = this.tokenOf(session);
+    if (this.#shared) {
+      const flash = (await this.#shared.getItem(key)) ?? undefined;
+      if (flash) await this.#shared.removeItem(key);
+      return flash;
+    }
     const flash = this.#flashes.get(key);
     this.#flashes.delete(key);
     return flash;
@@ -122,7 +136,7 @@ export function actionRoutes(host: Host, activity: Activity, o: DoorOptions, gua
       if (error instanceof DormantError) return { ok: false, text: error.message };
       throw error;
     });
-    guard.setFlash(session, flash);
+    await guard.setFlash(session, flash);
     return c.redirect(form.refresh === "off" ? "/?refresh=off" : "/", 303);
   });
   return app;
