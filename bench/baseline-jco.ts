@@ -4,7 +4,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { PreparedComponent } from "../runtime/engine.ts";
-import { GLUE_FILE, glueImports, readManifest } from "../runtime/jco/jco-engine.ts";
+import { glueImports, JCO_GLUE_FILE, readManifest } from "../runtime/jco/jco-engine.ts";
 import { createHostBinding } from "../src/tasks/executor/binding.ts";
 
 interface Glue {
@@ -20,7 +20,7 @@ export async function plainJcoInstantiate(prepared: PreparedComponent, runs: num
   const manifest = (await readManifest(prepared.location))!;
   const modules = new Map<string, WebAssembly.Module>();
   for (const name of manifest.coreModules) modules.set(name, await WebAssembly.compile(await readFile(join(prepared.location, name))));
-  const glue = (await import(pathToFileURL(join(prepared.location, GLUE_FILE)).href)) as Glue;
+  const glue = (await import(pathToFileURL(join(prepared.location, JCO_GLUE_FILE)).href)) as Glue;
   const samples: number[] = [];
   for (let i = 0; i < runs; i++) {
     const imports = glueImports(createHostBinding({ log() {} }).imports);

@@ -88,6 +88,8 @@ function startWorker(workerData: ExecutorData): Worker {
 
 class Executor {
   readonly pending = new Map<number, Pending>();
+  /** Releases not yet answered: pending, but no guest runs for them. */
+  releases = 0;
   readonly partitions = new Set<string>();
   /** Digests of the components this executor has compiled. */
   readonly compiled = new Set<string>();
@@ -231,7 +233,10 @@ export class ExecutorPool {
     const executor = this.#home.get(partition);
     if (!executor) return Promise.resolve();
     this.#forget(partition);
-    this.#send(executor, { op: "drop", partition }).catch(() => undefined);
+    executor.releases++;
+    this.#send(executor, { op: "drop", partition })
+      .catch(() => undefined)
+      .finally(() => executor.releases--);
     return Promise.resolve();
   }
 
@@ -267,7 +272,7 @@ export class ExecutorPool {
 
   /** An idle executor if there is one (a busy one may be running a long call), then the one hosting fewest partitions. */
   #leastLoaded(): Executor {
-    const load = (executor: Executor) => (executor.pending.size > 0 ? 1_000_000 : 0) + executor.partitions.size;
+    const load = (executor: Executor) => (executor.pending.size > executor.releases ? 1_000_000 : 0) + executor.partitions.size;
     return this.#executors.reduce((best, executor) => (load(executor) < load(best) ? executor : best));
   }
 
@@ -301,6 +306,9 @@ export class ExecutorPool {
       // running one when its own deadline passes. No message per call, no polling.
       const check = (): void => {
         if (!executor.pending.has(id)) return;
+        // The phase is read before the claim: an executor that moves on to the carried event
+        // just then must not have on-activate's overrun blamed on the event.
+        const phase = executor.running.phase();
         const startedAt = executor.running.startedAt(id);
         const left = startedAt === undefined ? deadline!.ms : startedAt + deadline!.ms - absoluteNow();
         if (left > 0 || !executor.running.claim(id)) {
@@ -308,7 +316,7 @@ export class ExecutorPool {
           return;
         }
         executor.pending.delete(id);
-        reject(deadline!.error(executor.running.phase()));
+        reject(deadline!.error(phase));
         this.#stop(executor, deadline!);
       };
       if (deadline) timer = setTimeout(check, deadline.ms);

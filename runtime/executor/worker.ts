@@ -48,16 +48,19 @@ let runningPartition: string | undefined;
 const engine = ((await import(data.engineModule)) as EngineModule).createEngine({ cacheDir: data.cacheDir });
 const host = (await import(data.hostModule)) as HostModule;
 /**
- * Lines guests log during a request go back with its answer. A request that runs long
- * hands its lines over as they come, so a busy guest's log is not held back.
+ * Lines guests log during a request go back with its answer. A request that runs long, or
+ * logs much, hands its lines over as they come, and warnings and errors go at once: what a
+ * runaway or crashing guest said last is not lost with its executor.
  */
 let logs: LogLine[] = [];
 let requestStartedAt = 0;
 const LOG_HOLD_MS = 50;
+const LOG_HOLD_LINES = 256;
 const sink: HostSink = {
   log: (partition, level, message) => {
     logs.push({ partition, level, message });
-    if (performance.now() - requestStartedAt > LOG_HOLD_MS) flushLogs();
+    const urgent = level === "warn" || level === "error";
+    if (urgent || logs.length >= LOG_HOLD_LINES || performance.now() - requestStartedAt > LOG_HOLD_MS) flushLogs();
   },
 };
 

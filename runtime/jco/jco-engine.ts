@@ -15,11 +15,17 @@ import { stateViewOf } from "./state-view.ts";
 import { DormantError } from "../errors.ts";
 
 const GLUE = "component.js";
-// Saved as .mjs so the glue loads as an ES module wherever the cache folder lives.
-export const GLUE_FILE = "component.mjs";
+// Saved as .mjs so the glue loads as an ES module wherever the cache folder lives: jco's
+// own output, and the quiet glue (see `quietGlue`) the engine runs.
+export const JCO_GLUE_FILE = "component.mjs";
+export const GLUE_FILE = "component.quiet.mjs";
 const MANIFEST = "manifest.json";
-/** What the cached glue is: an entry written by an older revision is prepared again. */
-const GLUE_REVISION = 2;
+/**
+ * What the cached glue is. An entry of an older revision gets the current glue written
+ * beside jco's (nothing in an entry is ever removed or moved, so a host or executor
+ * reading it meanwhile, or one of an older version sharing the cache, is never left without it).
+ */
+const GLUE_REVISION = 3;
 
 interface Manifest {
   digest: string;
@@ -58,7 +64,8 @@ export class JcoEngine implements Engine {
     const hex = createHash("sha256").update(bytes).digest("hex");
     const location = join(this.#cacheDir, hex);
     const cached = await readManifest(location);
-    if (cached?.glue === GLUE_REVISION) return { digest: cached.digest, location, bytes: cached.bytes };
+    if (cached && cached.glue !== GLUE_REVISION) await reviseGlue(location, cached);
+    if (cached) return { digest: cached.digest, location, bytes: cached.bytes };
 
     let output: Awaited<ReturnType<typeof transpile>>;
     try {
@@ -92,9 +99,10 @@ export class JcoEngine implements Engine {
     try {
       await mkdir(staging, { recursive: true, mode: 0o700 });
       for (const [name, data] of Object.entries(output.files)) {
-        const file = join(staging, name === GLUE ? GLUE_FILE : name);
+        const file = join(staging, name === GLUE ? JCO_GLUE_FILE : name);
         await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-        await writeFile(file, name === GLUE ? quietGlue(data) : data, { mode: 0o600 });
+        await writeFile(file, data, { mode: 0o600 });
+        if (name === GLUE) await writeFile(join(staging, GLUE_FILE), quietGlue(data), { mode: 0o600 });
       }
       await writeFile(join(staging, MANIFEST), JSON.stringify(manifest), { mode: 0o600 });
     } catch (error) {
@@ -107,9 +115,6 @@ export class JcoEngine implements Engine {
         { cause: error, details: { cacheDir: this.#cacheDir, errno: (error as NodeJS.ErrnoException).code } },
       );
     }
-    // An entry of an older glue revision moves aside first; the rename below then puts the new one in its place.
-    if (cached) await rename(location, `${staging}.old`).catch(() => undefined);
-    await rm(`${staging}.old`, { recursive: true, force: true });
     await rename(staging, location).catch(async (error: NodeJS.ErrnoException) => {
       await rm(staging, { recursive: true, force: true });
       // Another writer got there first with the same content.
@@ -148,7 +153,7 @@ async function compileCached(prepared: PreparedComponent, key: string, maxMemory
       layouts.set(module, exposed.state);
     }),
   );
-  const glue = (await import(pathToFileURL(join(prepared.location, GLUE_FILE)).href)) as Glue;
+  const glue = (await import(pathToFileURL(join(prepared.location, glueFileOf(manifest))).href)) as Glue;
 
   return {
     digest: prepared.digest,
@@ -199,6 +204,22 @@ export function quietGlue(glue: Uint8Array): string {
 /** The glue looks imports up by unversioned interface name (its typings say versioned). */
 export function glueImports(imports: GuestImports): GuestImports {
   return Object.fromEntries(Object.entries(imports).map(([name, value]) => [unversioned(name), value])) as unknown as GuestImports;
+}
+
+/** The glue file of a cache entry: the quiet glue once the entry has it. */
+export function glueFileOf(manifest: Manifest): string {
+  return manifest.glue === GLUE_REVISION ? GLUE_FILE : JCO_GLUE_FILE;
+}
+
+/** Give an entry of an older revision the current glue, then say so in its manifest (each file replaced whole, by rename). */
+async function reviseGlue(location: string, manifest: Manifest): Promise<void> {
+  const replace = async (name: string, data: string | Uint8Array) => {
+    const temporary = join(location, `${name}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+    await writeFile(temporary, data, { mode: 0o600 });
+    await rename(temporary, join(location, name));
+  };
+  await replace(GLUE_FILE, quietGlue(await readFile(join(location, JCO_GLUE_FILE))));
+  await replace(MANIFEST, JSON.stringify({ ...manifest, glue: GLUE_REVISION }));
 }
 
 export async function readManifest(location: string): Promise<Manifest | undefined> {

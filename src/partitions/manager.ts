@@ -355,6 +355,8 @@ export class PartitionManager {
       // Per-activation, a trapped event stores nothing: there is no instance left to snapshot.
       else if (!perActivation || result.first?.ok !== false) await this.#persistence.commit(slot, result.effects);
     } catch (error) {
+      // The event trapped, then the activation's effects did not take: the trap is still reported, with its cause.
+      if (result.first?.ok === false) this.#emit({ type: "trap", partition: id, error: result.first.error });
       // The carried event ran on activation effects that did not take: its retry starts from the snapshot again.
       if (result.first && slot.live) {
         slot.live = false;

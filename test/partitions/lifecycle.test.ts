@@ -193,6 +193,19 @@ describe("lifecycle", () => {
     expect(h.partitions.liveCount()).toBe(2);
     expect(reply(await h.partitions.deliver(ids[0]!, event("tick")))).toBe("2");
   });
+
+  it("hands the instance a frozen partition gave up to another partition with none of its state", async () => {
+    // One executor: a released instance goes back on top of its pool, and the next activation takes it.
+    const h = await host({ executors: 1, spareInstances: 1 });
+    // The QuickJS counter keeps its count in linear memory.
+    const component = await h.deploy("counter", { engine: "quickjs" });
+    const { id: first } = await h.partitions.create({ name: "first", component });
+    await h.partitions.deliver(first, event("increment", "41"));
+    await h.partitions.freeze(first);
+    const { id: second } = await h.partitions.create({ name: "second", component });
+    expect(await countOf(h, second)).toBe(0);
+    expect(await countOf(h, first)).toBe(41);
+  });
 });
 
 // A running host keeps what it froze last in memory; damage on disk is found by the

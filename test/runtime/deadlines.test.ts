@@ -91,4 +91,41 @@ describe("one executor", () => {
     expect(pool.isLive("grabber")).toBe(true);
     expect(process.resourceUsage().maxRSS * 1024).toBeLessThan(512 * MiB);
   });
+
+  it("stops an activation's carried event at the deadline as the event's failure, not the activation's", async () => {
+    const runaway = await watGuest(pool, ON_TASK, FOREVER);
+    const waking = pool.activate("wakes-into-a-loop", {
+      component: runaway,
+      reason: "fresh",
+      host: noTasks(),
+      now: 0,
+      spareInstances: 0,
+      limits: { ...LIMITS, deadlineMs: 300 },
+      event: event("tick"),
+    });
+    await expect(waking).rejects.toMatchObject({
+      code: "guest-deadline",
+      message: expect.stringMatching(/ran past its 300 ms deadline in task tick/),
+      details: { phase: "call" },
+    });
+    expect(pool.isLive("wakes-into-a-loop")).toBe(false);
+  });
+
+  it("answers an activation whose carried event trapped with the trap, leaving the partition not live", async () => {
+    const trapping = await watGuest(pool, ON_TASK, "unreachable");
+    const activated = await pool.activate("wakes-into-a-trap", {
+      component: trapping,
+      reason: "fresh",
+      host: noTasks(),
+      now: 0,
+      spareInstances: 0,
+      limits: LIMITS,
+      event: event("tick"),
+    });
+    expect(activated.first).toMatchObject({ ok: false, error: { code: "guest-trap", message: expect.stringMatching(/trapped handling task tick/) } });
+    expect(pool.isLive("wakes-into-a-trap")).toBe(false);
+    // The executor lives on.
+    await pool.activate("after-the-trap", { component: wat, reason: "fresh", host: noTasks(), now: 0, spareInstances: 0, limits: LIMITS });
+    expect(await tick("after-the-trap")).toBe("1");
+  });
 });

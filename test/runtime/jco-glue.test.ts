@@ -1,11 +1,11 @@
 // The glue jco writes for a component, as the jco engine caches it: its per-call debug
-// logging is dropped, and an entry cached by an older revision is prepared again.
+// logging is dropped, and an entry cached by an older revision gets the current glue.
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { inject } from "vitest";
-import { createEngine, GLUE_FILE } from "../../runtime/jco/jco-engine.ts";
+import { createEngine, GLUE_FILE, JCO_GLUE_FILE } from "../../runtime/jco/jco-engine.ts";
 import { createHostBinding } from "../../src/tasks/executor/binding.ts";
 import { bodyText, event, noTasks } from "../support/runtime.ts";
 
@@ -43,10 +43,9 @@ describe("the jco engine's cached glue", () => {
     expect(await countAfterOneEvent(prepared.location, prepared.digest, prepared.bytes)).toBe("1");
   });
 
-  it("prepares again an entry cached by an older glue revision, which then runs the same", async () => {
-    const engine = createEngine({ cacheDir });
+  it("gives an entry cached by an older glue revision the current glue, keeping jco's own beside it", async () => {
     const bytes = await readFile(guests.wat);
-    const prepared = await engine.prepare(bytes);
+    const prepared = await createEngine({ cacheDir }).prepare(bytes);
     const manifestPath = join(prepared.location, "manifest.json");
     const { glue: _revision, ...older } = JSON.parse(await readFile(manifestPath, "utf8")) as Record<string, unknown>;
     await writeFile(manifestPath, JSON.stringify(older));
@@ -55,6 +54,7 @@ describe("the jco engine's cached glue", () => {
     const again = await createEngine({ cacheDir }).prepare(bytes);
     expect(again).toEqual(prepared);
     expect(JSON.parse(await readFile(manifestPath, "utf8"))).toHaveProperty("glue");
+    expect(await readFile(join(prepared.location, JCO_GLUE_FILE), "utf8")).toMatch(/^\s*_debugLog\(/m);
     expect(await countAfterOneEvent(again.location, again.digest, again.bytes)).toBe("1");
   });
 });

@@ -35,6 +35,7 @@ export function createHostBinding(sink: HostSink): HostBinding<TaskCallState, Ta
     detach() {
       if (call) throw new Error("An instance cannot change partitions during a call.");
       partition = undefined;
+      ended = undefined; // nothing of the last partition's call stays with a spare instance
     },
     begin(state, now) {
       if (partition === undefined) throw new Error("An instance must be attached to a partition before a call; this is a host bug.");
