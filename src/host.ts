@@ -346,6 +346,11 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
           registry.release(ids);
           await partitions.release(ids, { save: how === "handover" });
         },
+        liveByShard() {
+          const live = new Map<number, number>();
+          for (const id of partitions.liveIds()) live.set(membership!.shardOf(id), (live.get(membership!.shardOf(id)) ?? 0) + 1);
+          return live;
+        },
       };
       membership = new Membership({ pool: sql.pool, schema: sql.schema, tables: sql.tables, host: hostId, ...settings, owner, timers, clock, onEvent: emit });
       const joined = membership;

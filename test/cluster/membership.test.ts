@@ -40,6 +40,7 @@ function recordingOwner() {
       for (const shard of shards) held.delete(shard);
       log.push(`${how} ${[...shards].join(",")}`);
     },
+    liveByShard: () => new Map(),
   };
   return { owner, held, log };
 }
