@@ -87,7 +87,7 @@ const MAX_TICK_MS = 1000;
  * partitions are saved, so the others take the first ones while the rest are still being
  * frozen; a few at once keep the executors busy while one shard's writes finish.
  */
-const HANDOVER_SHARDS_AT_ONCE = 4;
+const HANDOVER_SHARDS_AT_ONCE = 2;
 
 export class Membership {
   readonly #o: MembershipOptions;
@@ -96,6 +96,8 @@ export class Membership {
   #renewedAt = -Infinity;
   #ticking: Promise<void> | undefined;
   #again = false;
+  /** A handover was announced since the last round: shards are free to claim. */
+  #notified = false;
   #listener: PoolClient | undefined;
   /** The listener's statements, one at a time: a pg client runs one query at once, and queueing more on it is deprecated. */
   #leaseQueue: Promise<unknown> = Promise.resolve();
@@ -120,7 +122,10 @@ export class Membership {
     this.#addresses = addresses;
     const listener = await this.#o.pool.connect();
     this.#listener = listener;
-    listener.on("notification", () => this.#soon());
+    listener.on("notification", () => {
+      this.#notified = true;
+      this.#soon();
+    });
     listener.on("error", (error) => this.#emit({ type: "error", error }));
     await this.#lease(`LISTEN ${this.#channel()}`);
     await this.tick();
@@ -258,17 +263,22 @@ export class Membership {
   async #round(): Promise<void> {
     const { host } = this.#o;
     const interval = `${this.#o.ttlMs} milliseconds`;
-    await this.#lease(
-      `INSERT INTO ${this.#o.tables.members} (host, address, admin_address, started_at, heartbeat_at, expires_at)
-       VALUES ($1, $2, $3, now(), now(), now() + $4::interval)
-       ON CONFLICT (host) DO UPDATE SET address = $2, admin_address = $3, heartbeat_at = now(), expires_at = now() + $4::interval`,
-      [host, this.#addresses.address, this.#addresses.adminAddress, interval],
-    );
-    const still = await this.#renew();
-    // Rows this host owns but did not know of (a claim whose answer was lost): give them back.
-    const unknown = [...still.keys()].filter((shard) => !this.#held.has(shard));
-    if (unknown.length > 0)
-      await this.#lease(`UPDATE ${this.#o.tables.shards} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [host, unknown]);
+    // A round a handover's notification asked for soon after the last renewal goes straight to claiming: the leases are fresh.
+    const claimOnly = this.#notified && performance.now() - this.#renewedAt < this.#tickMs();
+    this.#notified = false;
+    if (!claimOnly) {
+      await this.#lease(
+        `INSERT INTO ${this.#o.tables.members} (host, address, admin_address, started_at, heartbeat_at, expires_at)
+         VALUES ($1, $2, $3, now(), now(), now() + $4::interval)
+         ON CONFLICT (host) DO UPDATE SET address = $2, admin_address = $3, heartbeat_at = now(), expires_at = now() + $4::interval`,
+        [host, this.#addresses.address, this.#addresses.adminAddress, interval],
+      );
+      const still = await this.#renew();
+      // Rows this host owns but did not know of (a claim whose answer was lost): give them back.
+      const unknown = [...still.keys()].filter((shard) => !this.#held.has(shard));
+      if (unknown.length > 0)
+        await this.#lease(`UPDATE ${this.#o.tables.shards} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [host, unknown]);
+    }
     if (this.#stopped) return;
 
     const { rows } = await this.#lease<{ alive: string }>(`SELECT count(*) AS alive FROM ${this.#o.tables.members} WHERE expires_at > now()`);
