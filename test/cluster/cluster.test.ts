@@ -265,6 +265,27 @@ describe("a cluster of dormant serve processes", { timeout: 120_000 }, () => {
   });
 });
 
+describe("the admin API of a cluster", { timeout: 60_000 }, () => {
+  it("acts on a partition another host holds when it is named by its name", async () => {
+    const hosts = await startHosts(clusterUrl(), 2);
+    // Created by the second host, in a shard it holds.
+    const [made] = await counters([hosts[1]!], 1);
+    expect((await api(hosts[0]!, "GET", "/api/partitions/counter-0")).id).toBe(made!.id);
+    const { tasks } = await api(hosts[0]!, "GET", "/api/tasks?partition=counter-0");
+    expect(tasks.map((task: { name: string }) => task.name).sort()).toEqual(["heartbeat", "inbox"]);
+  });
+
+  it("refuses a name that partitions on several other hosts share, listing their ids", async () => {
+    const hosts = await startHosts(clusterUrl(), 3);
+    // Names are unique per host: the second and the third may each create a `counter-0`.
+    const ids = await Promise.all(hosts.slice(1).map(async (serve) => (await counters([serve], 1))[0]!.id));
+    const response = await fetch(`${hosts[0]!.adminUrl}/api/partitions/counter-0`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(response.status).toBe(400);
+    const { error } = (await response.json()) as { error: { message: string } };
+    for (const id of ids) expect(error.message).toContain(id);
+  });
+});
+
 describe("cluster configuration", { timeout: 60_000 }, () => {
   const refused = async (flags: string[]) => {
     const dataDir = await mkdtemp(join(tmpdir(), "dormant-cluster-bad-"));
