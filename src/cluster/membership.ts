@@ -201,8 +201,11 @@ export class Membership {
     } finally {
       this.#held.clear();
       // Whatever a failed save left behind is cleared too: its partitions restart from their last snapshot on the next owner.
-      await this.#lease(`UPDATE ${this.#o.tables.shards} SET owner = NULL, expires_at = NULL WHERE owner = $1`, [this.#o.host]);
-      await this.#lease(`NOTIFY ${this.#channel()}`);
+      await this.#lease(
+        `WITH cleared AS (UPDATE ${this.#o.tables.shards} SET owner = NULL, expires_at = NULL WHERE owner = $1 RETURNING shard)
+         SELECT pg_notify($2, '') FROM (SELECT 1 FROM cleared LIMIT 1) AS any_cleared`,
+        [this.#o.host, this.#channelName()],
+      );
       await this.close();
     }
   }
@@ -345,37 +348,49 @@ export class Membership {
   }
 
   /**
-   * Save these shards' partitions and give the shards up, a few at a time: each is cleared
-   * and announced as soon as its own partitions are saved. The leases are renewed all the
-   * while, so a handover longer than the TTL still writes under a valid lease.
+   * Save these shards' partitions and give the shards up: those of frozen partitions only
+   * together and at once (there is nothing to save), the others a few at a time, each
+   * cleared and announced as soon as its own live partitions are saved, fewest first. The
+   * leases are renewed all the while, so a handover longer than the TTL still writes under
+   * a valid lease.
    */
   async #handOver(shards: number[]): Promise<void> {
-    // Those with the least to save first: shards of frozen partitions move at once.
     const live = this.#o.owner.liveByShard();
-    const queue = [...shards].sort((a, b) => (live.get(a) ?? 0) - (live.get(b) ?? 0));
-    const handOne = async (shard: number) => {
-      const epoch = this.#held.get(shard);
-      if (epoch === undefined) return; // lost meanwhile: dropped unwritten by the renewal that noticed
-      try {
-        await this.#o.owner.release(new Set([shard]), "handover");
-      } catch (error) {
-        // What could not be saved restarts from its last snapshot on the next owner; the other shards go on.
-        this.#emit({ type: "error", error: error as Error });
-      } finally {
-        this.#held.delete(shard);
-        await this.#lease(`UPDATE ${this.#o.tables.shards} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = $2 AND epoch = $3`, [
-          this.#o.host,
-          shard,
-          epoch,
-        ]);
-        await this.#lease(`NOTIFY ${this.#channel()}`);
-      }
-      this.#emit({ type: "shards-released", shards: [shard], how: "handover" });
-    };
+    const idle = shards.filter((shard) => !live.get(shard));
+    const busy = shards.filter((shard) => live.get(shard)).sort((a, b) => live.get(a)! - live.get(b)!);
     const worker = async () => {
-      for (let shard = queue.shift(); shard !== undefined; shard = queue.shift()) await handOne(shard);
+      for (let shard = busy.shift(); shard !== undefined; shard = busy.shift()) await this.#giveUp([shard]);
     };
-    await this.#renewingWhile(Promise.all(Array.from({ length: Math.min(HANDOVER_SHARDS_AT_ONCE, queue.length) }, worker)));
+    await this.#renewingWhile(
+      (async () => {
+        if (idle.length > 0) await this.#giveUp(idle);
+        await Promise.all(Array.from({ length: Math.min(HANDOVER_SHARDS_AT_ONCE, busy.length) }, worker));
+      })(),
+    );
+  }
+
+  /** Save these shards' partitions, then clear their rows (at the epochs this host holds them) and tell the others, in one statement. */
+  async #giveUp(shards: number[]): Promise<void> {
+    // A shard lost meanwhile was dropped unwritten by the renewal that noticed.
+    const leases = shards.flatMap((shard) => (this.#held.has(shard) ? [{ shard, epoch: this.#held.get(shard)! }] : []));
+    if (leases.length === 0) return;
+    const given = leases.map(({ shard }) => shard);
+    try {
+      await this.#o.owner.release(new Set(given), "handover");
+    } catch (error) {
+      // What could not be saved restarts from its last snapshot on the next owner; the other shards go on.
+      this.#emit({ type: "error", error: error as Error });
+    } finally {
+      for (const shard of given) this.#held.delete(shard);
+      await this.#lease(
+        `WITH cleared AS (UPDATE ${this.#o.tables.shards} s SET owner = NULL, expires_at = NULL
+                            FROM unnest($2::integer[], $3::bigint[]) AS l(shard, epoch)
+                           WHERE s.owner = $1 AND s.shard = l.shard AND s.epoch = l.epoch RETURNING s.shard)
+         SELECT pg_notify($4, '') FROM (SELECT 1 FROM cleared LIMIT 1) AS any_cleared`,
+        [this.#o.host, given, leases.map(({ epoch }) => epoch), this.#channelName()],
+      );
+    }
+    this.#emit({ type: "shards-released", shards: given, how: "handover" });
   }
 
   /** Renew the leases every tick until `work` is done (the timer loop may be stopped already: a host that leaves stops it first). */
@@ -416,9 +431,13 @@ export class Membership {
     else void this.#o.timers.arm(CLUSTER_TIMER, "tick", this.#o.clock.now());
   }
 
+  #channelName(): string {
+    return `dormant:${this.#o.schema}`;
+  }
+
   #channel(): string {
     // Schema names are plain identifiers (store/open.ts), so the quoted channel name needs no escaping.
-    return `"dormant:${this.#o.schema}"`;
+    return `"${this.#channelName()}"`;
   }
 
   #query<R extends object = Record<string, unknown>>(text: string, values?: unknown[]) {

@@ -41,7 +41,8 @@ function recordingOwner(saving?: (shard: number) => Promise<void>) {
       for (const shard of shards) held.delete(shard);
       log.push(`${how} ${[...shards].join(",")}`);
     },
-    liveByShard: () => new Map(),
+    // With something to save, each shard has one live partition.
+    liveByShard: () => new Map(saving ? [...held].map((shard) => [shard, 1]) : []),
   };
   return { owner, held, log };
 }
