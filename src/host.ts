@@ -348,7 +348,10 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
         },
         liveByShard() {
           const live = new Map<number, number>();
-          for (const id of partitions.liveIds()) live.set(membership!.shardOf(id), (live.get(membership!.shardOf(id)) ?? 0) + 1);
+          for (const id of partitions.liveIds()) {
+            const shard = membership!.shardOf(id);
+            live.set(shard, (live.get(shard) ?? 0) + 1);
+          }
           return live;
         },
       };

@@ -87,7 +87,13 @@ const MAX_TICK_MS = 1000;
  * partitions are saved, so the others take the first ones while the rest are still being
  * frozen; a few at once keep the executors busy while one shard's writes finish.
  */
-const HANDOVER_SHARDS_AT_ONCE = 2;
+const HANDOVER_SHARDS_AT_ONCE = 4;
+/**
+ * Shards claimed in one round. Each claim loads its shards' partitions before they serve,
+ * so a host taking many shards (another's handover, or every shard at start) serves the
+ * first ones sooner, and renews between batches rather than after loading them all.
+ */
+const CLAIM_SHARDS_AT_ONCE = 4;
 
 export class Membership {
   readonly #o: MembershipOptions;
@@ -96,8 +102,8 @@ export class Membership {
   #renewedAt = -Infinity;
   #ticking: Promise<void> | undefined;
   #again = false;
-  /** A handover was announced since the last round: shards are free to claim. */
-  #notified = false;
+  /** Shards may be free to claim: a handover was announced, or the last claim took a whole batch. */
+  #claimSoon = false;
   #listener: PoolClient | undefined;
   /** The listener's statements, one at a time: a pg client runs one query at once, and queueing more on it is deprecated. */
   #leaseQueue: Promise<unknown> = Promise.resolve();
@@ -123,7 +129,7 @@ export class Membership {
     const listener = await this.#o.pool.connect();
     this.#listener = listener;
     listener.on("notification", () => {
-      this.#notified = true;
+      this.#claimSoon = true;
       this.#soon();
     });
     listener.on("error", (error) => this.#emit({ type: "error", error }));
@@ -266,9 +272,9 @@ export class Membership {
   async #round(): Promise<void> {
     const { host } = this.#o;
     const interval = `${this.#o.ttlMs} milliseconds`;
-    // A round a handover's notification asked for soon after the last renewal goes straight to claiming: the leases are fresh.
-    const claimOnly = this.#notified && performance.now() - this.#renewedAt < this.#tickMs();
-    this.#notified = false;
+    // A round that only follows up a claim (a handover's notification, the next batch) soon after the last renewal goes straight to claiming: the leases are fresh.
+    const claimOnly = this.#claimSoon && performance.now() - this.#renewedAt < this.#tickMs();
+    this.#claimSoon = false;
     if (!claimOnly) {
       await this.#lease(
         `INSERT INTO ${this.#o.tables.members} (host, address, admin_address, started_at, heartbeat_at, expires_at)
@@ -287,7 +293,7 @@ export class Membership {
     const { rows } = await this.#lease<{ alive: string }>(`SELECT count(*) AS alive FROM ${this.#o.tables.members} WHERE expires_at > now()`);
     const target = Math.ceil(this.#o.shards / Math.max(1, Number(rows[0]?.alive ?? 1)));
     if (this.#held.size > target) await this.#handOver([...this.#held.keys()].sort((a, b) => b - a).slice(0, this.#held.size - target));
-    else if (this.#held.size < target) await this.#claim(target - this.#held.size, interval);
+    else if (this.#held.size < target) await this.#claim(Math.min(target - this.#held.size, CLAIM_SHARDS_AT_ONCE), interval);
   }
 
   /**
@@ -325,6 +331,8 @@ export class Membership {
       [this.#o.host, interval, count],
     );
     if (rows.length === 0) return;
+    // A whole batch: there may be more, claimed in another round right after this one.
+    if (rows.length === count) this.#claimSoon = this.#again = true;
     const claimed = new Set<number>();
     const takenOver = new Set<number>();
     for (const row of rows) {
