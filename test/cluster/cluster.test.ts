@@ -151,9 +151,9 @@ describe("a cluster of dormant serve processes", { timeout: 120_000 }, () => {
     );
     expect(new Set(reminders)).toEqual(new Set(["remind-1"]));
     // A push each, to a random host; a client retries a 503 (a lease renewed late on a busy machine), as Retry-After asks.
-    // The timers fire meanwhile: a count is the push, or the push and the timer.
+    // The timers fire meanwhile: a count is the push, and the timer if it came first (and a heartbeat, on a slow run).
     const first = await inParallel(made, 32, ({ path }) => pushAnswered(random(hosts), path, 30_000));
-    expect(first.filter((count) => count !== 1 && count !== 2)).toEqual([]);
+    expect(first.filter((count) => count < 1 || count > 3)).toEqual([]);
     // Every counter's timer is delivered, once, by one host.
     const expected = made.map(({ id }) => `${id}/remind-1`);
     await expect.poll(() => expected.filter((key) => !timerDeliveries(hosts).includes(key)), { timeout: 30_000, interval: 250 }).toEqual([]);
