@@ -3,6 +3,7 @@
 import { clusterFigures } from "./cluster.ts";
 import { densityFigures } from "./density.ts";
 import { growthFigures } from "./growth.ts";
+import { handoverFigures } from "./handover.ts";
 import { pushFigures } from "./push.ts";
 import { insertFigures, latenessFigures } from "./tasks.ts";
 import { wakeFigures } from "./wake.ts";
@@ -10,7 +11,7 @@ import { wakeFigures } from "./wake.ts";
 const json = process.argv.includes("--json");
 const cycles = Number(process.env.DORMANT_BENCH_CYCLES ?? 200);
 
-// `npm run bench -- wake` (or `growth`, `tasks`, `lateness`, `push`, `density`, `cluster`) runs one group.
+// `npm run bench -- wake` (or `growth`, `tasks`, `lateness`, `push`, `density`, `cluster`, `handover`) runs one group.
 const groups = process.argv.slice(2).filter((arg) => !arg.startsWith("--"));
 const wanted = (group: string) => groups.length === 0 || groups.includes(group);
 
@@ -28,6 +29,8 @@ const figures: Record<string, number> = {
   ...(groups.includes("density") ? await densityFigures() : {}),
   // Minutes long, with PostgreSQL and real `dormant serve` processes on dist/: only when named (`npm run bench -- cluster`).
   ...(groups.includes("cluster") ? await clusterFigures() : {}),
+  // Minutes long, the graceful handover of bench/cluster.ts step by step: only when named (`npm run bench -- handover`).
+  ...(groups.includes("handover") ? await handoverFigures() : {}),
 };
 
 if (json) {

@@ -346,6 +346,14 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
           registry.release(ids);
           await partitions.release(ids, { save: how === "handover" });
         },
+        liveByShard() {
+          const live = new Map<number, number>();
+          for (const id of partitions.liveIds()) {
+            const shard = membership!.shardOf(id);
+            live.set(shard, (live.get(shard) ?? 0) + 1);
+          }
+          return live;
+        },
       };
       membership = new Membership({ pool: sql.pool, schema: sql.schema, tables: sql.tables, host: hostId, ...settings, owner, timers, clock, onEvent: emit });
       const joined = membership;

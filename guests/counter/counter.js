@@ -6,6 +6,7 @@ import { log } from "dormant:host/log@0.1.0";
 
 let count = 0;
 let activations = 0;
+let reminders = 0;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -53,6 +54,13 @@ export const handler = {
         return undefined;
       }
       case "push": {
+        // A push to `<push URL>/remind` with milliseconds as its body asks for a one-shot timer that adds one when it fires.
+        if (event.request?.path === "/remind") {
+          const name = `remind-${++reminders}`;
+          const after = BigInt(decoder.decode(event.request.body));
+          register({ name, trigger: { tag: "after", val: after }, entry: "increment", payload: new Uint8Array(), priority: 10, outlivePartition: false });
+          return json(200, { count, activations, reminder: name });
+        }
         count += 1;
         const body = event.request ? decoder.decode(event.request.body) : "";
         return json(200, { count, activations, echo: body });

@@ -5,8 +5,8 @@
 // carries the epoch it was claimed with (store/drivers/postgres.ts refuses a stale one), so
 // a host that was paused past its TTL can do no harm when it wakes: its first renewal tells
 // it which shards it lost, and it drops their partitions without writing.
-import type { Pool, PoolClient } from "pg";
-import type { Clock } from "../scheduler/clock.ts";
+import type { Pool, PoolClient, QueryResult } from "pg";
+import type { Clock, TimerHandle } from "../scheduler/clock.ts";
 import type { TimerLoop } from "../scheduler/timer-loop.ts";
 import { shardOf } from "./shards.ts";
 import { DormantError } from "../../runtime/index.ts";
@@ -20,6 +20,8 @@ export interface ShardOwner {
   adopt(shards: ReadonlySet<number>, takenOver: ReadonlySet<number>): Promise<void>;
   /** Let these shards' partitions go: `handover` saves their state first; `lost` drops it unwritten (another host owns them now). */
   release(shards: ReadonlySet<number>, how: "handover" | "lost"): Promise<void>;
+  /** How many live partitions (those a handover must save) each shard has; shards with none may be missing. */
+  liveByShard(): Map<number, number>;
 }
 
 export interface ClusterSettings {
@@ -80,6 +82,18 @@ export interface ShardView {
 export const CLUSTER_TIMER = "cluster";
 /** How often leases are renewed and the share of shards rebalanced, at most. */
 const MAX_TICK_MS = 1000;
+/**
+ * Shards saved at once in a handover. Each is cleared and announced as soon as its own
+ * partitions are saved, so the others take the first ones while the rest are still being
+ * frozen; a few at once keep the executors busy while one shard's writes finish.
+ */
+const HANDOVER_SHARDS_AT_ONCE = 4;
+/**
+ * Shards claimed in one round. Each claim loads its shards' partitions before they serve,
+ * so a host taking many shards (another's handover, or every shard at start) serves the
+ * first ones sooner, and renews between batches rather than after loading them all.
+ */
+const CLAIM_SHARDS_AT_ONCE = 4;
 
 export class Membership {
   readonly #o: MembershipOptions;
@@ -88,7 +102,11 @@ export class Membership {
   #renewedAt = -Infinity;
   #ticking: Promise<void> | undefined;
   #again = false;
+  /** Shards may be free to claim: a handover was announced, or the last claim took a whole batch. */
+  #claimSoon = false;
   #listener: PoolClient | undefined;
+  /** The listener's statements, one at a time: a pg client runs one query at once, and queueing more on it is deprecated. */
+  #leaseQueue: Promise<unknown> = Promise.resolve();
   #stopped = false;
   #addresses: Addresses = { address: "", adminAddress: "" };
 
@@ -110,9 +128,12 @@ export class Membership {
     this.#addresses = addresses;
     const listener = await this.#o.pool.connect();
     this.#listener = listener;
-    listener.on("notification", () => this.#soon());
+    listener.on("notification", () => {
+      this.#claimSoon = true;
+      this.#soon();
+    });
     listener.on("error", (error) => this.#emit({ type: "error", error }));
-    await listener.query(`LISTEN ${this.#channel()}`);
+    await this.#lease(`LISTEN ${this.#channel()}`);
     await this.tick();
   }
 
@@ -179,14 +200,18 @@ export class Membership {
   async leave(): Promise<void> {
     this.#stopped = true;
     await this.#ticking;
-    const shards = new Set(this.#held.keys());
     try {
-      if (shards.size > 0) await this.#o.owner.release(shards, "handover");
+      // Out of the membership first: the others' fair share grows to every shard at once, so each claims what is handed over as it comes.
+      await this.#lease(`DELETE FROM ${this.#o.tables.members} WHERE host = $1`, [this.#o.host]);
+      await this.#handOver([...this.#held.keys()]);
     } finally {
       this.#held.clear();
-      await this.#lease(`UPDATE ${this.#o.tables.shards} SET owner = NULL, expires_at = NULL WHERE owner = $1`, [this.#o.host]);
-      await this.#lease(`DELETE FROM ${this.#o.tables.members} WHERE host = $1`, [this.#o.host]);
-      await this.#lease(`NOTIFY ${this.#channel()}`);
+      // Whatever a failed save left behind is cleared too: its partitions restart from their last snapshot on the next owner.
+      await this.#lease(
+        `WITH cleared AS (UPDATE ${this.#o.tables.shards} SET owner = NULL, expires_at = NULL WHERE owner = $1 RETURNING shard)
+         SELECT pg_notify($2, '') FROM (SELECT 1 FROM cleared LIMIT 1) AS any_cleared`,
+        [this.#o.host, this.#channelName()],
+      );
       await this.close();
     }
   }
@@ -194,12 +219,11 @@ export class Membership {
   /** Stop heartbeating without handing anything over (the leases run out by themselves). */
   async close(): Promise<void> {
     this.#stopped = true;
+    if (!this.#listener) return;
+    await this.#lease(`UNLISTEN ${this.#channel()}`).catch(() => undefined);
     const listener = this.#listener;
     this.#listener = undefined;
-    if (listener) {
-      await listener.query(`UNLISTEN ${this.#channel()}`).catch(() => undefined);
-      listener.release();
-    }
+    listener?.release();
   }
 
   async members(): Promise<MemberView[]> {
@@ -246,37 +270,52 @@ export class Membership {
   }
 
   async #round(): Promise<void> {
-    const { host, owner } = this.#o;
+    const { host } = this.#o;
     const interval = `${this.#o.ttlMs} milliseconds`;
+    // A round that only follows up a claim (a handover's notification, the next batch) soon after the last renewal goes straight to claiming: the leases are fresh.
+    const claimOnly = this.#claimSoon && performance.now() - this.#renewedAt < this.#tickMs();
+    this.#claimSoon = false;
+    if (!claimOnly) {
+      await this.#lease(
+        `INSERT INTO ${this.#o.tables.members} (host, address, admin_address, started_at, heartbeat_at, expires_at)
+         VALUES ($1, $2, $3, now(), now(), now() + $4::interval)
+         ON CONFLICT (host) DO UPDATE SET address = $2, admin_address = $3, heartbeat_at = now(), expires_at = now() + $4::interval`,
+        [host, this.#addresses.address, this.#addresses.adminAddress, interval],
+      );
+      const still = await this.#renew();
+      // Rows this host owns but did not know of (a claim whose answer was lost): give them back.
+      const unknown = [...still.keys()].filter((shard) => !this.#held.has(shard));
+      if (unknown.length > 0)
+        await this.#lease(`UPDATE ${this.#o.tables.shards} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [host, unknown]);
+    }
+    if (this.#stopped) return;
+
+    const { rows } = await this.#lease<{ alive: string }>(`SELECT count(*) AS alive FROM ${this.#o.tables.members} WHERE expires_at > now()`);
+    const target = Math.ceil(this.#o.shards / Math.max(1, Number(rows[0]?.alive ?? 1)));
+    if (this.#held.size > target) await this.#handOver([...this.#held.keys()].sort((a, b) => b - a).slice(0, this.#held.size - target));
+    else if (this.#held.size < target) await this.#claim(Math.min(target - this.#held.size, CLAIM_SHARDS_AT_ONCE), interval);
+  }
+
+  /**
+   * Extend every lease this host still owns, in one statement; shards it held that are
+   * missing from the answer, or held at another epoch, were taken over: their partitions
+   * are dropped unwritten. Returns what the database says this host owns.
+   */
+  async #renew(): Promise<Map<number, number>> {
     const began = performance.now();
-    await this.#lease(
-      `INSERT INTO ${this.#o.tables.members} (host, address, admin_address, started_at, heartbeat_at, expires_at)
-       VALUES ($1, $2, $3, now(), now(), now() + $4::interval)
-       ON CONFLICT (host) DO UPDATE SET address = $2, admin_address = $3, heartbeat_at = now(), expires_at = now() + $4::interval`,
-      [host, this.#addresses.address, this.#addresses.adminAddress, interval],
-    );
     const renewed = await this.#lease<{ shard: number; epoch: string }>(
       `UPDATE ${this.#o.tables.shards} SET expires_at = now() + $2::interval WHERE owner = $1 RETURNING shard, epoch`,
-      [host, interval],
+      [this.#o.host, `${this.#o.ttlMs} milliseconds`],
     );
     this.#renewedAt = began;
     const still = new Map(renewed.rows.map((r) => [r.shard, Number(r.epoch)]));
     const lost = new Set([...this.#held].filter(([shard, epoch]) => still.get(shard) !== epoch).map(([shard]) => shard));
     if (lost.size > 0) {
       for (const shard of lost) this.#held.delete(shard);
-      await owner.release(lost, "lost");
+      await this.#o.owner.release(lost, "lost");
       this.#emit({ type: "shards-released", shards: [...lost], how: "lost" });
     }
-    // Rows this host owns but did not know of (a claim whose answer was lost): give them back.
-    const unknown = [...still.keys()].filter((shard) => !this.#held.has(shard));
-    if (unknown.length > 0)
-      await this.#lease(`UPDATE ${this.#o.tables.shards} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [host, unknown]);
-    if (this.#stopped) return;
-
-    const { rows } = await this.#lease<{ alive: string }>(`SELECT count(*) AS alive FROM ${this.#o.tables.members} WHERE expires_at > now()`);
-    const target = Math.ceil(this.#o.shards / Math.max(1, Number(rows[0]?.alive ?? 1)));
-    if (this.#held.size > target) await this.#handOver(this.#held.size - target);
-    else if (this.#held.size < target) await this.#claim(target - this.#held.size, interval);
+    return still;
   }
 
   async #claim(count: number, interval: string): Promise<void> {
@@ -292,6 +331,8 @@ export class Membership {
       [this.#o.host, interval, count],
     );
     if (rows.length === 0) return;
+    // A whole batch: there may be more, claimed in another round right after this one.
+    if (rows.length === count) this.#claimSoon = this.#again = true;
     const claimed = new Set<number>();
     const takenOver = new Set<number>();
     for (const row of rows) {
@@ -314,19 +355,73 @@ export class Membership {
     this.#emit({ type: "shards-acquired", shards: rows.map((r) => r.shard), epochs: rows.map((r) => Number(r.epoch)) });
   }
 
-  async #handOver(count: number): Promise<void> {
-    const shards = new Set([...this.#held.keys()].sort((a, b) => b - a).slice(0, count));
+  /**
+   * Save these shards' partitions and give the shards up: those of frozen partitions only
+   * together and at once (there is nothing to save), the others a few at a time, each
+   * cleared and announced as soon as its own live partitions are saved, fewest first. The
+   * leases are renewed all the while, so a handover longer than the TTL still writes under
+   * a valid lease.
+   */
+  async #handOver(shards: number[]): Promise<void> {
+    const live = this.#o.owner.liveByShard();
+    const idle = shards.filter((shard) => !live.get(shard));
+    const busy = shards.filter((shard) => live.get(shard)).sort((a, b) => live.get(a)! - live.get(b)!);
+    const worker = async () => {
+      for (let shard = busy.shift(); shard !== undefined; shard = busy.shift()) await this.#giveUp([shard]);
+    };
+    await this.#renewingWhile(
+      (async () => {
+        if (idle.length > 0) await this.#giveUp(idle);
+        await Promise.all(Array.from({ length: Math.min(HANDOVER_SHARDS_AT_ONCE, busy.length) }, worker));
+      })(),
+    );
+  }
+
+  /** Save these shards' partitions, then clear their rows (at the epochs this host holds them) and tell the others, in one statement. */
+  async #giveUp(shards: number[]): Promise<void> {
+    // A shard lost meanwhile was dropped unwritten by the renewal that noticed.
+    const leases = shards.flatMap((shard) => (this.#held.has(shard) ? [{ shard, epoch: this.#held.get(shard)! }] : []));
+    if (leases.length === 0) return;
+    const given = leases.map(({ shard }) => shard);
     try {
-      await this.#o.owner.release(shards, "handover");
+      await this.#o.owner.release(new Set(given), "handover");
+    } catch (error) {
+      // What could not be saved restarts from its last snapshot on the next owner; the other shards go on.
+      this.#emit({ type: "error", error: error as Error });
     } finally {
-      for (const shard of shards) this.#held.delete(shard);
-      await this.#lease(`UPDATE ${this.#o.tables.shards} SET owner = NULL, expires_at = NULL WHERE owner = $1 AND shard = ANY($2)`, [
-        this.#o.host,
-        [...shards],
-      ]);
-      await this.#lease(`NOTIFY ${this.#channel()}`);
+      for (const shard of given) this.#held.delete(shard);
+      await this.#lease(
+        `WITH cleared AS (UPDATE ${this.#o.tables.shards} s SET owner = NULL, expires_at = NULL
+                            FROM unnest($2::integer[], $3::bigint[]) AS l(shard, epoch)
+                           WHERE s.owner = $1 AND s.shard = l.shard AND s.epoch = l.epoch RETURNING s.shard)
+         SELECT pg_notify($4, '') FROM (SELECT 1 FROM cleared LIMIT 1) AS any_cleared`,
+        [this.#o.host, given, leases.map(({ epoch }) => epoch), this.#channelName()],
+      );
     }
-    this.#emit({ type: "shards-released", shards: [...shards], how: "handover" });
+    this.#emit({ type: "shards-released", shards: given, how: "handover" });
+  }
+
+  /** Renew the leases every tick until `work` is done (the timer loop may be stopped already: a host that leaves stops it first). */
+  async #renewingWhile(work: Promise<unknown>): Promise<void> {
+    const { clock } = this.#o;
+    let done = false;
+    let handle: TimerHandle | undefined;
+    let renewal: Promise<unknown> = Promise.resolve();
+    const next = () => {
+      handle = clock.setTimeout(() => {
+        renewal = this.#renew()
+          .catch((error: Error) => this.#emit({ type: "error", error }))
+          .finally(() => done || next());
+      }, this.#tickMs());
+    };
+    next();
+    try {
+      await work;
+    } finally {
+      done = true;
+      clock.clearTimeout(handle);
+      await renewal;
+    }
   }
 
   #valid(): boolean {
@@ -344,18 +439,25 @@ export class Membership {
     else void this.#o.timers.arm(CLUSTER_TIMER, "tick", this.#o.clock.now());
   }
 
+  #channelName(): string {
+    return `dormant:${this.#o.schema}`;
+  }
+
   #channel(): string {
     // Schema names are plain identifiers (store/open.ts), so the quoted channel name needs no escaping.
-    return `"dormant:${this.#o.schema}"`;
+    return `"${this.#channelName()}"`;
   }
 
   #query<R extends object = Record<string, unknown>>(text: string, values?: unknown[]) {
     return this.#o.pool.query<R>(text, values);
   }
 
-  /** Lease statements go over this host's own connection (the one that listens), never queued behind the store's traffic. */
-  #lease<R extends object = Record<string, unknown>>(text: string, values?: unknown[]) {
-    return (this.#listener ?? this.#o.pool).query<R>(text, values);
+  /** Lease statements go over this host's own connection (the one that listens), never queued behind the store's traffic; one at a time. */
+  #lease<R extends object = Record<string, unknown>>(text: string, values?: unknown[]): Promise<QueryResult<R>> {
+    const run = () => (this.#listener ?? this.#o.pool).query<R>(text, values);
+    const result = this.#leaseQueue.then(run, run);
+    this.#leaseQueue = result.catch(() => undefined);
+    return result;
   }
 
   #emit(event: ClusterEvent): void {

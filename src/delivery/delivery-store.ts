@@ -47,8 +47,10 @@ export class DeliveryStore {
     this.#onEvict = onEvict;
   }
 
-  async pending(): Promise<Delivery[]> {
-    return (await readAllRecords<Delivery>(this.#pending)).map((r) => r.value);
+  /** The stored deliveries; with `of`, only those of these partitions (a delivery's id carries its partition), reading no other. */
+  async pending(of?: ReadonlySet<string>): Promise<Delivery[]> {
+    const only = of && ((key: string) => of.has(key.slice(key.indexOf(".") + 1)));
+    return (await readAllRecords<Delivery>(this.#pending, only)).map((r) => r.value);
   }
 
   putPending(delivery: Delivery): Promise<void> {

@@ -107,7 +107,7 @@ export class Dispatcher {
 
   /** Take over the stored deliveries of partitions this host now holds, and arm them. */
   async adopt(partitions: ReadonlySet<string>): Promise<void> {
-    await this.#arm((await this.#o.store.pending()).filter((delivery) => partitions.has(delivery.partition) && !this.#pending.has(delivery.id)));
+    await this.#arm((await this.#o.store.pending(partitions)).filter((delivery) => partitions.has(delivery.partition) && !this.#pending.has(delivery.id)));
   }
 
   /** Forget the deliveries of partitions another host holds now: they stay stored, for it. */

@@ -1,11 +1,13 @@
 // The admin API of a cluster host: what the whole cluster looks like (members, their lease
 // expiries, every shard's owner, every partition and who holds it), and the forwarding of
-// a request about a partition another host holds to that host's admin listener, once.
+// a request about a partition another host holds (by id or by name) to that host's admin
+// listener, once.
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { forward, wasForwarded } from "../cluster/forward.ts";
 import type { ClusterHost, Host } from "../host.ts";
 import type { PartitionRecord } from "../partitions/partition.ts";
 import { readEach } from "../store/records.ts";
+import { DormantError } from "../../runtime/index.ts";
 
 /** How long a forwarded admin request may take (an upgrade or a fire with ?wait runs the guest). */
 const FORWARD_TIMEOUT_MS = 60_000;
@@ -13,12 +15,30 @@ const FORWARD_TIMEOUT_MS = 60_000;
 export function clusterRoutes(host: Host, cluster: ClusterHost): Hono {
   const { membership } = cluster;
   const api = new Hono();
+  /**
+   * The id a partition's name stands for in the whole cluster, when no partition of this
+   * host has that name (those answer here, as on a single host). Names are unique per host
+   * only, so one shared by partitions on several hosts is refused with their ids.
+   */
+  const idOfName = async (name: string): Promise<string | undefined> => {
+    if (host.partitions.list().some((record) => record.name === name)) return undefined;
+    const records = await readEach(host.store.partitions, (key) => host.store.partitions.getItem<PartitionRecord>(key));
+    const named = records.filter((record): record is PartitionRecord => record?.name === name);
+    if (named.length > 1) {
+      throw new DormantError(
+        "invalid-field",
+        `${named.length} partitions of the cluster are named ${JSON.stringify(name)} (${named.map((p) => p.id).join(", ")}); give the id instead.`,
+      );
+    }
+    return named[0]?.id;
+  };
   const toOwner =
     (partitionOf: (c: Context) => string | undefined): MiddlewareHandler =>
     async (c, next) => {
-      const id = partitionOf(c);
-      // Only ids route: a name is resolved among this host's own partitions.
-      if (id === undefined || !id.startsWith("p_") || host.partitions.has(id) || wasForwarded(c.req.raw)) return next();
+      const given = partitionOf(c);
+      if (given === undefined || wasForwarded(c.req.raw)) return next();
+      const id = given.startsWith("p_") ? given : await idOfName(given);
+      if (id === undefined || host.partitions.has(id)) return next();
       const owner = await membership.ownerOf(id);
       if (!owner || owner.host === membership.host) return next();
       return forward(c.req.raw, owner.adminAddress, membership.host, FORWARD_TIMEOUT_MS);

@@ -42,9 +42,10 @@ export function writeRecord(storage: Storage, key: string, value: unknown): Prom
 /** Reads in flight at once when a host loads a store: a start with many records waits on I/O, not on CPU. */
 const READS_AT_ONCE = 64;
 
-/** `read` for every key under `storage`, a bounded number at a time; results in key order. */
-export async function readEach<T>(storage: Storage, read: (key: string) => Promise<T>): Promise<T[]> {
-  const keys = await storage.getKeys();
+/** `read` for every key under `storage` (that `only` accepts), a bounded number at a time; results in key order. */
+export async function readEach<T>(storage: Storage, read: (key: string) => Promise<T>, only?: (key: string) => boolean): Promise<T[]> {
+  const all = await storage.getKeys();
+  const keys = only ? all.filter(only) : all;
   const results = new Array<T>(keys.length);
   let next = 0;
   const reader = async () => {
@@ -57,13 +58,17 @@ export async function readEach<T>(storage: Storage, read: (key: string) => Promi
   return results;
 }
 
-/** Every record under a storage, migrating legacy ones to JSON as they are read. */
-export async function readAllRecords<T>(storage: Storage): Promise<{ key: string; value: T }[]> {
-  const records = await readEach(storage, async (key) => {
-    const found = await readRecord<T>(storage, key);
-    if (found?.legacy) await writeRecord(storage, key, found.value);
-    return found && { key, value: found.value };
-  });
+/** Every record under a storage (whose key `only` accepts), migrating legacy ones to JSON as they are read. */
+export async function readAllRecords<T>(storage: Storage, only?: (key: string) => boolean): Promise<{ key: string; value: T }[]> {
+  const records = await readEach(
+    storage,
+    async (key) => {
+      const found = await readRecord<T>(storage, key);
+      if (found?.legacy) await writeRecord(storage, key, found.value);
+      return found && { key, value: found.value };
+    },
+    only,
+  );
   return records.filter((record) => record !== undefined);
 }
 

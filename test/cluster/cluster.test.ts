@@ -57,36 +57,60 @@ async function shareOf(hosts: ServeProcess[]): Promise<boolean[]> {
 
 const api = (serve: ServeProcess, method: string, path: string, body?: unknown, type?: string) => adminApi(serve, TOKEN, method, path, body, type);
 
-/** Deploy the counter on `on` as `count` per-activation partitions; returns each one's push path. */
-async function counters(hosts: ServeProcess[], count: number): Promise<{ id: string; path: string }[]> {
+/** `work` for each item, `inFlight` at a time; the results in the items' order. */
+async function inParallel<T, R>(items: readonly T[], inFlight: number, work: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(inFlight, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await work(items[i]!, i);
+      }
+    }),
+  );
+  return results;
+}
+
+/** Deploy the counter as `count` partitions (per-activation unless told), created over the hosts in turn; returns each one's push path. */
+async function counters(hosts: ServeProcess[], count: number, durability = "per-activation"): Promise<{ id: string; path: string }[]> {
   const { digest } = await api(hosts[0]!, "POST", "/api/components", await readFile(inject("guests")["counter-qjs"]), "application/wasm");
-  const made: { id: string; path: string }[] = [];
-  for (let i = 0; i < count; i++) {
-    // Whichever host is asked creates the partition, in a shard it holds.
-    const on = hosts[i % hosts.length]!;
-    const { id } = await api(on, "POST", "/api/partitions", { name: `counter-${i}`, component: digest, durability: "per-activation" });
-    const { tasks } = await api(on, "GET", `/api/tasks?partition=${id}`);
-    made.push({ id, path: tasks.find((t: { name: string }) => t.name === "inbox").pushUrl });
-  }
-  return made;
+  return inParallel(
+    Array.from({ length: count }, (_, i) => i),
+    16,
+    async (i) => {
+      // Whichever host is asked creates the partition, in a shard it holds; the answer lists the tasks its activation registered.
+      const { id, tasks } = await api(hosts[i % hosts.length]!, "POST", "/api/partitions", { name: `counter-${i}`, component: digest, durability });
+      return { id: id as string, path: tasks.find((t: { name: string }) => t.name === "inbox").pushUrl as string };
+    },
+  );
 }
 
 /** Push once through `via`; the counter's count after it, or the status when refused. */
-async function push(via: ServeProcess, path: string): Promise<{ status: number; count?: number }> {
-  const response = await fetch(`${via.pushUrl}${path}`, { method: "POST", body: "x" });
+interface Reply {
+  count: number;
+  reminder?: string;
+}
+
+async function push(via: ServeProcess, path: string, body = "x"): Promise<{ status: number; reply?: Reply }> {
+  const response = await fetch(`${via.pushUrl}${path}`, { method: "POST", body });
   if (response.status !== 200) {
     if (process.env.DEBUG_CLUSTER) console.log(response.status, await response.text());
     return { status: response.status };
   }
-  return { status: 200, count: ((await response.json()) as { count: number }).count };
+  return { status: 200, reply: (await response.json()) as Reply };
 }
 
-/** Push until the push is answered (while a shard moves the answer is 503 with Retry-After). */
+/** Push until the push is answered (while a shard moves the answer is 503 with Retry-After); the counter's count after it. */
 async function pushAnswered(via: ServeProcess, path: string, timeoutMs: number): Promise<number> {
+  return (await answered(via, path, "x", timeoutMs)).count;
+}
+
+async function answered(via: ServeProcess, path: string, body: string, timeoutMs: number): Promise<Reply> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const answer = await push(via, path).catch(() => ({ status: 0 }) as { status: number; count?: number });
-    if (answer.status === 200) return answer.count!;
+    const answer = await push(via, path, body).catch(() => ({ status: 0 }) as { status: number; reply?: Reply });
+    if (answer.status === 200) return answer.reply!;
     expect([0, 502, 503]).toContain(answer.status);
     if (Date.now() > deadline) throw new Error(`${path} via ${via.pushUrl} not answered within ${timeoutMs} ms (last ${answer.status})`);
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -98,20 +122,51 @@ const events = (serve: ServeProcess) =>
     .join("")
     .split("\n")
     .filter((line) => line.startsWith("{"))
-    .map((line) => JSON.parse(line) as { event: string; partition?: string; how?: string; shards?: number[] });
+    .map((line) => JSON.parse(line) as { event: string; partition?: string; how?: string; shards?: number[]; task?: string; source?: string; ok?: boolean });
+
+/** Each host's successful timer deliveries, as `<partition>/<task>`, one entry per delivery. */
+const timerDeliveries = (hosts: ServeProcess[]) =>
+  hosts.flatMap((serve) =>
+    events(serve)
+      .filter((e) => e.event === "delivery" && e.source === "timer" && e.ok)
+      .map((e) => `${e.partition}/${e.task}`),
+  );
+
+const random = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
 
 describe("a cluster of dormant serve processes", { timeout: 120_000 }, () => {
-  it("answers pushes sent to any host, each counter counting every push exactly once", async () => {
+  it("spreads 300 counters over three hosts: pushes sent to random hosts are all answered, and every push and every due timer counts exactly once", async () => {
     const hosts = await startHosts(clusterUrl(), 3);
-    const made = await counters(hosts, 30);
+    const made = await counters(hosts, 300, "on-idle");
     const { cluster } = await api(hosts[1]!, "GET", "/api/cluster");
     expect(cluster.members).toHaveLength(3);
-    expect(new Set((cluster.shards as { owner: string }[]).map((s) => s.owner)).size).toBe(3);
-    // A client retries a 503 (a shard moving, a lease being renewed late on a busy machine), as Retry-After asks.
-    for (let round = 1; round <= 3; round++) {
-      const counts = await Promise.all(made.map(({ path }, i) => pushAnswered(hosts[(i + round) % 3]!, path, 30_000)));
-      expect(counts).toEqual(made.map(() => round));
-    }
+    const { partitions } = await api(random(hosts), "GET", "/api/cluster/partitions");
+    expect(new Set((partitions as { id: string }[]).map(({ id }) => id))).toEqual(new Set(made.map(({ id }) => id)));
+    expect(new Set((partitions as { host: string }[]).map(({ host }) => host)).size).toBe(3);
+    // Each counter asks for a one-shot timer, due over the next few seconds, while the pushes below go on.
+    const reminders = await inParallel(
+      made,
+      32,
+      async ({ path }, i) => (await answered(random(hosts), `${path}/remind`, String(1000 + (i % 30) * 100), 30_000)).reminder,
+    );
+    expect(new Set(reminders)).toEqual(new Set(["remind-1"]));
+    // A push each, to a random host; a client retries a 503 (a lease renewed late on a busy machine), as Retry-After asks.
+    // The timers fire meanwhile: a count is the push, and the timer if it came first (and a heartbeat, on a slow run).
+    const first = await inParallel(made, 32, ({ path }) => pushAnswered(random(hosts), path, 30_000));
+    expect(first.filter((count) => count < 1 || count > 3)).toEqual([]);
+    // Every counter's timer is delivered, once, by one host.
+    const expected = made.map(({ id }) => `${id}/remind-1`);
+    await expect.poll(() => expected.filter((key) => !timerDeliveries(hosts).includes(key)), { timeout: 30_000, interval: 250 }).toEqual([]);
+    const delivered = timerDeliveries(hosts);
+    expect(delivered.filter((key) => key.endsWith("/remind-1")).sort()).toEqual([...expected].sort());
+    // A second push, again to a random host, sees exactly the first, the timer and itself (and a heartbeat, every 60 s, if one came due on a slow run).
+    const last = await inParallel(made, 32, ({ path }) => pushAnswered(random(hosts), path, 30_000));
+    const beyond = last.map((count) => count - (1 + 1 + 1));
+    expect(beyond.filter((extra) => extra !== 0 && extra !== 1)).toEqual([]);
+    const beat = made.filter((_, i) => beyond[i] === 1).map(({ id }) => `${id}/heartbeat`);
+    await expect.poll(() => beat.filter((key) => !timerDeliveries(hosts).includes(key)), { timeout: 10_000, interval: 250 }).toEqual([]);
+    const heartbeats = timerDeliveries(hosts).filter((key) => key.endsWith("/heartbeat"));
+    expect(new Set(heartbeats).size).toBe(heartbeats.length);
   });
 
   it("resumes a SIGKILLed host's partitions on the others within the TTL plus a second, losing no count", async () => {
@@ -207,6 +262,27 @@ describe("a cluster of dormant serve processes", { timeout: 120_000 }, () => {
     const handoverMs = Date.now() - stoppedAt;
     console.log(`cluster handover: all 16 partitions answered on the remaining host ${handoverMs} ms after the graceful stop`);
     expect(handoverMs).toBeLessThan(ttlMs / 2);
+  });
+});
+
+describe("the admin API of a cluster", { timeout: 60_000 }, () => {
+  it("acts on a partition another host holds when it is named by its name", async () => {
+    const hosts = await startHosts(clusterUrl(), 2);
+    // Created by the second host, in a shard it holds.
+    const [made] = await counters([hosts[1]!], 1);
+    expect((await api(hosts[0]!, "GET", "/api/partitions/counter-0")).id).toBe(made!.id);
+    const { tasks } = await api(hosts[0]!, "GET", "/api/tasks?partition=counter-0");
+    expect(tasks.map((task: { name: string }) => task.name).sort()).toEqual(["heartbeat", "inbox"]);
+  });
+
+  it("refuses a name that partitions on several other hosts share, listing their ids", async () => {
+    const hosts = await startHosts(clusterUrl(), 3);
+    // Names are unique per host: the second and the third may each create a `counter-0`.
+    const ids = await Promise.all(hosts.slice(1).map(async (serve) => (await counters([serve], 1))[0]!.id));
+    const response = await fetch(`${hosts[0]!.adminUrl}/api/partitions/counter-0`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(response.status).toBe(400);
+    const { error } = (await response.json()) as { error: { message: string } };
+    for (const id of ids) expect(error.message).toContain(id);
   });
 });
 

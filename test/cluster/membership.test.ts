@@ -28,7 +28,7 @@ afterEach(async () => {
 });
 
 /** A fake owner is the real lifecycle's stand-in here: what matters is which shards it was told it has. */
-function recordingOwner() {
+function recordingOwner(saving?: (shard: number) => Promise<void>) {
   const held = new Set<number>();
   const log: string[] = [];
   const owner: ShardOwner = {
@@ -37,14 +37,17 @@ function recordingOwner() {
       log.push(`adopt ${[...shards].join(",")}${takenOver.size > 0 ? ` taken over ${[...takenOver].join(",")}` : ""}`);
     },
     async release(shards, how) {
+      if (how === "handover" && saving) for (const shard of shards) await saving(shard);
       for (const shard of shards) held.delete(shard);
       log.push(`${how} ${[...shards].join(",")}`);
     },
+    // With something to save, each shard has one live partition.
+    liveByShard: () => new Map(saving ? [...held].map((shard) => [shard, 1]) : []),
   };
   return { owner, held, log };
 }
 
-async function host(schema: string, name: string, fenced = false, ttl = TTL) {
+async function host(schema: string, name: string, fenced = false, ttl = TTL, saving?: (shard: number) => Promise<void>) {
   let membership: Membership | undefined;
   const store = await openStore({
     url: `postgres://postgres@127.0.0.1:5432/postgres?schema=${schema}`,
@@ -61,14 +64,14 @@ async function host(schema: string, name: string, fenced = false, ttl = TTL) {
   await ensureClusterSchema(store.postgres!.pool, schema, store.postgres!.tables, { shards: SHARDS, ttlMs: ttl });
   const timers = new TimerLoop(new HeapTimerQueue(), systemClock);
   timers.start();
-  const recorded = recordingOwner();
+  const recorded = recordingOwner(saving);
   membership = new Membership({
     pool: store.postgres!.pool,
     schema,
     tables: store.postgres!.tables,
     host: name,
     shards: SHARDS,
-    ttlMs: TTL,
+    ttlMs: ttl,
     owner: recorded.owner,
     timers,
     clock: systemClock,
@@ -147,6 +150,28 @@ describe("cluster membership", () => {
     await until(() => a.held.size === SHARDS);
     expect(Date.now() - started).toBeLessThan(ttl / 2);
     expect(a.log.filter((line) => line.includes("taken over"))).toEqual([]);
+  });
+
+  it("a handover that takes longer than the TTL still saves every shard under its lease", async () => {
+    const schema = newSchema();
+    // One partition per shard, each taking a TTL to save: the handover outlasts the TTL however many shards go at once.
+    const ids = new Map<number, string>();
+    for (let n = 0; ids.size < SHARDS; n++) if (!ids.has(shardOf(`p_slow-${n}`, SHARDS))) ids.set(shardOf(`p_slow-${n}`, SHARDS), `p_slow-${n}`);
+    const saved: string[] = [];
+    const a = await host(schema, "a", true, TTL, async (shard) => {
+      await new Promise((resolve) => setTimeout(resolve, TTL));
+      await a.store.partitions.setItem(ids.get(shard)!, { saved: true });
+      saved.push(ids.get(shard)!);
+    });
+    await a.membership.start(addresses("a"));
+    expect(a.held.size).toBe(SHARDS);
+    const started = Date.now();
+    await a.membership.leave();
+    expect(Date.now() - started).toBeGreaterThan(TTL);
+    expect(saved.sort()).toEqual([...ids.values()].sort());
+    expect(a.log.filter((line) => line.startsWith("handover"))).toHaveLength(SHARDS);
+    const views = await a.membership.shards();
+    expect(views.every((view) => view.owner === null)).toBe(true);
   });
 
   it("a write under a lease another host has taken is refused by the database, and the value stays", async () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { DormantError } from "../../runtime/index.ts";
 import type { Fence } from "../../src/store/drivers/postgres.ts";
 import { openStore, parseStoreUrl, type OpenStoreOptions, type Store } from "../../src/store/open.ts";
@@ -11,8 +11,8 @@ const SERVER = "postgres://postgres@127.0.0.1:5432/postgres";
 const RUN = `dormant_test_${process.pid}_${randomBytes(4).toString("hex")}`;
 let schemaCount = 0;
 
-const admin = new pg.Client({ host: "127.0.0.1", port: 5432, user: "postgres", database: "postgres" });
-beforeAll(() => admin.connect());
+// A pool, not one client: stores closed together drop their schemas at once, and a pg client runs one query at a time.
+const admin = new pg.Pool({ host: "127.0.0.1", port: 5432, user: "postgres", database: "postgres", max: 2 });
 afterAll(async () => {
   // Every test dropped what it created: nothing from this run remains.
   const left = await admin.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", [`${RUN}%`]);
