@@ -24,7 +24,7 @@ import { HeapTimerQueue } from "./scheduler/heap-timer-queue.ts";
 import { TimerLoop } from "./scheduler/timer-loop.ts";
 import { resolveHostOptions } from "./options.ts";
 import { openStore, type Store } from "./store/open.ts";
-import { readEach } from "./store/records.ts";
+import { readAllRecords } from "./store/records.ts";
 import { cleanStaging } from "./store/staging.ts";
 import { Retention } from "./store/retention.ts";
 import { StoreWatch, type StoreHealth } from "./store/watch.ts";
@@ -409,8 +409,8 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
 /** Every stored partition's id, by the component it runs. */
 async function partitionsByComponent(records: Store["partitions"]): Promise<Map<string, string[]>> {
   const byComponent = new Map<string, string[]>();
-  for (const record of await readEach(records, (key) => records.getItem<PartitionRecord>(key))) {
-    if (record) byComponent.set(record.component, [...(byComponent.get(record.component) ?? []), record.id]);
+  for (const { value: record } of await readAllRecords<PartitionRecord>(records)) {
+    byComponent.set(record.component, [...(byComponent.get(record.component) ?? []), record.id]);
   }
   return byComponent;
 }

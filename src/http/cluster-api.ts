@@ -5,7 +5,7 @@ import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { forward, wasForwarded } from "../cluster/forward.ts";
 import type { ClusterHost, Host } from "../host.ts";
 import type { PartitionRecord } from "../partitions/partition.ts";
-import { readEach } from "../store/records.ts";
+import { readAllRecords } from "../store/records.ts";
 
 /** How long a forwarded admin request may take (an upgrade or a fire with ?wait runs the guest). */
 const FORWARD_TIMEOUT_MS = 60_000;
@@ -47,17 +47,12 @@ export function clusterRoutes(host: Host, cluster: ClusterHost): Hono {
   });
   // Every partition of the cluster, read from the shared store, with the host that holds its shard now.
   api.get("/cluster/partitions", async (c) => {
-    const [records, shards] = await Promise.all([
-      readEach(host.store.partitions, (key) => host.store.partitions.getItem<PartitionRecord>(key)),
-      membership.shards(),
-    ]);
+    const [records, shards] = await Promise.all([readAllRecords<PartitionRecord>(host.store.partitions), membership.shards()]);
     const ownerOf = new Map(shards.map((shard) => [shard.shard, shard.expiresAt !== null && shard.expiresAt > Date.now() ? shard.owner : null]));
-    const partitions = records
-      .filter((record): record is PartitionRecord => record !== null)
-      .map(({ id, name, component, durability, registrations }) => {
-        const shard = membership.shardOf(id);
-        return { id, name, component, durability, registrations, shard, host: ownerOf.get(shard) ?? null };
-      });
+    const partitions = records.map(({ value: { id, name, component, durability, registrations } }) => {
+      const shard = membership.shardOf(id);
+      return { id, name, component, durability, registrations, shard, host: ownerOf.get(shard) ?? null };
+    });
     return c.json({ partitions });
   });
   return api;

@@ -4,12 +4,11 @@
 // many are live. What a call may see of the host, and what its effects mean, belong to
 // the CallHooks the manager is given: the lifecycle knows nothing about tasks.
 import { randomBytes } from "node:crypto";
-import type { Storage } from "unstorage";
 import { type ActivationReason, type CallOutcome, type ExecutorPool, type PreparedComponent, type TaskEvent } from "../../runtime/index.ts";
 import type { ComponentRegistry } from "../components/registry.ts";
 import type { Clock } from "../scheduler/clock.ts";
 import type { TimerLoop } from "../scheduler/timer-loop.ts";
-import { readEach } from "../store/records.ts";
+import { readAllRecords, type RecordMount } from "../store/records.ts";
 import type { SnapshotStore } from "../store/snapshot-store.ts";
 import { Persistence, type Slot } from "./persistence.ts";
 import { RestorePoints } from "./restore-point.ts";
@@ -28,7 +27,7 @@ import { DormantError, isDormantError } from "../../runtime/index.ts";
 export interface PartitionManagerOptions {
   pool: ExecutorPool;
   /** Where partition records are kept. */
-  records: Storage;
+  records: RecordMount;
   components: Pick<ComponentRegistry, "get">;
   snapshots: SnapshotStore;
   clock: Clock;
@@ -93,16 +92,19 @@ export class PartitionManager {
   static async open(options: PartitionManagerOptions): Promise<PartitionManager> {
     const manager = new PartitionManager(options);
     if ((options.load ?? "all") === "all") {
-      const records = await readEach(options.records, (key) => options.records.getItem<PartitionRecord>(key));
-      for (const record of records) if (record) manager.#add(record, false);
+      for (const { value } of await readAllRecords<PartitionRecord>(options.records)) manager.#add(value, false);
     }
     return manager;
   }
 
   /** Take over stored partitions (a cluster host gaining their shard): their records are read, nothing is activated. */
   async adopt(ids: readonly string[]): Promise<PartitionRecord[]> {
-    const records = await Promise.all(ids.filter((id) => !this.#slots.has(id)).map((id) => this.#options.records.getItem<PartitionRecord>(id)));
-    const adopted = records.filter((record): record is PartitionRecord => record !== null);
+    const adopted = (
+      await readAllRecords<PartitionRecord>(
+        this.#options.records,
+        ids.filter((id) => !this.#slots.has(id)),
+      )
+    ).map(({ value }) => value);
     for (const record of adopted) this.#add(record, false);
     return adopted;
   }
