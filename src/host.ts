@@ -231,9 +231,10 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     const registry = new TaskRegistry(store.registrations, clustered ? store.pushTokens : undefined);
     const clockFn = () => clock.now();
     // A cluster host loads the partitions of the shards it is granted, when it is granted them.
-    if (!clustered) await registry.load();
+    // Registrations and partition records are read side by side: each is one bulk read.
+    const registrationsLoaded = clustered ? Promise.resolve() : registry.load();
     const load = clustered ? "adopted" : "all";
-    const partitions = await PartitionManager.open({
+    const opening = PartitionManager.open({
       pool,
       records: store.partitions,
       components,
@@ -252,6 +253,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       ...(clustered ? { newId: () => idInHeldShard(membership!) } : {}),
       onEvent: emit,
     });
+    const [partitions] = await Promise.all([opening, registrationsLoaded]);
     const { deadLettersPerPartition: perPartition, deadLettersHost: hostLimit, deadLetterMaxAgeMs: maxAgeMs } = options.retention;
     const deliveryStore = new DeliveryStore(store.deliveries, store.deadLetters, { perPartition, host: hostLimit, maxAgeMs }, emit);
     const deliveries: Dispatcher = new Dispatcher({

@@ -61,9 +61,38 @@ export interface Unsaved {
   error: string;
 }
 
+/** A partition on this host; whether it is live is kept in the manager's set, which `liveCount` and eviction read. */
+class PartitionSlot implements Slot {
+  reprovisioned: boolean;
+  busy = false;
+  lastUsed = 0;
+  unsaved = 0;
+  unsavedSince = 0;
+  queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    public record: PartitionRecord,
+    reprovisioned: boolean,
+    private readonly liveSlots: Set<Slot>,
+  ) {
+    this.reprovisioned = reprovisioned;
+  }
+
+  get live(): boolean {
+    return this.liveSlots.has(this);
+  }
+
+  set live(live: boolean) {
+    if (live) this.liveSlots.add(this);
+    else this.liveSlots.delete(this);
+  }
+}
+
 export class PartitionManager {
   readonly #options: PartitionManagerOptions;
   readonly #slots = new Map<string, Slot>();
+  /** The slots with an instance: a few hundred at most, where #slots may hold 100,000 frozen ones. */
+  readonly #live = new Set<Slot>();
   readonly #restorePoints: RestorePoints;
   readonly #persistence: Persistence;
   /** Set by close(): no partition is activated or given an event any more. */
@@ -177,9 +206,7 @@ export class PartitionManager {
   }
 
   liveCount(): number {
-    let live = 0;
-    for (const slot of this.#slots.values()) if (slot.live) live++;
-    return live;
+    return this.#live.size;
   }
 
   /** Make a partition live (concurrent activations of one partition coalesce). */
@@ -251,6 +278,7 @@ export class PartitionManager {
     const slot = this.#slotOf(id);
     await this.#exclusive(slot, async () => {
       this.#slots.delete(id);
+      slot.live = false;
       await this.#options.timers.disarm(IDLE_TIMER, id);
       await this.#options.pool.drop(id);
       await this.#options.snapshots.delete(id);
@@ -261,7 +289,7 @@ export class PartitionManager {
 
   /** Freeze every live partition; one that cannot be frozen is reported, not fatal. */
   async freezeAll(): Promise<void> {
-    await Promise.all([...this.#slots.values()].filter((slot) => slot.live).map((slot) => this.#freezeReporting(slot)));
+    await Promise.all([...this.#live].map((slot) => this.#freezeReporting(slot)));
   }
 
   /**
@@ -286,7 +314,7 @@ export class PartitionManager {
 
   /** Ids of the partitions live now (state not yet in storage unless per-activation). */
   liveIds(): string[] {
-    return [...this.#slots.values()].filter((slot) => slot.live).map((slot) => slot.record.id);
+    return [...this.#live].map((slot) => slot.record.id);
   }
 
   #refuseWhenClosing(id: string): void {
@@ -347,7 +375,7 @@ export class PartitionManager {
   }
 
   async #evict(except: Slot): Promise<void> {
-    const idle = [...this.#slots.values()].filter((slot) => slot.live && !slot.busy && slot !== except).sort((a, b) => a.lastUsed - b.lastUsed);
+    const idle = [...this.#live].filter((slot) => !slot.busy && slot !== except).sort((a, b) => a.lastUsed - b.lastUsed);
     const excess = this.liveCount() - this.#options.maxLive;
     await Promise.all(idle.slice(0, Math.max(0, excess)).map((slot) => this.#freezeReporting(slot)));
   }
@@ -375,7 +403,7 @@ export class PartitionManager {
   #add(stored: PartitionRecord, reprovisioned: boolean): void {
     const record = { ...stored, registrations: stored.registrations ?? "host" };
     this.#options.hooks.added(record);
-    this.#slots.set(record.id, { record, live: false, reprovisioned, busy: false, lastUsed: 0, unsaved: 0, unsavedSince: 0, queue: Promise.resolve() });
+    this.#slots.set(record.id, new PartitionSlot(record, reprovisioned, this.#live));
   }
 
   #slotOf(id: string): Slot {
