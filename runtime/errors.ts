@@ -24,6 +24,7 @@ export type DormantCode =
   | "no-usable-snapshot"
   | "snapshot-head-corrupt"
   | "snapshot-too-large"
+  | "records-corrupt"
   | "store-config"
   | "store-unavailable"
   | "lease-lost"

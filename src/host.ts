@@ -24,7 +24,7 @@ import { HeapTimerQueue } from "./scheduler/heap-timer-queue.ts";
 import { TimerLoop } from "./scheduler/timer-loop.ts";
 import { resolveHostOptions } from "./options.ts";
 import { openStore, type Store } from "./store/open.ts";
-import { readEach } from "./store/records.ts";
+import { readAllRecords } from "./store/records.ts";
 import { cleanStaging } from "./store/staging.ts";
 import { Retention } from "./store/retention.ts";
 import { StoreWatch, type StoreHealth } from "./store/watch.ts";
@@ -231,9 +231,10 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     const registry = new TaskRegistry(store.registrations, clustered ? store.pushTokens : undefined);
     const clockFn = () => clock.now();
     // A cluster host loads the partitions of the shards it is granted, when it is granted them.
-    if (!clustered) await registry.load();
+    // Registrations and partition records are read side by side: each is one bulk read.
+    const registrationsLoaded = clustered ? Promise.resolve() : registry.load();
     const load = clustered ? "adopted" : "all";
-    const partitions = await PartitionManager.open({
+    const opening = PartitionManager.open({
       pool,
       records: store.partitions,
       components,
@@ -252,6 +253,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       ...(clustered ? { newId: () => idInHeldShard(membership!) } : {}),
       onEvent: emit,
     });
+    const [partitions] = await Promise.all([opening, registrationsLoaded]);
     const { deadLettersPerPartition: perPartition, deadLettersHost: hostLimit, deadLetterMaxAgeMs: maxAgeMs } = options.retention;
     const deliveryStore = new DeliveryStore(store.deliveries, store.deadLetters, { perPartition, host: hostLimit, maxAgeMs }, emit);
     const deliveries: Dispatcher = new Dispatcher({
@@ -417,8 +419,8 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
 /** Every stored partition's id, by the component it runs. */
 async function partitionsByComponent(records: Store["partitions"]): Promise<Map<string, string[]>> {
   const byComponent = new Map<string, string[]>();
-  for (const record of await readEach(records, (key) => records.getItem<PartitionRecord>(key))) {
-    if (record) byComponent.set(record.component, [...(byComponent.get(record.component) ?? []), record.id]);
+  for (const { value: record } of await readAllRecords<PartitionRecord>(records)) {
+    byComponent.set(record.component, [...(byComponent.get(record.component) ?? []), record.id]);
   }
   return byComponent;
 }

@@ -3,8 +3,7 @@
 // unadvanced next fire time is the record of it, so a crash redelivers it. A delivered
 // event is removed at once. Dead letters are kept within bounds (per partition, per host,
 // and by age); beyond them the oldest go, each reported.
-import type { Storage } from "unstorage";
-import { readAllRecords, readRecord, writeRecord } from "../store/records.ts";
+import { readAllRecords, readRecord, writeRecord, type RecordMount } from "../store/records.ts";
 import type { DeadLetter, Delivery } from "./delivery.ts";
 
 export interface DeadLetterLimits {
@@ -28,16 +27,16 @@ type Entry = Pick<DeadLetterEvicted, "partition" | "task" | "name" | "deadAt">;
 const entryOf = (letter: DeadLetter): Entry => ({ partition: letter.partition, task: letter.taskId, name: letter.taskName, deadAt: letter.deadAt });
 
 export class DeliveryStore {
-  readonly #pending: Storage;
-  readonly #dead: Storage;
+  readonly #pending: RecordMount;
+  readonly #dead: RecordMount;
   readonly #limits: DeadLetterLimits;
   readonly #onEvict: (event: DeadLetterEvicted) => void;
   /** Every dead letter's partition and time, oldest first, read from the store once. */
   #index: Promise<Map<string, Entry>> | undefined;
 
   constructor(
-    pending: Storage,
-    dead: Storage,
+    pending: RecordMount,
+    dead: RecordMount,
     limits: DeadLetterLimits = { perPartition: Infinity, host: Infinity, maxAgeMs: Infinity },
     onEvict: (event: DeadLetterEvicted) => void = () => undefined,
   ) {
@@ -49,8 +48,8 @@ export class DeliveryStore {
 
   /** The stored deliveries; with `of`, only those of these partitions (a delivery's id carries its partition), reading no other. */
   async pending(of?: ReadonlySet<string>): Promise<Delivery[]> {
-    const only = of && ((key: string) => of.has(key.slice(key.indexOf(".") + 1)));
-    return (await readAllRecords<Delivery>(this.#pending, only)).map((r) => r.value);
+    const keys = of && (await this.#pending.getKeys()).filter((key) => of.has(key.slice(key.indexOf(".") + 1)));
+    return (await readAllRecords<Delivery>(this.#pending, keys)).map((r) => r.value);
   }
 
   putPending(delivery: Delivery): Promise<void> {

@@ -6,7 +6,7 @@ import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { forward, wasForwarded } from "../cluster/forward.ts";
 import type { ClusterHost, Host } from "../host.ts";
 import type { PartitionRecord } from "../partitions/partition.ts";
-import { readEach } from "../store/records.ts";
+import { readAllRecords } from "../store/records.ts";
 import { DormantError } from "../../runtime/index.ts";
 
 /** How long a forwarded admin request may take (an upgrade or a fire with ?wait runs the guest). */
@@ -22,8 +22,8 @@ export function clusterRoutes(host: Host, cluster: ClusterHost): Hono {
    */
   const idOfName = async (name: string): Promise<string | undefined> => {
     if (host.partitions.list().some((record) => record.name === name)) return undefined;
-    const records = await readEach(host.store.partitions, (key) => host.store.partitions.getItem<PartitionRecord>(key));
-    const named = records.filter((record): record is PartitionRecord => record?.name === name);
+    const records = await readAllRecords<PartitionRecord>(host.store.partitions);
+    const named = records.map(({ value }) => value).filter((record) => record.name === name);
     if (named.length > 1) {
       throw new DormantError(
         "invalid-field",
@@ -67,17 +67,12 @@ export function clusterRoutes(host: Host, cluster: ClusterHost): Hono {
   });
   // Every partition of the cluster, read from the shared store, with the host that holds its shard now.
   api.get("/cluster/partitions", async (c) => {
-    const [records, shards] = await Promise.all([
-      readEach(host.store.partitions, (key) => host.store.partitions.getItem<PartitionRecord>(key)),
-      membership.shards(),
-    ]);
+    const [records, shards] = await Promise.all([readAllRecords<PartitionRecord>(host.store.partitions), membership.shards()]);
     const ownerOf = new Map(shards.map((shard) => [shard.shard, shard.expiresAt !== null && shard.expiresAt > Date.now() ? shard.owner : null]));
-    const partitions = records
-      .filter((record): record is PartitionRecord => record !== null)
-      .map(({ id, name, component, durability, registrations }) => {
-        const shard = membership.shardOf(id);
-        return { id, name, component, durability, registrations, shard, host: ownerOf.get(shard) ?? null };
-      });
+    const partitions = records.map(({ value: { id, name, component, durability, registrations } }) => {
+      const shard = membership.shardOf(id);
+      return { id, name, component, durability, registrations, shard, host: ownerOf.get(shard) ?? null };
+    });
     return c.json({ partitions });
   });
   return api;

@@ -24,6 +24,7 @@ export const HTTP_STATUS: Record<DormantCode, ContentfulStatusCode> = {
   "no-usable-snapshot": 500,
   "snapshot-head-corrupt": 500,
   "snapshot-too-large": 507,
+  "records-corrupt": 500,
   "store-config": 500,
   "store-unavailable": 503,
   "lease-lost": 503,

@@ -17,7 +17,7 @@ import {
 import type { ComponentRegistry } from "../components/registry.ts";
 import type { Clock } from "../scheduler/clock.ts";
 import type { TimerLoop } from "../scheduler/timer-loop.ts";
-import { readEach } from "../store/records.ts";
+import { readAllRecords, type RecordMount } from "../store/records.ts";
 import type { SnapshotStore } from "../store/snapshot-store.ts";
 import { Persistence, type Slot } from "./persistence.ts";
 import { RestorePoints } from "./restore-point.ts";
@@ -36,7 +36,7 @@ import { DormantError, isDormantError } from "../../runtime/index.ts";
 export interface PartitionManagerOptions {
   pool: ExecutorPool;
   /** Where partition records are kept. */
-  records: Storage;
+  records: RecordMount;
   components: Pick<ComponentRegistry, "get">;
   snapshots: SnapshotStore;
   clock: Clock;
@@ -68,6 +68,33 @@ export const IDLE_TIMER = "idle";
 export interface Unsaved {
   partition: string;
   error: string;
+}
+
+/** A partition on this host; whether it is live is its membership of the manager's live set, kept in order of use for `liveCount` and eviction. */
+class PartitionSlot implements Slot {
+  reprovisioned: boolean;
+  busy = false;
+  lastUsed = 0;
+  unsaved = 0;
+  unsavedSince = 0;
+  queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    public record: PartitionRecord,
+    reprovisioned: boolean,
+    private readonly liveSlots: Set<Slot>,
+  ) {
+    this.reprovisioned = reprovisioned;
+  }
+
+  get live(): boolean {
+    return this.liveSlots.has(this);
+  }
+
+  set live(live: boolean) {
+    if (live) this.liveSlots.add(this);
+    else this.liveSlots.delete(this);
+  }
 }
 
 export class PartitionManager {
@@ -103,16 +130,19 @@ export class PartitionManager {
   static async open(options: PartitionManagerOptions): Promise<PartitionManager> {
     const manager = new PartitionManager(options);
     if ((options.load ?? "all") === "all") {
-      const records = await readEach(options.records, (key) => options.records.getItem<PartitionRecord>(key));
-      for (const record of records) if (record) manager.#add(record, false);
+      for (const { value } of await readAllRecords<PartitionRecord>(options.records)) manager.#add(value, false);
     }
     return manager;
   }
 
   /** Take over stored partitions (a cluster host gaining their shard): their records are read, nothing is activated. */
   async adopt(ids: readonly string[]): Promise<PartitionRecord[]> {
-    const records = await Promise.all(ids.filter((id) => !this.#slots.has(id)).map((id) => this.#options.records.getItem<PartitionRecord>(id)));
-    const adopted = records.filter((record): record is PartitionRecord => record !== null);
+    const adopted = (
+      await readAllRecords<PartitionRecord>(
+        this.#options.records,
+        ids.filter((id) => !this.#slots.has(id)),
+      )
+    ).map(({ value }) => value);
     for (const record of adopted) this.#add(record, false);
     return adopted;
   }
@@ -420,7 +450,7 @@ export class PartitionManager {
   #add(stored: PartitionRecord, reprovisioned: boolean): void {
     const record = { ...stored, registrations: stored.registrations ?? "host" };
     this.#options.hooks.added(record);
-    this.#slots.set(record.id, new TrackedSlot(record, reprovisioned, this.#live));
+    this.#slots.set(record.id, new PartitionSlot(record, reprovisioned, this.#live));
   }
 
   #slotOf(id: string): Slot {
@@ -431,33 +461,6 @@ export class PartitionManager {
 
   #emit(event: PartitionEvent): void {
     this.#options.onEvent?.(event);
-  }
-}
-
-/** A slot whose `live` flag is its membership of the manager's live set. */
-class TrackedSlot implements Slot {
-  busy = false;
-  lastUsed = 0;
-  unsaved = 0;
-  unsavedSince = 0;
-  queue: Promise<unknown> = Promise.resolve();
-  readonly #liveSet: Set<Slot>;
-
-  constructor(
-    public record: PartitionRecord,
-    public reprovisioned: boolean,
-    liveSet: Set<Slot>,
-  ) {
-    this.#liveSet = liveSet;
-  }
-
-  get live(): boolean {
-    return this.#liveSet.has(this);
-  }
-
-  set live(value: boolean) {
-    if (!value) this.#liveSet.delete(this);
-    else if (!this.#liveSet.has(this)) this.#liveSet.add(this);
   }
 }
 

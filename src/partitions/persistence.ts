@@ -8,6 +8,7 @@ import type { PartitionEvent, PartitionLimits, PartitionRecord } from "./partiti
 
 export interface Slot {
   record: PartitionRecord;
+  /** Has an instance in an executor (kept in the manager's set of live slots, so counting them does not visit every partition). */
   live: boolean;
   /** Provisioned for a task that outlived its partition: the first activation says so. */
   reprovisioned: boolean;

@@ -16,18 +16,19 @@ import { DEFAULT_DATA_DIR, DEFAULT_STORE_TIMEOUT_MS } from "../options.ts";
 import fsAtomicDriver from "./drivers/fs-atomic.ts";
 import { guardedDriver } from "./drivers/guarded.ts";
 import type { Fence, PostgresConfig, PostgresStore } from "./drivers/postgres.ts";
+import { entriesOneByOne, type RawEntry, type RecordMount } from "./records.ts";
 import { DormantError } from "../../runtime/index.ts";
 
 export interface Store {
   /** Root unstorage instance; mounts below. */
   readonly root: Storage;
   readonly snapshots: Storage;
-  readonly registrations: Storage;
+  readonly registrations: RecordMount;
   readonly components: Storage;
-  readonly partitions: Storage;
+  readonly partitions: RecordMount;
   /** Deliveries waiting for a retry. */
-  readonly deliveries: Storage;
-  readonly deadLetters: Storage;
+  readonly deliveries: RecordMount;
+  readonly deadLetters: RecordMount;
   /** A cluster's index of push tokens (digest → partition), so any host can route a push. */
   readonly pushTokens: Storage;
   /** Human-readable location, without credentials, e.g. "fs:/abs/.dormant". */
@@ -212,8 +213,16 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
   } else {
     driver = config.kind === "fs" ? await openFs(config.dir) : await openRedis(config);
   }
-  const root = createStorage({ driver: guardedDriver(driver, config.description, timeoutMs) });
-  return storeOver(root, config, postgres);
+  const guarded = guardedDriver(driver, config.description, timeoutMs);
+  return storeOver(createStorage({ driver: guarded }), guarded, config, postgres);
+}
+
+/** Mounts whose records a host reads all at once at start: on the fs store they are packed into bucket files (fs-packed.ts). */
+const PACKED_MOUNTS = ["partitions", "registrations"];
+
+/** What a driver may add to read many records at once (fs-atomic, postgres, and Redis below). */
+interface BulkDriver extends Driver {
+  getEntriesRaw?(prefix: string, keys?: readonly string[]): Promise<RawEntry[]>;
 }
 
 async function openFs(dir: string): Promise<Driver> {
@@ -226,7 +235,10 @@ async function openFs(dir: string): Promise<Driver> {
       { cause: err },
     );
   }
-  return fsAtomicDriver({ base: dir });
+  // defineDriver's type keeps only unstorage's methods; fs-atomic adds prepare.
+  const driver = fsAtomicDriver({ base: dir, packed: PACKED_MOUNTS }) as Driver & { prepare(): Promise<void> };
+  await driver.prepare();
+  return driver;
 }
 
 async function openRedis(config: Extract<StoreConfig, { kind: "redis" }>): Promise<Driver> {
@@ -263,19 +275,48 @@ async function openRedis(config: Extract<StoreConfig, { kind: "redis" }>): Promi
   }
   // Once connected, let ioredis report later connection errors itself.
   client.off("error", onError);
-  return driver;
+  return { ...driver, getEntriesRaw: (prefix, keys) => redisEntries(driver, prefix, keys) } satisfies BulkDriver;
 }
 
-function storeOver(root: Storage, config: StoreConfig, postgres: Store["postgres"]): Store {
+/** Keys read per MGET. */
+const REDIS_BATCH = 1000;
+
+/** Many records in one MGET per thousand; raw values are stored as unstorage writes them ("base64:…" or plain text). */
+async function redisEntries(driver: Driver, prefix: string, keys?: readonly string[]): Promise<RawEntry[]> {
+  const names = keys ? [...keys] : (await driver.getKeys(prefix, {})).map((key) => key.slice(prefix.length));
+  const found: RawEntry[] = [];
+  for (let at = 0; at < names.length; at += REDIS_BATCH) {
+    const batch = names.slice(at, at + REDIS_BATCH);
+    const values = await driver.getItems!(
+      batch.map((key) => ({ key: prefix + key })),
+      {},
+    );
+    values.forEach(({ value }, i) => {
+      if (typeof value !== "string") return;
+      const bytes = value.startsWith("base64:") ? Buffer.from(value.slice("base64:".length), "base64") : Buffer.from(value, "utf8");
+      found.push({ key: batch[i]!, value: bytes });
+    });
+  }
+  return found;
+}
+
+function storeOver(root: Storage, driver: BulkDriver, config: StoreConfig, postgres: Store["postgres"]): Store {
   let closing: Promise<void> | undefined;
+  const records = (name: string): RecordMount => {
+    const mount = prefixStorage(root, name);
+    const bulk = driver.getEntriesRaw;
+    return Object.assign(mount, {
+      entries: (keys?: readonly string[]) => (bulk ? bulk.call(driver, `${name}:`, keys) : entriesOneByOne(mount, keys)),
+    });
+  };
   return {
     root,
     snapshots: prefixStorage(root, "snapshots"),
-    registrations: prefixStorage(root, "registrations"),
+    registrations: records("registrations"),
     components: prefixStorage(root, "components"),
-    partitions: prefixStorage(root, "partitions"),
-    deliveries: prefixStorage(root, "deliveries"),
-    deadLetters: prefixStorage(root, "dead-letters"),
+    partitions: records("partitions"),
+    deliveries: records("deliveries"),
+    deadLetters: records("dead-letters"),
     pushTokens: prefixStorage(root, "push-tokens"),
     description: config.description,
     config,

@@ -15,12 +15,24 @@ export function encodeRecord(value: unknown): string {
 }
 
 export function decodeRecord<T>(text: string): T {
-  return JSON.parse(text, (_key, v: unknown) => {
-    if (v !== null && typeof v === "object" && BYTES in v && typeof (v as Record<string, unknown>)[BYTES] === "string") {
-      return new Uint8Array(Buffer.from((v as Record<string, string>)[BYTES]!, "base64"));
-    }
-    return v;
-  }) as T;
+  // A walk after a plain parse, not a reviver: a reviver is called for every value, and a
+  // host decodes every partition's records when it starts.
+  const value: unknown = JSON.parse(text);
+  return (text.includes(BYTES) ? withBytes(value) : value) as T;
+}
+
+/** `{"$bytes": "<base64>"}` objects, anywhere in a parsed value, as byte arrays. */
+function withBytes(value: unknown): unknown {
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = withBytes(value[i]);
+    return value;
+  }
+  const fields = value as Record<string, unknown>;
+  const bytes = fields[BYTES];
+  if (typeof bytes === "string") return new Uint8Array(Buffer.from(bytes, "base64"));
+  for (const key in fields) fields[key] = withBytes(fields[key]);
+  return value;
 }
 
 /** A V8-serialized value starts with its version tag (0xFF); JSON never does. */
@@ -30,46 +42,65 @@ const V8_TAG = 0xff;
 export async function readRecord<T>(storage: Storage, key: string): Promise<{ value: T; legacy: boolean } | undefined> {
   const raw = await storage.getItemRaw<Uint8Array | string>(key);
   if (raw === null || raw === undefined) return undefined;
-  const bytes = typeof raw === "string" ? Buffer.from(raw, "utf8") : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  return decodeStored<T>(bytesOf(raw));
+}
+
+function decodeStored<T>(bytes: Buffer): { value: T; legacy: boolean } {
   if (bytes[0] === V8_TAG) return { value: withoutBigInts(deserialize(bytes)) as T, legacy: true };
   return { value: decodeRecord<T>(bytes.toString("utf8")), legacy: false };
+}
+
+function bytesOf(raw: Uint8Array | string): Buffer {
+  return typeof raw === "string" ? Buffer.from(raw, "utf8") : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
 }
 
 export function writeRecord(storage: Storage, key: string, value: unknown): Promise<void> {
   return storage.setItemRaw(key, Buffer.from(encodeRecord(value), "utf8"));
 }
 
-/** Reads in flight at once when a host loads a store: a start with many records waits on I/O, not on CPU. */
-const READS_AT_ONCE = 64;
-
-/** `read` for every key under `storage` (that `only` accepts), a bounded number at a time; results in key order. */
-export async function readEach<T>(storage: Storage, read: (key: string) => Promise<T>, only?: (key: string) => boolean): Promise<T[]> {
-  const all = await storage.getKeys();
-  const keys = only ? all.filter(only) : all;
-  const results = new Array<T>(keys.length);
-  let next = 0;
-  const reader = async () => {
-    while (next < keys.length) {
-      const i = next++;
-      results[i] = await read(keys[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(READS_AT_ONCE, keys.length) }, reader));
-  return results;
+/** A record: its key within its mount and its stored bytes. */
+export interface RawEntry {
+  key: string;
+  value: Buffer;
 }
 
-/** Every record under a storage (whose key `only` accepts), migrating legacy ones to JSON as they are read. */
-export async function readAllRecords<T>(storage: Storage, only?: (key: string) => boolean): Promise<{ key: string; value: T }[]> {
-  const records = await readEach(
-    storage,
-    async (key) => {
-      const found = await readRecord<T>(storage, key);
-      if (found?.legacy) await writeRecord(storage, key, found.value);
-      return found && { key, value: found.value };
-    },
-    only,
-  );
-  return records.filter((record) => record !== undefined);
+/**
+ * A mount of many small records that a host reads all at once (at start) or many at a time
+ * (adopting a shard): each driver does it in few round trips (see open.ts).
+ */
+export interface RecordMount extends Storage {
+  /** Every record under the mount, or those of `keys` that exist; in no particular order. */
+  entries(keys?: readonly string[]): Promise<RawEntry[]>;
+}
+
+/** Every record of a mount (or of the given keys), decoded, in no particular order, migrating legacy ones to JSON as they are read. */
+export async function readAllRecords<T>(mount: RecordMount, keys?: readonly string[]): Promise<{ key: string; value: T }[]> {
+  const records: { key: string; value: T }[] = [];
+  for (const { key, value } of await mount.entries(keys)) {
+    const found = decodeStored<T>(value);
+    if (found.legacy) await writeRecord(mount, key, found.value);
+    records.push({ key, value: found.value });
+  }
+  return records;
+}
+
+/** Reads in flight at once where a driver can only read one record at a time. */
+const READS_AT_ONCE = 64;
+
+/** `entries` for a driver without a bulk read: one read per key, a bounded number at a time. */
+export async function entriesOneByOne(storage: Storage, keys?: readonly string[]): Promise<RawEntry[]> {
+  const names = keys ?? (await storage.getKeys());
+  const found: RawEntry[] = [];
+  let next = 0;
+  const reader = async () => {
+    while (next < names.length) {
+      const key = names[next++]!;
+      const raw = await storage.getItemRaw<Uint8Array | string>(key);
+      if (raw !== null && raw !== undefined) found.push({ key, value: bytesOf(raw) });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(READS_AT_ONCE, names.length) }, reader));
+  return found;
 }
 
 function withoutBigInts(value: unknown): unknown {

@@ -1,10 +1,10 @@
 // The host's record of every partition's tasks. Tasks of `host`-mode partitions are
 // persisted per partition, as JSON; those of `guest`-mode partitions are a volatile copy
 // that the guest rebuilds when the host starts.
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 import type { Storage } from "unstorage";
 import type { PartitionSpec, RegistrationMode } from "../partitions/partition.ts";
-import { readAllRecords, readRecord, writeRecord } from "../store/records.ts";
+import { readAllRecords, writeRecord, type RecordMount } from "../store/records.ts";
 import type { TaskEffects } from "./executor/background-tasks.ts";
 import { viewOf, type TaskRecord, type TaskView } from "./task.ts";
 
@@ -15,7 +15,7 @@ export interface TaskWatcher {
 }
 
 export class TaskRegistry {
-  readonly #storage: Storage;
+  readonly #storage: RecordMount;
   readonly #byPartition = new Map<string, Map<string, TaskRecord>>();
   readonly #byId = new Map<string, TaskRecord>();
   readonly #byPushToken = new Map<string, TaskRecord>();
@@ -28,7 +28,7 @@ export class TaskRegistry {
   /** The digests this host wrote to the token index, by partition. */
   readonly #indexed = new Map<string, Set<string>>();
 
-  constructor(storage: Storage, tokenIndex?: Storage) {
+  constructor(storage: RecordMount, tokenIndex?: Storage) {
     this.#storage = storage;
     this.#tokenIndex = tokenIndex;
   }
@@ -42,9 +42,9 @@ export class TaskRegistry {
 
   /** Read the stored tasks of partitions this host takes over (a cluster host gaining their shard); the watcher arms them. */
   async adopt(partitions: readonly string[]): Promise<void> {
-    const stored = await Promise.all(partitions.map((partition) => readRecord<TaskRecord[]>(this.#storage, partition)));
-    for (const [i, partition] of partitions.entries()) {
-      const tasks = stored[i]?.value ?? [];
+    const stored = new Map((await readAllRecords<TaskRecord[]>(this.#storage, partitions)).map(({ key, value }) => [key, value]));
+    for (const partition of partitions) {
+      const tasks = stored.get(partition) ?? [];
       for (const task of tasks) this.#put(task);
       if (this.#tokenIndex) this.#indexed.set(partition, new Set(tokenDigests(tasks)));
     }
@@ -203,7 +203,8 @@ export class TaskRegistry {
 }
 
 function digestOf(token: string): string {
-  return createHash("sha256").update(token).digest("base64url");
+  // The one-shot hash: a host digests every push token it holds when it starts.
+  return hash("sha256", token, "base64url");
 }
 
 function tokenDigests(tasks: readonly TaskRecord[]): string[] {

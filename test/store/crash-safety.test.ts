@@ -1,10 +1,12 @@
 /**
  * SIGKILLs a writing process at random moments and checks that everything it
- * reported as written is intact afterwards: once through SnapshotStore (the
- * blob-then-head protocol) and once straight through the fs-atomic driver.
+ * reported as written is intact afterwards: through SnapshotStore (the
+ * blob-then-head protocol), straight through the fs-atomic driver, through the
+ * record buckets many records share, and while a store's loose record files are
+ * folded into buckets.
  */
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -12,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { openStore } from "../../src/store/open.ts";
 import { SnapshotStore } from "../../src/store/snapshot-store.ts";
-import { OVERWRITE_KEY, partitionIds, payloadFor } from "./fixtures/snapshot-writer.ts";
+import { OVERWRITE_KEY, partitionIds, payloadFor, recordFor } from "./fixtures/snapshot-writer.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const WRITER = fileURLToPath(new URL("./fixtures/snapshot-writer.ts", import.meta.url));
@@ -125,3 +127,69 @@ it("never leaves a torn value when a raw overwrite is SIGKILLed mid-write", asyn
   }
   console.info(`overwriter killed after writes: ${kills.join(", ")}`);
 });
+
+it("keeps every acknowledged record and removal when writes to shared record buckets are SIGKILLed", async () => {
+  const kills: string[] = [];
+  const present = new Set<string>();
+  const removed = new Set<string>();
+  for (let round = 0; round < 4; round++) {
+    const { lines, label } = await killRound(["records", String(round)]);
+    kills.push(label);
+    for (const line of lines) {
+      const [, what, key] = /^(set|removed) (\S+)$/.exec(line) ?? [];
+      if (what === "set") present.add(key!);
+      if (what === "removed") (present.delete(key!), removed.add(key!));
+    }
+    // A record whose removal was under way at the kill may be there or not.
+    for (const key of present) if (Number(key.split("-")[1]) % 3 === 2) present.delete(key);
+    const store = await openStore({ url: `fs:${dataDir}` });
+    try {
+      const stored = new Map((await store.partitions.entries()).map(({ key, value }) => [key, JSON.parse(value.toString("utf8"))]));
+      for (const key of present) expect(stored.get(key), `${key} after kill at ${label} (round ${round})`).toEqual(recordFor(key));
+      for (const key of removed) expect(stored.has(key), `${key} after kill at ${label} (round ${round})`).toBe(false);
+    } finally {
+      await store.close();
+    }
+  }
+  console.info(`record writer killed after acknowledgements: ${kills.join(", ")}`);
+});
+
+it("loses no record when the folding of a store's loose record files into buckets is SIGKILLed", async () => {
+  // A store as written before packing: one file per partition record and registration set.
+  const keys = Array.from({ length: 3000 }, (_, i) => `p_loose${i}`);
+  const delays: string[] = [];
+  for (let round = 0; round < 5; round++) {
+    // Loose again each round (the same records, some already in buckets from the round before).
+    for (const mount of ["partitions", "registrations"]) {
+      await mkdir(join(dataDir, mount), { recursive: true });
+      for (let at = 0; at < keys.length; at += 200) {
+        await Promise.all(keys.slice(at, at + 200).map((key) => writeFile(join(dataDir, mount, key), JSON.stringify(recordFor(`${mount}:${key}`)))));
+      }
+    }
+    // The fold of these 6,000 files takes some tens of milliseconds once the store starts opening.
+    const delay = 20 + Math.floor(Math.random() * 100);
+    const child = spawn(process.execPath, ["--import", "tsx", WRITER, dataDir, "open"], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "ignore"] });
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    const lines = createInterface({ input: child.stdout });
+    for await (const line of lines) if (line === "opening") break;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    child.kill("SIGKILL");
+    await exited;
+    // Some loose files gone, some not: the kill landed while the fold removed them (its buckets already durable).
+    const left = (await readdir(join(dataDir, "partitions"))).filter((name) => name !== ".packed").length;
+    delays.push(`${delay}${left === 0 ? "" : left < keys.length ? " (mid-removal)" : " (before removal)"}`);
+    const store = await openStore({ url: `fs:${dataDir}` });
+    try {
+      for (const mount of ["partitions", "registrations"] as const) {
+        const stored = new Map((await store[mount].entries()).map(({ key, value }) => [key, JSON.parse(value.toString("utf8"))]));
+        expect(stored.size, `${mount} after a kill ${delay} ms into the open`).toBe(keys.length);
+        for (const key of keys) expect(stored.get(key)).toEqual(recordFor(`${mount}:${key}`));
+      }
+      // Once a host has opened the store, every record is in a bucket and no loose file is left.
+      expect((await readdir(join(dataDir, "partitions"))).filter((name) => name !== ".packed")).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  }
+  console.info(`store open killed after ms: ${delays.join(", ")}`);
+}, 180_000);

@@ -1,6 +1,6 @@
-import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import fsAtomicDriver from "../../src/store/drivers/fs-atomic.ts";
@@ -76,8 +76,51 @@ describe("fs store specifics", () => {
   });
 
   it("stores keys as nested paths under the data directory", async () => {
-    await store.registrations.setItem("nested:deeper:reg", { a: 1 });
-    expect((await stat(join(dataDir, "registrations", "nested", "deeper", "reg"))).isFile()).toBe(true);
+    await store.components.setItem("nested:deeper:c", { a: 1 });
+    expect((await stat(join(dataDir, "components", "nested", "deeper", "c"))).isFile()).toBe(true);
+  });
+
+  it("packs partition records and registrations into bucket files, not a file each", async () => {
+    await Promise.all(Array.from({ length: 200 }, (_, i) => store.partitions.setItem(`p_${i}`, { i })));
+    await store.registrations.setItem("p_1", [{ name: "beat" }]);
+    const files = (await walk(dataDir)).filter((e) => !e.isDir).map((e) => e.path);
+    expect(files.every((path) => path.includes(`${sep}.packed${sep}`))).toBe(true);
+    expect(files.length).toBeLessThan(200);
+    expect((await store.partitions.getKeys()).length).toBe(200);
+    expect(await store.partitions.getItem("p_7")).toEqual({ i: 7 });
+    expect((await store.partitions.entries(["p_3", "p_9", "p_missing"])).map(({ key }) => key).sort()).toEqual(["p_3", "p_9"]);
+  });
+
+  it("folds a store's one-file-per-record partitions and registrations into buckets the first time it is used", async () => {
+    await store.close();
+    await mkdir(join(dataDir, "partitions"), { recursive: true });
+    await writeFile(join(dataDir, "partitions", "p_old"), JSON.stringify({ id: "p_old" }));
+    await mkdir(join(dataDir, "registrations", "nested"), { recursive: true });
+    await writeFile(join(dataDir, "registrations", "nested", "p_old"), JSON.stringify([{ name: "beat" }]));
+    store = await openStore({ url: `fs:${dataDir}` });
+    expect(await store.partitions.getKeys()).toEqual(["p_old"]);
+    expect(await store.partitions.getItem("p_old")).toEqual({ id: "p_old" });
+    expect(await store.registrations.getItem("nested:p_old")).toEqual([{ name: "beat" }]);
+    expect(await readdir(join(dataDir, "partitions"))).toEqual([".packed"]);
+    expect((await walk(join(dataDir, "registrations"))).filter((e) => !e.isDir && !e.path.includes(".packed"))).toEqual([]);
+  });
+
+  it("removes a packed record for good", async () => {
+    await store.partitions.setItem("a", 1);
+    await store.partitions.setItem("b", 2);
+    await store.partitions.removeItem("a");
+    expect(await store.partitions.hasItem("a")).toBe(false);
+    await store.close();
+    store = await openStore({ url: `fs:${dataDir}` });
+    expect(await store.partitions.getKeys()).toEqual(["b"]);
+  });
+
+  it("clears a prefix within a packed mount when the driver is asked to", async () => {
+    const driver = fsAtomicDriver({ base: dataDir, packed: ["partitions"] });
+    await driver.setItem!("partitions:a:1", "{}", {});
+    await driver.setItem!("partitions:b", "{}", {});
+    await driver.clear!("partitions:a:", {});
+    expect(await driver.getKeys("partitions:", {})).toEqual(["partitions:b"]);
   });
 
   it("ignores temp files left by an interrupted write when listing keys", async () => {

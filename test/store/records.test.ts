@@ -1,6 +1,6 @@
 // Stored records are plain JSON; records an earlier version wrote with V8's serializer
 // (WIT BigInts inside) are read, converted and rewritten as JSON.
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serialize } from "node:v8";
@@ -43,18 +43,18 @@ const legacyTask = {
 
 describe("stored records", () => {
   it("writes task registrations as readable JSON, byte arrays in base64", async () => {
-    const { store, dir } = await fsStore();
+    const { store } = await fsStore();
     const registry = new TaskRegistry(store.registrations);
     await registry.apply("p_1", {
       upserts: [{ ...legacyTask, trigger: { tag: "every", val: 60_000 }, retry: { maxAttempts: 6, initialBackoffMs: 2000, maxBackoffMs: 300_000 } } as never],
       removals: [],
     });
-    const text = await readFile(join(dir, "registrations", "p_1"), "utf8");
+    const text = Buffer.from((await store.registrations.getItemRaw<Uint8Array>("p_1"))!).toString("utf8");
     expect(JSON.parse(text)).toMatchObject([{ name: "beat", trigger: { tag: "every", val: 60_000 }, payload: { $bytes: "AQID" } }]);
   });
 
   it("reads registrations written with V8's serializer, with numbers for BigInts, and rewrites them as JSON", async () => {
-    const { store, dir } = await fsStore();
+    const { store } = await fsStore();
     await store.registrations.setItemRaw("p_1", serialize([legacyTask]));
     const registry = new TaskRegistry(store.registrations);
     await registry.load();
@@ -63,7 +63,8 @@ describe("stored records", () => {
       retry: { initialBackoffMs: 2000, maxBackoffMs: 300_000 },
       payload: new Uint8Array([1, 2, 3]),
     });
-    expect(JSON.parse(await readFile(join(dir, "registrations", "p_1"), "utf8"))[0].trigger).toEqual({ tag: "every", val: 60_000 });
+    const rewritten = Buffer.from((await store.registrations.getItemRaw<Uint8Array>("p_1"))!).toString("utf8");
+    expect(JSON.parse(rewritten)[0].trigger).toEqual({ tag: "every", val: 60_000 });
   });
 
   it("reads pending deliveries written with V8's serializer", async () => {

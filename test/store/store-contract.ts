@@ -110,6 +110,21 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         expect(await store.partitions.getKeys()).toEqual([]);
       });
 
+      it("reads every record of a mount at once, or the named ones, as the bytes written", async () => {
+        await store.partitions.setItem("p_a", { id: "p_a" });
+        const bytes = awkwardBytes(300);
+        await store.partitions.setItemRaw("p_b", bytes);
+        await store.partitions.setItem("p_ab", { id: "p_ab" });
+        await store.registrations.setItem("p_a", [1]);
+        const all = await store.partitions.entries();
+        expect(all.map(({ key }) => key).sort()).toEqual(["p_a", "p_ab", "p_b"]);
+        expect(JSON.parse(all.find(({ key }) => key === "p_a")!.value.toString("utf8"))).toEqual({ id: "p_a" });
+        expect(all.find(({ key }) => key === "p_b")!.value.equals(bytes)).toBe(true);
+        const some = await store.partitions.entries(["p_ab", "p_missing"]);
+        expect(some.map(({ key }) => key)).toEqual(["p_ab"]);
+        expect((await store.registrations.entries()).map(({ key }) => key)).toEqual(["p_a"]);
+      });
+
       it("keeps the same key in different mounts independent", async () => {
         await store.registrations.setItem("same", "registration");
         await store.components.setItem("same", "component");

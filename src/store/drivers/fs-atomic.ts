@@ -6,13 +6,15 @@
  * in the target's directory, is fsynced, and is then renamed over the target:
  * rename is atomic within a filesystem, so readers see either the old or the
  * new content, never a mix. Keys map to paths like unstorage's fs driver
- * ("a:b:c" → "<base>/a/b/c").
+ * ("a:b:c" → "<base>/a/b/c"), except in the `packed` mounts, whose small records share
+ * bucket files (see fs-packed.ts).
  */
 import { randomBytes } from "node:crypto";
 import { promises as fsp, type Dirent } from "node:fs";
 import { dirname, join, relative, resolve, sep, isAbsolute } from "node:path";
 import { defineDriver } from "unstorage";
 import { DormantError } from "../../../runtime/index.ts";
+import { PACKED_DIR, PackedMount } from "./fs-packed.ts";
 
 export interface FsAtomicOptions {
   /** Directory holding the data; created on first write if missing. */
@@ -21,6 +23,8 @@ export interface FsAtomicOptions {
   dirMode?: number;
   /** Mode for files the driver creates (default 0o600, owner-only). */
   fileMode?: number;
+  /** Top-level mounts ("partitions") whose items are packed into bucket files: many small records, read all at once. */
+  packed?: readonly string[];
 }
 
 /** A key that cannot be stored safely under the base directory. */
@@ -58,6 +62,14 @@ function toBytes(value: unknown, key: string): Uint8Array | string {
     return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
   }
   throw new TypeError(`[fs-atomic] Cannot store raw value for key ${JSON.stringify(key)}: expected a Uint8Array, ArrayBuffer or string, got ${typeof value}.`);
+}
+
+/** Files read at once by a bulk read of loose files. */
+const READS_AT_ONCE = 64;
+
+/** A copy the caller cannot change after the write was handed over. */
+function copyOf(bytes: Uint8Array | string): Buffer {
+  return typeof bytes === "string" ? Buffer.from(bytes, "utf8") : Buffer.from(bytes);
 }
 
 export default defineDriver((options: FsAtomicOptions) => {
@@ -116,8 +128,9 @@ export default defineDriver((options: FsAtomicOptions) => {
     }
   };
 
-  const writeAtomic = async (key: string, data: Uint8Array | string): Promise<void> => {
-    const target = pathOf(key);
+  const writeAtomic = (key: string, data: Uint8Array | string): Promise<void> => writeFileAtomic(pathOf(key), data);
+
+  const writeFileAtomic = async (target: string, data: Uint8Array | string): Promise<void> => {
     const dir = dirname(target);
     await fsp.mkdir(dir, { recursive: true, mode: dirMode });
     const name = target.slice(dir.length + 1);
@@ -148,7 +161,31 @@ export default defineDriver((options: FsAtomicOptions) => {
     }
   };
 
-  /** Keys of all files under `dir`, relative to base, skipping temp files. */
+  const packed = new Map(
+    (options.packed ?? []).map((mount) => [mount, new PackedMount(base, mount, { writeFile: writeFileAtomic, isTempFile: isTempFileName })]),
+  );
+
+  /** The packed mount a key is in, with the key relative to it; undefined for a key stored as its own file. */
+  const packedOf = (key: string): { mount: PackedMount; rest: string } | undefined => {
+    const segments = segmentsOf(key);
+    const mount = segments.length > 1 ? packed.get(segments[0]!) : undefined;
+    if (!mount) return undefined;
+    pathOf(key); // the same keys are refused as anywhere else
+    return { mount, rest: segments.slice(1).join(":") };
+  };
+
+  /** Keys of every packed item under `prefix` (its whole segments), as full keys. */
+  const packedKeys = async (prefix: string): Promise<string[]> => {
+    const [first, ...rest] = segmentsOf(prefix);
+    const mounts = first === undefined ? [...packed.values()] : [packed.get(first)].filter((m) => m !== undefined);
+    const within = rest.length > 0 ? `${rest.join(":")}:` : "";
+    const keys = await Promise.all(
+      mounts.map(async (mount) => (await mount.entries()).filter(({ key }) => key.startsWith(within)).map(({ key }) => `${mount.mount}:${key}`)),
+    );
+    return keys.flat();
+  };
+
+  /** Keys of all files under `dir`, relative to base, skipping temp files and packed buckets. */
   const walk = async (dir: string): Promise<string[]> => {
     let entries: Dirent[];
     try {
@@ -160,7 +197,7 @@ export default defineDriver((options: FsAtomicOptions) => {
     const nested = await Promise.all(
       entries.map(async (entry): Promise<string[]> => {
         const path = join(dir, entry.name);
-        if (entry.isDirectory()) return walk(path);
+        if (entry.isDirectory()) return entry.name === PACKED_DIR ? [] : walk(path);
         if (!entry.isFile() || isTempFileName(entry.name)) return [];
         return [relative(base, path).split(sep).join(":")];
       }),
@@ -172,6 +209,8 @@ export default defineDriver((options: FsAtomicOptions) => {
     name: DRIVER_NAME,
     options,
     async hasItem(key: string) {
+      const inPack = packedOf(key);
+      if (inPack) return (await inPack.mount.get(inPack.rest)) !== null;
       try {
         return (await fsp.stat(pathOf(key))).isFile();
       } catch (err) {
@@ -179,33 +218,73 @@ export default defineDriver((options: FsAtomicOptions) => {
         throw err;
       }
     },
-    getItem(key: string) {
+    async getItem(key: string) {
+      const inPack = packedOf(key);
+      if (inPack) return (await inPack.mount.get(inPack.rest))?.toString("utf8") ?? null;
       return read(key, "utf8");
     },
     getItemRaw(key: string) {
+      const inPack = packedOf(key);
+      if (inPack) return inPack.mount.get(inPack.rest);
       return read(key);
     },
     setItem(key: string, value: string) {
+      const inPack = packedOf(key);
+      if (inPack) return inPack.mount.set(inPack.rest, Buffer.from(value, "utf8"));
       return writeAtomic(key, value);
     },
     setItemRaw(key: string, value: unknown) {
+      const inPack = packedOf(key);
+      if (inPack) return inPack.mount.set(inPack.rest, copyOf(toBytes(value, key)));
       return writeAtomic(key, toBytes(value, key));
     },
     async removeItem(key: string) {
+      const inPack = packedOf(key);
+      if (inPack) return inPack.mount.remove(inPack.rest);
       await fsp.rm(pathOf(key), { force: true });
     },
-    getKeys(prefix: string | undefined) {
+    /** Every item under a whole-segment prefix, or the named ones, as raw bytes: few reads where items are packed. */
+    async getEntriesRaw(prefix: string, keys?: readonly string[]): Promise<{ key: string; value: Buffer }[]> {
+      const [first, ...rest] = segmentsOf(prefix);
+      const mount = first === undefined ? undefined : packed.get(first);
+      const within = rest.length > 0 ? `${rest.join(":")}:` : "";
+      if (mount) {
+        const found = await mount.entries(keys?.map((key) => within + segmentsOf(key).join(":")));
+        return found.filter(({ key }) => key.startsWith(within)).map(({ key, value }) => ({ key: key.slice(within.length), value }));
+      }
+      const names = keys ?? (await walk(dirOf(prefix))).map((key) => key.slice(segmentsOf(prefix).join(":").length + 1));
+      const found: { key: string; value: Buffer }[] = [];
+      let next = 0;
+      // A bounded number of files open at once: a mount may hold far more files than the process may open.
+      const reader = async () => {
+        while (next < names.length) {
+          const key = names[next++]!;
+          const value = await read(`${prefix}${key}`);
+          if (value) found.push({ key, value: value as Buffer });
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(READS_AT_ONCE, names.length) }, reader));
+      return found;
+    },
+    async getKeys(prefix: string | undefined) {
       // unstorage filters by prefix itself; starting the walk at the prefix's
       // directory just avoids reading unrelated mounts. A prefix that ends
       // mid-segment ("snap") must walk from its parent. The root mount gets
       // `undefined`.
       const p = prefix ?? "";
       const wholeSegments = p === "" || /[:/\\]$/.test(p);
-      return walk(wholeSegments ? dirOf(p) : dirname(dirOf(p)));
+      const from = wholeSegments ? p : segmentsOf(p).slice(0, -1).join(":");
+      // Packed keys first: listing them folds a store's loose files from before packing into its buckets.
+      const inPacks = await packedKeys(from);
+      return [...(await walk(dirOf(from))), ...inPacks];
     },
     async clear(prefix: string | undefined) {
       // Unlike unstorage's fs driver, honour the prefix: clearing one mount
       // must not wipe the others. The base directory itself is kept.
+      const [first, ...rest] = segmentsOf(prefix ?? "");
+      const inPack = first === undefined ? undefined : packed.get(first);
+      if (inPack && rest.length > 0) return inPack.clear(`${rest.join(":")}:`);
+      // A whole packed mount (or the root) goes with its directory; the mount forgets nothing it needs.
       const dir = dirOf(prefix ?? "");
       if (dir !== base) {
         await fsp.rm(dir, { recursive: true, force: true });
@@ -219,6 +298,10 @@ export default defineDriver((options: FsAtomicOptions) => {
         throw err;
       }
       await Promise.all(names.map((n) => fsp.rm(join(base, n), { recursive: true, force: true })));
+    },
+    /** Fold a store's loose record files from before packing into buckets: at open, however long it takes, before any operation's deadline runs. */
+    async prepare() {
+      await Promise.all([...packed.values()].map((mount) => mount.prepare()));
     },
     dispose() {
       // No handles are held between calls.

@@ -5,12 +5,25 @@
 import type { Driver } from "unstorage";
 import { DormantError, isDormantError } from "../../../runtime/index.ts";
 
-const GUARDED = ["hasItem", "getItem", "getItems", "getItemRaw", "setItem", "setItems", "setItemRaw", "removeItem", "getMeta", "getKeys", "clear"] as const;
+const GUARDED = [
+  "hasItem",
+  "getItem",
+  "getItems",
+  "getItemRaw",
+  "setItem",
+  "setItems",
+  "setItemRaw",
+  "removeItem",
+  "getMeta",
+  "getKeys",
+  "clear",
+  "getEntriesRaw",
+] as const;
 
 export function guardedDriver(driver: Driver, description: string, timeoutMs: number): Driver {
   const guarded: Driver = { ...driver };
   for (const name of GUARDED) {
-    const op = driver[name] as ((...args: unknown[]) => unknown) | undefined;
+    const op = (driver as unknown as Record<string, unknown>)[name] as ((...args: unknown[]) => unknown) | undefined;
     if (!op) continue;
     (guarded as unknown as Record<string, unknown>)[name] = (...args: unknown[]) =>
       guard(description, timeoutMs, name, typeof args[0] === "string" ? args[0] : "", () => op.apply(driver, args));

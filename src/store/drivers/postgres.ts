@@ -325,6 +325,14 @@ const postgresDriver = defineDriver((options: DriverOptions) => {
       if (result.rows[0]?.held !== true) throw leaseLost(key, fence);
     },
 
+    /** Every item under a prefix, or the named ones, as raw bytes: one statement (a host's start, a shard's adoption). */
+    async getEntriesRaw(prefix: string, keys?: readonly string[]) {
+      const result = keys
+        ? await pool.query<{ key: string; value: Buffer }>(`SELECT key, value FROM ${t.kv} WHERE key = ANY($1::text[])`, [keys.map((key) => prefix + key)])
+        : await pool.query<{ key: string; value: Buffer }>(`SELECT key, value FROM ${t.kv} WHERE key LIKE $1 ESCAPE '\\'`, [likePrefix(prefix)]);
+      return result.rows.map((row) => ({ key: row.key.slice(prefix.length), value: row.value }));
+    },
+
     async getKeys(base) {
       const result = await pool.query<{ key: string }>(`SELECT key FROM ${t.kv} WHERE key LIKE $1 ESCAPE '\\' ORDER BY key`, [likePrefix(base ?? "")]);
       return result.rows.map((row) => row.key);
