@@ -50,13 +50,17 @@ const BROKEN = `export const lifecycle = { onActivate() { throw new Error("confi
 export const handler = { onTask() {} };
 `;
 
+// The crash test below needs hello never frozen before the kill: on a busy machine the
+// steps before it can outlast the default 10 s idle timeout.
+const NO_IDLE_FREEZE = ["--idle-timeout", "600000"];
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "dormant-first-run-"));
   await writeFile(join(dir, "hello.js"), await readmeHello());
   await writeFile(join(dir, "broken.js"), BROKEN);
   await ok("build", "hello.js", "-o", "hello.wasm");
   await ok("build", "broken.js", "-o", "broken.wasm");
-  serve = await spawnServe(join(dir, "data"), TOKEN);
+  serve = await spawnServe(join(dir, "data"), TOKEN, NO_IDLE_FREEZE);
 });
 
 afterAll(() => {
@@ -99,7 +103,7 @@ describe("a first run as the README tells it", () => {
 
   it("keeps the push URL when the server crashes before the first snapshot and the guest registers again", async () => {
     await killServe(serve);
-    serve = await spawnServe(join(dir, "data"), TOKEN);
+    serve = await spawnServe(join(dir, "data"), TOKEN, NO_IDLE_FREEZE);
     // No snapshot was ever taken: this push starts hello fresh, and it registers inbox again.
     const response = await fetch(pushUrl.replace(/^http:\/\/[^/]+/, serve.pushUrl), { method: "POST", body: "again" });
     expect(await response.text()).toBe("hello #1: again\n");
