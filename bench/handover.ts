@@ -17,6 +17,7 @@ import { exampleComponent } from "../guests/examples.ts";
 import { generateToken } from "../src/http/auth.ts";
 import { adminApi, spawnServe, type ServeProcess } from "../test/support/serve-process.ts";
 import { percentile, round } from "./stats.ts";
+import { inParallel } from "../test/support/in-parallel.ts";
 
 const PARTITIONS = 300;
 const TRIALS = 3;
@@ -71,21 +72,6 @@ async function startServes(url: string, root: string, count: number): Promise<Se
 async function stopAll(serves: ServeProcess[]): Promise<void> {
   for (const serve of serves) if (serve.process.exitCode === null && serve.process.signalCode === null) serve.process.kill("SIGTERM");
   await Promise.all(serves.map((serve) => serve.exit));
-}
-
-/** `work` for each item, `inFlight` at a time. */
-async function inParallel<T, R>(items: readonly T[], inFlight: number, work: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(inFlight, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        results[i] = await work(items[i]!, i);
-      }
-    }),
-  );
-  return results;
 }
 
 /** One trial: `live` counters pushed, then SIGTERM to one host; the times of its steps from the signal (ms). */

@@ -11,6 +11,7 @@ import pg from "pg";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
 import { generateToken } from "../../src/http/auth.ts";
 import { adminApi, spawnServe, type ServeProcess } from "../support/serve-process.ts";
+import { inParallel } from "../support/in-parallel.ts";
 
 const TOKEN = generateToken();
 const TTL_MS = 3000;
@@ -56,21 +57,6 @@ async function shareOf(hosts: ServeProcess[]): Promise<boolean[]> {
 }
 
 const api = (serve: ServeProcess, method: string, path: string, body?: unknown, type?: string) => adminApi(serve, TOKEN, method, path, body, type);
-
-/** `work` for each item, `inFlight` at a time; the results in the items' order. */
-async function inParallel<T, R>(items: readonly T[], inFlight: number, work: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(inFlight, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        results[i] = await work(items[i]!, i);
-      }
-    }),
-  );
-  return results;
-}
 
 /** Deploy the counter as `count` partitions (per-activation unless told), created over the hosts in turn; returns each one's push path. */
 async function counters(hosts: ServeProcess[], count: number, durability = "per-activation"): Promise<{ id: string; path: string }[]> {
