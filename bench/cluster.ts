@@ -26,6 +26,7 @@ import { spawnServe, type ServeProcess } from "../test/support/serve-process.ts"
 import { load, loadFigures } from "./push.ts";
 import { histogramOf, histogramPercentile, percentile, round } from "./stats.ts";
 import { spreadTimers } from "./task-records.ts";
+import { inParallel } from "../test/support/in-parallel.ts";
 
 const PARTITIONS = 1000;
 const ARMED = 10_000;
@@ -72,7 +73,7 @@ async function provision(setup: Setup, component: Uint8Array): Promise<{ id: str
     const { digest } = await host.components.add(component);
     const made: { id: string; path: string }[] = [];
     let n = 0;
-    await inParallel(PARTITIONS, 16, async () => {
+    await inParallel(Array.from({ length: PARTITIONS }), 16, async () => {
       const { id } = await host.partitions.create({ name: `c${n++}`, component: digest });
       await host.partitions.activate(id);
       const inbox = host.registry.tasksOf(id).find((task) => task.name === "inbox")!;
@@ -284,19 +285,6 @@ export async function clusterFigures(): Promise<Record<string, number>> {
     await admin.end();
     await rm(root, { recursive: true, force: true });
   }
-}
-
-/** Run `work` `count` times, `inFlight` at a time. */
-async function inParallel(count: number, inFlight: number, work: () => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (next < count) {
-        next++;
-        await work();
-      }
-    }),
-  );
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));

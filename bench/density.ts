@@ -11,6 +11,7 @@ import { startHost, type Host } from "../src/host.ts";
 import { FakeClock } from "../src/scheduler/clock.ts";
 import { percentile, round } from "./stats.ts";
 import { tick } from "./wake.ts";
+import { inParallel } from "../test/support/in-parallel.ts";
 
 const COUNT = Number(process.env.DORMANT_BENCH_DENSITY ?? 100_000);
 const WAKES = Math.min(10_000, COUNT);
@@ -34,7 +35,7 @@ export async function densityFigures(): Promise<Record<string, number>> {
 
     const wakes: number[] = [];
     const woke = performance.now();
-    await inParallel(WAKES, async () => {
+    await inParallel(Array.from({ length: WAKES }), IN_FLIGHT, async () => {
       const id = ids[Math.floor(Math.random() * ids.length)]!;
       const t0 = performance.now();
       await host.partitions.deliver(id, tick);
@@ -58,7 +59,7 @@ async function provision(start: () => Promise<Host>, label: string, figures: Rec
   const { digest } = await host.components.add(await readFile(await exampleComponent("counter", { engine: "quickjs" })));
   const ids: string[] = [];
   const provisioned = performance.now();
-  await inParallel(COUNT, async () => {
+  await inParallel(Array.from({ length: COUNT }), IN_FLIGHT, async () => {
     const { id } = await host.partitions.create({ name: "d", component: digest });
     await host.partitions.activate(id);
     await host.partitions.freeze(id);
@@ -68,19 +69,6 @@ async function provision(start: () => Promise<Host>, label: string, figures: Rec
   figures[`${label}.rss_mb`] = round(rssMiB(), 0);
   await host.close();
   return ids;
-}
-
-/** Run `work` `count` times, `IN_FLIGHT` at a time. */
-async function inParallel(count: number, work: () => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: IN_FLIGHT }, async () => {
-      while (next < count) {
-        next++;
-        await work();
-      }
-    }),
-  );
 }
 
 /** A random pick may hit a partition another wake has live; freezing it again is enough. */
