@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { guestFile } from "../support/guests.ts";
-import { startTestHost, type TestHost } from "../support/host.ts";
+import { counterCount, startTestHost, type TestHost } from "../support/host.ts";
 import { event } from "../support/runtime.ts";
 import { liveInbox, startTestServer, type TestServer } from "../support/server.ts";
 
@@ -104,10 +104,7 @@ describe("a full disk under the fs store", () => {
     const h: TestHost = await startTestHost({ dataDir: await dataDir() });
     cleanup.push(() => h.close());
     const { id } = await h.partitions.create({ name: "c", component: await h.deploy("counter", { engine: "quickjs" }), durability: "per-activation" });
-    const count = async () => {
-      const outcome = await h.partitions.deliver(id, event("get", ""));
-      return outcome.ok ? JSON.parse(new TextDecoder().decode(outcome.reply!.body)).count : outcome.error;
-    };
+    const count = () => counterCount(h, id);
     await h.partitions.deliver(id, event("increment", "1"));
     expect(await count()).toBe(1);
 

@@ -2,7 +2,7 @@
 // the store did not take is never acknowledged, errors name the store, health recovers by
 // itself, a wiped store stops the host, and a failed save is not applied twice.
 import { afterEach, describe, expect, it } from "vitest";
-import { startTestHost, type TestHost } from "../support/host.ts";
+import { counterCount, startTestHost, type TestHost } from "../support/host.ts";
 import { ownRedis, type OwnRedis } from "../support/redis-server.ts";
 import { event } from "../support/runtime.ts";
 import { liveInbox, startTestServer, type TestServer } from "../support/server.ts";
@@ -89,10 +89,7 @@ describe("a store that hangs, dies or is wiped", () => {
     const h: TestHost = await startTestHost({ store: r.url, storeTimeoutMs: 2000 });
     cleanup.push(() => h.close());
     const { id } = await h.partitions.create({ name: "c", component: await h.deploy("counter", { engine: "quickjs" }), durability: "per-activation" });
-    const count = async () => {
-      const outcome = await h.partitions.deliver(id, event("get", ""));
-      return outcome.ok ? JSON.parse(new TextDecoder().decode(outcome.reply!.body)).count : outcome.error;
-    };
+    const count = () => counterCount(h, id);
     await h.partitions.deliver(id, event("increment", "1"));
     expect(await count()).toBe(1);
 

@@ -6,6 +6,7 @@ import { startHost, type Host, type HostOptions } from "../../src/host.ts";
 import { FakeClock } from "../../src/scheduler/clock.ts";
 import { eventLog, type EventLog } from "./events.ts";
 import { guestFile, type Guest, type GuestChoice } from "./guests.ts";
+import { event } from "./runtime.ts";
 
 export interface TestHost extends Host, Pick<EventLog, "events" | "waitFor"> {
   logs: { partition: string; message: string }[];
@@ -95,4 +96,10 @@ export function testHosts() {
       return start({ ...options, dataDir: h.dataDir });
     },
   };
+}
+
+/** A counter guest's count (its `get` reply), or the error its call answered. */
+export async function counterCount(h: Pick<Host, "partitions">, id: string): Promise<number | string> {
+  const outcome = await h.partitions.deliver(id, event("get", ""));
+  return outcome.ok ? (JSON.parse(new TextDecoder().decode(outcome.reply!.body)) as { count: number }).count : outcome.error;
 }
