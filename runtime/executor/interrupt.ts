@@ -19,7 +19,8 @@ export function absoluteNow(): number {
  * One executor's "what is running now": written by the executor around each guest
  * request, read by the pool when a deadline check fires. Slot 0 holds the running
  * request's id (0 when none, CLAIMED once the pool has decided to interrupt it), slot 1
- * its phase (0, or 1 once an activation moved on to the event it carried).
+ * its phase (which of its guest calls runs: 1 once an activation moved on to the event it
+ * carried, n for the (n+1)th event of a `calls` request).
  */
 export class RunningSlot {
   static readonly CLAIMED = -1;
@@ -40,10 +41,10 @@ export class RunningSlot {
     Atomics.store(this.#ids, 0, id);
   }
 
-  /** Executor side: the running request moves on to its next guest call (an activation's event); its deadline counts afresh. */
-  next(): void {
+  /** Executor side: the running request moves on to its guest call number `phase` (an activation's event is 1); its deadline counts afresh. */
+  next(phase: number): void {
     this.#startedAt[0] = absoluteNow();
-    Atomics.store(this.#phase, 0, 1);
+    Atomics.store(this.#phase, 0, phase);
   }
 
   /** Pool side: the running request's phase (see `next`). */
@@ -92,7 +93,12 @@ export function watchWorkers(): boolean {
     session = undefined;
     return false;
   }
-  session.on("NodeWorker.attachedToWorker", ({ params }) => sessions.set(Number(params.workerInfo.workerId), params.sessionId));
+  // The inspector's `workerId` counts workers in the order they attach, which two workers
+  // starting together can swap; the title Node gives a worker names its thread.
+  session.on("NodeWorker.attachedToWorker", ({ params }) => {
+    const thread = /^\[worker (\d+)\]$/.exec(params.workerInfo.title)?.[1];
+    if (thread !== undefined) sessions.set(Number(thread), params.sessionId);
+  });
   session.on("NodeWorker.detachedFromWorker", ({ params }) => {
     for (const [thread, id] of sessions) if (id === params.sessionId) sessions.delete(thread);
   });
