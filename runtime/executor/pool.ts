@@ -10,8 +10,11 @@ import type {
   ActivationReason,
   CallLimits,
   CallResult,
+  CallsResult,
+  Envelope,
   FromWorker,
   LogLevel,
+  LogLine,
   Request,
   SnapshotResult,
   TaskEvent,
@@ -54,8 +57,11 @@ export interface ActivateOptions {
 export interface Activated extends Omit<ActivateResult, "first"> {
   executor: number;
   /** The carried event's result, or why it failed (the partition is then no longer live). */
-  first?: { ok: true; result: CallResult } | { ok: false; error: Error };
+  first?: Called;
 }
+
+/** One event of a `calls` request, as the pool hands it back. */
+export type Called = { ok: true; result: CallResult } | { ok: false; error: Error };
 
 interface Pending {
   resolve: (value: unknown) => void;
@@ -95,6 +101,9 @@ class Executor {
   readonly compiled = new Set<string>();
   readonly worker: Worker;
   readonly running: RunningSlot;
+  /** Requests sent during this turn of the event loop, posted together at its end (see `Envelope`). */
+  outbox: Envelope[] = [];
+  transfers: ArrayBufferLike[] = [];
 
   constructor(data: ExecutorData, onMessage: (executor: Executor, message: FromWorker) => void, onExit: (executor: Executor, error: Error) => void) {
     this.running = new RunningSlot(data.running);
@@ -159,7 +168,10 @@ export class ExecutorPool {
         executor.compiled.add(variant);
       }
       const request = { op: "activate" as const, partition, ...rest, memoryLimit: limits.memoryBytes };
-      const deadline = this.#deadline(partition, limits, options.now, "on-activate", options.event && `task ${options.event.taskName}`);
+      const event = options.event;
+      const deadline = this.#deadline(partition, limits, options.now, (phase) =>
+        phase === 1 && event ? { what: `task ${event.taskName}`, details: { phase: "call" } } : { what: "on-activate" },
+      );
       const { first, ...result } = (await this.#send(executor, request, transferList(options.snapshot), deadline)) as ActivateResult;
       const activated: Activated = { ...result, executor: this.#executors.indexOf(executor) };
       if (first?.ok === false) {
@@ -197,7 +209,7 @@ export class ExecutorPool {
         executor.compiled.add(variant);
       }
       const request = { op: "upgrade" as const, partition, ...rest, memoryLimit: limits.memoryBytes };
-      const deadline = this.#deadline(partition, limits, options.now, "its upgrade");
+      const deadline = this.#deadline(partition, limits, options.now, () => ({ what: "its upgrade" }));
       return (await this.#send(executor, request, transferList(options.from.snapshot), deadline)) as UpgradeResult;
     } catch (error) {
       this.#forget(partition);
@@ -205,15 +217,33 @@ export class ExecutorPool {
     }
   }
 
+  /** One event for a live partition; a trap (or a lost executor) rejects, and the instance is gone. */
   async call(partition: string, event: TaskEvent, host: unknown, now: number, limits: CallLimits): Promise<CallResult> {
+    const [outcome] = await this.calls(partition, [event], host, now, limits);
+    if (!outcome!.ok) throw outcome!.error;
+    return outcome!.result;
+  }
+
+  /**
+   * Events for a live partition, in one request: each sees what the one before it left,
+   * and each has the whole deadline. They run as far as they go (see `CallsResult`): after
+   * a trap the instance is gone. A deadline, or a lost executor, rejects the whole request;
+   * a deadline's error names the event it stopped (`details.index`).
+   */
+  async calls(partition: string, events: TaskEvent[], host: unknown, now: number, limits: CallLimits): Promise<Called[]> {
     const executor = this.#homeOf(partition);
     try {
-      const request = { op: "call" as const, partition, event, host, now, memoryLimit: limits.memoryBytes };
-      const result = (await this.#send(executor, request, [], this.#deadline(partition, limits, now, `task ${event.taskName}`))) as CallResult;
-      this.#quarantine.behaved(partition);
-      return result;
+      const request = { op: "calls" as const, partition, events, host, now, memoryLimit: limits.memoryBytes };
+      const deadline = this.#deadline(partition, limits, now, (phase) => ({
+        what: `task ${events[phase]?.taskName}`,
+        details: { phase: "call", index: phase },
+      }));
+      const results = (await this.#send(executor, request, [], deadline)) as CallsResult;
+      if (results.at(-1)?.ok === false)
+        this.#forget(partition); // it trapped: the instance is gone
+      else this.#quarantine.behaved(partition);
+      return results.map((called) => (called.ok ? called : { ok: false, error: fromErrorData(called.error) }));
     } catch (error) {
-      // After a trap (or a lost executor) the instance is gone.
       this.#forget(partition);
       throw error;
     }
@@ -276,19 +306,20 @@ export class ExecutorPool {
     return this.#executors.reduce((best, executor) => (load(executor) < load(best) ? executor : best));
   }
 
-  /** A request's deadline; `then` names the event an activation carries (its phase 1). */
-  #deadline(partition: string, limits: CallLimits, now: number, what: string, then?: string): Deadline {
+  /** A request's deadline; `during` names the guest call that ran past it, by the request's phase (see `RunningSlot.phase`). */
+  #deadline(partition: string, limits: CallLimits, now: number, during: (phase: number) => { what: string; details?: Record<string, unknown> }): Deadline {
     return {
       partition,
       ms: limits.deadlineMs,
       now,
-      error: (phase) =>
-        new DormantError(
+      error: (phase) => {
+        const { what, details } = during(phase);
+        return new DormantError(
           "guest-deadline",
-          `Partition ${partition} ran past its ${limits.deadlineMs} ms deadline in ${phase === 1 && then ? then : what}; ` +
-            `the call was stopped, and the partition comes back from its last snapshot.`,
-          phase === 1 && then ? { details: { phase: "call" } } : {},
-        ),
+          `Partition ${partition} ran past its ${limits.deadlineMs} ms deadline in ${what}; the call was stopped, and the partition comes back from its last snapshot.`,
+          details ? { details } : {},
+        );
+      },
     };
   }
 
@@ -320,12 +351,24 @@ export class ExecutorPool {
         this.#stop(executor, deadline!);
       };
       if (deadline) timer = setTimeout(check, deadline.ms);
+      // An idle executor is woken at once; what follows in the same turn goes with the next post.
+      const idle = executor.pending.size === 0 && executor.outbox.length === 0;
       executor.pending.set(id, {
         resolve: (value) => (clearTimeout(timer), resolve(value)),
         reject: (error) => (clearTimeout(timer), reject(error)),
       });
-      executor.worker.postMessage({ id, request }, transfer as never);
+      if (idle) return executor.worker.postMessage([{ id, request }], transfer as never);
+      if (executor.outbox.length === 0) setImmediate(() => this.#post(executor));
+      executor.outbox.push({ id, request });
+      executor.transfers.push(...transfer);
     });
+  }
+
+  #post(executor: Executor): void {
+    const { outbox, transfers } = executor;
+    executor.outbox = [];
+    executor.transfers = [];
+    if (this.#executors.includes(executor)) executor.worker.postMessage(outbox, transfers as never);
   }
 
   /**
@@ -367,13 +410,19 @@ export class ExecutorPool {
   }
 
   #onMessage(executor: Executor, message: FromWorker): void {
-    for (const line of message.logs ?? []) this.#options.onLog?.(line.partition, line.level, line.message);
-    if (message.type === "logs") return;
-    const pending = executor.pending.get(message.id);
-    if (!pending) return;
-    executor.pending.delete(message.id);
-    if (message.ok) pending.resolve(message.value);
-    else pending.reject(fromErrorData(message.error));
+    if (message.type === "logs") return this.#log(message.logs);
+    for (const response of message.responses) {
+      this.#log(response.logs);
+      const pending = executor.pending.get(response.id);
+      if (!pending) continue;
+      executor.pending.delete(response.id);
+      if (response.ok) pending.resolve(response.value);
+      else pending.reject(fromErrorData(response.error));
+    }
+  }
+
+  #log(lines: LogLine[] | undefined): void {
+    for (const line of lines ?? []) this.#options.onLog?.(line.partition, line.level, line.message);
   }
 
   /** Take a dead or doomed executor out of service: fail its requests, forget its partitions, start a replacement. */

@@ -36,7 +36,8 @@ export type Request =
       event?: TaskEvent;
     } & HostCall)
   | ({ op: "upgrade"; partition: string; from: { component: PreparedComponent; snapshot?: Uint8Array }; component: PreparedComponent } & HostCall)
-  | ({ op: "call"; partition: string; event: TaskEvent } & HostCall)
+  /** Events for a live partition, run in order; see `CallsResult`. */
+  | ({ op: "calls"; partition: string; events: TaskEvent[] } & HostCall)
   | { op: "snapshot"; partition: string }
   | { op: "drop"; partition: string }
   /** After an interrupt: answers once the executor has dropped the interrupted instance. */
@@ -68,6 +69,13 @@ export interface CallResult {
   ms: number;
 }
 
+/**
+ * The events of a `calls` request, each as it went, in order, as far as they ran: after an
+ * event that failed (its outcome) or trapped (`ok: false`, the instance is gone) the rest
+ * were not run, and go again once the host has seen that one.
+ */
+export type CallsResult = ({ ok: true; result: CallResult } | { ok: false; error: ErrorData })[];
+
 export interface SnapshotResult {
   /** Compressed, to store. */
   bytes: Uint8Array;
@@ -76,6 +84,17 @@ export interface SnapshotResult {
   memoryBytes: number;
   deltaBytes: number;
   ms: number;
+}
+
+/**
+ * Requests travel in batches, answers too. Posting a message to a thread that sleeps costs
+ * the sender about 50 µs here (the wake-up), so what is sent within one turn of the event
+ * loop goes in one message, and what an executor answered while it had more to do goes
+ * back in one.
+ */
+export interface Envelope {
+  id: number;
+  request: Request;
 }
 
 /** What guests logged while the request ran, handed over with its answer (a message per line would cost a thread wake-up each). */
@@ -87,7 +106,7 @@ export interface LogLine {
   message: string;
 }
 
-export type FromWorker = ({ type: "response" } & Response) | { type: "logs"; logs: LogLine[] };
+export type FromWorker = { type: "responses"; responses: Response[] } | { type: "logs"; logs: LogLine[] };
 
 /**
  * The buffers to transfer along with these byte arrays, each if it owns its buffer whole. Small Node

@@ -9,9 +9,12 @@ import {
   transferList,
   type ActivateResult,
   type CallResult,
+  type CallsResult,
+  type Envelope,
   type FromWorker,
   type LogLine,
   type Request,
+  type Response,
   type SnapshotResult,
   type TaskEvent,
   type UpgradeResult,
@@ -64,10 +67,11 @@ const sink: HostSink = {
   },
 };
 
-/** Hand over the lines logged so far (those a request interrupted mid-way never answered with, too). */
+/** Hand over the lines logged so far (those a request interrupted mid-way never answered with, too), after the answers before them. */
 function flushLogs(): void {
   if (logs.length === 0) return;
-  post({ type: "logs", logs });
+  flushResponses();
+  port.postMessage({ type: "logs", logs } satisfies FromWorker);
   logs = [];
 }
 
@@ -82,8 +86,27 @@ const live = new Map<string, Live>();
 const pristine = new Map<string, PristineImage>();
 const pools = new Map<string, { spare: Bound[]; size: number; filling: boolean }>();
 
-function post(message: FromWorker, transfer: Transferable[] = []): void {
-  port.postMessage(message, transfer as never);
+/**
+ * Answers wait while the executor has more requests to run, and go together once it has
+ * none (or once the oldest has waited ANSWER_HOLD_MS, so a long request does not hold
+ * the short ones before it).
+ */
+let responses: Response[] = [];
+let transfers: Transferable[] = [];
+let heldSince = 0;
+const ANSWER_HOLD_MS = 1;
+
+function answer(response: Response, transfer: Transferable[] = []): void {
+  if (responses.length === 0) heldSince = performance.now();
+  responses.push(response);
+  transfers.push(...transfer);
+}
+
+function flushResponses(): void {
+  if (responses.length === 0) return;
+  port.postMessage({ type: "responses", responses } satisfies FromWorker, transfers as never);
+  responses = [];
+  transfers = [];
 }
 
 function instantiate(compiled: CompiledComponent): Bound {
@@ -133,7 +156,7 @@ async function activate(request: Extract<Request, { op: "activate" }>): Promise<
   if (!request.event) return result;
   // The event that woke the partition, in the same request: it sees what on-activate changed,
   // and has a deadline of its own. Its failure is the event's, not the activation's.
-  running.next();
+  running.next(1);
   const partition = live.get(request.partition)!;
   partition.binding.next(request.now);
   try {
@@ -249,10 +272,27 @@ async function upgrade(request: Extract<Request, { op: "upgrade" }>): Promise<Up
   return { effects, handedOver: state?.length };
 }
 
-function call(request: Extract<Request, { op: "call" }>): CallResult {
+/** Events in order, each seeing what the one before it left (see `CallsResult`). */
+function calls(request: Extract<Request, { op: "calls" }>): CallsResult {
   const partition = liveOrThrow(request.partition);
+  const results: CallsResult = [];
   partition.binding.begin(request.host, request.now);
-  return handleEvent(request.partition, partition, request.event, request.memoryLimit);
+  for (const [index, event] of request.events.entries()) {
+    if (index > 0) {
+      running.next(index);
+      partition.binding.next(request.now);
+    }
+    try {
+      const result = handleEvent(request.partition, partition, event, request.memoryLimit);
+      results.push({ ok: true, result });
+      // What follows a failed event must see the host's view without its effects: it goes again.
+      if (!result.outcome.ok) break;
+    } catch (error) {
+      results.push({ ok: false, error: toErrorData(error) });
+      break;
+    }
+  }
+  return results;
 }
 
 /** `handler.on-task` on a live partition whose binding has begun the call. */
@@ -354,8 +394,8 @@ async function handle(request: Request): Promise<unknown> {
       return undefined;
     case "recover":
       return undefined; // the interrupted request was cleaned up on arrival (see the message handler)
-    case "call":
-      return call(request);
+    case "calls":
+      return calls(request);
     case "snapshot":
       return snapshot(request);
     case "drop":
@@ -363,38 +403,63 @@ async function handle(request: Request): Promise<unknown> {
   }
 }
 
-port.on("message", ({ id, request }: { id: number; request: Request }) => {
+/** Requests not yet started, in the order they were sent. */
+const inbox: Envelope[] = [];
+let pumping = false;
+
+port.on("message", (envelopes: Envelope[]) => {
+  // The pool interrupted the previous guest request (it never finished): the interrupt
+  // unwound that whole turn, the pump's too. The instance may be half-written, so it is
+  // dropped; the partition comes back from its last snapshot. The pool always follows an
+  // interrupt with a `recover` request, so the pump starts again here.
+  if (running.takeClaimed()) {
+    if (runningPartition !== undefined) live.delete(runningPartition);
+    pumping = false;
+  }
+  inbox.push(...envelopes);
+  if (!pumping) void pump();
+});
+
+/** Run the inbox one request at a time (a guest request must not interleave with another at an await), then answer. */
+async function pump(): Promise<void> {
+  pumping = true;
+  while (inbox.length > 0) {
+    if (responses.length > 0 && performance.now() - heldSince > ANSWER_HOLD_MS) flushResponses();
+    const envelope = inbox.shift()!;
+    // Preparing (transpiling) is long and mostly waits on files: requests behind it go on meanwhile.
+    if (envelope.request.op === "prepare") void run(envelope).then(flushResponses);
+    else await run(envelope);
+  }
+  pumping = false;
+  flushResponses();
+}
+
+async function run({ id, request }: Envelope): Promise<void> {
   lastRequestAt = requestStartedAt = performance.now();
   flushLogs();
-  // The pool interrupted the previous guest request (it never finished): its instance may be
-  // half-written, so it is dropped; the partition comes back from its last snapshot.
-  if (running.takeClaimed() && runningPartition !== undefined) live.delete(runningPartition);
   // A guest request's deadline runs from here (after compiling, the host's work) to its answer.
   let started = false;
-  const run = async (): Promise<unknown> => {
+  const done = (response: Response, transfer: Transferable[] = []): void => {
+    if (started && !running.finish(id)) return awaitInterrupt(runningPartition!);
+    answer({ ...response, ...takeLogs() } as Response, transfer);
+  };
+  try {
     if (request.op === "activate") await engine.compile(request.component, { maxMemoryBytes: request.memoryLimit });
     if (request.op === "upgrade") {
       await Promise.all([request.from.component, request.component].map((component) => engine.compile(component, { maxMemoryBytes: request.memoryLimit })));
     }
-    if (request.op === "activate" || request.op === "call" || request.op === "upgrade") {
+    if (request.op === "activate" || request.op === "calls" || request.op === "upgrade") {
       runningPartition = request.partition;
       running.start(id);
       started = true;
     }
-    return handle(request);
-  };
-  const done = (message: FromWorker, transfer: Transferable[] = []): void => {
-    if (started && !running.finish(id)) return awaitInterrupt(runningPartition!);
-    post({ ...message, ...takeLogs() } as FromWorker, transfer);
-  };
-  run().then(
-    (value) => {
-      const snapshot = request.op === "snapshot" ? (value as SnapshotResult) : undefined;
-      done({ type: "response", id, ok: true, value }, transferList(snapshot?.bytes, snapshot?.image));
-    },
-    (error: unknown) => done({ type: "response", id, ok: false, error: toErrorData(error) }),
-  );
-});
+    const value = await handle(request);
+    const snapshot = request.op === "snapshot" ? (value as SnapshotResult) : undefined;
+    done({ id, ok: true, value }, transferList(snapshot?.bytes, snapshot?.image));
+  } catch (error) {
+    done({ id, ok: false, error: toErrorData(error) });
+  }
+}
 
 /**
  * The pool claimed this request just as it finished: its interrupt is on the way and must

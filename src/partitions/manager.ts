@@ -70,6 +70,13 @@ export interface Unsaved {
   error: string;
 }
 
+/** An event waiting for its delivery step, and who waits for its outcome. */
+interface Waiting {
+  event: TaskEvent;
+  resolve: (outcome: CallOutcome) => void;
+  reject: (error: Error) => void;
+}
+
 /** A partition on this host; whether it is live is its membership of the manager's live set, kept in order of use for `liveCount` and eviction. */
 class PartitionSlot implements Slot {
   reprovisioned: boolean;
@@ -78,6 +85,8 @@ class PartitionSlot implements Slot {
   unsaved = 0;
   unsavedSince = 0;
   queue: Promise<unknown> = Promise.resolve();
+  /** Events queued for the partition's next delivery step, which takes them all (see `deliver`). */
+  waiting: Waiting[] | undefined = undefined;
 
   constructor(
     public record: PartitionRecord,
@@ -224,30 +233,132 @@ export class PartitionManager {
     return this.#exclusive(slot, async () => (this.#refuseWhenClosing(id), (await this.#ensureLive(slot)).kind));
   }
 
-  /** Deliver one event: activates the partition, calls `handler.on-task`, commits its effects if it succeeds. */
+  /**
+   * Deliver one event: activates the partition, calls `handler.on-task`, commits its
+   * effects if it succeeds. Events that come while the partition is busy wait, and then go
+   * to it together, in order: one request to its executor and one answer for all of them
+   * (a thread wake-up per event would cost more than a small guest's event).
+   */
   deliver(id: string, event: TaskEvent): Promise<CallOutcome> {
     const slot = this.#slotOf(id);
-    return this.#exclusive(slot, async () => {
-      this.#refuseWhenClosing(id);
-      // A frozen partition gets its event with the activation, in one request to its executor.
-      const { first, committed } = await this.#ensureLive(slot, event);
-      slot.busy = true;
-      try {
-        const { pool, hooks, clock } = this.#options;
-        const called = first ? settled(first) : pool.call(id, event, hooks.stateFor(id), clock.now(), this.#callLimits(slot));
-        const result = await called.catch((error: Error) => {
-          slot.live = false; // the instance is gone; the next event rehydrates
-          this.#emit({ type: "trap", partition: id, error });
-          throw error;
-        });
-        if (result.outcome.ok && !committed) await this.#persistence.commit(slot, result.effects);
-        await this.#persistence.checkpointIfDue(slot);
-        return result.outcome;
-      } finally {
-        slot.busy = false;
-        this.#used(slot);
-      }
+    const delivered = new Promise<CallOutcome>((resolve, reject) => {
+      const waiting = { event, resolve, reject };
+      if (slot.waiting) return void slot.waiting.push(waiting);
+      const group = [waiting];
+      slot.waiting = group;
+      void this.#queue(slot, () => {
+        if (slot.waiting === group) slot.waiting = undefined;
+        return this.#deliverAll(slot, group);
+      });
     });
+    // A caller may look at a failure later than the turn it happens in (as with every step a partition queues).
+    delivered.catch(() => undefined);
+    return delivered;
+  }
+
+  /** Settles every waiting event's outcome; never throws. */
+  async #deliverAll(slot: Slot, group: Waiting[]): Promise<void> {
+    try {
+      this.#refuseWhenClosing(slot.record.id);
+    } catch (error) {
+      for (const waiting of group) waiting.reject(error as Error);
+      return;
+    }
+    // Answered once the partition is no longer busy, so a caller sees it as it left it.
+    const answers: (() => void)[] = [];
+    let rest: Waiting[] = group.map(({ event, resolve, reject }) => ({
+      event,
+      resolve: (outcome) => answers.push(() => resolve(outcome)),
+      reject: (error) => answers.push(() => reject(error)),
+    }));
+    slot.busy = true;
+    try {
+      while (rest.length > 0) rest = await this.#deliverSome(slot, rest);
+    } finally {
+      slot.busy = false;
+      this.#used(slot);
+      for (const answer of answers) answer();
+    }
+  }
+
+  /**
+   * Deliver events in order as far as one activation and one request take them; returns
+   * those still to go (after an event that failed or trapped, the rest go again, on the
+   * host's view after it).
+   */
+  async #deliverSome(slot: Slot, group: Waiting[]): Promise<Waiting[]> {
+    const id = slot.record.id;
+    const [head, ...tail] = group as [Waiting, ...Waiting[]];
+    let rest = group;
+    try {
+      // A frozen partition gets its first event with the activation, in one request to its executor.
+      const { first, committed } = await this.#ensureLive(slot, head.event);
+      if (first) {
+        rest = tail;
+        if (!first.ok) throw this.#trapped(slot, first.error);
+        await this.#settle(slot, [head], [first.result], committed);
+        if (!slot.live || rest.length === 0) return rest;
+      }
+    } catch (error) {
+      head.reject(error as Error);
+      return tail;
+    }
+    const { pool, hooks, clock } = this.#options;
+    let results;
+    try {
+      results = await pool.calls(
+        id,
+        rest.map((waiting) => waiting.event),
+        hooks.stateFor(id),
+        clock.now(),
+        this.#callLimits(slot),
+      );
+    } catch (error) {
+      // A deadline names the event it stopped; the others go again (their instance, and what they did to it, is gone).
+      this.#trapped(slot, error as Error);
+      const index = isDormantError(error, "guest-deadline") ? error.details.index : undefined;
+      if (typeof index !== "number") {
+        for (const waiting of rest) waiting.reject(error as Error);
+        return [];
+      }
+      rest[index]!.reject(error as Error);
+      return rest.filter((_, i) => i !== index);
+    }
+    const ran = results.length;
+    const last = results[ran - 1]!;
+    const handled = last.ok ? results : results.slice(0, -1);
+    await this.#settle(
+      slot,
+      rest.slice(0, handled.length),
+      handled.map((called) => (called as { result: CallResult }).result),
+    );
+    if (!last.ok) rest[ran - 1]!.reject(this.#trapped(slot, last.error));
+    return rest.slice(ran);
+  }
+
+  /** Commit what handled events did, in order, and answer them. */
+  async #settle(slot: Slot, waiting: Waiting[], results: CallResult[], committed = false): Promise<void> {
+    const effects = results.filter((result) => result.outcome.ok).map((result) => result.effects);
+    try {
+      if (!committed && effects.length > 0) await this.#persistence.commit(slot, ...effects);
+    } catch (error) {
+      for (const [i, each] of waiting.entries()) {
+        if (results[i]!.outcome.ok) each.reject(error as Error);
+        else each.resolve(results[i]!.outcome);
+      }
+      return;
+    }
+    for (const [i, each] of waiting.entries()) {
+      await this.#persistence.checkpointIfDue(slot);
+      each.resolve(results[i]!.outcome);
+    }
+  }
+
+  /** The instance is gone after a trap: the next event rehydrates. */
+  #trapped(slot: Slot, error: Error): Error {
+    slot.live = false;
+    this.#emit({ type: "trap", partition: slot.record.id, error });
+    return error;
   }
 
   /** Run a new component version on a partition, keeping its tasks (see upgrade.ts). */
@@ -441,7 +552,13 @@ export class PartitionManager {
     return slot.reprovisioned ? "reprovisioned" : "fresh";
   }
 
+  /** One thing at a time per partition; events asked for after it wait for the next step of their own. */
   #exclusive<T>(slot: Slot, work: () => Promise<T>): Promise<T> {
+    slot.waiting = undefined;
+    return this.#queue(slot, work);
+  }
+
+  #queue<T>(slot: Slot, work: () => Promise<T>): Promise<T> {
     const run = slot.queue.then(work, work);
     slot.queue = run.catch(() => undefined);
     return run;
@@ -466,8 +583,4 @@ export class PartitionManager {
 
 export function newPartitionId(): string {
   return `p_${randomBytes(12).toString("base64url")}`;
-}
-
-function settled(first: NonNullable<Activated["first"]>): Promise<CallResult> {
-  return first.ok ? Promise.resolve(first.result) : Promise.reject(first.error);
 }

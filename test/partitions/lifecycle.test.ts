@@ -130,6 +130,37 @@ describe.each(JS_ENGINES)("a JS guest on %s", (engine) => {
       expect(counts).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     });
 
+    it("hands events queued behind a busy partition over together, each seeing the tasks the ones before it registered", async () => {
+      const h = await host();
+      const { id } = await h.partitions.create({ name: "c", component: await deploy(h) });
+      await h.partitions.activate(id);
+      const outcomes = await Promise.all(["a", "b", "c"].map((name) => h.partitions.deliver(id, event("register", JSON.stringify({ name, entry: "tick" })))));
+      const seen = outcomes.map((outcome) => (JSON.parse(reply(outcome)) as { names: string[] }).names.sort());
+      expect(seen).toEqual([
+        ["a", "heartbeat", "inbox"],
+        ["a", "b", "heartbeat", "inbox"],
+        ["a", "b", "c", "heartbeat", "inbox"],
+      ]);
+      expect(h.registry.tasksOf(id).map((task) => task.name)).toEqual(expect.arrayContaining(["a", "b", "c"]));
+    });
+
+    it("fails only the runaway event of those queued together, and delivers the others again from the last snapshot", async () => {
+      const h = await host({ partitionLimits: { cpuDeadlineMs: 500 } });
+      const { id } = await h.partitions.create({ name: "c", component: await deploy(h) });
+      await h.partitions.deliver(id, event("increment"));
+      await h.partitions.freeze(id);
+      await h.partitions.activate(id);
+      const [before, runaway, after] = await Promise.allSettled([
+        h.partitions.deliver(id, event("increment")),
+        h.partitions.deliver(id, event("spin", "1000000000000")),
+        h.partitions.deliver(id, event("increment")),
+      ]);
+      expect(runaway).toMatchObject({ status: "rejected", reason: { code: "guest-deadline", message: expect.stringMatching(/deadline in task spin/) } });
+      expect(before).toMatchObject({ status: "fulfilled", value: { ok: true } });
+      expect(after).toMatchObject({ status: "fulfilled", value: { ok: true } });
+      expect(await countOf(h, id)).toBe(3);
+    });
+
     it("commits a per-activation partition's snapshot with every event, so a host crash loses nothing", async () => {
       const first = await host();
       const { id } = await first.partitions.create({ name: "c", component: await deploy(first), durability: "per-activation" });
