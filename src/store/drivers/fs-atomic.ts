@@ -7,7 +7,7 @@
  * rename is atomic within a filesystem, so readers see either the old or the
  * new content, never a mix. Keys map to paths like unstorage's fs driver
  * ("a:b:c" → "<base>/a/b/c"), except in the `packed` mounts, whose small records share
- * bucket files (see fs-packed.ts).
+ * bucket files behind a journal (see fs-packed.ts).
  *
  * A write skips the mkdir of a directory it knows exists, and fsyncs a recently used
  * directory through a file it keeps open: each is a threadpool round trip saved.
@@ -18,7 +18,7 @@ import { dirname, join, relative, resolve, sep, isAbsolute } from "node:path";
 import { promisify } from "node:util";
 import { defineDriver } from "unstorage";
 import { DormantError } from "../../../runtime/index.ts";
-import { PACKED_DIR, PackedMount } from "./fs-packed.ts";
+import { PACKED_DIR, PackedMount, type CompactAfter } from "./fs-packed.ts";
 
 export interface FsAtomicOptions {
   /** Directory holding the data; created on first write if missing. */
@@ -29,6 +29,8 @@ export interface FsAtomicOptions {
   fileMode?: number;
   /** Top-level mounts ("partitions") whose items are packed into bucket files: many small records, read all at once. */
   packed?: readonly string[];
+  /** When a packed mount's journal is folded into its buckets (defaults in fs-packed.ts; tests make it small). */
+  compactAfter?: CompactAfter;
 }
 
 /** A key that cannot be stored safely under the base directory. */
@@ -244,9 +246,8 @@ export default defineDriver((options: FsAtomicOptions) => {
     }
   };
 
-  const packed = new Map(
-    (options.packed ?? []).map((mount) => [mount, new PackedMount(base, mount, { writeFile: writeFileAtomic, isTempFile: isTempFileName })]),
-  );
+  const packedIo = { writeFile: writeFileAtomic, syncDir, isTempFile: isTempFileName, dirMode, fileMode };
+  const packed = new Map((options.packed ?? []).map((mount) => [mount, new PackedMount(base, mount, packedIo, options.compactAfter)]));
 
   /** The packed mount a key is in, with the key relative to it; undefined for a key stored as its own file. */
   const packedOf = (key: string): { mount: PackedMount; rest: string } | undefined => {
@@ -366,8 +367,8 @@ export default defineDriver((options: FsAtomicOptions) => {
       // must not wipe the others. The base directory itself is kept.
       const [first, ...rest] = segmentsOf(prefix ?? "");
       const inPack = first === undefined ? undefined : packed.get(first);
-      if (inPack && rest.length > 0) return inPack.clear(`${rest.join(":")}:`);
-      // A whole packed mount (or the root) goes with its directory; the mount forgets nothing it needs.
+      // A packed mount is cleared through its journal, which its kept-open file and overlay would otherwise outlive.
+      if (inPack) return inPack.clear(rest.length > 0 ? `${rest.join(":")}:` : "");
       const dir = dirOf(prefix ?? "");
       if (dir !== base) {
         forget(dir);
@@ -382,14 +383,15 @@ export default defineDriver((options: FsAtomicOptions) => {
         throw err;
       }
       forget(base);
-      await Promise.all(names.map((n) => fsp.rm(join(base, n), { recursive: true, force: true })));
+      await Promise.all(names.map((n) => packed.get(n)?.clear("") ?? fsp.rm(join(base, n), { recursive: true, force: true })));
     },
     /** Fold a store's loose record files from before packing into buckets: at open, however long it takes, before any operation's deadline runs. */
     async prepare() {
       await Promise.all([...packed.values()].map((mount) => mount.prepare()));
     },
-    /** Close the directories kept open. */
-    dispose() {
+    /** Wait for the packed mounts' writes under way, and close the files kept open. */
+    async dispose() {
+      await Promise.all([...packed.values()].map((mount) => mount.close()));
       forget(base);
     },
   };
