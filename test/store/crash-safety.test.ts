@@ -2,11 +2,12 @@
  * SIGKILLs a writing process at random moments and checks that everything it
  * reported as written is intact afterwards: through SnapshotStore (the
  * blob-then-head protocol), straight through the fs-atomic driver, through the
- * record buckets many records share, and while a store's loose record files are
- * folded into buckets.
+ * record buckets many records share, through the journal in front of them (and while
+ * it is folded into them), and while a store's loose record files are folded into buckets.
+ * A journal torn or damaged by hand checks what its next open makes of it.
  */
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -14,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { openStore } from "../../src/store/open.ts";
 import { SnapshotStore } from "../../src/store/snapshot-store.ts";
-import { OVERWRITE_KEY, partitionIds, payloadFor, recordFor } from "./fixtures/snapshot-writer.ts";
+import { CHANGE_KEYS, CHANGE_WORKERS, changeOf, OVERWRITE_KEY, partitionIds, payloadFor, recordFor } from "./fixtures/snapshot-writer.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const WRITER = fileURLToPath(new URL("./fixtures/snapshot-writer.ts", import.meta.url));
@@ -33,7 +34,7 @@ afterEach(() => rm(dir, { recursive: true, force: true }));
  * it, and returns every progress line it printed (lines still in the pipe
  * when it died count too: those writes had completed).
  */
-async function writeUntilKilled(args: string[], killAfter: number): Promise<string[]> {
+async function writeUntilKilled(args: string[], killAfter: number, killWhen?: () => Promise<unknown>): Promise<string[]> {
   const child = spawn(process.execPath, ["--import", "tsx", WRITER, dataDir, ...args], {
     cwd: REPO_ROOT,
     stdio: ["ignore", "pipe", "pipe"],
@@ -47,7 +48,10 @@ async function writeUntilKilled(args: string[], killAfter: number): Promise<stri
     lines.push(line);
     // A line only says the last write finished; the next one begins with a
     // millisecond of CPU work, so a little jitter moves the kill into its I/O.
-    if (lines.length === killAfter) setTimeout(() => child.kill("SIGKILL"), Math.random() * 12);
+    if (lines.length === killAfter) {
+      if (killWhen) void killWhen().then(() => child.kill("SIGKILL"));
+      else setTimeout(() => child.kill("SIGKILL"), Math.random() * 12);
+    }
   }
   const signal = await exited;
   if (lines.length < killAfter) throw new Error(`writer exited after ${lines.length} lines (signal ${signal}):\n${stderr}`);
@@ -193,3 +197,129 @@ it("loses no record when the folding of a store's loose record files into bucket
   }
   console.info(`store open killed after ms: ${delays.join(", ")}`);
 }, 180_000);
+
+const packedDir = () => join(dataDir, "registrations", ".packed");
+const journals = async () => (await readdir(packedDir()).catch(() => [])).filter((name) => name.startsWith("journal.")).length;
+
+/**
+ * Checks the registrations against what the `changes` writers reported: a key is as its
+ * last acknowledged change left it, or as the change after it (under way at the kill)
+ * did. `settled` holds what earlier rounds found, which must never change again.
+ */
+async function expectAcknowledgedChanges(lines: string[], settled: Map<string, string>, where: string): Promise<void> {
+  const acknowledged = new Map<string, number>();
+  for (const line of lines) {
+    const [key, n] = line.split(" ");
+    acknowledged.set(key!, Math.max(Number(n), acknowledged.get(key!) ?? -1));
+  }
+  const store = await openStore({ url: `fs:${dataDir}` });
+  try {
+    const stored = new Map((await store.registrations.entries()).map(({ key, value }) => [key, value.toString("utf8")]));
+    const text = (key: string, n: number) => {
+      const change = changeOf(key, n);
+      return change === "removed" ? "removed" : JSON.stringify(change);
+    };
+    const found = (key: string) => stored.get(key) ?? "removed";
+    for (const [key, n] of acknowledged) {
+      expect([text(key, n), text(key, n + 1)], `${key} after ${n} acknowledged, ${where}`).toContain(found(key));
+      settled.set(key, found(key));
+    }
+    for (const [key, value] of settled) expect(found(key), `${key}, settled in an earlier round, ${where}`).toBe(value);
+    // A key none of whose changes was acknowledged holds nothing, or its first change (under way at the kill).
+    for (const key of stored.keys()) if (!settled.has(key)) expect(found(key), `${key}, never acknowledged, ${where}`).toBe(text(key, 0));
+  } finally {
+    await store.close();
+  }
+}
+
+it("keeps every journaled change a writer acknowledged before it was SIGKILLed, and brings back no older one", async () => {
+  const settled = new Map<string, string>();
+  const kills: string[] = [];
+  for (let round = 0; round < 4; round++) {
+    // 64 writers: acknowledgements come a batch at a time, so the kill lands after many.
+    const killAfter = 100 + Math.floor(Math.random() * 2000);
+    const lines = await writeUntilKilled(["changes", String(round)], killAfter);
+    kills.push(`${lines.length}`);
+    await expectAcknowledgedChanges(lines, settled, `after a kill at ${lines.length} acknowledgements (round ${round})`);
+  }
+  expect(settled.size).toBeGreaterThan(CHANGE_WORKERS);
+  console.info(`journal writer killed after acknowledgements: ${kills.join(", ")}`);
+}, 120_000);
+
+it("loses no acknowledged change and brings back no older value when the journal's folding into buckets is SIGKILLed", async () => {
+  const settled = new Map<string, string>();
+  const kills: string[] = [];
+  for (let round = 0; round < 5; round++) {
+    // Folded after every 64 changes: a fold is nearly always under way; the kill waits for one (two generations on disk).
+    const killAfter = 200 + Math.floor(Math.random() * 1000);
+    const killWhen = async () => {
+      while ((await journals()) < 2) await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 5));
+    };
+    const lines = await writeUntilKilled(["changes", String(round), "64"], killAfter, killWhen);
+    const temp = (await readdir(packedDir())).some((name) => name.endsWith(".tmp"));
+    kills.push(`${lines.length} (${await journals()} generations${temp ? ", mid-bucket-write" : ""})`);
+    await expectAcknowledgedChanges(lines, settled, `after a kill at ${lines.length} acknowledgements (round ${round})`);
+  }
+  expect(settled.size).toBeGreaterThan(CHANGE_WORKERS * CHANGE_KEYS);
+  console.info(`journal folding killed after acknowledgements: ${kills.join(", ")}`);
+}, 120_000);
+
+/** Three acknowledged changes, then a fourth whose append is cut in half, as a kill in the middle of writing it would. */
+async function journalWithTornTail(): Promise<string> {
+  const journal = join(packedDir(), "journal.0");
+  const store = await openStore({ url: `fs:${dataDir}` });
+  for (const i of [1, 2, 3]) await store.registrations.setItem(`k${i}`, { i });
+  const acknowledged = (await stat(journal)).size;
+  await store.registrations.setItem("k4", { i: 4 });
+  await store.close();
+  const written = (await stat(journal)).size;
+  await truncate(journal, acknowledged + Math.floor((written - acknowledged) / 2));
+  return journal;
+}
+
+it("ignores a torn append at the end of the journal at the next open, with every acknowledged change there", async () => {
+  await journalWithTornTail();
+  const store = await openStore({ url: `fs:${dataDir}` });
+  try {
+    expect(await store.registrations.getItem("k1")).toEqual({ i: 1 });
+    expect(await store.registrations.getItem("k3")).toEqual({ i: 3 });
+    expect(await store.registrations.getItem("k4")).toBeNull();
+    expect((await store.registrations.getKeys()).sort()).toEqual(["k1", "k2", "k3"]);
+  } finally {
+    await store.close();
+  }
+});
+
+it("cuts a torn append off the journal, so that the opens after the next one do not take it for damage", async () => {
+  await journalWithTornTail();
+  let store = await openStore({ url: `fs:${dataDir}` });
+  await store.registrations.setItem("k5", { i: 5 });
+  await store.close();
+  store = await openStore({ url: `fs:${dataDir}` });
+  try {
+    expect((await store.registrations.getKeys()).sort()).toEqual(["k1", "k2", "k3", "k5"]);
+  } finally {
+    await store.close();
+  }
+});
+
+it("refuses to open a journal whose middle is damaged, as records-corrupt naming the file and what to do", async () => {
+  const store = await openStore({ url: `fs:${dataDir}` });
+  for (const i of [1, 2, 3]) await store.registrations.setItem(`k${i}`, { i });
+  await store.close();
+  const journal = join(packedDir(), "journal.0");
+  const bytes = await readFile(journal);
+  bytes[4 + 8 + 10]! ^= 0xff; // inside the first batch, two acknowledged batches after it
+  await writeFile(journal, bytes);
+  const refused = openStore({ url: `fs:${dataDir}` });
+  await expect(refused).rejects.toMatchObject({ code: "records-corrupt" });
+  await expect(refused).rejects.toThrow(new RegExp(`${journal}.*fails its checksum at byte 4.*Restore.*or.*truncate the file to 4 bytes`));
+});
+
+it("refuses a torn append in a journal generation that is not the newest, as damage", async () => {
+  const journal = await journalWithTornTail();
+  // A newer generation after it: the torn batch was followed by acknowledged work, so it is no crash's leftover.
+  await writeFile(join(packedDir(), "journal.1"), await readFile(journal));
+  await expect(openStore({ url: `fs:${dataDir}` })).rejects.toMatchObject({ code: "records-corrupt", details: { path: journal } });
+});

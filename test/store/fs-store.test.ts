@@ -123,6 +123,53 @@ describe("fs store specifics", () => {
     expect(await driver.getKeys("partitions:", {})).toEqual(["partitions:b"]);
   });
 
+  it("clears a whole packed mount for good when the driver is asked to, leaving the other mounts alone", async () => {
+    await store.close();
+    const driver = fsAtomicDriver({ base: dataDir, packed: ["partitions", "registrations"] });
+    await driver.setItem!("partitions:a", "1", {});
+    await driver.setItem!("registrations:a", "2", {});
+    await driver.clear!("partitions:", {});
+    await driver.setItem!("partitions:after", "3", {});
+    await driver.dispose!();
+    store = await openStore({ url: `fs:${dataDir}` });
+    expect(await store.partitions.getKeys()).toEqual(["after"]);
+    expect(await store.registrations.getItem("a")).toBe(2);
+  });
+
+  it("folds journaled sets, removals and clears into buckets with the result of applying them in order", async () => {
+    await store.close();
+    // Folded after every 5 changes: many folds, each under way while more changes arrive.
+    const driver = fsAtomicDriver({ base: dataDir, packed: ["partitions"], compactAfter: { records: 5 } });
+    const expected = new Map<string, string>();
+    let seed = 7;
+    const random = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
+    for (let round = 0; round < 40; round++) {
+      const changes: unknown[] = [];
+      for (let i = 0; i < 8; i++) {
+        // Distinct keys within a round: changes under way together land in any order.
+        const key = `g${round % 3}:k${i}`;
+        if (random(4) === 0) {
+          expected.delete(key);
+          changes.push(driver.removeItem!(`partitions:${key}`, {}));
+        } else {
+          expected.set(key, `v${round}.${i}`);
+          changes.push(driver.setItem!(`partitions:${key}`, `v${round}.${i}`, {}));
+        }
+      }
+      await Promise.all(changes);
+      if (round % 10 === 9) {
+        const prefix = `g${random(3)}:`;
+        await driver.clear!(`partitions:${prefix}`, {});
+        for (const key of [...expected.keys()]) if (key.startsWith(prefix)) expected.delete(key);
+      }
+    }
+    await driver.dispose!();
+    expect((await readdir(join(dataDir, "partitions", ".packed"))).filter((name) => /^[0-9a-f]{3}$/.test(name)).length).toBeGreaterThan(0);
+    store = await openStore({ url: `fs:${dataDir}` });
+    const stored = new Map((await store.partitions.entries()).map(({ key, value }) => [key, value.toString("utf8")]));
+    expect(stored).toEqual(expected);
+  });
+
   it("ignores temp files left by an interrupted write when listing keys", async () => {
     await store.partitions.setItem("state", "ok");
     await writeFile(join(dataDir, "partitions", `.state.4242.0123456789ab.tmp`), "torn");

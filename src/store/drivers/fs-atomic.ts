@@ -7,14 +7,18 @@
  * rename is atomic within a filesystem, so readers see either the old or the
  * new content, never a mix. Keys map to paths like unstorage's fs driver
  * ("a:b:c" → "<base>/a/b/c"), except in the `packed` mounts, whose small records share
- * bucket files (see fs-packed.ts).
+ * bucket files behind a journal (see fs-packed.ts).
+ *
+ * A write skips the mkdir of a directory it knows exists, and fsyncs a recently used
+ * directory through a file it keeps open: each is a threadpool round trip saved.
  */
 import { randomBytes } from "node:crypto";
-import { promises as fsp, type Dirent } from "node:fs";
+import { close, fsync, open, promises as fsp, type Dirent } from "node:fs";
 import { dirname, join, relative, resolve, sep, isAbsolute } from "node:path";
+import { promisify } from "node:util";
 import { defineDriver } from "unstorage";
 import { DormantError } from "../../../runtime/index.ts";
-import { PACKED_DIR, PackedMount } from "./fs-packed.ts";
+import { PACKED_DIR, PackedMount, type CompactAfter } from "./fs-packed.ts";
 
 export interface FsAtomicOptions {
   /** Directory holding the data; created on first write if missing. */
@@ -25,6 +29,8 @@ export interface FsAtomicOptions {
   fileMode?: number;
   /** Top-level mounts ("partitions") whose items are packed into bucket files: many small records, read all at once. */
   packed?: readonly string[];
+  /** When a packed mount's journal is folded into its buckets (defaults in fs-packed.ts; tests make it small). */
+  compactAfter?: CompactAfter;
 }
 
 /** A key that cannot be stored safely under the base directory. */
@@ -66,6 +72,20 @@ function toBytes(value: unknown, key: string): Uint8Array | string {
 
 /** Files read at once by a bulk read of loose files. */
 const READS_AT_ONCE = 64;
+/** Directories remembered as existing, and directories kept open for their fsync. */
+const KNOWN_DIRS = 10_000;
+const DIR_FDS = 64;
+
+interface DirFd {
+  fd: number;
+  /** fsyncs under way on it: it is closed only once none is. */
+  users: number;
+  /** No longer kept (evicted, or its directory forgotten): closed when its last user is done. */
+  dropped: boolean;
+}
+
+const openFd = promisify(open);
+const fsyncFd = promisify(fsync);
 
 /** A copy the caller cannot change after the write was handed over. */
 function copyOf(bytes: Uint8Array | string): Buffer {
@@ -114,25 +134,91 @@ export default defineDriver((options: FsAtomicOptions) => {
     return join(base, ...segments);
   };
 
+  /**
+   * Directories known to exist, so a write need not mkdir its directory again: those made
+   * or written into lately (bounded, the oldest forgotten first). One removed under us is
+   * made again by the write that finds it gone.
+   */
+  const knownDirs = new Set<string>();
+  /** Kept-open directories for the fsync after a rename, the most recently used of them. */
+  const dirFds = new Map<string, DirFd>();
+
+  const remember = (dir: string): void => {
+    knownDirs.delete(dir);
+    knownDirs.add(dir);
+    if (knownDirs.size > KNOWN_DIRS) knownDirs.delete(knownDirs.values().next().value!);
+  };
+
+  const release = (entry: DirFd): void => {
+    if (entry.dropped && entry.users === 0) close(entry.fd, () => {});
+  };
+
+  const dropFd = (dir: string): void => {
+    const entry = dirFds.get(dir);
+    if (!entry) return;
+    dirFds.delete(dir);
+    entry.dropped = true;
+    release(entry);
+  };
+
+  /** Forget what is known of `dir` and every directory under it: they were removed, or may have been. */
+  const forget = (dir: string): void => {
+    const under = (path: string) => path === dir || path.startsWith(dir + sep);
+    for (const known of [...knownDirs]) if (under(known)) knownDirs.delete(known);
+    for (const kept of [...dirFds.keys()]) if (under(kept)) dropFd(kept);
+  };
+
   /** fsync a directory so a rename inside it is durable across power loss. */
   const syncDir = async (dir: string): Promise<void> => {
-    let handle: fsp.FileHandle | undefined;
+    let entry = dirFds.get(dir);
+    if (entry) {
+      dirFds.delete(dir); // most recently used last
+      dirFds.set(dir, entry);
+    } else {
+      let fd: number;
+      try {
+        fd = await openFd(dir, "r");
+      } catch {
+        return; // as below: the rename is still atomic with respect to process crashes
+      }
+      entry = { fd, users: 0, dropped: false };
+      dropFd(dir); // another write may have opened it meanwhile
+      dirFds.set(dir, entry);
+      if (dirFds.size > DIR_FDS) dropFd(dirFds.keys().next().value!);
+    }
+    entry.users++;
     try {
-      handle = await fsp.open(dir, "r");
-      await handle.sync();
+      // The fd is kept: the directory's name is only ever removed through this driver (clear), which forgets it.
+      await fsyncFd(entry.fd);
     } catch {
       // Some platforms/filesystems refuse to fsync directories; the rename is
       // still atomic with respect to process crashes, which is what we promise.
     } finally {
-      await handle?.close();
+      entry.users--;
+      release(entry);
     }
   };
 
   const writeAtomic = (key: string, data: Uint8Array | string): Promise<void> => writeFileAtomic(pathOf(key), data);
 
-  const writeFileAtomic = async (target: string, data: Uint8Array | string): Promise<void> => {
+  /** `syncDirAfter: false` for a caller that writes many files into one directory and fsyncs it once after them. */
+  const writeFileAtomic = async (target: string, data: Uint8Array | string, syncDirAfter = true): Promise<void> => {
     const dir = dirname(target);
-    await fsp.mkdir(dir, { recursive: true, mode: dirMode });
+    const known = knownDirs.has(dir);
+    try {
+      await writeInto(dir, target, data, known);
+    } catch (err) {
+      if (!known || errnoCode(err) !== "ENOENT") throw err;
+      // The directory was removed under us (by hand, or by a clear racing this write): make it again, once.
+      forget(dir);
+      await writeInto(dir, target, data, false);
+    }
+    if (syncDirAfter) await syncDir(dir);
+  };
+
+  const writeInto = async (dir: string, target: string, data: Uint8Array | string, known: boolean): Promise<void> => {
+    if (!known) await fsp.mkdir(dir, { recursive: true, mode: dirMode });
+    remember(dir);
     const name = target.slice(dir.length + 1);
     const temp = join(dir, `.${name}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
     let handle: fsp.FileHandle | undefined;
@@ -149,7 +235,6 @@ export default defineDriver((options: FsAtomicOptions) => {
       await fsp.rm(temp, { force: true }).catch(() => {});
       throw err;
     }
-    await syncDir(dir);
   };
 
   const read = async (key: string, encoding?: "utf8"): Promise<Buffer | string | null> => {
@@ -161,9 +246,8 @@ export default defineDriver((options: FsAtomicOptions) => {
     }
   };
 
-  const packed = new Map(
-    (options.packed ?? []).map((mount) => [mount, new PackedMount(base, mount, { writeFile: writeFileAtomic, isTempFile: isTempFileName })]),
-  );
+  const packedIo = { writeFile: writeFileAtomic, syncDir, isTempFile: isTempFileName, dirMode, fileMode };
+  const packed = new Map((options.packed ?? []).map((mount) => [mount, new PackedMount(base, mount, packedIo, options.compactAfter)]));
 
   /** The packed mount a key is in, with the key relative to it; undefined for a key stored as its own file. */
   const packedOf = (key: string): { mount: PackedMount; rest: string } | undefined => {
@@ -283,10 +367,11 @@ export default defineDriver((options: FsAtomicOptions) => {
       // must not wipe the others. The base directory itself is kept.
       const [first, ...rest] = segmentsOf(prefix ?? "");
       const inPack = first === undefined ? undefined : packed.get(first);
-      if (inPack && rest.length > 0) return inPack.clear(`${rest.join(":")}:`);
-      // A whole packed mount (or the root) goes with its directory; the mount forgets nothing it needs.
+      // A packed mount is cleared through its journal, which its kept-open file and overlay would otherwise outlive.
+      if (inPack) return inPack.clear(rest.length > 0 ? `${rest.join(":")}:` : "");
       const dir = dirOf(prefix ?? "");
       if (dir !== base) {
+        forget(dir);
         await fsp.rm(dir, { recursive: true, force: true });
         return;
       }
@@ -297,14 +382,17 @@ export default defineDriver((options: FsAtomicOptions) => {
         if (isNotFound(err)) return;
         throw err;
       }
-      await Promise.all(names.map((n) => fsp.rm(join(base, n), { recursive: true, force: true })));
+      forget(base);
+      await Promise.all(names.map((n) => packed.get(n)?.clear("") ?? fsp.rm(join(base, n), { recursive: true, force: true })));
     },
     /** Fold a store's loose record files from before packing into buckets: at open, however long it takes, before any operation's deadline runs. */
     async prepare() {
       await Promise.all([...packed.values()].map((mount) => mount.prepare()));
     },
-    dispose() {
-      // No handles are held between calls.
+    /** Wait for the packed mounts' writes under way, and close the files kept open. */
+    async dispose() {
+      await Promise.all([...packed.values()].map((mount) => mount.close()));
+      forget(base);
     },
   };
 });
