@@ -170,6 +170,20 @@ describe("fs store specifics", () => {
     expect(stored).toEqual(expected);
   });
 
+  it("refuses a record write while its mount's folder is gone, and keeps every acknowledged one once the folder is back", async () => {
+    await store.registrations.setItem("before", "1");
+    const mount = join(dataDir, "registrations");
+    await rm(mount, { recursive: true, force: true });
+    await writeFile(mount, "not a folder");
+    await expect(store.registrations.setItem("refused", "2")).rejects.toMatchObject({ code: "store-unavailable" });
+    await rm(mount);
+    await mkdir(mount);
+    await store.registrations.setItem("after", "3");
+    await store.close();
+    store = await openStore({ url: `fs:${dataDir}` });
+    expect((await store.registrations.getKeys()).sort()).toEqual(["after", "before"]);
+  });
+
   it("ignores temp files left by an interrupted write when listing keys", async () => {
     await store.partitions.setItem("state", "ok");
     await writeFile(join(dataDir, "partitions", `.state.4242.0123456789ab.tmp`), "torn");

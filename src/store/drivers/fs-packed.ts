@@ -44,7 +44,7 @@
  * The journal is this process's: two processes writing one data directory is refused when
  * they meet on a journal file, and is not supported.
  */
-import { close, closeSync, fdatasync, ftruncateSync, open, promises as fsp, writeSync, type Dirent } from "node:fs";
+import { close, closeSync, fdatasync, fstatSync, ftruncateSync, open, promises as fsp, writeSync, type Dirent } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { promisify } from "node:util";
 import { crc32 } from "node:zlib";
@@ -266,6 +266,15 @@ class Layer {
   buckets(): Iterable<number> {
     return this.#changes.keys();
   }
+
+  /** Changes that give this layer when applied in order (its clears, then what it holds by key). */
+  ops(): Op[] {
+    const ops: Op[] = this.clears.map((prefix) => ({ kind: "clear", prefix }));
+    for (const changes of this.#changes.values()) {
+      for (const [key, value] of changes) ops.push(value === null ? { kind: "remove", key } : { kind: "set", key, value });
+    }
+    return ops;
+  }
 }
 
 interface Batch {
@@ -410,9 +419,17 @@ export class PackedMount {
   }
 
   async #append(layer: Layer, batch: Batch): Promise<void> {
+    if (this.#journal && fstatSync(this.#journal.fd).nlink === 0) {
+      // The journal was removed under the host (its folder deleted or replaced): appending to
+      // the unlinked file would acknowledge changes nothing can read back. A new file holds
+      // this generation's changes again, and this batch; while none can be made, writes fail.
+      closeSync(this.#journal.fd);
+      this.#journal = undefined;
+    }
     const journal = await this.#journalFor(layer.generations[0]!);
+    const parts = journal.end === 0 && layer.records > 0 ? [...layer.ops().flatMap(encodeOp), ...batch.parts] : batch.parts;
     if (journal.dirty) await this.#cutBack(journal);
-    const body = Buffer.concat(batch.parts);
+    const body = Buffer.concat(parts);
     const header = Buffer.alloc(8);
     header.writeUInt32BE(body.length, 0);
     header.writeUInt32BE(crc32(body), 4);
