@@ -3,7 +3,7 @@
 // the response; with `Prefer: respond-async` it is stored, answered 202, and delivered at
 // least once like a timer event. The guest is untrusted: its reply's headers pass
 // through `replyHeaders`, and the request it sees through `guestRequestHeaders`.
-import { Hono, type Context } from "hono";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { PushRequest } from "../../runtime/index.ts";
 import { forward, wasForwarded } from "../cluster/forward.ts";
@@ -76,14 +76,20 @@ export function pushRoutes(host: Host, limiter: RateLimiter, metrics: Metrics, o
       return respond(errorResponse(c, error));
     }
   };
-  const limit = bodyLimit({
-    maxSize: options.maxBodyBytes,
-    onError: (c) => {
-      metrics.push(413);
-      const message = `The request body is over the ${options.maxBodyBytes}-byte limit for push requests; send less, or a reference to the data.`;
-      return problem(c, 413, "body-too-large", message);
-    },
-  });
+  const tooLarge = (c: Context) => {
+    metrics.push(413);
+    const message = `The request body is over the ${options.maxBodyBytes}-byte limit for push requests; send less, or a reference to the data.`;
+    return problem(c, 413, "body-too-large", message);
+  };
+  const streamed = bodyLimit({ maxSize: options.maxBodyBytes, onError: tooLarge });
+  // hono's bodyLimit looks at `request.body`, which builds a web stream for every request; a
+  // declared length (which Node's parser holds the body to) is checked without one, and the
+  // body is then read straight from the socket.
+  const limit: MiddlewareHandler = async (c, next) => {
+    const declared = c.req.header("content-length");
+    if (declared === undefined || c.req.header("transfer-encoding") !== undefined) return streamed(c, next);
+    return Number(declared) > options.maxBodyBytes ? tooLarge(c) : next();
+  };
   app.all("/push/:token", limit, handle);
   app.all("/push/:token/*", limit, handle);
   return app;

@@ -150,6 +150,22 @@ describe.each(JS_ENGINES)("dormant serve, a JS guest on %s", (engine) => {
     expect((await response.json()).error.message).toMatch(/1024-byte limit/);
   });
 
+  it("refuses a streamed push body (no declared length) over the limit with 413", async () => {
+    const s = await server({ http: { maxBodyBytes: 1024 } });
+    const { url } = await recorderPush(s, { name: "hook" }, engine);
+    const chunk = new TextEncoder().encode("x".repeat(600));
+    const body = new ReadableStream({
+      start(controller) {
+        controller.enqueue(chunk);
+        controller.enqueue(chunk);
+        controller.close();
+      },
+    });
+    const response = await fetch(url, { method: "POST", body, duplex: "half" } as RequestInit);
+    expect(response.status).toBe(413);
+    expect((await response.json()).error.message).toMatch(/1024-byte limit/);
+  });
+
   it("rate-limits a push URL with 429 and Retry-After", async () => {
     const s = await server({ http: { pushRate: { perSecond: 1, burst: 2 } } });
     const { url } = await recorderPush(s, { name: "hook" }, engine);
