@@ -70,6 +70,9 @@ export interface Unsaved {
   error: string;
 }
 
+/** Events of one partition sent to its executor in one request, at most. */
+const EVENTS_PER_REQUEST = 16;
+
 /** An event waiting for its delivery step, and who waits for its outcome. */
 interface Waiting {
   event: TaskEvent;
@@ -303,6 +306,10 @@ export class PartitionManager {
       head.reject(error as Error);
       return tail;
     }
+    // At most a batch at a time: a partition flooded with events holds its executor, and the
+    // partitions that share it, for one batch, not for the whole flood.
+    const later = rest.slice(EVENTS_PER_REQUEST);
+    rest = rest.slice(0, EVENTS_PER_REQUEST);
     const { pool, hooks, clock } = this.#options;
     let results;
     try {
@@ -319,10 +326,10 @@ export class PartitionManager {
       const index = isDormantError(error, "guest-deadline") ? error.details.index : undefined;
       if (typeof index !== "number") {
         for (const waiting of rest) waiting.reject(error as Error);
-        return [];
+        return later;
       }
       rest[index]!.reject(error as Error);
-      return rest.filter((_, i) => i !== index);
+      return [...rest.filter((_, i) => i !== index), ...later];
     }
     const ran = results.length;
     const last = results[ran - 1]!;
@@ -333,7 +340,7 @@ export class PartitionManager {
       handled.map((called) => (called as { result: CallResult }).result),
     );
     if (!last.ok) rest[ran - 1]!.reject(this.#trapped(slot, last.error));
-    return rest.slice(ran);
+    return [...rest.slice(ran), ...later];
   }
 
   /** Commit what handled events did, in order, and answer them. */
