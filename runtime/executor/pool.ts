@@ -174,13 +174,7 @@ export class ExecutorPool {
       );
       const { first, ...result } = (await this.#send(executor, request, transferList(options.snapshot), deadline)) as ActivateResult;
       const activated: Activated = { ...result, executor: this.#executors.indexOf(executor) };
-      if (first?.ok === false) {
-        this.#forget(partition); // the event trapped: the instance is gone
-        activated.first = { ok: false, error: fromErrorData(first.error) };
-      } else if (first) {
-        this.#quarantine.behaved(partition);
-        activated.first = first;
-      }
+      if (first) activated.first = this.#settled(partition, [first])[0];
       return activated;
     } catch (error) {
       this.#forget(partition);
@@ -238,11 +232,7 @@ export class ExecutorPool {
         what: `task ${events[phase]?.taskName}`,
         details: { phase: "call", index: phase },
       }));
-      const results = (await this.#send(executor, request, [], deadline)) as CallsResult;
-      if (results.at(-1)?.ok === false)
-        this.#forget(partition); // it trapped: the instance is gone
-      else this.#quarantine.behaved(partition);
-      return results.map((called) => (called.ok ? called : { ok: false, error: fromErrorData(called.error) }));
+      return this.#settled(partition, (await this.#send(executor, request, [], deadline)) as CallsResult);
     } catch (error) {
       this.#forget(partition);
       throw error;
@@ -287,6 +277,13 @@ export class ExecutorPool {
   async close(): Promise<void> {
     this.#closing = true;
     await Promise.all(this.#executors.map((executor) => executor.worker.terminate()));
+  }
+
+  /** Events as the executor reported them: after a trap (always the last) the instance is gone; else the partition behaved. */
+  #settled(partition: string, results: CallsResult): Called[] {
+    if (results.at(-1)?.ok === false) this.#forget(partition);
+    else this.#quarantine.behaved(partition);
+    return results.map((called) => (called.ok ? called : { ok: false, error: fromErrorData(called.error) }));
   }
 
   #homeOf(partition: string): Executor {

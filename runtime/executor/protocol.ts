@@ -51,8 +51,8 @@ export interface ActivateResult {
   effects: unknown;
   /** Milliseconds spent inside the executor, by step. */
   timings: { instance: number; restore: number; activate: number };
-  /** The first event's result, when the activation carried one: the call's, or its failure (the partition is then live no more). */
-  first?: { ok: true; result: CallResult } | { ok: false; error: ErrorData };
+  /** The first event's result, when the activation carried one (see `EventResult`). */
+  first?: EventResult;
 }
 
 export interface UpgradeResult {
@@ -69,12 +69,15 @@ export interface CallResult {
   ms: number;
 }
 
+/** How one event went: the call's result, or why it trapped (`ok: false`: the instance is gone). */
+export type EventResult = { ok: true; result: CallResult } | { ok: false; error: ErrorData };
+
 /**
  * The events of a `calls` request, each as it went, in order, as far as they ran: after an
- * event that failed (its outcome) or trapped (`ok: false`, the instance is gone) the rest
- * were not run, and go again once the host has seen that one.
+ * event that failed (its outcome) or trapped the rest were not run, and go again once the
+ * host has seen that one.
  */
-export type CallsResult = ({ ok: true; result: CallResult } | { ok: false; error: ErrorData })[];
+export type CallsResult = EventResult[];
 
 export interface SnapshotResult {
   /** Compressed, to store. */

@@ -11,6 +11,7 @@ import {
   type CallResult,
   type CallsResult,
   type Envelope,
+  type EventResult,
   type FromWorker,
   type LogLine,
   type Request,
@@ -159,11 +160,7 @@ async function activate(request: Extract<Request, { op: "activate" }>): Promise<
   running.next(1);
   const partition = live.get(request.partition)!;
   partition.binding.next(request.now);
-  try {
-    result.first = { ok: true, result: handleEvent(request.partition, partition, request.event, request.memoryLimit) };
-  } catch (error) {
-    result.first = { ok: false, error: toErrorData(error) };
-  }
+  result.first = eventResult(request.partition, partition, request.event, request.memoryLimit);
   return result;
 }
 
@@ -282,17 +279,21 @@ function calls(request: Extract<Request, { op: "calls" }>): CallsResult {
       running.next(index);
       partition.binding.next(request.now);
     }
-    try {
-      const result = handleEvent(request.partition, partition, event, request.memoryLimit);
-      results.push({ ok: true, result });
-      // What follows a failed event must see the host's view without its effects: it goes again.
-      if (!result.outcome.ok) break;
-    } catch (error) {
-      results.push({ ok: false, error: toErrorData(error) });
-      break;
-    }
+    const result = eventResult(request.partition, partition, event, request.memoryLimit);
+    results.push(result);
+    // What follows a failed event must see the host's view without its effects: it goes again.
+    if (!result.ok || !result.result.outcome.ok) break;
   }
   return results;
+}
+
+/** `handleEvent`, its trap as data. */
+function eventResult(id: string, partition: Live, event: TaskEvent, memoryLimit: number): EventResult {
+  try {
+    return { ok: true, result: handleEvent(id, partition, event, memoryLimit) };
+  } catch (error) {
+    return { ok: false, error: toErrorData(error) };
+  }
 }
 
 /** `handler.on-task` on a live partition whose binding has begun the call. */

@@ -88,8 +88,6 @@ class PartitionSlot implements Slot {
   unsaved = 0;
   unsavedSince = 0;
   queue: Promise<unknown> = Promise.resolve();
-  /** Events queued for the partition's next delivery step, which takes them all (see `deliver`). */
-  waiting: Waiting[] | undefined = undefined;
 
   constructor(
     public record: PartitionRecord,
@@ -114,6 +112,8 @@ export class PartitionManager {
   readonly #slots = new Map<string, Slot>();
   /** The live slots, least recently used first: counting and evicting cost nothing per frozen partition. */
   readonly #live = new Set<Slot>();
+  /** Events queued for a partition's next delivery step, which takes them all (see `deliver`). */
+  readonly #waiting = new Map<Slot, Waiting[]>();
   readonly #restorePoints: RestorePoints;
   readonly #persistence: Persistence;
   /** Set by close(): no partition is activated or given an event any more. */
@@ -246,11 +246,12 @@ export class PartitionManager {
     const slot = this.#slotOf(id);
     const delivered = new Promise<CallOutcome>((resolve, reject) => {
       const waiting = { event, resolve, reject };
-      if (slot.waiting) return void slot.waiting.push(waiting);
+      const open = this.#waiting.get(slot);
+      if (open) return void open.push(waiting);
       const group = [waiting];
-      slot.waiting = group;
+      this.#waiting.set(slot, group);
       void this.#queue(slot, () => {
-        if (slot.waiting === group) slot.waiting = undefined;
+        if (this.#waiting.get(slot) === group) this.#waiting.delete(slot);
         return this.#deliverAll(slot, group);
       });
     });
@@ -561,7 +562,7 @@ export class PartitionManager {
 
   /** One thing at a time per partition; events asked for after it wait for the next step of their own. */
   #exclusive<T>(slot: Slot, work: () => Promise<T>): Promise<T> {
-    slot.waiting = undefined;
+    this.#waiting.delete(slot);
     return this.#queue(slot, work);
   }
 

@@ -18,8 +18,6 @@ export interface Slot {
   unsaved: number;
   unsavedSince: number;
   queue: Promise<unknown>;
-  /** Events queued for the next delivery step (the manager's). */
-  waiting: unknown[] | undefined;
 }
 
 type PersistenceOptions = Pick<PartitionManagerOptions, "pool" | "snapshots" | "clock" | "hooks" | "checkpoint">;
