@@ -9,13 +9,11 @@
  * ("a:b:c" → "<base>/a/b/c"), except in the `packed` mounts, whose small records share
  * bucket files behind a journal (see fs-packed.ts).
  *
- * A write skips the mkdir of a directory it knows exists, and fsyncs a recently used
- * directory through a file it keeps open: each is a threadpool round trip saved.
+ * A write skips the mkdir of a directory it knows exists: a threadpool round trip saved.
  */
 import { randomBytes } from "node:crypto";
-import { close, fsync, open, promises as fsp, type Dirent } from "node:fs";
+import { promises as fsp, type Dirent } from "node:fs";
 import { dirname, join, relative, resolve, sep, isAbsolute } from "node:path";
-import { promisify } from "node:util";
 import { defineDriver } from "unstorage";
 import { DormantError } from "../../../runtime/index.ts";
 import { PACKED_DIR, PackedMount, type CompactAfter } from "./fs-packed.ts";
@@ -72,20 +70,8 @@ function toBytes(value: unknown, key: string): Uint8Array | string {
 
 /** Files read at once by a bulk read of loose files. */
 const READS_AT_ONCE = 64;
-/** Directories remembered as existing, and directories kept open for their fsync. */
+/** Directories remembered as existing. */
 const KNOWN_DIRS = 10_000;
-const DIR_FDS = 64;
-
-interface DirFd {
-  fd: number;
-  /** fsyncs under way on it: it is closed only once none is. */
-  users: number;
-  /** No longer kept (evicted, or its directory forgotten): closed when its last user is done. */
-  dropped: boolean;
-}
-
-const openFd = promisify(open);
-const fsyncFd = promisify(fsync);
 
 /** A copy the caller cannot change after the write was handed over. */
 function copyOf(bytes: Uint8Array | string): Buffer {
@@ -140,8 +126,6 @@ export default defineDriver((options: FsAtomicOptions) => {
    * made again by the write that finds it gone.
    */
   const knownDirs = new Set<string>();
-  /** Kept-open directories for the fsync after a rename, the most recently used of them. */
-  const dirFds = new Map<string, DirFd>();
 
   const remember = (dir: string): void => {
     knownDirs.delete(dir);
@@ -149,53 +133,23 @@ export default defineDriver((options: FsAtomicOptions) => {
     if (knownDirs.size > KNOWN_DIRS) knownDirs.delete(knownDirs.values().next().value!);
   };
 
-  const release = (entry: DirFd): void => {
-    if (entry.dropped && entry.users === 0) close(entry.fd, () => {});
-  };
-
-  const dropFd = (dir: string): void => {
-    const entry = dirFds.get(dir);
-    if (!entry) return;
-    dirFds.delete(dir);
-    entry.dropped = true;
-    release(entry);
-  };
-
   /** Forget what is known of `dir` and every directory under it: they were removed, or may have been. */
   const forget = (dir: string): void => {
     const under = (path: string) => path === dir || path.startsWith(dir + sep);
     for (const known of [...knownDirs]) if (under(known)) knownDirs.delete(known);
-    for (const kept of [...dirFds.keys()]) if (under(kept)) dropFd(kept);
   };
 
   /** fsync a directory so a rename inside it is durable across power loss. */
   const syncDir = async (dir: string): Promise<void> => {
-    let entry = dirFds.get(dir);
-    if (entry) {
-      dirFds.delete(dir); // most recently used last
-      dirFds.set(dir, entry);
-    } else {
-      let fd: number;
-      try {
-        fd = await openFd(dir, "r");
-      } catch {
-        return; // as below: the rename is still atomic with respect to process crashes
-      }
-      entry = { fd, users: 0, dropped: false };
-      dropFd(dir); // another write may have opened it meanwhile
-      dirFds.set(dir, entry);
-      if (dirFds.size > DIR_FDS) dropFd(dirFds.keys().next().value!);
-    }
-    entry.users++;
+    let handle: fsp.FileHandle | undefined;
     try {
-      // The fd is kept: the directory's name is only ever removed through this driver (clear), which forgets it.
-      await fsyncFd(entry.fd);
+      handle = await fsp.open(dir, "r");
+      await handle.sync();
     } catch {
       // Some platforms/filesystems refuse to fsync directories; the rename is
       // still atomic with respect to process crashes, which is what we promise.
     } finally {
-      entry.users--;
-      release(entry);
+      await handle?.close();
     }
   };
 
@@ -389,7 +343,7 @@ export default defineDriver((options: FsAtomicOptions) => {
     async prepare() {
       await Promise.all([...packed.values()].map((mount) => mount.prepare()));
     },
-    /** Wait for the packed mounts' writes under way, and close the files kept open. */
+    /** Wait for the packed mounts' writes under way, and close their journals. */
     async dispose() {
       await Promise.all([...packed.values()].map((mount) => mount.close()));
       forget(base);
