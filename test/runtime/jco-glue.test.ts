@@ -1,5 +1,6 @@
 // The glue jco writes for a component, as the jco engine caches it: its per-call debug
-// logging is dropped, and an entry cached by an older revision gets the current glue.
+// logging is dropped, its instantiation throws no avoidable errors, and an entry cached by
+// an older revision gets the current glue.
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -40,6 +41,16 @@ describe("the jco engine's cached glue", () => {
     expect(glue).not.toMatch(/^\s*_debugLog\(/m);
     // jco still writes these calls; if it stops, this test says the patch has nothing left to do.
     expect(glue).toMatch(/^\s*false && _debugLog\(/m);
+    expect(await countAfterOneEvent(prepared.location, prepared.digest, prepared.bytes)).toBe("1");
+  });
+
+  it("instantiates without calling the WebAssembly.promising Node lacks: the glue calls a stand-in", async () => {
+    const prepared = await createEngine({ cacheDir }).prepare(await readFile(guests.wat));
+    const glue = await readFile(join(prepared.location, GLUE_FILE), "utf8");
+    const direct = glue.split("\n").filter((line) => line.includes("WebAssembly.promising(") && !line.includes("const _dormantPromising"));
+    expect(direct).toEqual([]);
+    // jco still tries it for every export; if it stops, this test says the stand-in has nothing left to do.
+    expect(glue).toMatch(/= _dormantPromising\(/);
     expect(await countAfterOneEvent(prepared.location, prepared.digest, prepared.bytes)).toBe("1");
   });
 
