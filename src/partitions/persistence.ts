@@ -45,8 +45,8 @@ export class Persistence {
     };
     if (slot.record.durability !== "per-activation") return commitEffects();
     try {
-      const { bytes, image } = await this.#o.pool.snapshot(id);
-      await this.#o.snapshots.put(id, bytes, this.#o.clock.now(), image, { beforeHead: commitEffects });
+      const { bytes } = await this.#o.pool.snapshot(id);
+      await this.#o.snapshots.put(id, bytes, this.#o.clock.now(), { beforeHead: commitEffects });
     } catch (error) {
       // The event is not saved (its snapshot or its effects), so it must not stay applied either:
       // the instance goes, and the next event (its retry) starts from the last restore point, which is without it.
@@ -77,7 +77,7 @@ export class Persistence {
   /** Store a live partition's snapshot (it stays live); returns the bytes stored. */
   async save(slot: Slot): Promise<number> {
     const id = slot.record.id;
-    const { bytes, image } = await this.#o.pool.snapshot(id);
+    const { bytes } = await this.#o.pool.snapshot(id);
     const cap = this.#limitsOf(id).snapshotBytes;
     if (bytes.length > cap) {
       throw new DormantError(
@@ -86,7 +86,7 @@ export class Persistence {
           `It stays live; raise its snapshot limit or have it keep less state.`,
       );
     }
-    const ref = await this.#o.snapshots.put(id, bytes, this.#o.clock.now(), image);
+    const ref = await this.#o.snapshots.put(id, bytes, this.#o.clock.now());
     slot.unsaved = 0;
     return ref.bytes;
   }

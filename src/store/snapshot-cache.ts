@@ -1,13 +1,12 @@
 // The latest snapshot of recently frozen partitions, kept in memory so a warm wake reads
-// no disk, verifies no hash and (holding the uncompressed image) inflates nothing. Bounded
-// by bytes, least recently used out first. It only ever holds what the store has already
+// no disk and verifies no hash. Bounded by bytes, least recently used out first. It only ever holds what the store has already
 // written: durability is the store's, the cache just saves reading it back.
 import type { SnapshotRef } from "./snapshot-store.ts";
 
 export interface CachedSnapshot {
   ref: SnapshotRef;
-  /** The snapshot as `applySnapshot` takes it (uncompressed when the executor gave that form). */
-  image: Uint8Array;
+  /** The snapshot as stored. */
+  data: Uint8Array;
 }
 
 export interface SnapshotCacheStats {
@@ -43,13 +42,13 @@ export class SnapshotCache {
 
   set(partitionId: string, entry: CachedSnapshot): void {
     this.delete(partitionId);
-    if (entry.image.byteLength > this.capacityBytes) return;
+    if (entry.data.byteLength > this.capacityBytes) return;
     this.#entries.set(partitionId, entry);
-    this.#bytes += entry.image.byteLength;
+    this.#bytes += entry.data.byteLength;
     for (const [id, oldest] of this.#entries) {
       if (this.#bytes <= this.capacityBytes) break;
       this.#entries.delete(id);
-      this.#bytes -= oldest.image.byteLength;
+      this.#bytes -= oldest.data.byteLength;
       this.#evictions++;
     }
   }
@@ -58,7 +57,7 @@ export class SnapshotCache {
     const found = this.#entries.get(partitionId);
     if (!found) return;
     this.#entries.delete(partitionId);
-    this.#bytes -= found.image.byteLength;
+    this.#bytes -= found.data.byteLength;
   }
 
   get stats(): SnapshotCacheStats {

@@ -144,11 +144,8 @@ export class SnapshotStore {
     return this.#cache.stats;
   }
 
-  /**
-   * Store a snapshot; `image` is the same snapshot in the form to hand back from memory
-   * (uncompressed), kept in the cache once the write is complete.
-   */
-  async put(partitionId: string, data: Uint8Array, takenAt: number, image: Uint8Array = data, options: PutOptions = {}): Promise<SnapshotRef> {
+  /** Store a snapshot, kept in the cache once the write is complete. */
+  async put(partitionId: string, data: Uint8Array, takenAt: number, options: PutOptions = {}): Promise<SnapshotRef> {
     const ps = this.#partition(partitionId);
     if (!(data instanceof Uint8Array)) throw new TypeError(`put("${partitionId}"): data must be a Uint8Array.`);
     if (!Number.isFinite(takenAt)) throw new TypeError(`put("${partitionId}"): takenAt must be a finite number.`);
@@ -167,7 +164,7 @@ export class SnapshotStore {
       await options.beforeHead?.();
       const head: SnapshotHead = old ? { latest: ref, previous: old.latest } : { latest: ref };
       await ps.setItem(HEAD_KEY, head);
-      this.#cache.set(partitionId, { ref, image });
+      this.#cache.set(partitionId, { ref, data });
       // Only now is the old "previous" unreferenced.
       if (old?.previous) await ps.removeItem(String(old.previous.seq));
       return ref;
@@ -177,7 +174,7 @@ export class SnapshotStore {
   /** The latest snapshot that verifies (from memory when recently written: a copy the caller owns). */
   async load(partitionId: string): Promise<LoadedSnapshot | undefined> {
     const cached = this.#cache.get(partitionId);
-    if (cached) return { data: cached.image.slice(), ref: cached.ref, skipped: [] };
+    if (cached) return { data: cached.data.slice(), ref: cached.ref, skipped: [] };
     const ps = this.#partition(partitionId);
     const head = await this.#readHead(partitionId, ps);
     if (!head) return undefined;
