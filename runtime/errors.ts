@@ -27,6 +27,7 @@ export type DormantCode =
   | "records-corrupt"
   | "store-config"
   | "store-unavailable"
+  | "store-locked"
   | "lease-lost"
   | "invalid-key"
   // A cluster of hosts

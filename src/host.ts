@@ -27,7 +27,7 @@ import { openStore, type Store } from "./store/open.ts";
 import { readAllRecords } from "./store/records.ts";
 import { cleanStaging } from "./store/staging.ts";
 import { Retention } from "./store/retention.ts";
-import { StoreWatch, type StoreHealth } from "./store/watch.ts";
+import { StoreWatch, type StoreEvent, type StoreHealth } from "./store/watch.ts";
 import { SnapshotStore } from "./store/snapshot-store.ts";
 import { taskHooks } from "./tasks/hooks.ts";
 import type { TaskLimits } from "./tasks/limits.ts";
@@ -180,7 +180,15 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       // Before the host has joined, or for a shard it does not hold, no epoch matches: the write is refused.
       return { shard: shardOf(partition, clusterOptions.shards), owner: hostId, epoch: membership?.epochOf(partition) ?? -1 };
     };
-    const store = await openStore({ dataDir, url: clusterOptions.url ?? options.store, timeoutMs: options.storeTimeoutMs, ...(clustered ? { fence } : {}) });
+    // What the store finds wrong by itself (its identity check, a record journal it cannot fold) is reported as an error.
+    const storeEvent = (event: StoreEvent) => emit(event.type === "store-unavailable" ? { type: "error", error: event.error } : event);
+    const store = await openStore({
+      dataDir,
+      url: clusterOptions.url ?? options.store,
+      timeoutMs: options.storeTimeoutMs,
+      onEvent: storeEvent,
+      ...(clustered ? { fence } : {}),
+    });
     opened.push(() => store.close());
     if (clustered && store.config.kind !== "postgres") {
       throw new DormantError(
@@ -190,9 +198,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
     }
     // The data directory remembers the store's identity, unless it is the store.
     const inDataDir = store.config.kind === "fs" && store.config.dir === dataDir;
-    const watch = await StoreWatch.open(store, inDataDir ? undefined : join(dataDir, "store-identity"), (event) =>
-      emit(event.type === "store-unavailable" ? { type: "error", error: event.error } : event),
-    );
+    const watch = await StoreWatch.open(store, inDataDir ? undefined : join(dataDir, "store-identity"), storeEvent);
     const engineCacheDir = options.engineCacheDir ?? join(dataDir, "engine-cache");
     await cleanStaging(engineCacheDir);
     const pool = ExecutorPool.start({

@@ -27,6 +27,7 @@ export const HTTP_STATUS: Record<DormantCode, ContentfulStatusCode> = {
   "records-corrupt": 500,
   "store-config": 500,
   "store-unavailable": 503,
+  "store-locked": 409,
   "lease-lost": 503,
   "invalid-key": 400,
   "cluster-config": 500,

@@ -63,7 +63,7 @@ export function structuredLog(write: (line: string) => void, clock: () => number
         line({ event: "error", ...(event.partition ? { partition: event.partition } : {}), error: event.error.message });
         break;
       case "store-recovered":
-        line({ event: "store-recovered", store: event.store });
+        line({ event: "store-recovered", store: event.store, ...(event.detail ? { detail: event.detail } : {}) });
         break;
       case "reregistered":
         line({ event: "reregistered", partition: event.partition });

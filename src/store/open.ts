@@ -6,6 +6,9 @@
  * (PostgreSQL is the one a cluster of hosts shares, with fenced writes). Everything
  * above this file sees only unstorage `Storage` mounts, so the backend is a
  * deployment choice, not a code path.
+ *
+ * The fs store is one process's: it holds its directory's lock (drivers/fs-lock.ts) from
+ * open to close, and a second opener fails at once with `store-locked`.
  */
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
@@ -17,6 +20,7 @@ import fsAtomicDriver from "./drivers/fs-atomic.ts";
 import { guardedDriver } from "./drivers/guarded.ts";
 import type { Fence, PostgresConfig, PostgresStore } from "./drivers/postgres.ts";
 import { entriesOneByOne, type RawEntry, type RecordMount } from "./records.ts";
+import type { StoreEvent } from "./watch.ts";
 import { DormantError } from "../../runtime/index.ts";
 
 export interface Store {
@@ -52,6 +56,8 @@ export interface OpenStoreOptions {
   timeoutMs?: number;
   /** The shard lease each write needs (PostgreSQL only): see src/store/drivers/postgres.ts. */
   fence?: ((key: string) => Fence | undefined) | undefined;
+  /** What the store finds wrong outside any one operation, and when it is right again: an fs store's record journal it cannot fold. */
+  onEvent?: ((event: StoreEvent) => void) | undefined;
 }
 
 export type StoreConfig =
@@ -211,7 +217,7 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
     driver = pgDriver;
     postgres = rest;
   } else {
-    driver = config.kind === "fs" ? await openFs(config.dir) : await openRedis(config);
+    driver = config.kind === "fs" ? await openFs(config.dir, foldReporter(config.description, options.onEvent)) : await openRedis(config);
   }
   const guarded = guardedDriver(driver, config.description, timeoutMs);
   return storeOver(createStorage({ driver: guarded }), guarded, config, postgres);
@@ -225,7 +231,34 @@ interface BulkDriver extends Driver {
   getEntriesRaw?(prefix: string, keys?: readonly string[]): Promise<RawEntry[]>;
 }
 
-async function openFs(dir: string): Promise<Driver> {
+/** How often a fold of a record journal that keeps failing is reported again. */
+export const FOLD_REPORT_MS = 60_000;
+
+/**
+ * Folds of a record journal that fail (fs-packed.ts), reported as the store being unavailable
+ * when they start failing, then at most once a minute while they do, and as recovered once one works.
+ */
+export function foldReporter(store: string, emit: ((event: StoreEvent) => void) | undefined) {
+  const failing = new Map<string, { since: number; reported: number }>();
+  return (dir: string, error?: Error): void => {
+    const known = failing.get(dir);
+    if (!error) {
+      if (known) emit?.({ type: "store-recovered", store, detail: `the record journal in ${dir} is folded into its buckets again` });
+      failing.delete(dir);
+      return;
+    }
+    if (known && Date.now() - known.reported < FOLD_REPORT_MS) return;
+    const since = known?.since ?? Date.now();
+    failing.set(dir, { since, reported: Date.now() });
+    const message =
+      `The store ${store} cannot fold the record journal in ${dir} into its bucket files (failing since ${new Date(since).toISOString()}): ${error.message}. ` +
+      `Nothing is lost: the journal keeps every change and grows until a fold works, tried again every second while records change. ` +
+      `Free disk space, or make ${dir} writable again.`;
+    emit?.({ type: "store-unavailable", store, error: new DormantError("store-unavailable", message, { cause: error, details: { store, path: dir } }) });
+  };
+}
+
+async function openFs(dir: string, onFold: (dir: string, error?: Error) => void): Promise<Driver> {
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
@@ -236,7 +269,7 @@ async function openFs(dir: string): Promise<Driver> {
     );
   }
   // defineDriver's type keeps only unstorage's methods; fs-atomic adds prepare.
-  const driver = fsAtomicDriver({ base: dir, packed: PACKED_MOUNTS }) as Driver & { prepare(): Promise<void> };
+  const driver = fsAtomicDriver({ base: dir, packed: PACKED_MOUNTS, onFold }) as Driver & { prepare(): Promise<void> };
   await driver.prepare();
   return driver;
 }

@@ -11,7 +11,9 @@ import { DormantError } from "../../runtime/index.ts";
 
 export const IDENTITY_KEY = "store-identity";
 
-export type StoreEvent = { type: "store-unavailable"; store: string; error: Error } | { type: "store-recovered"; store: string };
+export type StoreEvent =
+  | { type: "store-unavailable"; store: string; error: Error }
+  | { type: "store-recovered"; store: string; /** What works again, when not the whole store. */ detail?: string };
 
 export type StoreHealth = { ok: true } | { ok: false; error: string };
 

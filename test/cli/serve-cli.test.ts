@@ -69,6 +69,18 @@ describe("dormant CLI against a server", () => {
     await expect.poll(async () => (await budget()).constrained).toBe(false);
   });
 
+  it("refuses a second server on the same data directory with one line naming the first one's pid", async () => {
+    const second = run("node", [BIN, "serve", "--port", "0", "--admin-port", "0", "--data-dir", dataDir, "--executors", "1"], {
+      env: { ...process.env, DORMANT_ADMIN_TOKEN: TOKEN },
+    });
+    await expect(second).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(
+        new RegExp(`^dormant: The data directory ${dataDir} is in use by another Dormant host \\(pid ${serve.process.pid} on .*--data-dir.*\\.\n$`),
+      ),
+    });
+  });
+
   it("stops on SIGTERM with exit code 0, live partitions frozen", async () => {
     await fetch(`${serve.adminUrl}/api/partitions/${partition}/activate`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } });
     serve.process.kill("SIGTERM");

@@ -59,10 +59,14 @@ async function dispatcher(failures: number, dataDir?: string) {
   });
   await d.start();
   timers.start();
-  cleanups.push(async () => {
+  /** Stop as a host stops, letting go of the store (and its data directory). */
+  const stop = async () => {
     await timers.stop();
     await d.stop();
     await store.close();
+  };
+  cleanups.push(async () => {
+    await stop();
     if (!dataDir) await rm(dir, { recursive: true, force: true });
   });
   const settle = async (at: number) => {
@@ -73,7 +77,7 @@ async function dispatcher(failures: number, dataDir?: string) {
       await d.settled();
     } while (clock.pending || timers.busy || d.busy);
   };
-  return { d, dir, clock, budget, events, settle, ...script };
+  return { d, dir, clock, budget, events, settle, stop, ...script };
 }
 
 function delivery(fields: Partial<Delivery> = {}): Delivery {
@@ -135,6 +139,7 @@ describe("dispatcher", () => {
     await first.d.enqueue(delivery({ kind: "push" }));
     await first.settle(T0);
     expect(first.d.pendingDeliveries()).toMatchObject([{ attempts: 1, nextAttemptAt: T0 + 2000 }]);
+    await first.stop();
     const second = await dispatcher(0, first.dir);
     expect(second.d.pendingDeliveries()).toMatchObject([{ attempts: 1, payload: new TextEncoder().encode("data") }]);
     await second.settle(T0 + 2000);

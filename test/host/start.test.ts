@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { describe, expect, it } from "vitest";
 import { startHost } from "../../src/host.ts";
-import { SHARED_ENGINE_CACHE } from "../support/host.ts";
+import { SHARED_ENGINE_CACHE, startTestHost } from "../support/host.ts";
 
 const threads = () => readdirSync("/proc/self/task").length;
 
@@ -32,5 +32,19 @@ describe("starting a host", () => {
     await expect.poll(threads).toBe(before.threads);
     await expect.poll(clients).toBe(before.clients);
     await redis.quit();
+  });
+
+  it("refuses to start on a data directory another host is using, and starts there once that one has stopped", async () => {
+    const first = await startTestHost();
+    try {
+      await expect(startTestHost({ dataDir: first.dataDir })).rejects.toMatchObject({
+        code: "store-locked",
+        message: expect.stringContaining(`The data directory ${first.dataDir} is in use by another Dormant host (pid ${process.pid}`),
+      });
+    } finally {
+      await first.close();
+    }
+    const second = await startTestHost({ dataDir: first.dataDir });
+    await second.close();
   });
 });

@@ -1,8 +1,8 @@
 // A bound on unsaved state: an `on-idle` partition that is never idle long enough to freeze
 // is still saved after a number of events or a busy time, so a kill loses at most that much.
-// A "kill" here is a second host started on the same data without the first one closing.
+// A "kill" here stops the first host's executors without freezing anything, then starts a second host on its data.
 import { afterEach, describe, expect, it } from "vitest";
-import { startTestHost, type TestHost } from "../support/host.ts";
+import { crash, startTestHost, type TestHost } from "../support/host.ts";
 import { event } from "../support/runtime.ts";
 
 const open: TestHost[] = [];
@@ -14,6 +14,12 @@ async function host(options: Parameters<typeof startTestHost>[0]): Promise<TestH
   const h = await startTestHost({ idleTimeoutMs: 3_600_000, ...options });
   open.push(h);
   return h;
+}
+
+async function kill(h: TestHost): Promise<TestHost> {
+  open.splice(open.indexOf(h), 1);
+  await crash(h);
+  return host({ dataDir: h.dataDir });
 }
 
 async function count(h: TestHost, id: string): Promise<number> {
@@ -32,7 +38,7 @@ describe("checkpoints of busy on-idle partitions", () => {
     expect(h.events.filter((e) => e.type === "checkpointed" && e.partition === id)).toHaveLength(2);
     expect(h.partitions.stateOf(id)).toBe("idle"); // still live: a checkpoint is not a freeze
 
-    const afterKill = await host({ dataDir: h.dataDir });
+    const afterKill = await kill(h);
     expect(await count(afterKill, id)).toBe(10);
   });
 
@@ -47,7 +53,7 @@ describe("checkpoints of busy on-idle partitions", () => {
     await increment(h, id);
     expect(h.events.filter((e) => e.type === "checkpointed")).toHaveLength(1);
 
-    const afterKill = await host({ dataDir: h.dataDir });
+    const afterKill = await kill(h);
     expect(await count(afterKill, id)).toBe(3);
   });
 });

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { CallOutcome } from "../../runtime/executor/protocol.ts";
 import { bodyText, event } from "../support/runtime.ts";
 import { JS_ENGINES } from "../support/guests.ts";
-import { startTestHost, type TestHost } from "../support/host.ts";
+import { crash as crashHost, startTestHost, type TestHost } from "../support/host.ts";
 
 // The suite runs 100 freeze cycles per guest; `npm run soak` (DORMANT_SOAK=1) runs 1,000.
 const CYCLES = process.env.DORMANT_SOAK ? 1_000 : 100;
@@ -18,11 +18,9 @@ async function host(options: Parameters<typeof startTestHost>[0] = {}): Promise<
   return started;
 }
 
-/** The host dies: its executors stop without freezing anything. */
 async function crash(h: TestHost): Promise<void> {
   hosts.splice(hosts.indexOf(h), 1);
-  await h.pool.close();
-  await h.store.close();
+  await crashHost(h);
 }
 
 function reply(outcome: CallOutcome): string {

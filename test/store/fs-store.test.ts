@@ -2,9 +2,12 @@ import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import fsAtomicDriver from "../../src/store/drivers/fs-atomic.ts";
-import { openStore, parseStoreUrl, type Store } from "../../src/store/open.ts";
+import { LOCK_NAME } from "../../src/store/drivers/fs-lock.ts";
+import { bucketOf } from "../../src/store/drivers/fs-packed.ts";
+import { FOLD_REPORT_MS, foldReporter, openStore, parseStoreUrl, type Store } from "../../src/store/open.ts";
+import type { StoreEvent } from "../../src/store/watch.ts";
 import { SnapshotStore } from "../../src/store/snapshot-store.ts";
 import { awkwardBytes, describeStoreContract } from "./store-contract.ts";
 
@@ -83,7 +86,7 @@ describe("fs store specifics", () => {
   it("packs partition records and registrations into bucket files, not a file each", async () => {
     await Promise.all(Array.from({ length: 200 }, (_, i) => store.partitions.setItem(`p_${i}`, { i })));
     await store.registrations.setItem("p_1", [{ name: "beat" }]);
-    const files = (await walk(dataDir)).filter((e) => !e.isDir).map((e) => e.path);
+    const files = (await walk(dataDir)).filter((e) => !e.isDir && !e.path.includes(LOCK_NAME)).map((e) => e.path);
     expect(files.every((path) => path.includes(`${sep}.packed${sep}`))).toBe(true);
     expect(files.length).toBeLessThan(200);
     expect((await store.partitions.getKeys()).length).toBe(200);
@@ -212,6 +215,81 @@ describe("fs store specifics", () => {
     await driver.setItem!("registrations:r", "{}", {});
     await driver.clear!("snapshots:", {});
     expect(await driver.getKeys("", {})).toEqual(["registrations:r"]);
+  });
+});
+
+describe("folds of a record journal that fail", () => {
+  let dir: string;
+  let driver: ReturnType<typeof fsAtomicDriver>;
+  const events: StoreEvent[] = [];
+  const folds: (Error | undefined)[] = [];
+  let foldEnded: (() => void) | undefined;
+  /** The partitions mount's fold bucket for key "a": a folder there, and no fold can rewrite it. */
+  let bucketOfA: string;
+
+  beforeEach(async () => {
+    dir = await tempDirs();
+    events.length = 0;
+    folds.length = 0;
+    // Folded after every 2 changes, and reported as the store reports it.
+    const report = foldReporter("fs:test", (event) => events.push(event));
+    const onFold = (path: string, error?: Error) => {
+      report(path, error);
+      folds.push(error);
+      foldEnded?.();
+    };
+    driver = fsAtomicDriver({ base: dir, packed: ["partitions"], compactAfter: { records: 2 }, onFold });
+    bucketOfA = join(dir, "partitions", ".packed", bucketOf("a").toString(16).padStart(3, "0"));
+    await mkdir(bucketOfA, { recursive: true });
+    // Only Date: a failed fold is tried again with the first change a second later, and reported again a minute later.
+    vi.useFakeTimers({ toFake: ["Date"] });
+  });
+
+  afterEach(async () => {
+    vi.useRealTimers();
+    await driver.dispose!();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Make `changes` (one at a time) `laterMs` from now, and wait for the fold they start. */
+  const foldAfter = async (laterMs: number, ...changes: string[]): Promise<Error | undefined> => {
+    vi.setSystemTime(Date.now() + laterMs);
+    const ended = new Promise<void>((resolve) => (foldEnded = resolve));
+    for (const key of changes) await driver.setItem!(`partitions:${key}`, key, {});
+    await ended;
+    return folds.at(-1);
+  };
+
+  it("reports a fold that fails, as the store unavailable, and once one works again", async () => {
+    expect(await foldAfter(0, "a", "b")).toMatchObject({ code: "EISDIR" });
+    expect(events).toEqual([
+      {
+        type: "store-unavailable",
+        store: "fs:test",
+        error: expect.objectContaining({
+          code: "store-unavailable",
+          message: expect.stringMatching(
+            new RegExp(
+              `^The store fs:test cannot fold the record journal in ${join(dir, "partitions", ".packed")} into its bucket files .*EISDIR.*Nothing is lost`,
+            ),
+          ),
+        }),
+      },
+    ]);
+    await rm(bucketOfA, { recursive: true });
+    expect(await foldAfter(1000, "c")).toBeUndefined();
+    expect(events.slice(1)).toEqual([{ type: "store-recovered", store: "fs:test", detail: expect.stringContaining("folded into its buckets again") }]);
+    expect((await driver.getKeys("partitions:", {})).sort()).toEqual(["partitions:a", "partitions:b", "partitions:c"]);
+  });
+
+  it("reports a fold that keeps failing at most once a minute", async () => {
+    const since = new Date(Date.now()).toISOString();
+    await foldAfter(0, "a", "b");
+    for (const key of ["c", "d", "e"]) expect(await foldAfter(1000, key)).toMatchObject({ code: "EISDIR" });
+    expect(events).toHaveLength(1);
+    expect(await foldAfter(FOLD_REPORT_MS - 3000, "f")).toMatchObject({ code: "EISDIR" });
+    expect(events).toHaveLength(2);
+    expect(events[1]).toMatchObject({ type: "store-unavailable", error: { message: expect.stringContaining(`(failing since ${since})`) } });
   });
 });
 

@@ -98,6 +98,12 @@ export function testHosts() {
   };
 }
 
+/** The host dies: its executors stop without freezing anything, and its store lets the data directory go, as the process's end would. */
+export async function crash(h: Pick<Host, "pool" | "store">): Promise<void> {
+  await h.pool.close();
+  await h.store.close();
+}
+
 /** A counter guest's count (its `get` reply), or the error its call answered. */
 export async function counterCount(h: Pick<Host, "partitions">, id: string): Promise<number | string> {
   const outcome = await h.partitions.deliver(id, event("get", ""));

@@ -10,13 +10,17 @@
  * bucket files behind a journal (see fs-packed.ts).
  *
  * A write skips the mkdir of a directory it knows exists: a threadpool round trip saved.
+ *
+ * `prepare` (the store's open) takes the data directory's lock and `dispose` gives it back
+ * (fs-lock.ts): one process per data directory.
  */
 import { randomBytes } from "node:crypto";
 import { promises as fsp, type Dirent } from "node:fs";
 import { dirname, join, relative, resolve, sep, isAbsolute } from "node:path";
 import { defineDriver } from "unstorage";
 import { DormantError } from "../../../runtime/index.ts";
-import { PACKED_DIR, PackedMount, type CompactAfter } from "./fs-packed.ts";
+import { isLockName, lockDir, type DirLock } from "./fs-lock.ts";
+import { PACKED_DIR, PackedMount, type CompactAfter, type PackedIo } from "./fs-packed.ts";
 
 export interface FsAtomicOptions {
   /** Directory holding the data; created on first write if missing. */
@@ -29,6 +33,8 @@ export interface FsAtomicOptions {
   packed?: readonly string[];
   /** When a packed mount's journal is folded into its buckets (defaults in fs-packed.ts; tests make it small). */
   compactAfter?: CompactAfter;
+  /** Told each time folding a packed mount's journal fails, and each time it works (fs-packed.ts). */
+  onFold?: PackedIo["onFold"];
 }
 
 /** A key that cannot be stored safely under the base directory. */
@@ -200,7 +206,8 @@ export default defineDriver((options: FsAtomicOptions) => {
     }
   };
 
-  const packedIo = { writeFile: writeFileAtomic, syncDir, isTempFile: isTempFileName, dirMode, fileMode };
+  const packedIo: PackedIo = { writeFile: writeFileAtomic, syncDir, isTempFile: isTempFileName, dirMode, fileMode, onFold: options.onFold };
+  let lock: DirLock | undefined;
   const packed = new Map((options.packed ?? []).map((mount) => [mount, new PackedMount(base, mount, packedIo, options.compactAfter)]));
 
   /** The packed mount a key is in, with the key relative to it; undefined for a key stored as its own file. */
@@ -235,6 +242,7 @@ export default defineDriver((options: FsAtomicOptions) => {
     const nested = await Promise.all(
       entries.map(async (entry): Promise<string[]> => {
         const path = join(dir, entry.name);
+        if (dir === base && isLockName(entry.name)) return [];
         if (entry.isDirectory()) return entry.name === PACKED_DIR ? [] : walk(path);
         if (!entry.isFile() || isTempFileName(entry.name)) return [];
         return [relative(base, path).split(sep).join(":")];
@@ -318,7 +326,7 @@ export default defineDriver((options: FsAtomicOptions) => {
     },
     async clear(prefix: string | undefined) {
       // Unlike unstorage's fs driver, honour the prefix: clearing one mount
-      // must not wipe the others. The base directory itself is kept.
+      // must not wipe the others. The base directory itself is kept, and its lock.
       const [first, ...rest] = segmentsOf(prefix ?? "");
       const inPack = first === undefined ? undefined : packed.get(first);
       // A packed mount is cleared through its journal, which its kept-open file and overlay would otherwise outlive.
@@ -337,16 +345,28 @@ export default defineDriver((options: FsAtomicOptions) => {
         throw err;
       }
       forget(base);
-      await Promise.all(names.map((n) => packed.get(n)?.clear("") ?? fsp.rm(join(base, n), { recursive: true, force: true })));
+      await Promise.all(names.filter((n) => !isLockName(n)).map((n) => packed.get(n)?.clear("") ?? fsp.rm(join(base, n), { recursive: true, force: true })));
     },
-    /** Fold a store's loose record files from before packing into buckets: at open, however long it takes, before any operation's deadline runs. */
+    /**
+     * Take the data directory's lock, then fold a store's loose record files from before packing into buckets:
+     * at open, however long it takes, before any operation's deadline runs.
+     */
     async prepare() {
-      await Promise.all([...packed.values()].map((mount) => mount.prepare()));
+      lock ??= await lockDir(base, { dirMode, fileMode });
+      try {
+        await Promise.all([...packed.values()].map((mount) => mount.prepare()));
+      } catch (error) {
+        await lock.release();
+        lock = undefined;
+        throw error;
+      }
     },
-    /** Wait for the packed mounts' writes under way, and close their journals. */
+    /** Wait for the packed mounts' writes under way, close their journals, and give the lock back. */
     async dispose() {
       await Promise.all([...packed.values()].map((mount) => mount.close()));
       forget(base);
+      await lock?.release();
+      lock = undefined;
     },
   };
 });

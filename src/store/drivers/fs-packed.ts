@@ -28,7 +28,9 @@
  * threshold saves more writes but holds more in memory and replays longer: the overlay holds
  * at most two generations (the live one, and one being folded), about 1.3 KB per change
  * held, so some 15 MB per mount at most. A fold that fails (a full disk) leaves its
- * generation in the overlay and is tried again; the live one grows meanwhile.
+ * generation in the overlay and is tried again; the live one grows meanwhile. Each failed fold,
+ * and each fold that works, is told to the driver's `onFold`: the store reports a fold that
+ * keeps failing when it starts, at most once a minute while it lasts, and when it ends.
  *
  * Opening a mount replays every generation in order onto the overlay; they are folded into
  * the buckets once the mount is next written to, not while a starting host reads them all.
@@ -41,8 +43,9 @@
  * its bucket is durable. A crash in between leaves both, with the same content, and the
  * next start folds them again.
  *
- * The journal is this process's: two processes writing one data directory is refused when
- * they meet on a journal file, and is not supported.
+ * The journal is this process's: the store holds the data directory's lock while it is open
+ * (fs-lock.ts), so a second host on the same directory is refused when it starts. (Should two
+ * processes write one mount anyway, they are refused when they meet on a journal file.)
  */
 import { close, closeSync, fdatasync, fstatSync, ftruncateSync, open, promises as fsp, writeSync, type Dirent } from "node:fs";
 import { join, relative, sep } from "node:path";
@@ -80,6 +83,8 @@ export interface PackedIo {
   isTempFile(name: string): boolean;
   dirMode: number;
   fileMode: number;
+  /** Told each time folding the journal in `dir` into its buckets fails (with the error), and each time it works. */
+  onFold?: ((dir: string, error?: Error) => void) | undefined;
 }
 
 export interface CompactAfter {
@@ -522,11 +527,14 @@ export class PackedMount {
         await fsp.rm(this.#journalPath(generation), { force: true });
         await this.#io.syncDir(this.#bucketDir);
       }
-      this.#frozen = undefined;
-    } catch {
+    } catch (error) {
       // A full or failing disk: the journal keeps every change, and the fold is tried again later.
       this.#compactAfter = Date.now() + COMPACT_RETRY_MS;
+      this.#io.onFold?.(this.#bucketDir, error as Error);
+      return;
     }
+    this.#frozen = undefined;
+    this.#io.onFold?.(this.#bucketDir);
   }
 
   /** A bucket as it is now: the file, with every layer from `from` on applied over it. */
