@@ -51,6 +51,8 @@ export interface ActivateOptions {
   limits: CallLimits;
   /** The event that woke the partition: handled in the same request once it is active (see `ActivateResult.first`). */
   event?: TaskEvent;
+  /** Restore without `on-activate`: the partition never stopped (see the request's `resume`). */
+  resume?: boolean;
 }
 
 /** An activation as the pool hands it back. */

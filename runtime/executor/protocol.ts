@@ -34,6 +34,8 @@ export type Request =
       spareInstances: number;
       /** The event that woke the partition, handled in the same request once it is active (one thread round trip, not two). */
       event?: TaskEvent;
+      /** The partition never stopped (its freeze could not be stored): restored from the snapshot without `on-activate`. */
+      resume?: boolean;
     } & HostCall)
   | ({ op: "upgrade"; partition: string; from: { component: PreparedComponent; snapshot?: Uint8Array }; component: PreparedComponent } & HostCall)
   /** Events for a live partition, run in order; see `CallsResult`. */

@@ -178,7 +178,7 @@ async function activateOnly(request: Extract<Request, { op: "activate" }>): Prom
   bound.binding.begin(request.host, request.now);
   let effects: unknown;
   try {
-    bound.instance.exports.lifecycle.onActivate(request.reason);
+    if (!request.resume) bound.instance.exports.lifecycle.onActivate(request.reason);
     effects = bound.binding.end();
   } catch (error) {
     bound.binding.end();

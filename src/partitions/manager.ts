@@ -128,6 +128,7 @@ export class PartitionManager {
       options,
       (id) => this.limitsOf(id),
       (event) => this.#emit(event),
+      (slot, snapshot) => this.#resume(slot, snapshot),
     );
     options.timers.on(IDLE_TIMER, (id) => this.#idleDue(id));
     options.pool.setExecutorLostHandler((partitions) => {
@@ -521,11 +522,18 @@ export class PartitionManager {
     return { kind, committed, ...(result.first ? { first: result.first } : {}) };
   }
 
-  #activateInstance(slot: Slot, component: PreparedComponent, snapshot: Uint8Array | undefined, event: TaskEvent | undefined) {
+  /** Live again from a snapshot just taken, as if it had never stopped: no `on-activate` (see `Persistence.freeze`). */
+  async #resume(slot: Slot, snapshot: Uint8Array): Promise<void> {
+    const component = await this.#options.components.get(slot.record.component);
+    await this.#activateInstance(slot, component, snapshot, undefined, true);
+  }
+
+  #activateInstance(slot: Slot, component: PreparedComponent, snapshot: Uint8Array | undefined, event: TaskEvent | undefined, resume = false) {
     return this.#options.pool.activate(slot.record.id, {
       component,
       ...(snapshot ? { snapshot } : {}),
       ...(event ? { event } : {}),
+      ...(resume ? { resume } : {}),
       reason: this.#reasonFor(slot, snapshot),
       host: this.#options.hooks.stateFor(slot.record.id),
       now: this.#options.clock.now(),

@@ -1,8 +1,8 @@
 // How a live partition's state reaches storage: a snapshot after every event
-// (per-activation), at freeze, or at a checkpoint while it stays busy (on-idle). An
-// instance is released only once its snapshot is stored, and an event whose snapshot could
-// not be stored does not stay applied.
-import { DormantError } from "../../runtime/index.ts";
+// (per-activation), at freeze, or at a checkpoint while it stays busy (on-idle). A frozen
+// partition is not live until its snapshot is stored (a failed write leaves it live, as it
+// was), and an event whose snapshot could not be stored does not stay applied.
+import { DormantError, isDormantError } from "../../runtime/index.ts";
 import type { PartitionManagerOptions } from "./manager.ts";
 import type { PartitionEvent, PartitionLimits, PartitionRecord } from "./partition.ts";
 
@@ -26,11 +26,19 @@ export class Persistence {
   readonly #o: PersistenceOptions;
   readonly #limitsOf: (partition: string) => PartitionLimits;
   readonly #emit: (event: PartitionEvent) => void;
+  readonly #resume: (slot: Slot, snapshot: Uint8Array) => Promise<void>;
 
-  constructor(options: PersistenceOptions, limitsOf: (partition: string) => PartitionLimits, emit: (event: PartitionEvent) => void) {
+  /** `resume` makes a partition live again from a snapshot just taken, without `on-activate`: it never stopped. */
+  constructor(
+    options: PersistenceOptions,
+    limitsOf: (partition: string) => PartitionLimits,
+    emit: (event: PartitionEvent) => void,
+    resume: (slot: Slot, snapshot: Uint8Array) => Promise<void>,
+  ) {
     this.#o = options;
     this.#limitsOf = limitsOf;
     this.#emit = emit;
+    this.#resume = resume;
   }
 
   /**
@@ -67,15 +75,39 @@ export class Persistence {
       this.#emit({ type: "frozen", partition: id, bytes: 0, ms: performance.now() - started });
       return;
     }
-    // The instance is released only once its snapshot is stored: a failed write loses nothing.
-    const bytes = await this.save(slot);
+    // The instance goes back to its executor's pool once the snapshot is taken, not once it
+    // is stored: a freeze that makes room for a wake then hands its instance to that wake,
+    // rather than a new one being instantiated while the write is under way. The partition
+    // counts as live until the write is done; if it fails, the snapshot in hand makes it
+    // live again as it was, and nothing is lost.
+    const snapshot = await this.#take(slot);
     await this.#o.pool.drop(id);
+    let bytes: number;
+    try {
+      bytes = await this.#store(slot, snapshot);
+    } catch (error) {
+      await this.#resume(slot, snapshot).catch((resumeError: Error) => {
+        slot.live = false;
+        throw new DormantError(
+          isDormantError(error) ? error.code : "store-unavailable",
+          `Partition ${id} could not be frozen (${(error as Error).message}), nor made live again from the snapshot just taken (${resumeError.message}); ` +
+            `it comes back from its last stored snapshot, without the events since.`,
+          { cause: error },
+        );
+      });
+      throw error;
+    }
     slot.live = false;
     this.#emit({ type: "frozen", partition: id, bytes, ms: performance.now() - started });
   }
 
   /** Store a live partition's snapshot (it stays live); returns the bytes stored. */
   async save(slot: Slot): Promise<number> {
+    return this.#store(slot, await this.#take(slot));
+  }
+
+  /** A live partition's snapshot, within its cap (over it, the partition stays live and this fails). */
+  async #take(slot: Slot): Promise<Uint8Array> {
     const id = slot.record.id;
     const { bytes } = await this.#o.pool.snapshot(id);
     const cap = this.#limitsOf(id).snapshotBytes;
@@ -86,7 +118,11 @@ export class Persistence {
           `It stays live; raise its snapshot limit or have it keep less state.`,
       );
     }
-    const ref = await this.#o.snapshots.put(id, bytes, this.#o.clock.now());
+    return bytes;
+  }
+
+  async #store(slot: Slot, bytes: Uint8Array): Promise<number> {
+    const ref = await this.#o.snapshots.put(slot.record.id, bytes, this.#o.clock.now());
     slot.unsaved = 0;
     return ref.bytes;
   }

@@ -119,6 +119,25 @@ describe("a full disk under the fs store", () => {
     expect(await count()).toBe(2);
   });
 
+  it("keeps an on-idle partition live, its state whole, when its freeze cannot be written, and freezes it once space is freed", async () => {
+    const h: TestHost = await startTestHost({ dataDir: await dataDir() });
+    cleanup.push(() => h.close());
+    const { id } = await h.partitions.create({ name: "c", component: await h.deploy("counter", { engine: "quickjs" }) });
+    for (let i = 0; i < 3; i++) await h.partitions.deliver(id, event("increment", "1"));
+
+    const release = await fill();
+    await expect(h.partitions.freeze(id)).rejects.toThrow(/ENOSPC/);
+    // Live, not restored: the events since the last stored snapshot (none) are all there.
+    expect(h.partitions.liveIds()).toContain(id);
+    expect(h.events.filter((e) => e.type === "activated")).toHaveLength(1);
+    expect(await counterCount(h, id)).toBe(3);
+
+    await release();
+    await h.partitions.freeze(id);
+    expect(h.partitions.liveIds()).not.toContain(id);
+    expect(await counterCount(h, id)).toBe(3);
+  });
+
   it("answers a deploy the engine cache cannot hold with 507 saying ENOSPC, leaves no staging folder, and deploys once space is freed", async () => {
     const dir = await dataDir();
     const cache = join(dir, "engine-cache");
