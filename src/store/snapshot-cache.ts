@@ -1,10 +1,12 @@
 // The latest snapshot of recently frozen partitions, kept in memory so a warm wake reads
-// no disk and verifies no hash. Bounded by bytes, least recently used out first. It only ever holds what the store has already
+// no disk and verifies no hash, and its head, so the next freeze reads no head either.
+// Bounded by bytes, least recently used out first. It only ever holds what the store has already
 // written: durability is the store's, the cache just saves reading it back.
-import type { SnapshotRef } from "./snapshot-store.ts";
+import type { SnapshotHead } from "./snapshot-store.ts";
 
 export interface CachedSnapshot {
-  ref: SnapshotRef;
+  /** The head as stored: `latest` is this snapshot. */
+  head: SnapshotHead;
   /** The snapshot as stored. */
   data: Uint8Array;
 }
@@ -38,6 +40,11 @@ export class SnapshotCache {
     this.#entries.delete(partitionId);
     this.#entries.set(partitionId, found);
     return found;
+  }
+
+  /** The entry, if any, without counting a hit or a miss or making it recent. */
+  peek(partitionId: string): CachedSnapshot | undefined {
+    return this.#entries.get(partitionId);
   }
 
   set(partitionId: string, entry: CachedSnapshot): void {

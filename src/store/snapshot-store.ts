@@ -150,9 +150,12 @@ export class SnapshotStore {
     if (!(data instanceof Uint8Array)) throw new TypeError(`put("${partitionId}"): data must be a Uint8Array.`);
     if (!Number.isFinite(takenAt)) throw new TypeError(`put("${partitionId}"): takenAt must be a finite number.`);
     return this.#serial(partitionId, async () => {
-      // Until the new head is written the stored latest is the old one; a failed put leaves nothing stale here.
+      // The head this store last wrote, if still cached, is the stored one (one host per
+      // store, or per partition in a cluster, which forgets it on handover). Until the new
+      // head is written the stored latest is the old one; a failed put leaves nothing stale here.
+      const cachedHead = this.#cache.peek(partitionId)?.head;
       this.#cache.delete(partitionId);
-      const old = await this.#readHead(partitionId, ps);
+      const old = cachedHead ?? (await this.#readHead(partitionId, ps));
       const ref: SnapshotRef = {
         seq: (old?.latest.seq ?? 0) + 1,
         sha256: sha256Hex(data),
@@ -164,7 +167,7 @@ export class SnapshotStore {
       await options.beforeHead?.();
       const head: SnapshotHead = old ? { latest: ref, previous: old.latest } : { latest: ref };
       await ps.setItem(HEAD_KEY, head);
-      this.#cache.set(partitionId, { ref, data });
+      this.#cache.set(partitionId, { head, data });
       // Only now is the old "previous" unreferenced.
       if (old?.previous) await ps.removeItem(String(old.previous.seq));
       return ref;
@@ -174,7 +177,7 @@ export class SnapshotStore {
   /** The latest snapshot that verifies (from memory when recently written: a copy the caller owns). */
   async load(partitionId: string): Promise<LoadedSnapshot | undefined> {
     const cached = this.#cache.get(partitionId);
-    if (cached) return { data: cached.data.slice(), ref: cached.ref, skipped: [] };
+    if (cached) return { data: cached.data.slice(), ref: cached.head.latest, skipped: [] };
     const ps = this.#partition(partitionId);
     const head = await this.#readHead(partitionId, ps);
     if (!head) return undefined;

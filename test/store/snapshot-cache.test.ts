@@ -33,6 +33,15 @@ describe("snapshot cache", () => {
     expect(snapshots.cacheStats).toMatchObject({ hits: 1, misses: 0, entries: 1, bytes: 3000 });
   });
 
+  it("writes the next snapshot after the head it holds, reading no head from the store", async () => {
+    const snapshots = new SnapshotStore(store.snapshots, { cacheBytes: 10_000 });
+    await snapshots.put("p1", bytes(1), 1);
+    await store.snapshots.removeItem("p1:head"); // behind its back: only the cached head still names seq 1
+    const ref = await snapshots.put("p1", bytes(2), 2);
+    expect(ref.seq).toBe(2);
+    expect(await snapshots.head("p1")).toMatchObject({ latest: { seq: 2 }, previous: { seq: 1 } });
+  });
+
   it("hands out a copy, so a caller that transfers or changes it leaves the cached one intact", async () => {
     const snapshots = new SnapshotStore(store.snapshots, { cacheBytes: 10_000 });
     await snapshots.put("p1", bytes(1), 1);
