@@ -206,6 +206,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       hostModule: TASK_BINDING,
       engineModule: JCO_ENGINE,
       size: options.executors,
+      maxLive: options.maxLive,
       onLog: options.onLog,
     });
     opened.push(() => pool.close());

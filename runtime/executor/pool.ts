@@ -29,6 +29,8 @@ import { Quarantine } from "./quarantine.ts";
 export interface ExecutorPoolOptions {
   /** Worker threads to start; default: the machine's cores. */
   size?: number | undefined;
+  /** Partitions the host keeps live at most: an executor keeps released instances as spares up to its share (see the executor's `release`). */
+  maxLive?: number | undefined;
   /** Where the engine caches prepared components. */
   cacheDir: string;
   /** Module (URL) exporting `createEngine`: the engine every executor runs guests on. */
@@ -124,6 +126,7 @@ export class ExecutorPool {
   readonly #quarantine = new Quarantine();
   #turn = 0;
   #closing = false;
+  #size = 1;
 
   private constructor(options: ExecutorPoolOptions) {
     this.#options = options;
@@ -133,13 +136,13 @@ export class ExecutorPool {
     enableWasmFeatures();
     watchWorkers();
     const pool = new ExecutorPool(options);
-    const size = Math.max(1, options.size ?? availableParallelism());
-    for (let i = 0; i < size; i++) pool.#executors.push(pool.#spawn());
+    pool.#size = Math.max(1, options.size ?? availableParallelism());
+    for (let i = 0; i < pool.#size; i++) pool.#executors.push(pool.#spawn());
     return pool;
   }
 
   get size(): number {
-    return this.#executors.length;
+    return this.#size;
   }
 
   /** Validate and prepare component bytes (in an executor: transpiling is heavy). */
@@ -400,6 +403,7 @@ export class ExecutorPool {
       engineModule: this.#options.engineModule.href,
       hostModule: this.#options.hostModule.href,
       running: new SharedArrayBuffer(16),
+      liveShare: Math.ceil((this.#options.maxLive ?? 0) / this.#size),
     };
     return new Executor(
       data,

@@ -30,6 +30,8 @@ export interface ExecutorData {
   hostModule: string;
   /** The executor's `RunningSlot`, shared with the pool. */
   running: SharedArrayBuffer;
+  /** Its share of the partitions the host keeps live at most (see `release`). */
+  liveShare: number;
 }
 
 interface Bound {
@@ -337,6 +339,13 @@ const SPARE_BYTES = 64 * 2 ** 20;
  * A partition gives up its instance (frozen or dropped). Reset to pristine, the instance
  * becomes a spare for the next activation of any partition of its component, which then
  * skips instantiation; one that cannot be reset exactly is discarded.
+ *
+ * Spares are kept up to SPARE_BYTES, or up to the executor's share of the host's live
+ * partitions less those live here, whichever is more: instances never hold more memory than
+ * the partitions the operator lets be live at once did. A new instance costs a QuickJS wake
+ * about 12 ms of CPU here (instantiating, then the first touch of each page of its memory),
+ * a spare almost nothing; after a burst of freezes (an idle host, a shutdown, a handover),
+ * the wakes that follow find the instances the freezes gave back.
  */
 function release(partition: string): boolean {
   const entry = live.get(partition);
@@ -345,7 +354,7 @@ function release(partition: string): boolean {
   const image = pristine.get(entry.key)!;
   const pool = pools.get(entry.key);
   const bytes = image.memories.reduce((sum, memory) => sum + memory.length, 0);
-  const cap = Math.max(pool?.size ?? 0, Math.floor(SPARE_BYTES / Math.max(bytes, 1)));
+  const cap = Math.max(pool?.size ?? 0, Math.floor(SPARE_BYTES / Math.max(bytes, 1)), data.liveShare - live.size);
   if (!pool || pool.spare.length >= cap || !resetToPristine(entry.instance.state, image, entry.dirty)) return true;
   entry.binding.detach();
   pool.spare.push({ instance: entry.instance, binding: entry.binding });

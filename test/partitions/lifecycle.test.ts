@@ -235,6 +235,23 @@ describe("lifecycle", () => {
     expect(await countOf(h, second)).toBe(0);
     expect(await countOf(h, first)).toBe(41);
   });
+
+  it("wakes as many partitions as were live, after they all froze, on the instances they gave back", async () => {
+    // 60 QuickJS instances (1.5 MiB each) are more than the 64 MiB of spares an executor keeps regardless of the live cap.
+    const h = await host({ executors: 1, spareInstances: 1, maxLive: 60 });
+    const component = await h.deploy("counter", { engine: "quickjs" });
+    const ids: string[] = [];
+    for (let i = 0; i < 60; i++) ids.push((await h.partitions.create({ name: `c${i}`, component })).id);
+    await Promise.all(ids.map((id) => h.partitions.deliver(id, event("increment", "1"))));
+    await h.partitions.freezeAll();
+    const before = h.events.filter((e) => e.type === "activated").length;
+    // Together, so the executor is never idle long enough to make spares of its own.
+    await Promise.all(ids.map((id) => h.partitions.deliver(id, event("increment", "1"))));
+    const wakes = h.events.filter((e) => e.type === "activated").slice(before);
+    expect(wakes).toHaveLength(60);
+    expect(wakes.filter((e) => e.type === "activated" && !e.pooled)).toEqual([]);
+    expect(await countOf(h, ids[59]!)).toBe(2);
+  });
 });
 
 // A running host keeps what it froze last in memory; damage on disk is found by the
