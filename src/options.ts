@@ -60,7 +60,7 @@ export const HOST_DEFAULTS = frozen({
   maxLive: 1000,
   /** Spare pristine instances kept per component. */
   spareInstances: 2,
-  /** Recently frozen snapshots kept in memory, so a warm wake reads no disk and checks no hash. */
+  /** Recently frozen snapshots kept in memory (uncompressed), so a warm wake reads no disk and inflates nothing. */
   snapshotCacheBytes: 64 * MiB,
   taskLimits: DEFAULT_TASK_LIMITS,
   partitionLimits: DEFAULT_PARTITION_LIMITS,

@@ -82,8 +82,10 @@ export type EventResult = { ok: true; result: CallResult } | { ok: false; error:
 export type CallsResult = EventResult[];
 
 export interface SnapshotResult {
-  /** To store, and to keep in memory for a warm wake (small: see the snapshot format). */
+  /** Compressed, to store. */
   bytes: Uint8Array;
+  /** The same snapshot uncompressed, to keep in memory for a warm wake. */
+  image: Uint8Array;
   memoryBytes: number;
   deltaBytes: number;
   ms: number;

@@ -327,9 +327,9 @@ function handleEvent(id: string, partition: Live, event: TaskEvent, memoryLimit:
 function snapshot(request: Extract<Request, { op: "snapshot" }>): SnapshotResult {
   const partition = liveOrThrow(request.partition);
   const t0 = performance.now();
-  const { bytes, stats, dirty } = encodeSnapshot(partition.instance.state, pristine.get(partition.key)!);
+  const { bytes, image, stats, dirty } = encodeSnapshot(partition.instance.state, pristine.get(partition.key)!);
   partition.dirty = dirty;
-  return { bytes, memoryBytes: stats.memoryBytes, deltaBytes: stats.deltaBytes, ms: performance.now() - t0 };
+  return { bytes, image, memoryBytes: stats.memoryBytes, deltaBytes: stats.deltaBytes, ms: performance.now() - t0 };
 }
 
 /** Spare instances kept per component, by their memory: many small ones, few large ones. */
@@ -465,7 +465,7 @@ async function run({ id, request }: Envelope): Promise<void> {
     }
     const value = await handle(request);
     const snapshot = request.op === "snapshot" ? (value as SnapshotResult) : undefined;
-    done({ id, ok: true, value }, transferList(snapshot?.bytes));
+    done({ id, ok: true, value }, transferList(snapshot?.bytes, snapshot?.image));
   } catch (error) {
     done({ id, ok: false, error: toErrorData(error) });
   }

@@ -9,6 +9,8 @@ import { DormantError } from "../errors.ts";
 const MAGIC = Buffer.from("DRMS");
 /** Format 2: each changed chunk as it is, raw-deflated (written before format 4; still read). */
 const DEFLATED = 2;
+/** Format 3: each changed chunk as it is, uncompressed: never stored, the form a warm wake restores from memory (a copy, nothing to inflate). */
+const PLAIN = 3;
 /**
  * Format 4: each changed chunk XORed with the pristine one, raw-deflated. A guest's heap
  * chunk differs from pristine in a few words (the QuickJS counter's 44 changed chunks: 9%
@@ -60,8 +62,12 @@ export function capturePristine(component: string, view: StateView): PristineIma
   };
 }
 
-/** Encode an instance's state as a delta against its component's pristine image (see XOR_DEFLATED). */
-export function encodeSnapshot(view: StateView, pristine: PristineImage): { bytes: Uint8Array; stats: SnapshotStats; dirty: Dirty } {
+/**
+ * Encode an instance's state as a delta against its component's pristine image: `bytes` to
+ * store (see XOR_DEFLATED), `image` the same snapshot uncompressed (PLAIN), to keep in
+ * memory so a warm wake copies chunks in and inflates nothing. Both are accepted by `applySnapshot`.
+ */
+export function encodeSnapshot(view: StateView, pristine: PristineImage): { bytes: Uint8Array; image: Uint8Array; stats: SnapshotStats; dirty: Dirty } {
   view.tables.forEach(({ table, entries }, i) => {
     if (!tableUnchanged(table, entries)) {
       throw new DormantError(
@@ -97,25 +103,33 @@ export function encodeSnapshot(view: StateView, pristine: PristineImage): { byte
     }
     return encodeValue(value);
   });
-  // The body: the header's length, the header (padded so the chunks start word-aligned), the XORed chunks.
+  // One buffer, the image: magic and format, the header's length, the header (padded so the
+  // chunks start word-aligned), the chunks. They are XORed in first, to deflate what is stored,
+  // then copied in as they are. A buffer made once: fresh memory is dear here (see ZLIB).
   let json = JSON.stringify(header);
-  json += " ".repeat((8 - ((4 + json.length) % 8)) % 8);
-  const body = Buffer.allocUnsafeSlow(4 + json.length + deltaBytes);
-  body.writeUInt32LE(json.length, 0);
-  body.write(json, 4, "latin1"); // the header is ASCII: digests, numbers
-  let at = 4 + json.length;
-  header.memories.forEach(({ chunks }, m) => {
-    const current = currents[m]!;
-    const base = pristine.memories[m] ?? Buffer.alloc(0);
-    for (const chunk of chunks) {
-      const start = chunk * CHUNK;
-      xorInto(body.subarray(at, at + CHUNK), current.subarray(start, start + CHUNK), base.subarray(start, Math.min(start + CHUNK, base.length)));
-      at += CHUNK;
-    }
-  });
+  json += " ".repeat((8 - ((MAGIC.length + 5 + json.length) % 8)) % 8);
+  const image = Buffer.allocUnsafeSlow(MAGIC.length + 5 + json.length + deltaBytes);
+  MAGIC.copy(image);
+  image[MAGIC.length] = PLAIN;
+  image.writeUInt32LE(json.length, MAGIC.length + 1);
+  image.write(json, MAGIC.length + 5, "latin1"); // the header is ASCII: digests, numbers
+  const dataStart = MAGIC.length + 5 + json.length;
+  const eachChunk = (write: (at: number, current: Buffer, base: Buffer, start: number) => void) => {
+    let at = dataStart;
+    header.memories.forEach(({ chunks }, m) => {
+      for (const chunk of chunks) {
+        write(at, currents[m]!, pristine.memories[m] ?? Buffer.alloc(0), chunk * CHUNK);
+        at += CHUNK;
+      }
+    });
+  };
+  eachChunk((at, current, base, start) =>
+    xorInto(image.subarray(at, at + CHUNK), current.subarray(start, start + CHUNK), base.subarray(start, Math.min(start + CHUNK, base.length))),
+  );
   // Integrity is the store's sha256, so raw deflate (no checksum of its own).
-  const bytes = Buffer.concat([MAGIC, Buffer.of(XOR_DEFLATED), deflateRawSync(body, ZLIB)]);
-  return { bytes, stats: { memoryBytes, deltaBytes, bytes: bytes.length }, dirty: header.memories.map(({ chunks }) => chunks) };
+  const bytes = Buffer.concat([MAGIC, Buffer.of(XOR_DEFLATED), deflateRawSync(image.subarray(MAGIC.length + 1), ZLIB)]);
+  eachChunk((at, current, _base, start) => current.copy(image, at, start, start + CHUNK));
+  return { bytes, image, stats: { memoryBytes, deltaBytes, bytes: bytes.length }, dirty: header.memories.map(({ chunks }) => chunks) };
 }
 
 /** target = a XOR b, where b may be shorter (zeros past its end); a word at a time when all three are aligned. */
@@ -220,13 +234,13 @@ function decode(bytes: Uint8Array): { header: Header; data: Buffer; xor: boolean
   if (buffer.length < 5 || !buffer.subarray(0, 4).equals(MAGIC)) {
     throw new DormantError("snapshot-format", "Not a Dormant snapshot (bad magic).");
   }
-  if (buffer[4] !== DEFLATED && buffer[4] !== XOR_DEFLATED) {
-    throw new DormantError("snapshot-format", `Snapshot format ${buffer[4]} is not supported (expected ${XOR_DEFLATED} or ${DEFLATED}).`);
+  if (buffer[4] !== DEFLATED && buffer[4] !== XOR_DEFLATED && buffer[4] !== PLAIN) {
+    throw new DormantError("snapshot-format", `Snapshot format ${buffer[4]} is not supported (expected ${XOR_DEFLATED}, ${PLAIN} or ${DEFLATED}).`);
   }
-  let body: Buffer;
+  let body = buffer.subarray(5);
   try {
     // Format 2 was written with zlib's default window.
-    body = inflateRawSync(buffer.subarray(5), buffer[4] === XOR_DEFLATED ? { windowBits: ZLIB.windowBits } : {});
+    if (buffer[4] !== PLAIN) body = inflateRawSync(body, buffer[4] === XOR_DEFLATED ? { windowBits: ZLIB.windowBits } : {});
   } catch (error) {
     throw new DormantError("snapshot-format", `The snapshot does not decompress: ${(error as Error).message}.`);
   }

@@ -53,8 +53,8 @@ export class Persistence {
     };
     if (slot.record.durability !== "per-activation") return commitEffects();
     try {
-      const { bytes } = await this.#o.pool.snapshot(id);
-      await this.#o.snapshots.put(id, bytes, this.#o.clock.now(), { beforeHead: commitEffects });
+      const { bytes, image } = await this.#o.pool.snapshot(id);
+      await this.#o.snapshots.put(id, bytes, this.#o.clock.now(), { image, beforeHead: commitEffects });
     } catch (error) {
       // The event is not saved (its snapshot or its effects), so it must not stay applied either:
       // the instance goes, and the next event (its retry) starts from the last restore point, which is without it.
@@ -86,7 +86,7 @@ export class Persistence {
     try {
       bytes = await this.#store(slot, snapshot);
     } catch (error) {
-      await this.#resume(slot, snapshot).catch((resumeError: Error) => {
+      await this.#resume(slot, snapshot.image).catch((resumeError: Error) => {
         slot.live = false;
         throw new DormantError(
           isDormantError(error) ? error.code : "store-unavailable",
@@ -107,9 +107,9 @@ export class Persistence {
   }
 
   /** A live partition's snapshot, within its cap (over it, the partition stays live and this fails). */
-  async #take(slot: Slot): Promise<Uint8Array> {
+  async #take(slot: Slot): Promise<{ bytes: Uint8Array; image: Uint8Array }> {
     const id = slot.record.id;
-    const { bytes } = await this.#o.pool.snapshot(id);
+    const { bytes, image } = await this.#o.pool.snapshot(id);
     const cap = this.#limitsOf(id).snapshotBytes;
     if (bytes.length > cap) {
       throw new DormantError(
@@ -118,11 +118,11 @@ export class Persistence {
           `It stays live; raise its snapshot limit or have it keep less state.`,
       );
     }
-    return bytes;
+    return { bytes, image };
   }
 
-  async #store(slot: Slot, bytes: Uint8Array): Promise<number> {
-    const ref = await this.#o.snapshots.put(slot.record.id, bytes, this.#o.clock.now());
+  async #store(slot: Slot, { bytes, image }: { bytes: Uint8Array; image: Uint8Array }): Promise<number> {
+    const ref = await this.#o.snapshots.put(slot.record.id, bytes, this.#o.clock.now(), { image });
     slot.unsaved = 0;
     return ref.bytes;
   }

@@ -1,5 +1,6 @@
 // The latest snapshot of recently frozen partitions, kept in memory so a warm wake reads
-// no disk and verifies no hash, and its head, so the next freeze reads no head either.
+// no disk, verifies no hash and (holding the uncompressed image) inflates nothing, and its
+// head, so the next freeze reads no head either.
 // Bounded by bytes, least recently used out first. It only ever holds what the store has already
 // written: durability is the store's, the cache just saves reading it back.
 import type { SnapshotHead } from "./snapshot-store.ts";
@@ -7,8 +8,8 @@ import type { SnapshotHead } from "./snapshot-store.ts";
 export interface CachedSnapshot {
   /** The head as stored: `latest` is this snapshot. */
   head: SnapshotHead;
-  /** The snapshot as stored. */
-  data: Uint8Array;
+  /** The snapshot as `applySnapshot` takes it (uncompressed when the executor gave that form). */
+  image: Uint8Array;
 }
 
 export interface SnapshotCacheStats {
@@ -49,13 +50,13 @@ export class SnapshotCache {
 
   set(partitionId: string, entry: CachedSnapshot): void {
     this.delete(partitionId);
-    if (entry.data.byteLength > this.capacityBytes) return;
+    if (entry.image.byteLength > this.capacityBytes) return;
     this.#entries.set(partitionId, entry);
-    this.#bytes += entry.data.byteLength;
+    this.#bytes += entry.image.byteLength;
     for (const [id, oldest] of this.#entries) {
       if (this.#bytes <= this.capacityBytes) break;
       this.#entries.delete(id);
-      this.#bytes -= oldest.data.byteLength;
+      this.#bytes -= oldest.image.byteLength;
       this.#evictions++;
     }
   }
@@ -64,7 +65,7 @@ export class SnapshotCache {
     const found = this.#entries.get(partitionId);
     if (!found) return;
     this.#entries.delete(partitionId);
-    this.#bytes -= found.data.byteLength;
+    this.#bytes -= found.image.byteLength;
   }
 
   get stats(): SnapshotCacheStats {

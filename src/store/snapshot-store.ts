@@ -113,8 +113,9 @@ function asBytes(value: unknown): Uint8Array | undefined {
   return undefined;
 }
 
-/** What else must hold before a snapshot becomes the partition's restore point. */
 export interface PutOptions {
+  /** The same snapshot in the form to hand back from memory (uncompressed), kept in the cache once the write is complete; default the data. */
+  image?: Uint8Array;
   /**
    * Runs once the blob is written and before the head names it: if it fails, the head stays
    * on the previous snapshot (the blob is left for the sweep) and `put` fails with its error.
@@ -144,7 +145,7 @@ export class SnapshotStore {
     return this.#cache.stats;
   }
 
-  /** Store a snapshot, kept in the cache once the write is complete. */
+  /** Store a snapshot (with what else must hold before it becomes the restore point), kept in the cache once the write is complete. */
   async put(partitionId: string, data: Uint8Array, takenAt: number, options: PutOptions = {}): Promise<SnapshotRef> {
     const ps = this.#partition(partitionId);
     if (!(data instanceof Uint8Array)) throw new TypeError(`put("${partitionId}"): data must be a Uint8Array.`);
@@ -167,7 +168,7 @@ export class SnapshotStore {
       await options.beforeHead?.();
       const head: SnapshotHead = old ? { latest: ref, previous: old.latest } : { latest: ref };
       await ps.setItem(HEAD_KEY, head);
-      this.#cache.set(partitionId, { head, data });
+      this.#cache.set(partitionId, { head, image: options.image ?? data });
       // Only now is the old "previous" unreferenced.
       if (old?.previous) await ps.removeItem(String(old.previous.seq));
       return ref;
@@ -177,7 +178,7 @@ export class SnapshotStore {
   /** The latest snapshot that verifies (from memory when recently written: a copy the caller owns). */
   async load(partitionId: string): Promise<LoadedSnapshot | undefined> {
     const cached = this.#cache.get(partitionId);
-    if (cached) return { data: cached.data.slice(), ref: cached.head.latest, skipped: [] };
+    if (cached) return { data: cached.image.slice(), ref: cached.head.latest, skipped: [] };
     const ps = this.#partition(partitionId);
     const head = await this.#readHead(partitionId, ps);
     if (!head) return undefined;

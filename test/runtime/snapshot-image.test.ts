@@ -37,13 +37,15 @@ describe("snapshot image", () => {
     new Uint8Array(live.memories[0]!.buffer).fill(9, 3 * PAGE + 10, 3 * PAGE + 20); // past the pristine end
     live.globals[0]!.global.value = 2n ** 40n;
 
-    const { bytes, stats } = encodeSnapshot(live, pristine);
-    const restored = state(pattern);
-    applySnapshot(restored, pristine, bytes);
-
-    expect(bytesOf(restored).equals(bytesOf(live))).toBe(true);
-    expect(restored.globals[0]!.global.value).toBe(2n ** 40n);
+    const { bytes, image, stats } = encodeSnapshot(live, pristine);
     expect(stats).toMatchObject({ memoryBytes: 4 * PAGE, deltaBytes: 5 * 4096 });
+    // What is stored, and the uncompressed image a warm wake restores from memory.
+    for (const snapshot of [bytes, image]) {
+      const restored = state(pattern);
+      applySnapshot(restored, pristine, snapshot);
+      expect(bytesOf(restored).equals(bytesOf(live))).toBe(true);
+      expect(restored.globals[0]!.global.value).toBe(2n ** 40n);
+    }
   });
 
   it("stores a few changed words in a chunk as little more than their size, whatever the chunk held", () => {

@@ -23,9 +23,9 @@ const bytes = (fill: number, length = 1000) => new Uint8Array(length).fill(fill)
 const wipe = async (id: string) => Promise.all((await store.snapshots.getKeys(id)).map((key) => store.snapshots.removeItem(key)));
 
 describe("snapshot cache", () => {
-  it("answers a load of a recently written snapshot from memory", async () => {
+  it("answers a load of a recently written snapshot from memory, with the image it was given", async () => {
     const snapshots = new SnapshotStore(store.snapshots, { cacheBytes: 10_000 });
-    const ref = await snapshots.put("p1", bytes(9, 3000), 1);
+    const ref = await snapshots.put("p1", bytes(1), 1, { image: bytes(9, 3000) });
     await wipe("p1");
     const loaded = await snapshots.load("p1");
     expect(loaded).toMatchObject({ ref, skipped: [] });
