@@ -60,7 +60,7 @@ export const HOST_DEFAULTS = frozen({
   maxLive: 1000,
   /** Spare pristine instances kept per component. */
   spareInstances: 2,
-  /** Recently frozen snapshots kept in memory (uncompressed), so a warm wake reads no disk and inflates nothing. */
+  /** Recently frozen snapshots kept in memory, so a wake reads no disk; the most recent also uncompressed, in at most half of it, so their wake inflates nothing. */
   snapshotCacheBytes: 64 * MiB,
   taskLimits: DEFAULT_TASK_LIMITS,
   partitionLimits: DEFAULT_PARTITION_LIMITS,

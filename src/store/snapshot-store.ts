@@ -114,7 +114,7 @@ function asBytes(value: unknown): Uint8Array | undefined {
 }
 
 export interface PutOptions {
-  /** The same snapshot in the form to hand back from memory (uncompressed), kept in the cache once the write is complete; default the data. */
+  /** The same snapshot uncompressed, which a load from memory hands back while the cache keeps it (see SnapshotCache). */
   image?: Uint8Array;
   /**
    * Runs once the blob is written and before the head names it: if it fails, the head stays
@@ -168,7 +168,7 @@ export class SnapshotStore {
       await options.beforeHead?.();
       const head: SnapshotHead = old ? { latest: ref, previous: old.latest } : { latest: ref };
       await ps.setItem(HEAD_KEY, head);
-      this.#cache.set(partitionId, { head, image: options.image ?? data });
+      this.#cache.set(partitionId, { head, data, image: options.image });
       // Only now is the old "previous" unreferenced.
       if (old?.previous) await ps.removeItem(String(old.previous.seq));
       return ref;
@@ -178,7 +178,7 @@ export class SnapshotStore {
   /** The latest snapshot that verifies (from memory when recently written: a copy the caller owns). */
   async load(partitionId: string): Promise<LoadedSnapshot | undefined> {
     const cached = this.#cache.get(partitionId);
-    if (cached) return { data: cached.image.slice(), ref: cached.head.latest, skipped: [] };
+    if (cached) return { data: (cached.image ?? cached.data).slice(), ref: cached.head.latest, skipped: [] };
     const ps = this.#partition(partitionId);
     const head = await this.#readHead(partitionId, ps);
     if (!head) return undefined;

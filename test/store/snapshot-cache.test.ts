@@ -30,7 +30,7 @@ describe("snapshot cache", () => {
     const loaded = await snapshots.load("p1");
     expect(loaded).toMatchObject({ ref, skipped: [] });
     expect(loaded!.data).toEqual(bytes(9, 3000));
-    expect(snapshots.cacheStats).toMatchObject({ hits: 1, misses: 0, entries: 1, bytes: 3000 });
+    expect(snapshots.cacheStats).toMatchObject({ hits: 1, misses: 0, entries: 1, images: 1, bytes: 4000 });
   });
 
   it("writes the next snapshot after the head it holds, reading no head from the store", async () => {
@@ -62,6 +62,16 @@ describe("snapshot cache", () => {
     const missesBefore = snapshots.cacheStats.misses;
     expect((await snapshots.load("b"))!.data).toEqual(bytes(1));
     expect(snapshots.cacheStats.misses).toBe(missesBefore + 1);
+  });
+
+  it("keeps images in at most half its size, the most recent, and hands back the stored snapshot of an older one", async () => {
+    const snapshots = new SnapshotStore(store.snapshots, { cacheBytes: 10_000 });
+    for (const id of ["a", "b", "c"]) await snapshots.put(id, bytes(1, 100), 1, { image: bytes(9, 2000) });
+    expect(snapshots.cacheStats).toMatchObject({ entries: 3, images: 2, bytes: 4300 });
+    await Promise.all(["a", "b", "c"].map(wipe));
+    expect((await snapshots.load("a"))!.data).toEqual(bytes(1, 100));
+    expect((await snapshots.load("c"))!.data).toEqual(bytes(9, 2000));
+    expect(snapshots.cacheStats).toMatchObject({ hits: 2, misses: 0 });
   });
 
   it("forgets a deleted partition's snapshot", async () => {
