@@ -25,7 +25,7 @@ const MANIFEST = "manifest.json";
  * beside jco's (nothing in an entry is ever removed or moved, so a host or executor
  * reading it meanwhile, or one of an older version sharing the cache, is never left without it).
  */
-const GLUE_REVISION = 4;
+const GLUE_REVISION = 5;
 
 interface Manifest {
   digest: string;
@@ -200,8 +200,8 @@ async function compileCached(prepared: PreparedComponent, key: string, maxMemory
  *   the QuickJS counter) and keeps the plain export when that throws. Node 20 has no
  *   `WebAssembly.promising`, and V8 words the "is not a function" TypeError by parsing the
  *   3,000-line function that made the call again: 1.4 ms each, two thirds of instantiating
- *   a QuickJS guest. The glue calls a stand-in that throws one premade error instead, or
- *   the real function where V8 has it.
+ *   a QuickJS guest. The glue calls a stand-in that hands the plain export back, as the
+ *   glue's catch would have, or the real function where V8 has it.
  */
 export function quietGlue(glue: Uint8Array): string {
   const text = Buffer.from(glue)
@@ -212,9 +212,7 @@ export function quietGlue(glue: Uint8Array): string {
 }
 
 /** Appended, so the glue's line numbers stay jco's; it is defined before anything instantiates. */
-const PROMISING =
-  "const _dormantNoPromising = new TypeError('WebAssembly.promising is not available'); " +
-  "const _dormantPromising = typeof WebAssembly.promising === 'function' ? (f) => WebAssembly.promising(f) : () => { throw _dormantNoPromising; };";
+const PROMISING = "const _dormantPromising = typeof WebAssembly.promising === 'function' ? (f) => WebAssembly.promising(f) : (f) => f;";
 
 /** The glue looks imports up by unversioned interface name (its typings say versioned). */
 export function glueImports(imports: GuestImports): GuestImports {
