@@ -86,7 +86,9 @@ export class Persistence {
     try {
       bytes = await this.#store(slot, snapshot);
     } catch (error) {
-      await this.#resume(slot, snapshot.image).catch((resumeError: Error) => {
+      // A copy: the activation hands its snapshot to the executor, and a write that failed only
+      // after its head (removing the old blob) has left the image in the snapshot cache.
+      await this.#resume(slot, snapshot.image.slice()).catch((resumeError: Error) => {
         slot.live = false;
         throw new DormantError(
           isDormantError(error) ? error.code : "store-unavailable",
