@@ -31,6 +31,8 @@ export interface ExecutorPoolOptions {
   size?: number | undefined;
   /** Partitions the host keeps live at most: an executor keeps released instances as spares up to its share (see the executor's `release`). */
   maxLive?: number | undefined;
+  /** How long an executor stays idle before the spares kept for that share go (default SPARE_TRIM_MS). */
+  spareTrimMs?: number | undefined;
   /** Where the engine caches prepared components. */
   cacheDir: string;
   /** Module (URL) exporting `createEngine`: the engine every executor runs guests on. */
@@ -80,6 +82,9 @@ interface Deadline {
   /** The error, by the phase the request was in (see `RunningSlot.phase`). */
   error: (phase: number) => Error;
 }
+
+/** A minute idle, and an executor lets go the spares it kept beyond its own budget. */
+const SPARE_TRIM_MS = 60_000;
 
 /** How long an interrupted executor has to confirm it dropped the runaway before it is replaced. */
 const RECOVER_MS = 2000;
@@ -404,6 +409,7 @@ export class ExecutorPool {
       hostModule: this.#options.hostModule.href,
       running: new SharedArrayBuffer(16),
       liveShare: Math.ceil((this.#options.maxLive ?? 0) / this.#size),
+      spareTrimMs: this.#options.spareTrimMs ?? SPARE_TRIM_MS,
     };
     return new Executor(
       data,

@@ -32,6 +32,8 @@ export interface ExecutorData {
   running: SharedArrayBuffer;
   /** Its share of the partitions the host keeps live at most (see `release`). */
   liveShare: number;
+  /** Idle time after which spares kept for that share go (see `release`). */
+  spareTrimMs: number;
 }
 
 interface Bound {
@@ -345,7 +347,8 @@ const SPARE_BYTES = 64 * 2 ** 20;
  * the partitions the operator lets be live at once did. A new instance costs a QuickJS wake
  * about 12 ms of CPU here (instantiating, then the first touch of each page of its memory),
  * a spare almost nothing; after a burst of freezes (an idle host, a shutdown, a handover),
- * the wakes that follow find the instances the freezes gave back.
+ * the wakes that follow find the instances the freezes gave back. Those beyond SPARE_BYTES
+ * go once the executor has been idle for `spareTrimMs`: an idle host gives the memory back.
  */
 function release(partition: string): boolean {
   const entry = live.get(partition);
@@ -353,12 +356,35 @@ function release(partition: string): boolean {
   live.delete(partition);
   const image = pristine.get(entry.key)!;
   const pool = pools.get(entry.key);
-  const bytes = image.memories.reduce((sum, memory) => sum + memory.length, 0);
-  const cap = Math.max(pool?.size ?? 0, Math.floor(SPARE_BYTES / Math.max(bytes, 1)), data.liveShare - live.size);
+  const cap = Math.max(pool ? spareBudget(entry.key, pool) : 0, data.liveShare - live.size);
   if (!pool || pool.spare.length >= cap || !resetToPristine(entry.instance.state, image, entry.dirty)) return true;
   entry.binding.detach();
   pool.spare.push({ instance: entry.instance, binding: entry.binding });
+  if (pool.spare.length > spareBudget(entry.key, pool)) trimWhenIdle();
   return true;
+}
+
+/** Spares a component keeps however idle the executor: its `spareInstances`, or SPARE_BYTES of them. */
+function spareBudget(key: string, pool: { size: number }): number {
+  const bytes = pristine.get(key)!.memories.reduce((sum, memory) => sum + memory.length, 0);
+  return Math.max(pool.size, Math.floor(SPARE_BYTES / Math.max(bytes, 1)));
+}
+
+let trimming: NodeJS.Timeout | undefined;
+
+/** Once the executor has been idle for `spareTrimMs`, let the spares beyond each budget go. */
+function trimWhenIdle(): void {
+  if (trimming) return;
+  const check = (): void => {
+    const idleFor = performance.now() - lastRequestAt;
+    if (idleFor < data.spareTrimMs) {
+      trimming = setTimeout(check, data.spareTrimMs - idleFor);
+      return;
+    }
+    trimming = undefined;
+    for (const [key, pool] of pools) pool.spare.splice(spareBudget(key, pool));
+  };
+  trimming = setTimeout(check, data.spareTrimMs);
 }
 
 /**

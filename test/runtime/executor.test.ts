@@ -151,3 +151,40 @@ describe.each(JS_ENGINES)("a JS guest on %s", (engine) => {
     expect(report.outcome.ok).toBe(true);
   });
 });
+
+describe("spare instances", () => {
+  // 60 QuickJS instances (1.5 MiB each) are more than the 64 MiB of spares an executor keeps however idle.
+  const N = 60;
+  let spares: ExecutorPool;
+  let qjs: PreparedComponent;
+  beforeAll(async () => {
+    spares = await startPool({ size: 1, maxLive: N, spareTrimMs: 200 });
+    qjs = await spares.prepare(await readFile(guests["counter-qjs"]));
+  });
+  afterAll(() => spares.close());
+
+  const ids = Array.from({ length: N }, (_, i) => `spare-${i}`);
+  /** Activate every partition together (the executor never idles, so it makes no spares of its own); how each got its instance. */
+  async function activateAll(): Promise<Record<string, number>> {
+    const sources = await Promise.all(
+      ids.map(
+        async (id) => (await spares.activate(id, { component: qjs, reason: "fresh", host: noTasks(), now: 0, spareInstances: 1, limits: LIMITS })).source,
+      ),
+    );
+    return sources.reduce<Record<string, number>>((counts, source) => ({ ...counts, [source]: (counts[source] ?? 0) + 1 }), {});
+  }
+  const dropAll = () => Promise.all(ids.map((id) => spares.drop(id)));
+
+  it("keeps as many released instances as its share of the live partitions, and lets those beyond its budget go once idle", async () => {
+    await activateAll();
+    await dropAll();
+    expect(await activateAll()).toEqual({ pool: N });
+    await dropAll();
+    // No event says the executor trimmed: it does so once idle for 200 ms.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const afterIdle = await activateAll();
+    expect(afterIdle.instantiated).toBeGreaterThan(0);
+    expect(afterIdle.pool).toBeGreaterThan(0);
+    await dropAll();
+  });
+});
