@@ -11,6 +11,7 @@ import { exposeDefinedState, type DefinedState } from "../snapshot/core-module.t
 import { enableWasmFeatures } from "../wasm-features.ts";
 import { assertPartitionWorld, unversioned } from "../world.ts";
 import type { PartitionWithHandover as Partition } from "../../wit/types/partition.d.ts";
+import { quietGlue } from "./glue.ts";
 import { stateViewOf } from "./state-view.ts";
 import { DormantError } from "../errors.ts";
 
@@ -25,7 +26,7 @@ const MANIFEST = "manifest.json";
  * beside jco's (nothing in an entry is ever removed or moved, so a host or executor
  * reading it meanwhile, or one of an older version sharing the cache, is never left without it).
  */
-const GLUE_REVISION = 5;
+const GLUE_REVISION = 6;
 
 interface Manifest {
   digest: string;
@@ -188,31 +189,6 @@ async function compileCached(prepared: PreparedComponent, key: string, maxMemory
     },
   };
 }
-
-/**
- * jco's glue, made cheaper to run; nothing else changes.
- *
- * - It calls `_debugLog(…)` about 90 times per guest call, and each call reads
- *   `process.env.JCO_DEBUG` (a slow lookup in Node) after building its arguments: a third or
- *   more of a small guest call. Those calls are statements of their own, so prefixing each
- *   with `false &&` drops the work and keeps the code valid.
- * - At instantiation it tries `WebAssembly.promising(export)` for every export (seven for
- *   the QuickJS counter) and keeps the plain export when that throws. Node 20 has no
- *   `WebAssembly.promising`, and V8 words the "is not a function" TypeError by parsing the
- *   3,000-line function that made the call again: 1.4 ms each, two thirds of instantiating
- *   a QuickJS guest. The glue calls a stand-in that hands the plain export back, as the
- *   glue's catch would have, or the real function where V8 has it.
- */
-export function quietGlue(glue: Uint8Array): string {
-  const text = Buffer.from(glue)
-    .toString("utf8")
-    .replace(/^(\s*)_debugLog\(/gm, "$1false && _debugLog(")
-    .replaceAll("WebAssembly.promising(", "_dormantPromising(");
-  return `${text}\n${PROMISING}\n`;
-}
-
-/** Appended, so the glue's line numbers stay jco's; it is defined before anything instantiates. */
-const PROMISING = "const _dormantPromising = typeof WebAssembly.promising === 'function' ? (f) => WebAssembly.promising(f) : (f) => f;";
 
 /** The glue looks imports up by unversioned interface name (its typings say versioned). */
 export function glueImports(imports: GuestImports): GuestImports {

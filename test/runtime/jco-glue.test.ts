@@ -1,11 +1,13 @@
 // The glue jco writes for a component, as the jco engine caches it: its per-call debug
-// logging is dropped, its instantiation throws no avoidable errors, and an entry cached by
-// an older revision gets the current glue.
+// logging is dropped, its instantiation throws no avoidable errors, Dormant's own imports
+// are called without jco's task bookkeeping, and an entry cached by an older revision gets
+// the current glue.
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { inject } from "vitest";
+import { DIRECT_MARK, quietGlue } from "../../runtime/jco/glue.ts";
 import { createEngine, GLUE_FILE, JCO_GLUE_FILE } from "../../runtime/jco/jco-engine.ts";
 import { createHostBinding } from "../../src/tasks/executor/binding.ts";
 import { bodyText, event, noTasks } from "../support/runtime.ts";
@@ -34,6 +36,26 @@ async function countAfterOneEvent(location: string, digest: string, bytes: numbe
   }
 }
 
+/** The guest's on-activate through a fresh instance of the prepared component: what it logged and registered. */
+async function activateOnce(location: string, digest: string, bytes: number) {
+  const compiled = await createEngine({ cacheDir }).compile({ digest, location, bytes });
+  const logs: string[] = [];
+  const binding = createHostBinding({ log: (_partition, _level, message) => logs.push(message) });
+  const instance = compiled.instantiate(binding.imports);
+  binding.attach("p_glue");
+  binding.begin(noTasks(), 0);
+  instance.exports.lifecycle.onActivate("fresh");
+  return { logs, effects: binding.end() };
+}
+
+/** Trampolines of `dormant:host` imports in a glue, and how many of them are called directly. */
+function hostTrampolines(glue: string): { all: number; direct: number } {
+  return {
+    all: glue.match(/_trampoline\d+\.fnName = 'dormant:host\//g)?.length ?? 0,
+    direct: glue.match(new RegExp(`_trampoline\\d+\\.${DIRECT_MARK} = true;`, "g"))?.length ?? 0,
+  };
+}
+
 describe("the jco engine's cached glue", () => {
   it("does no debug-logging work in a guest call: every _debugLog statement is short-circuited", async () => {
     const prepared = await createEngine({ cacheDir }).prepare(await readFile(guests.wat));
@@ -52,6 +74,38 @@ describe("the jco engine's cached glue", () => {
     // jco still tries it for every export; if it stops, this test says the stand-in has nothing left to do.
     expect(glue).toMatch(/= _dormantPromising\(/);
     expect(await countAfterOneEvent(prepared.location, prepared.digest, prepared.bytes)).toBe("1");
+  });
+
+  it("calls every dormant:host import of a QuickJS guest without jco's task bookkeeping, and the guest still logs and registers through them", async () => {
+    const prepared = await createEngine({ cacheDir }).prepare(await readFile(guests["counter-qjs"]));
+    const glue = await readFile(join(prepared.location, GLUE_FILE), "utf8");
+    // register, cancel, list and log.
+    expect(hostTrampolines(glue)).toEqual({ all: 4, direct: 4 });
+    const { logs, effects } = await activateOnce(prepared.location, prepared.digest, prepared.bytes);
+    expect(logs).toEqual(["counter activated (fresh), count=0"]);
+    expect(effects.upserts.map((task) => task.name).sort()).toEqual(["heartbeat", "inbox"]);
+  });
+
+  it("still traps the guest call when a directly called import throws, with the import's error as the cause", async () => {
+    const prepared = await createEngine({ cacheDir }).prepare(await readFile(guests["counter-qjs"]));
+    const compiled = await createEngine({ cacheDir }).compile(prepared);
+    const binding = createHostBinding({ log: () => undefined });
+    const instance = compiled.instantiate(binding.imports);
+    binding.attach("p_glue");
+    // No call begun: background-tasks refuses, as it does for a host bug.
+    expect(() => instance.exports.lifecycle.onActivate("fresh")).toThrow(/outside a host call/);
+  });
+
+  it("leaves an import whose trampoline is not in the shape it knows as jco wrote it, and that import still works", async () => {
+    const prepared = await createEngine({ cacheDir }).prepare(await readFile(guests.wat));
+    const jcoGlue = await readFile(join(prepared.location, JCO_GLUE_FILE), "utf8");
+    const unfamiliar = jcoGlue.replace("const createTask = () => {", "const createTask = () =>  {");
+    expect(unfamiliar).not.toBe(jcoGlue);
+    const glue = quietGlue(Buffer.from(unfamiliar));
+    expect(hostTrampolines(glue)).toEqual({ all: 1, direct: 0 });
+    await writeFile(join(prepared.location, GLUE_FILE), glue);
+    const { logs } = await activateOnce(prepared.location, prepared.digest, prepared.bytes);
+    expect(logs).toEqual(["wat-minimal activated"]);
   });
 
   it("gives an entry cached by an older glue revision the current glue, keeping jco's own beside it", async () => {

@@ -1,0 +1,120 @@
+// jco's glue, made cheaper to run; what a guest sees does not change. jco is pinned, and each
+// rewrite below leaves the glue as jco wrote it wherever its pattern is not found whole.
+
+/**
+ * The glue the engine runs (see GLUE_REVISION in jco-engine.ts).
+ *
+ * - It calls `_debugLog(…)` about 90 times per guest call, and each call reads
+ *   `process.env.JCO_DEBUG` (a slow lookup in Node) after building its arguments: a third or
+ *   more of a small guest call. Those calls are statements of their own, so prefixing each
+ *   with `false &&` drops the work and keeps the code valid.
+ * - At instantiation it tries `WebAssembly.promising(export)` for every export (seven for
+ *   the QuickJS counter) and keeps the plain export when that throws. Node 20 has no
+ *   `WebAssembly.promising`, and V8 words the "is not a function" TypeError by parsing the
+ *   3,000-line function that made the call again: 1.4 ms each, two thirds of instantiating
+ *   a QuickJS guest. The glue calls a stand-in that hands the plain export back, as the
+ *   glue's catch would have, or the real function where V8 has it.
+ * - Dormant's own imports are called directly (see `directHostImports`).
+ */
+export function quietGlue(glue: Uint8Array): string {
+  const text = Buffer.from(glue)
+    .toString("utf8")
+    .replace(/^(\s*)_debugLog\(/gm, "$1false && _debugLog(")
+    .replaceAll("WebAssembly.promising(", "_dormantPromising(");
+  return `${directHostImports(text)}\n${PROMISING}\n`;
+}
+
+/** Appended, so the glue's line numbers stay jco's; it is defined before anything instantiates. */
+const PROMISING = "const _dormantPromising = typeof WebAssembly.promising === 'function' ? (f) => WebAssembly.promising(f) : (f) => f;";
+
+/** Marks a trampoline the lowering helper calls straight through. */
+export const DIRECT_MARK = "_dormantDirect";
+
+/**
+ * jco lowers every import through the machinery of component-model async tasks: a subtask
+ * on the calling export's task, a task of its own for the host function, the global
+ * current-task record set and cleared around it. Dormant's imports (`dormant:host/*`) are
+ * synchronous host functions that never call back into the guest, so none of it has
+ * anything to track. It costs 10 µs a call on a warm CPU and 100–170 µs on one just woken
+ * from idle (each wake), against 18 µs for the whole of the WAT guest's `on-activate`
+ * called without it.
+ *
+ * Each such trampoline keeps its own lifting and lowering (the generated, per-function
+ * code) and loses only the task bookkeeping around the host call; the lowering helper
+ * calls it directly, after the same may-leave check. A trampoline whose code is not in the
+ * expected shape is left as it is, so a different jco degrades to its own, slower path.
+ * WASI imports, and the exports, keep jco's machinery.
+ */
+export function directHostImports(glue: string): string {
+  const entry = "function _lowerImportBackwardsCompat(args) {";
+  if (!glue.includes(entry)) return glue;
+  let text = glue;
+  let direct = 0;
+  for (const [, name] of glue.matchAll(/^\s*(_trampoline\d+)\.fnName = 'dormant:host\/[^']+';$/gm)) {
+    const start = text.indexOf(`const ${name} = function(`);
+    const end = text.indexOf(`${name}.fnName = `);
+    if (start < 0 || end < start) continue;
+    const body = withoutTaskBookkeeping(text.slice(start, end));
+    if (body === undefined) continue;
+    text = `${text.slice(0, start)}${body}${name}.${DIRECT_MARK} = true;\n${text.slice(end)}`;
+    direct++;
+  }
+  if (direct === 0) return glue;
+  const fastPath = `if (args.importFn.${DIRECT_MARK} === true) { _checkMayLeave(args.componentIdx); return args.importFn(...Array.prototype.slice.call(arguments, 1)); }`;
+  return text.replace(entry, `${entry} ${fastPath}`);
+}
+
+/** A trampoline's code without its task bookkeeping, or undefined when it is not in the shape jco 1.35 writes. */
+function withoutTaskBookkeeping(code: string): string | undefined {
+  // Creating the host function's task and linking it to the caller's subtask.
+  const created = /const createTask = \(\) => \{[\s\S]*?const started = task\.enterSync\(\);/;
+  if (!created.test(code)) return undefined;
+  let out = code.replace(created, "");
+  // The host call, wrapped in the current-task record: only the call is kept.
+  const wrapper = /_withGlobalCurrentTaskMeta\(\{\s*componentIdx: task\.componentIdx\(\),\s*taskID: task\.id\(\),\s*fn: \(\) => _trackHostOperation\(\(\) => /;
+  const found = wrapper.exec(out);
+  if (!found) return undefined;
+  const callStart = found.index + found[0].length;
+  const close = closingParen(out, found.index + found[0].indexOf("_trackHostOperation(") + "_trackHostOperation".length);
+  if (close === undefined) return undefined;
+  const tail = /^\),\s*\}\)/.exec(out.slice(close));
+  if (!tail) return undefined;
+  out = `${out.slice(0, found.index)}${out.slice(callStart, close)}${out.slice(close + tail[0].length)}`;
+  // Settling the task, on failure and at the end.
+  out = out.replace(/task\.setErrored\(err\);\s*task\.reject\(err\);\s*task\.exit\(\);/, "");
+  const settled = /task\.resolve\(\[[^\]\n]*\]\);\s*task\.exit\(\);/;
+  if (!settled.test(out)) return undefined;
+  out = out.replace(settled, "");
+  // Nothing of the task may be left but what the short-circuited debug logging names.
+  if (/\b(task|subtask|parentTask)\.\w|\bstarted\b/.test(withoutDebugLogging(out))) return undefined;
+  return out;
+}
+
+/** The code without its `false && _debugLog(…)` statements (never evaluated). */
+function withoutDebugLogging(code: string): string {
+  let out = code;
+  for (let at = out.indexOf("false && _debugLog("); at >= 0; at = out.indexOf("false && _debugLog(")) {
+    const close = closingParen(out, at + "false && _debugLog".length);
+    if (close === undefined) return out;
+    out = out.slice(0, at) + out.slice(close + 1);
+  }
+  return out;
+}
+
+/** Index of the parenthesis closing the one at `open`, skipping string and template literals. */
+function closingParen(code: string, open: number): number | undefined {
+  let depth = 0;
+  for (let i = open; i < code.length; i++) {
+    const c = code[i];
+    if (c === "'" || c === '"' || c === "`") {
+      for (i++; i < code.length && code[i] !== c; i++) if (code[i] === "\\") i++;
+      continue;
+    }
+    if (c === "(" || c === "{" || c === "[") depth++;
+    else if (c === ")" || c === "}" || c === "]") {
+      depth--;
+      if (depth === 0) return c === ")" ? i : undefined;
+    }
+  }
+  return undefined;
+}
