@@ -178,7 +178,8 @@ export class SnapshotStore {
   /** The latest snapshot that verifies (from memory when recently written: a copy the caller owns). */
   async load(partitionId: string): Promise<LoadedSnapshot | undefined> {
     const cached = this.#cache.get(partitionId);
-    if (cached) return { data: (cached.image ?? cached.data).slice(), ref: cached.head.latest, skipped: [] };
+    // The image is the caller's now (see SnapshotCache.get); the stored snapshot stays cached, so the caller gets a copy.
+    if (cached) return { data: cached.image ?? cached.data.slice(), ref: cached.head.latest, skipped: [] };
     const ps = this.#partition(partitionId);
     const head = await this.#readHead(partitionId, ps);
     if (!head) return undefined;

@@ -30,7 +30,19 @@ describe("snapshot cache", () => {
     const loaded = await snapshots.load("p1");
     expect(loaded).toMatchObject({ ref, skipped: [] });
     expect(loaded!.data).toEqual(bytes(9, 3000));
-    expect(snapshots.cacheStats).toMatchObject({ hits: 1, misses: 0, entries: 1, images: 1, bytes: 4000 });
+    expect(snapshots.cacheStats).toMatchObject({ hits: 1, misses: 0, entries: 1, images: 0, bytes: 1000 });
+  });
+
+  it("hands its image to the load that takes it, and answers the next load with the stored snapshot", async () => {
+    const snapshots = new SnapshotStore(store.snapshots, { cacheBytes: 10_000 });
+    await snapshots.put("p1", bytes(1), 1, { image: bytes(9, 3000) });
+    expect(snapshots.cacheStats).toMatchObject({ images: 1, bytes: 4000 });
+    const taken = (await snapshots.load("p1"))!.data;
+    expect(taken).toEqual(bytes(9, 3000));
+    expect(snapshots.cacheStats).toMatchObject({ images: 0, bytes: 1000 });
+    await wipe("p1");
+    expect((await snapshots.load("p1"))!.data).toEqual(bytes(1));
+    expect(snapshots.cacheStats).toMatchObject({ hits: 2, misses: 0 });
   });
 
   it("writes the next snapshot after the head it holds, reading no head from the store", async () => {
