@@ -261,29 +261,56 @@ export class PartitionManager {
     return delivered;
   }
 
-  /** Settles every waiting event's outcome; never throws. */
+  /**
+   * Settles every waiting event's outcome; never throws. Events that arrive meanwhile join
+   * the step (unless something else was asked of the partition since), and the callers of
+   * one request hear their outcomes once the next request is on its way: the executor is
+   * not left idle while the main thread answers them (a flooded partition's throughput is
+   * then the slower of the two threads, not their sum).
+   */
   async #deliverAll(slot: Slot, group: Waiting[]): Promise<void> {
+    if (group.length === 0) return; // taken by the step before it
     try {
       this.#refuseWhenClosing(slot.record.id);
     } catch (error) {
       for (const waiting of group) waiting.reject(error as Error);
       return;
     }
-    // Answered once the partition is no longer busy, so a caller sees it as it left it.
-    const answers: (() => void)[] = [];
-    let rest: Waiting[] = group.map(({ event, resolve, reject }) => ({
+    let answers: (() => void)[] = [];
+    const answerLater = ({ event, resolve, reject }: Waiting): Waiting => ({
       event,
       resolve: (outcome) => answers.push(() => resolve(outcome)),
       reject: (error) => answers.push(() => reject(error)),
-    }));
+    });
+    const answerNow = () => {
+      const due = answers;
+      answers = [];
+      for (const answer of due) answer();
+    };
+    let rest: Waiting[] = group.map(answerLater);
     slot.busy = true;
     try {
-      while (rest.length > 0) rest = await this.#deliverSome(slot, rest);
+      for (;;) {
+        if (rest.length === 0) rest = this.#arrivedSince(slot).map(answerLater);
+        if (rest.length === 0) break;
+        const step = this.#deliverSome(slot, rest);
+        // A live partition's request went out synchronously: answer the last one's callers meanwhile.
+        answerNow();
+        rest = await step;
+      }
     } finally {
       slot.busy = false;
       this.#used(slot);
-      for (const answer of answers) answer();
+      answerNow();
     }
+  }
+
+  /** Events queued for the partition's next step since this one began, taken into it (their own step then finds none). */
+  #arrivedSince(slot: Slot): Waiting[] {
+    const open = this.#waiting.get(slot);
+    if (!open) return [];
+    this.#waiting.delete(slot);
+    return open.splice(0);
   }
 
   /**
@@ -296,8 +323,9 @@ export class PartitionManager {
     const [head, ...tail] = group as [Waiting, ...Waiting[]];
     let rest = group;
     try {
-      // A frozen partition gets its first event with the activation, in one request to its executor.
-      const { first, committed } = await this.#ensureLive(slot, head.event);
+      // A frozen partition gets its first event with the activation, in one request to its
+      // executor. A live one's request goes out before this returns (see `#deliverAll`).
+      const { first, committed } = slot.live ? {} : await this.#ensureLive(slot, head.event);
       if (first) {
         rest = tail;
         if (!first.ok) throw this.#trapped(slot, first.error);

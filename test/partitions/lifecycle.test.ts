@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { CallOutcome } from "../../runtime/executor/protocol.ts";
 import { bodyText, event } from "../support/runtime.ts";
 import { JS_ENGINES } from "../support/guests.ts";
@@ -140,6 +140,20 @@ describe.each(JS_ENGINES)("a JS guest on %s", (engine) => {
         ["a", "b", "c", "heartbeat", "inbox"],
       ]);
       expect(h.registry.tasksOf(id).map((task) => task.name)).toEqual(expect.arrayContaining(["a", "b", "c"]));
+    });
+
+    it("answers an event's caller once the events that arrived behind it are on their way to the executor", async () => {
+      const h = await host();
+      const { id } = await h.partitions.create({ name: "c", component: await deploy(h) });
+      await h.partitions.activate(id);
+      const first = h.partitions.deliver(id, event("spin", "1000000"));
+      await vi.waitUntil(() => h.partitions.stateOf(id) === "active", { interval: 1, timeout: 10_000 });
+      const second = h.partitions.deliver(id, event("push"));
+      await first;
+      // The executor already has the second event: the partition is busy with it, not idle.
+      expect(h.partitions.stateOf(id)).toBe("active");
+      expect(JSON.parse(reply(await second))).toMatchObject({ count: 1 });
+      expect(h.partitions.stateOf(id)).toBe("idle");
     });
 
     it("fails only the runaway event of those queued together, and delivers the others again from the last snapshot", async () => {
