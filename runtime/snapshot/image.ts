@@ -1,6 +1,6 @@
 // A snapshot of a live instance, stored as the difference from the component's pristine
-// (just instantiated) image: only the 4 KiB chunks of linear memory that differ, plus
-// every mutable global. Two fresh instances of a component are byte-identical, so
+// (just instantiated) image: the 4 KiB chunks of linear memory that differ (of each, the
+// runs of words that differ), plus every mutable global. Two fresh instances of a component are byte-identical, so
 // applying the difference to a fresh instance reproduces the exact state.
 import { deflateRawSync, inflateRawSync } from "node:zlib";
 import type { CoreValueType, GlobalCell, StateView, TableView } from "../engine.ts";
@@ -9,25 +9,32 @@ import { DormantError } from "../errors.ts";
 const MAGIC = Buffer.from("DRMS");
 /** Format 2: each changed chunk as it is, raw-deflated (written before format 4; still read). */
 const DEFLATED = 2;
-/** Format 3: each changed chunk as it is, uncompressed: never stored, the form a warm wake restores from memory (a copy, nothing to inflate). */
-const PLAIN = 3;
-/**
- * Format 4: each changed chunk XORed with the pristine one, raw-deflated. A guest's heap
- * chunk differs from pristine in a few words (the QuickJS counter's 44 changed chunks: 9%
- * of their words), so the XOR is mostly zeros: 57 KB stored became 10.5 KB, deflated in
- * 0.46 ms instead of 2.4 and inflated in 0.12 instead of 1.4 (Node 20, level 4). Applied to
- * a pristine instance, XORing the chunk in place gives the state back.
- */
+/** Format 4: each changed chunk XORed with the pristine one, raw-deflated (written before format 5; still read). */
 const XOR_DEFLATED = 4;
 /**
- * Deflate level 4 with an 8 KiB window (two chunks) and small tables: on the XORed counter
- * delta, 10.6 KB in 0.53 ms, inflated in 0.10 ms. zlib's defaults (32 KiB window, 256 KiB
- * of tables) gave 10.5 KB in 0.74 ms, inflated in 0.96: here every call's larger buffers are
- * fresh memory, and a page touched for the first time is dear. Level 1: 11.5 KB in 0.40 ms.
+ * Format 5: in each changed chunk, only the runs of words that differ from pristine, as
+ * they are, raw-deflated. A guest's heap chunk differs from pristine in a few words (the
+ * QuickJS counter's: 9% of the words of its 44 changed chunks), so deflate reads a tenth of
+ * what the XORed chunks of format 4 gave it, and the image kept in memory for a warm wake
+ * is a tenth of the size. Written onto a pristine instance, the runs give the state back.
+ */
+const SPANS_DEFLATED = 5;
+/** Format 6: format 5 uncompressed: never stored, the image a warm wake restores from memory (nothing to inflate). */
+const SPANS_PLAIN = 6;
+/** Bytes before the body of a format 6 image: magic, format and padding, so the body's words are aligned. */
+const PLAIN_PREFIX = 8;
+/**
+ * Deflate level 4 with an 8 KiB window and small tables: on the XORed counter delta of
+ * format 4, 10.6 KB in 0.53 ms, inflated in 0.10 ms. zlib's defaults (32 KiB window, 256
+ * KiB of tables) gave 10.5 KB in 0.74 ms, inflated in 0.96: here every call's larger
+ * buffers are fresh memory, and a page touched for the first time is dear.
  */
 const ZLIB = { level: 4, windowBits: 13, memLevel: 6 } as const;
 const CHUNK = 4096;
+const WORDS = CHUNK / 4;
 const PAGE = 65536;
+/** Equal words between two that differ are kept in one run when there are at most this many (a new run costs a word). */
+const GAP = 1;
 
 type GlobalValue = number | bigint | "ref" | null;
 
@@ -57,14 +64,15 @@ export interface SnapshotStats {
 export function capturePristine(component: string, view: StateView): PristineImage {
   return {
     component,
-    memories: view.memories.map((memory) => Buffer.from(new Uint8Array(memory.buffer).slice())),
+    // Each its own buffer, so its words are aligned.
+    memories: view.memories.map((memory) => Buffer.from(new Uint8Array(memory.buffer).slice().buffer)),
     globals: view.globals.map(({ global, type }) => readGlobal(global, type)),
   };
 }
 
 /**
  * Encode an instance's state as a delta against its component's pristine image: `bytes` to
- * store (see XOR_DEFLATED), `image` the same snapshot uncompressed (PLAIN), to keep in
+ * store (see SPANS_DEFLATED), `image` the same snapshot uncompressed (SPANS_PLAIN), to keep in
  * memory so a warm wake copies chunks in and inflates nothing. Both are accepted by `applySnapshot`.
  */
 export function encodeSnapshot(view: StateView, pristine: PristineImage): { bytes: Uint8Array; image: Uint8Array; stats: SnapshotStats; dirty: Dirty } {
@@ -103,33 +111,69 @@ export function encodeSnapshot(view: StateView, pristine: PristineImage): { byte
     }
     return encodeValue(value);
   });
-  // One buffer, the image: magic and format, the header's length, the header (padded so the
-  // chunks start word-aligned), the chunks. They are XORed in first, to deflate what is stored,
-  // then copied in as they are. A buffer made once: fresh memory is dear here (see ZLIB).
+  // Per changed chunk: its run count, each run (first word << 16 | words), the runs' words.
+  const runs = header.memories.map(({ chunks }, m) => chunks.map((chunk) => runsOf(currents[m]!, pristine.memories[m] ?? Buffer.alloc(0), chunk * WORDS)));
+  let dataWords = 0;
+  for (const chunk of runs.flat()) {
+    dataWords += 1 + chunk.length / 2;
+    for (let r = 1; r < chunk.length; r += 2) dataWords += chunk[r]!;
+  }
+  // One buffer, the image: magic, format and padding, the header's length, the header
+  // (padded so the data starts word-aligned), the data. A buffer made once: fresh memory is dear here (see ZLIB).
   let json = JSON.stringify(header);
-  json += " ".repeat((8 - ((MAGIC.length + 5 + json.length) % 8)) % 8);
-  const image = Buffer.allocUnsafeSlow(MAGIC.length + 5 + json.length + deltaBytes);
+  json += " ".repeat((8 - ((4 + json.length) % 8)) % 8);
+  const image = Buffer.allocUnsafeSlow(PLAIN_PREFIX + 4 + json.length + dataWords * 4);
   MAGIC.copy(image);
-  image[MAGIC.length] = PLAIN;
-  image.writeUInt32LE(json.length, MAGIC.length + 1);
-  image.write(json, MAGIC.length + 5, "latin1"); // the header is ASCII: digests, numbers
-  const dataStart = MAGIC.length + 5 + json.length;
-  const eachChunk = (write: (at: number, current: Buffer, base: Buffer, start: number) => void) => {
-    let at = dataStart;
-    header.memories.forEach(({ chunks }, m) => {
-      for (const chunk of chunks) {
-        write(at, currents[m]!, pristine.memories[m] ?? Buffer.alloc(0), chunk * CHUNK);
-        at += CHUNK;
+  image.fill(0, MAGIC.length, PLAIN_PREFIX);
+  image[MAGIC.length] = SPANS_PLAIN;
+  image.writeUInt32LE(json.length, PLAIN_PREFIX);
+  image.write(json, PLAIN_PREFIX + 4, "latin1"); // the header is ASCII: digests, numbers
+  const data = new Int32Array(image.buffer, image.byteOffset + PLAIN_PREFIX + 4 + json.length, dataWords);
+  let at = 0;
+  runs.forEach((chunks, m) => {
+    const current = words(currents[m]!);
+    header.memories[m]!.chunks.forEach((chunk, c) => {
+      const found = chunks[c]!;
+      data[at++] = found.length / 2;
+      for (let r = 0; r < found.length; r += 2) data[at++] = (found[r]! << 16) | found[r + 1]!;
+      for (let r = 0; r < found.length; r += 2) {
+        const from = chunk * WORDS + found[r]!;
+        data.set(current.subarray(from, from + found[r + 1]!), at);
+        at += found[r + 1]!;
       }
     });
-  };
-  eachChunk((at, current, base, start) =>
-    xorInto(image.subarray(at, at + CHUNK), current.subarray(start, start + CHUNK), base.subarray(start, Math.min(start + CHUNK, base.length))),
-  );
+  });
   // Integrity is the store's sha256, so raw deflate (no checksum of its own).
-  const bytes = Buffer.concat([MAGIC, Buffer.of(XOR_DEFLATED), deflateRawSync(image.subarray(MAGIC.length + 1), ZLIB)]);
-  eachChunk((at, current, _base, start) => current.copy(image, at, start, start + CHUNK));
+  const bytes = Buffer.concat([MAGIC, Buffer.of(SPANS_DEFLATED), deflateRawSync(image.subarray(PLAIN_PREFIX), ZLIB)]);
   return { bytes, image, stats: { memoryBytes, deltaBytes, bytes: bytes.length }, dirty: header.memories.map(({ chunks }) => chunks) };
+}
+
+/** A buffer's words (its offset is word-aligned: memories, pristine images and the images made here are). */
+function words(bytes: Uint8Array): Int32Array {
+  return new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
+}
+
+/** The runs of words in the chunk from `first` that differ from pristine (zeros past its end), as (first word in the chunk, words) pairs. */
+function runsOf(current: Buffer, base: Buffer, first: number): number[] {
+  const now = words(current);
+  const was = words(base);
+  const end = Math.min(first + WORDS, now.length);
+  const baseEnd = Math.min(end, was.length);
+  const differs = (w: number) => now[w] !== (w < baseEnd ? was[w] : 0);
+  const runs: number[] = [];
+  let w = first;
+  while (w < end) {
+    if (!differs(w)) {
+      w++;
+      continue;
+    }
+    const start = w;
+    let last = w; // the last differing word of the run
+    for (w++; w < end && w - last <= GAP + 1; w++) if (differs(w)) last = w;
+    runs.push(start - first, last + 1 - start);
+    w = last + 1;
+  }
+  return runs;
 }
 
 /** target = a XOR b, where b may be shorter (zeros past its end); a word at a time when all three are aligned. */
@@ -152,7 +196,7 @@ export type Dirty = readonly (readonly number[])[];
 
 /** Apply a snapshot to a pristine instance of the same component. */
 export function applySnapshot(view: StateView, pristine: PristineImage, bytes: Uint8Array): void {
-  const { header, data, xor } = decode(bytes);
+  const { header, data, format } = decode(bytes);
   if (header.component !== pristine.component) {
     throw new DormantError("snapshot-format", `The snapshot is of component ${header.component}, not ${pristine.component}.`);
   }
@@ -163,6 +207,10 @@ export function applySnapshot(view: StateView, pristine: PristineImage, bytes: U
         `the instance has ${view.memories.length} and ${view.globals.length}.`,
     );
   }
+  const spans = format === SPANS_DEFLATED || format === SPANS_PLAIN;
+  if (spans && (header.chunk !== CHUNK || data.length % 4 !== 0)) throw damaged("its data is not whole words");
+  // Inflated data may start anywhere in its buffer; the runs are read a word at a time.
+  const dataWords = spans ? words(data.byteOffset % 4 === 0 ? data : Buffer.from(new Uint8Array(data).buffer)) : undefined;
   let offset = 0;
   header.memories.forEach(({ byteLength, chunks }, m) => {
     const memory = view.memories[m]!;
@@ -171,25 +219,55 @@ export function applySnapshot(view: StateView, pristine: PristineImage, bytes: U
       throw new DormantError("snapshot-format", `Memory ${m} in the snapshot is ${byteLength} bytes; a fresh instance already has ${have}.`);
     }
     if (byteLength > have) memory.grow((byteLength - have) / PAGE);
+    for (const chunk of chunks) {
+      if (chunk * header.chunk >= byteLength) throw damaged(`memory ${m} chunk ${chunk} lies outside the memory`);
+    }
+    if (dataWords) {
+      offset = writeRuns(words(new Uint8Array(memory.buffer)), chunks, dataWords, offset, m);
+      return;
+    }
     const target = new Uint8Array(memory.buffer);
     for (const chunk of chunks) {
       const start = chunk * header.chunk;
       const length = Math.min(header.chunk, byteLength - start);
-      if (start >= byteLength || offset + length > data.length) {
-        throw new DormantError("snapshot-format", `Memory ${m} chunk ${chunk} lies outside the snapshot's data; the snapshot is damaged.`);
-      }
+      if (offset + length > data.length) throw damaged(`memory ${m} chunk ${chunk} lies outside the snapshot's data`);
       const chunkData = data.subarray(offset, offset + length);
       // The instance is pristine, so XORing the stored difference in gives the state.
-      if (xor) xorInto(target.subarray(start, start + length), chunkData, target.subarray(start, start + length));
+      if (format === XOR_DEFLATED) xorInto(target.subarray(start, start + length), chunkData, target.subarray(start, start + length));
       else target.set(chunkData, start);
       offset += length;
     }
   });
-  if (offset !== data.length) throw new DormantError("snapshot-format", "The snapshot has trailing data; it is damaged.");
+  if (offset !== (dataWords ? dataWords.length : data.length)) throw damaged("it has trailing data");
   header.globals.forEach((encoded, g) => {
     const { global, type } = view.globals[g]!;
     if (encoded !== null) global.value = decodeValue(encoded, type);
   });
+}
+
+/** Write each chunk's runs (format 5) into a pristine memory; returns the word after the last one read. */
+function writeRuns(memory: Int32Array, chunks: readonly number[], data: Int32Array, from: number, m: number): number {
+  let at = from;
+  for (const chunk of chunks) {
+    const count = data[at++];
+    if (count === undefined || count < 0 || count > WORDS || at + count > data.length) throw damaged(`memory ${m} chunk ${chunk} has no valid runs`);
+    let word = at + count;
+    for (let r = 0; r < count; r++) {
+      const run = data[at + r]!;
+      const first = run >>> 16;
+      const length = run & 0xffff;
+      if (first + length > WORDS || word + length > data.length) throw damaged(`memory ${m} chunk ${chunk} has a run outside it`);
+      const into = chunk * WORDS + first;
+      for (let i = 0; i < length; i++) memory[into + i] = data[word + i]!;
+      word += length;
+    }
+    at = word;
+  }
+  return at;
+}
+
+function damaged(what: string): DormantError {
+  return new DormantError("snapshot-format", `The snapshot is damaged: ${what}.`);
 }
 
 /**
@@ -229,18 +307,23 @@ export function resetToPristine(view: StateView, pristine: PristineImage, dirty?
   return true;
 }
 
-function decode(bytes: Uint8Array): { header: Header; data: Buffer; xor: boolean } {
+function decode(bytes: Uint8Array): { header: Header; data: Buffer; format: number } {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buffer.length < 5 || !buffer.subarray(0, 4).equals(MAGIC)) {
     throw new DormantError("snapshot-format", "Not a Dormant snapshot (bad magic).");
   }
-  if (buffer[4] !== DEFLATED && buffer[4] !== XOR_DEFLATED && buffer[4] !== PLAIN) {
-    throw new DormantError("snapshot-format", `Snapshot format ${buffer[4]} is not supported (expected ${XOR_DEFLATED}, ${PLAIN} or ${DEFLATED}).`);
+  const format = buffer[4]!;
+  if (format !== DEFLATED && format !== XOR_DEFLATED && format !== SPANS_DEFLATED && format !== SPANS_PLAIN) {
+    throw new DormantError(
+      "snapshot-format",
+      `Snapshot format ${format} is not supported (expected ${SPANS_DEFLATED}, ${SPANS_PLAIN}, ${XOR_DEFLATED} or ${DEFLATED}).`,
+    );
   }
-  let body = buffer.subarray(5);
+  let body: Buffer;
   try {
     // Format 2 was written with zlib's default window.
-    if (buffer[4] !== PLAIN) body = inflateRawSync(body, buffer[4] === XOR_DEFLATED ? { windowBits: ZLIB.windowBits } : {});
+    if (format === SPANS_PLAIN) body = buffer.subarray(PLAIN_PREFIX);
+    else body = inflateRawSync(buffer.subarray(5), format === DEFLATED ? {} : { windowBits: ZLIB.windowBits });
   } catch (error) {
     throw new DormantError("snapshot-format", `The snapshot does not decompress: ${(error as Error).message}.`);
   }
@@ -252,7 +335,7 @@ function decode(bytes: Uint8Array): { header: Header; data: Buffer; xor: boolean
   } catch {
     throw new DormantError("snapshot-format", "The snapshot header is not valid JSON; the snapshot is damaged.");
   }
-  return { header, data: body.subarray(4 + length), xor: buffer[4] === XOR_DEFLATED };
+  return { header, data: body.subarray(4 + length), format };
 }
 
 /** Whether current[offset, end) equals the pristine image there (zeros past its end). */

@@ -1,6 +1,7 @@
 // The snapshot format on real WebAssembly memories and globals, without a guest: what a
 // snapshot carries, and that snapshots written by earlier versions still restore.
-import { deflateRawSync, inflateRawSync } from "node:zlib";
+import { deflateRawSync } from "node:zlib";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { StateView } from "../../runtime/engine.ts";
 import { applySnapshot, capturePristine, encodeSnapshot } from "../../runtime/snapshot/image.ts";
@@ -48,6 +49,25 @@ describe("snapshot image", () => {
     }
   });
 
+  it("restores any set of changed bytes exactly, from what is stored and from the image", () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(4 * PAGE - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 300 }), fc.boolean(), (edits, grow) => {
+        const live = state(pattern);
+        const pristine = capturePristine("c1", live);
+        if (grow) live.memories[0]!.grow(2);
+        const memory = new Uint8Array(live.memories[0]!.buffer);
+        for (const [offset, value] of edits) if (offset < memory.length) memory[offset] = value;
+        const { bytes, image } = encodeSnapshot(live, pristine);
+        for (const snapshot of [bytes, image]) {
+          const restored = state(pattern);
+          applySnapshot(restored, pristine, snapshot);
+          expect(bytesOf(restored).equals(bytesOf(live))).toBe(true);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it("stores a few changed words in a chunk as little more than their size, whatever the chunk held", () => {
     const live = state(pattern);
     const pristine = capturePristine("c1", live);
@@ -59,15 +79,33 @@ describe("snapshot image", () => {
     expect(bytes.length).toBeLessThan(1000);
   });
 
-  it("restores a snapshot written before the XOR format (format 2: the changed chunks as they are)", () => {
+  for (const [format, encode] of [
+    [2, "each changed chunk as it is"],
+    [4, "each changed chunk XORed with the pristine one"],
+  ] as const) {
+    it(`restores a snapshot written by an earlier version (format ${format}: ${encode})`, () => {
+      const live = state(pattern);
+      const pristine = capturePristine("c1", live);
+      new Uint8Array(live.memories[0]!.buffer).fill(3, 70_000, 80_000);
+      live.globals[0]!.global.value = 42n;
+      const restored = state(pattern);
+      applySnapshot(restored, pristine, earlierFormat(format, live, pristine.memories[0]!));
+      expect(bytesOf(restored).equals(bytesOf(live))).toBe(true);
+      expect(restored.globals[0]!.global.value).toBe(42n);
+    });
+  }
+
+  it("refuses a damaged snapshot whose runs point outside their chunk, saying it is damaged", () => {
     const live = state(pattern);
     const pristine = capturePristine("c1", live);
-    new Uint8Array(live.memories[0]!.buffer).fill(3, 70_000, 80_000);
-    live.globals[0]!.global.value = 42n;
-    const restored = state(pattern);
-    applySnapshot(restored, pristine, asFormat2(encodeSnapshot(live, pristine).bytes, pristine.memories[0]!));
-    expect(bytesOf(restored).equals(bytesOf(live))).toBe(true);
-    expect(restored.globals[0]!.global.value).toBe(42n);
+    new Uint8Array(live.memories[0]!.buffer)[100]! ^= 1;
+    const { image } = encodeSnapshot(live, pristine);
+    const damaged = Buffer.from(image);
+    // The first run's header (after the chunk's run count) now says 2,000 words from word 0.
+    const dataStart = damaged.length - 3 * 4;
+    expect(damaged.readInt32LE(dataStart)).toBe(1);
+    damaged.writeInt32LE(2000, dataStart + 4);
+    expect(() => applySnapshot(state(pattern), pristine, damaged)).toThrow(/damaged: memory 0 chunk 0 has a run outside it/);
   });
 
   it("refuses a snapshot of another component, saying which", () => {
@@ -77,17 +115,22 @@ describe("snapshot image", () => {
   });
 });
 
-/** The same snapshot as format 2 wrote it: header, then each changed chunk as it is (not XORed), raw-deflated. */
-function asFormat2(bytes: Uint8Array, base: Buffer): Uint8Array {
-  const body = inflateRawSync(Buffer.from(bytes).subarray(5));
-  const length = body.readUInt32LE(0);
-  const header = JSON.parse(body.subarray(4, 4 + length).toString()) as { memories: { chunks: number[] }[] };
-  const data = Buffer.from(body.subarray(4 + length));
-  header.memories[0]!.chunks.forEach((chunk, i) => {
-    for (let j = 0; j < 4096; j++) data[i * 4096 + j]! ^= base[chunk * 4096 + j] ?? 0;
-  });
+/** The state of `live` as format 2 (its changed chunks as they are) or format 4 (XORed with pristine) wrote it, raw-deflated. */
+function earlierFormat(format: 2 | 4, live: StateView, base: Buffer): Uint8Array {
+  const memory = bytesOf(live);
+  const chunks: number[] = [];
+  for (let chunk = 0; chunk * 4096 < memory.length; chunk++) {
+    if (!memory.subarray(chunk * 4096, (chunk + 1) * 4096).equals(base.subarray(chunk * 4096, (chunk + 1) * 4096))) chunks.push(chunk);
+  }
+  const data = Buffer.concat(chunks.map((chunk) => Buffer.from(memory.subarray(chunk * 4096, (chunk + 1) * 4096))));
+  if (format === 4)
+    chunks.forEach((chunk, i) => {
+      for (let j = 0; j < 4096; j++) data[i * 4096 + j]! ^= base[chunk * 4096 + j] ?? 0;
+    });
+  const header = { component: "c1", chunk: 4096, memories: [{ byteLength: memory.length, chunks }], globals: [String(live.globals[0]!.global.value)] };
   const json = Buffer.from(JSON.stringify(header));
   const prefix = Buffer.alloc(4);
   prefix.writeUInt32LE(json.length);
-  return Buffer.concat([Buffer.from("DRMS"), Buffer.of(2), deflateRawSync(Buffer.concat([prefix, json, data]))]);
+  const body = Buffer.concat([prefix, json, data]);
+  return Buffer.concat([Buffer.from("DRMS"), Buffer.of(format), deflateRawSync(body, format === 4 ? { windowBits: 13 } : {})]);
 }
