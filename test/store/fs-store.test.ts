@@ -78,6 +78,29 @@ describe("fs store specifics", () => {
     expect(leftovers).toEqual([]);
   });
 
+  it("acknowledges many writes asked for at once, each one readable afterwards", async () => {
+    const written = Array.from({ length: 200 }, (_, i) => awkwardBytes(100 + i));
+    await Promise.all(written.map((bytes, i) => store.components.setItemRaw(`c${i}`, bytes)));
+    for (let i = 0; i < 200; i += 37) {
+      expect(Buffer.from((await store.components.getItemRaw(`c${i}`)) as Uint8Array)).toEqual(Buffer.from(written[i]!));
+    }
+  });
+
+  it("makes a directory removed under it again and writes into it", async () => {
+    await store.snapshots.setItemRaw("p1:1", awkwardBytes(10));
+    await rm(join(dataDir, "snapshots", "p1"), { recursive: true });
+    const bytes = awkwardBytes(20);
+    await store.snapshots.setItemRaw("p1:2", bytes);
+    expect(Buffer.from((await store.snapshots.getItemRaw("p1:2")) as Uint8Array)).toEqual(Buffer.from(bytes));
+  });
+
+  it("fails a write with the filesystem's own error code, leaving no temp file", async () => {
+    await mkdir(join(dataDir, "snapshots"), { recursive: true });
+    await writeFile(join(dataDir, "snapshots", "p1"), "a file where the partition's folder would be");
+    await expect(store.snapshots.setItemRaw("p1:1", awkwardBytes(10))).rejects.toThrow(/ENOTDIR|EEXIST/);
+    expect((await walk(dataDir)).filter((e) => e.path.endsWith(".tmp"))).toEqual([]);
+  });
+
   it("stores keys as nested paths under the data directory", async () => {
     await store.components.setItem("nested:deeper:c", { a: 1 });
     expect((await stat(join(dataDir, "components", "nested", "deeper", "c"))).isFile()).toBe(true);

@@ -9,7 +9,8 @@
  * ("a:b:c" → "<base>/a/b/c"), except in the `packed` mounts, whose small records share
  * bucket files behind a journal (see fs-packed.ts).
  *
- * A write skips the mkdir of a directory it knows exists: a threadpool round trip saved.
+ * A write is done whole on the writer thread (fs-writer.ts), and skips the mkdir of a
+ * directory it knows exists.
  *
  * `prepare` (the store's open) takes the data directory's lock and `dispose` gives it back
  * (fs-lock.ts): one process per data directory.
@@ -21,6 +22,7 @@ import { defineDriver } from "unstorage";
 import { DormantError } from "../../../runtime/index.ts";
 import { isLockName, lockDir, type DirLock } from "./fs-lock.ts";
 import { PACKED_DIR, PackedMount, type CompactAfter, type PackedIo } from "./fs-packed.ts";
+import { writeAtomically } from "./fs-writer.ts";
 
 export interface FsAtomicOptions {
   /** Directory holding the data; created on first write if missing. */
@@ -166,35 +168,21 @@ export default defineDriver((options: FsAtomicOptions) => {
     const dir = dirname(target);
     const known = knownDirs.has(dir);
     try {
-      await writeInto(dir, target, data, known);
+      await writeInto(dir, target, data, known, syncDirAfter);
     } catch (err) {
       if (!known || errnoCode(err) !== "ENOENT") throw err;
       // The directory was removed under us (by hand, or by a clear racing this write): make it again, once.
       forget(dir);
-      await writeInto(dir, target, data, false);
+      await writeInto(dir, target, data, false, syncDirAfter);
     }
-    if (syncDirAfter) await syncDir(dir);
   };
 
-  const writeInto = async (dir: string, target: string, data: Uint8Array | string, known: boolean): Promise<void> => {
-    if (!known) await fsp.mkdir(dir, { recursive: true, mode: dirMode });
-    remember(dir);
+  /** The whole write on the writer thread (fs-writer.ts): temp file, fsync, rename, and the directory's fsync. */
+  const writeInto = async (dir: string, target: string, data: Uint8Array | string, known: boolean, syncDir: boolean): Promise<void> => {
     const name = target.slice(dir.length + 1);
     const temp = join(dir, `.${name}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
-    let handle: fsp.FileHandle | undefined;
-    try {
-      // "wx": never follow or reuse an existing file at the temp path.
-      handle = await fsp.open(temp, "wx", fileMode);
-      await handle.writeFile(data);
-      await handle.sync();
-      await handle.close();
-      handle = undefined;
-      await fsp.rename(temp, target);
-    } catch (err) {
-      await handle?.close().catch(() => {});
-      await fsp.rm(temp, { force: true }).catch(() => {});
-      throw err;
-    }
+    await writeAtomically({ dir, mkdir: !known, dirMode, temp, fileMode, target, data, syncDir });
+    remember(dir);
   };
 
   const read = async (key: string, encoding?: "utf8"): Promise<Buffer | string | null> => {
