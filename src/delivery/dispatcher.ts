@@ -3,7 +3,6 @@
 // restart keeps it) and dead-lettered when its attempts run out. Below a constrained
 // budget's threshold, work is postponed until the constraint lifts, or dropped, as the
 // event asks. What a partition is, and how an event finds one, is the Deliverer's business.
-import { randomFillSync } from "node:crypto";
 import type { CallOutcome, TaskEvent } from "../../runtime/index.ts";
 import type { ActivationBudget } from "../budget/budget.ts";
 import type { RateLimiter } from "../budget/rate-limit.ts";
@@ -13,6 +12,7 @@ import { backoffMs, refOf, taskEventOf, type DeadLetter, type Delivery, type Del
 import type { DeliveryStore } from "./delivery-store.ts";
 import { Backlog, weightOf, type BacklogLimits } from "./backlog.ts";
 import { DEFAULT_BACKLOG } from "../options.ts";
+import { randomText } from "../random.ts";
 import { DormantError, isDormantError } from "../../runtime/index.ts";
 
 /** What the dispatcher needs of the partitions: testable without executors. */
@@ -366,17 +366,5 @@ function admissionOf(delivery: Delivery): Admission {
 
 /** A delivery's id carries its partition after a dot, so a cluster can tell whose shard its stored record is in (cluster/shards.ts). */
 export function newDeliveryId(partition: string): string {
-  if (idBytesAt + ID_BYTES > idBytes.length) {
-    randomFillSync(idBytes);
-    idBytesAt = 0;
-  }
-  const random = idBytes.toString("base64url", idBytesAt, idBytesAt + ID_BYTES);
-  idBytesAt += ID_BYTES;
-  return `e_${random}.${partition}`;
+  return `e_${randomText(12, "base64url")}.${partition}`;
 }
-
-// Every push makes a delivery id: their random bytes are drawn 4 KiB at a time, since each
-// call into the system's generator costs about 7 µs here, as much as the rest of the id.
-const ID_BYTES = 12;
-const idBytes = Buffer.alloc(ID_BYTES * 341);
-let idBytesAt = idBytes.length;

@@ -15,7 +15,6 @@
  * `prepare` (the store's open) takes the data directory's lock and `dispose` gives it back
  * (fs-lock.ts): one process per data directory.
  */
-import { randomBytes } from "node:crypto";
 import { promises as fsp, type Dirent } from "node:fs";
 import { dirname, join, relative, resolve, sep, isAbsolute } from "node:path";
 import { defineDriver } from "unstorage";
@@ -23,6 +22,7 @@ import { DormantError } from "../../../runtime/index.ts";
 import { isLockName, lockDir, type DirLock } from "./fs-lock.ts";
 import { PACKED_DIR, PackedMount, type CompactAfter, type PackedIo } from "./fs-packed.ts";
 import { writeAtomically } from "./fs-writer.ts";
+import { randomText } from "../../random.ts";
 
 export interface FsAtomicOptions {
   /** Directory holding the data; created on first write if missing. */
@@ -180,7 +180,7 @@ export default defineDriver((options: FsAtomicOptions) => {
   /** The whole write on the writer thread (fs-writer.ts): temp file, fsync, rename, and the directory's fsync. */
   const writeInto = async (dir: string, target: string, data: Uint8Array | string, known: boolean, syncDir: boolean): Promise<void> => {
     const name = target.slice(dir.length + 1);
-    const temp = join(dir, `.${name}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+    const temp = join(dir, `.${name}.${process.pid}.${randomText(6, "hex")}.tmp`);
     await writeAtomically({ dir, mkdir: !known, dirMode, temp, fileMode, target, data, syncDir });
     remember(dir);
   };
