@@ -3,13 +3,12 @@
 // holds what the store has already written: durability is the store's, the cache just saves
 // reading it back.
 //
-// Each entry holds the snapshot as stored (compressed: the QuickJS counter's is 7–10 KB),
-// and the most recent ones also its uncompressed image (150–180 KB), which a warm wake
-// takes (no copy) and applies without inflating: 0.4 ms less for a QuickJS wake, 3 ms for
-// StarlingMonkey.
+// Each entry holds the snapshot as stored (compressed: the QuickJS counter's is about 4 KB),
+// and the most recent ones also its uncompressed image (about 10 KB; a StarlingMonkey
+// counter's 120–180 KB), which a warm wake takes (no copy) and applies without inflating.
 // Images take at most half the cache, least recently used out first; so 64 MiB keeps the
-// images of a couple of hundred QuickJS partitions and the snapshots of thousands. Bounded
-// by bytes in all, least recently used out first.
+// images of thousands of QuickJS partitions and the snapshots of many more. Bounded by
+// bytes in all, least recently used out first.
 import type { SnapshotHead } from "./snapshot-store.ts";
 
 export interface CachedSnapshot {
