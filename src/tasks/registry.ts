@@ -6,7 +6,21 @@ import type { Storage } from "unstorage";
 import type { PartitionSpec, RegistrationMode } from "../partitions/partition.ts";
 import { readAllRecords, writeRecord, type RecordMount } from "../store/records.ts";
 import type { TaskEffects } from "./executor/background-tasks.ts";
+import { DEFAULT_RETRY } from "./limits.ts";
 import { viewOf, type TaskRecord, type TaskView } from "./task.ts";
+
+// Held once for every task that has them (most do): a host with 100,000 partitions keeps one
+// empty payload and one default retry policy, not one per task. Frozen, so no one changes them for all.
+const NO_PAYLOAD = Object.freeze(new Uint8Array(0));
+const SHARED_DEFAULT_RETRY = Object.freeze({ ...DEFAULT_RETRY });
+
+function shareCommonParts(task: TaskRecord): void {
+  if (task.payload?.byteLength === 0) task.payload = NO_PAYLOAD;
+  const { maxAttempts, initialBackoffMs, maxBackoffMs } = task.retry ?? {};
+  if (maxAttempts === DEFAULT_RETRY.maxAttempts && initialBackoffMs === DEFAULT_RETRY.initialBackoffMs && maxBackoffMs === DEFAULT_RETRY.maxBackoffMs) {
+    task.retry = SHARED_DEFAULT_RETRY;
+  }
+}
 
 /** Told of every task whose next fire time was set, changed or cleared, or that was registered anew. */
 export interface TaskWatcher {
@@ -20,8 +34,6 @@ export class TaskRegistry {
   readonly #byId = new Map<string, TaskRecord>();
   readonly #byPushToken = new Map<string, TaskRecord>();
   readonly #volatile = new Set<string>();
-  /** What executors see of each partition's tasks, rebuilt only when they change. */
-  readonly #views = new Map<string, TaskView[]>();
   #watcher: TaskWatcher | undefined;
   /** Push token digest → partition, shared by a cluster's hosts so any of them can route a push (absent on a single host). */
   readonly #tokenIndex: Storage | undefined;
@@ -95,10 +107,9 @@ export class TaskRegistry {
     return [...(this.#byPartition.get(partition)?.values() ?? [])];
   }
 
+  /** What an executor sees of a partition's tasks; made for each call (a few objects), not kept for every partition. */
   viewsOf(partition: string): TaskView[] {
-    let views = this.#views.get(partition);
-    if (!views) this.#views.set(partition, (views = this.tasksOf(partition).map(viewOf)));
-    return views;
+    return this.tasksOf(partition).map(viewOf);
   }
 
   all(): TaskRecord[] {
@@ -163,9 +174,9 @@ export class TaskRegistry {
     if (replaced && replaced.id !== task.id) this.#delete(replaced);
     const previous = this.#byId.get(task.id);
     if (previous?.pushToken !== undefined) this.#byPushToken.delete(digestOf(previous.pushToken));
+    shareCommonParts(task);
     tasks.set(task.name, task);
     this.#byId.set(task.id, task);
-    this.#views.delete(task.partition);
     if (task.pushToken !== undefined) this.#byPushToken.set(digestOf(task.pushToken), task);
     const moved = previous?.nextFire !== task.nextFire || previous?.registeredAt !== task.registeredAt;
     if (notify && moved) this.#watcher?.changed(task);
@@ -176,7 +187,6 @@ export class TaskRegistry {
     tasks?.delete(task.name);
     if (tasks?.size === 0) this.#byPartition.delete(task.partition);
     this.#byId.delete(task.id);
-    this.#views.delete(task.partition);
     if (task.pushToken !== undefined) this.#byPushToken.delete(digestOf(task.pushToken));
     if (notify) this.#watcher?.removed(task);
   }

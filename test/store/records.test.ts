@@ -53,6 +53,22 @@ describe("stored records", () => {
     expect(JSON.parse(text)).toMatchObject([{ name: "beat", trigger: { tag: "every", val: 60_000 }, payload: { $bytes: "AQID" } }]);
   });
 
+  it("holds one empty payload and one default retry policy for all the tasks that have them, after a restart too", async () => {
+    const { store } = await fsStore();
+    const plain = { ...legacyTask, payload: new Uint8Array(), retry: { maxAttempts: 6, initialBackoffMs: 2000, maxBackoffMs: 300_000 } };
+    const registry = new TaskRegistry(store.registrations);
+    await registry.apply("p_1", { upserts: [{ ...plain, id: "t_1" } as never], removals: [] });
+    await registry.apply("p_2", { upserts: [{ ...plain, id: "t_2", retry: { ...plain.retry } } as never], removals: [] });
+    const reloaded = new TaskRegistry(store.registrations);
+    await reloaded.load();
+    for (const each of [registry, reloaded]) {
+      const [one, two] = [each.get("t_1")!, each.get("t_2")!];
+      expect(one.payload).toBe(two.payload);
+      expect(one.retry).toBe(two.retry);
+      expect(one).toMatchObject({ payload: new Uint8Array(), retry: plain.retry });
+    }
+  });
+
   it("reads registrations written with V8's serializer, with numbers for BigInts, and rewrites them as JSON", async () => {
     const { store } = await fsStore();
     await store.registrations.setItemRaw("p_1", serialize([legacyTask]));
