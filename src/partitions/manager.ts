@@ -88,6 +88,7 @@ class PartitionSlot implements Slot {
   unsaved = 0;
   unsavedSince = 0;
   queue: Promise<unknown> = Promise.resolve();
+  exclusiveAsked = 0;
 
   constructor(
     public record: PartitionRecord,
@@ -251,9 +252,10 @@ export class PartitionManager {
       if (open) return void open.push(waiting);
       const group = [waiting];
       this.#waiting.set(slot, group);
+      const exclusiveAsked = slot.exclusiveAsked;
       void this.#queue(slot, () => {
         if (this.#waiting.get(slot) === group) this.#waiting.delete(slot);
-        return this.#deliverAll(slot, group);
+        return this.#deliverAll(slot, group, exclusiveAsked);
       });
     });
     // A caller may look at a failure later than the turn it happens in (as with every step a partition queues).
@@ -268,7 +270,7 @@ export class PartitionManager {
    * not left idle while the main thread answers them (a flooded partition's throughput is
    * then the slower of the two threads, not their sum).
    */
-  async #deliverAll(slot: Slot, group: Waiting[]): Promise<void> {
+  async #deliverAll(slot: Slot, group: Waiting[], exclusiveAsked: number): Promise<void> {
     if (group.length === 0) return; // taken by the step before it
     try {
       this.#refuseWhenClosing(slot.record.id);
@@ -291,7 +293,7 @@ export class PartitionManager {
     slot.busy = true;
     try {
       for (;;) {
-        if (rest.length === 0) rest = this.#arrivedSince(slot).map(answerLater);
+        if (rest.length === 0) rest = this.#arrivedSince(slot, exclusiveAsked).map(answerLater);
         if (rest.length === 0) break;
         const step = this.#deliverSome(slot, rest);
         // A live partition's request went out synchronously: answer the last one's callers meanwhile.
@@ -305,8 +307,13 @@ export class PartitionManager {
     }
   }
 
-  /** Events queued for the partition's next step since this one began, taken into it (their own step then finds none). */
-  #arrivedSince(slot: Slot): Waiting[] {
+  /**
+   * Events queued for the partition's next step since this one began, taken into it (their
+   * own step then finds none); none once other work was asked of the partition since this
+   * step's events were (`exclusiveAsked` then), as the events that came after it wait for it.
+   */
+  #arrivedSince(slot: Slot, exclusiveAsked: number): Waiting[] {
+    if (slot.exclusiveAsked !== exclusiveAsked) return [];
     const open = this.#waiting.get(slot);
     if (!open) return [];
     this.#waiting.delete(slot);
@@ -598,6 +605,7 @@ export class PartitionManager {
 
   /** One thing at a time per partition; events asked for after it wait for the next step of their own. */
   #exclusive<T>(slot: Slot, work: () => Promise<T>): Promise<T> {
+    slot.exclusiveAsked++;
     this.#waiting.delete(slot);
     return this.#queue(slot, work);
   }

@@ -18,6 +18,8 @@ export interface Slot {
   unsaved: number;
   unsavedSince: number;
   queue: Promise<unknown>;
+  /** Other work asked of the partition so far (a freeze, an upgrade, a delete): events asked for after it wait for it. */
+  exclusiveAsked: number;
 }
 
 type PersistenceOptions = Pick<PartitionManagerOptions, "pool" | "snapshots" | "clock" | "hooks" | "checkpoint">;

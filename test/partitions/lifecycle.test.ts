@@ -156,6 +156,22 @@ describe.each(JS_ENGINES)("a JS guest on %s", (engine) => {
       expect(h.partitions.stateOf(id)).toBe("idle");
     });
 
+    it("keeps an event that came after a freeze was asked for behind that freeze, and behind the events before it", async () => {
+      const h = await host();
+      const { id } = await h.partitions.create({ name: "c", component: await deploy(h) });
+      await h.partitions.activate(id);
+      const busy = h.partitions.deliver(id, event("spin", "1000000"));
+      await vi.waitUntil(() => h.partitions.stateOf(id) === "active", { interval: 1, timeout: 10_000 });
+      const before = h.partitions.deliver(id, event("push"));
+      const frozen = h.partitions.freeze(id);
+      const after = h.partitions.deliver(id, event("push"));
+      await Promise.all([busy, frozen]);
+      expect(JSON.parse(reply(await before))).toMatchObject({ count: 1 });
+      expect(JSON.parse(reply(await after))).toMatchObject({ count: 2 });
+      // The second push woke the partition the freeze had put to rest.
+      expect(h.events.filter((e) => e.type === "activated").map((e) => e.type === "activated" && e.kind)).toEqual(["fresh", "rehydrated"]);
+    });
+
     it("fails only the runaway event of those queued together, and delivers the others again from the last snapshot", async () => {
       const h = await host({ partitionLimits: { cpuDeadlineMs: 500 } });
       const { id } = await h.partitions.create({ name: "c", component: await deploy(h) });
