@@ -59,6 +59,14 @@ describe("freeze and rehydrate", () => {
 
 describe.each(JS_ENGINES)("a JS guest on %s", (engine) => {
   const deploy = (h: TestHost) => h.deploy("counter", { engine });
+  /** A live counter partition whose step is under way: it runs a long event (`busy`). */
+  const busyPartition = async (h: TestHost) => {
+    const { id } = await h.partitions.create({ name: "c", component: await deploy(h) });
+    await h.partitions.activate(id);
+    const busy = h.partitions.deliver(id, event("spin", "1000000"));
+    await vi.waitUntil(() => h.partitions.stateOf(id) === "active", { interval: 1, timeout: 10_000 });
+    return { id, busy };
+  };
 
   describe("freeze and rehydrate", () => {
     it("keeps a counter exact across 50 freeze/rehydrate cycles", async () => {
@@ -144,10 +152,7 @@ describe.each(JS_ENGINES)("a JS guest on %s", (engine) => {
 
     it("answers an event's caller once the events that arrived behind it are on their way to the executor", async () => {
       const h = await host();
-      const { id } = await h.partitions.create({ name: "c", component: await deploy(h) });
-      await h.partitions.activate(id);
-      const first = h.partitions.deliver(id, event("spin", "1000000"));
-      await vi.waitUntil(() => h.partitions.stateOf(id) === "active", { interval: 1, timeout: 10_000 });
+      const { id, busy: first } = await busyPartition(h);
       const second = h.partitions.deliver(id, event("push"));
       await first;
       // The executor already has the second event: the partition is busy with it, not idle.
@@ -158,10 +163,7 @@ describe.each(JS_ENGINES)("a JS guest on %s", (engine) => {
 
     it("keeps an event that came after a freeze was asked for behind that freeze, and behind the events before it", async () => {
       const h = await host();
-      const { id } = await h.partitions.create({ name: "c", component: await deploy(h) });
-      await h.partitions.activate(id);
-      const busy = h.partitions.deliver(id, event("spin", "1000000"));
-      await vi.waitUntil(() => h.partitions.stateOf(id) === "active", { interval: 1, timeout: 10_000 });
+      const { id, busy } = await busyPartition(h);
       const before = h.partitions.deliver(id, event("push"));
       const frozen = h.partitions.freeze(id);
       const after = h.partitions.deliver(id, event("push"));
