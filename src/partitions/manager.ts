@@ -4,7 +4,6 @@
 // many are live. What a call may see of the host, and what its effects mean, belong to
 // the CallHooks the manager is given: the lifecycle knows nothing about tasks.
 import { randomBytes } from "node:crypto";
-import type { Storage } from "unstorage";
 import {
   type Activated,
   type ActivationReason,
