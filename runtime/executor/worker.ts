@@ -356,11 +356,12 @@ function release(partition: string): boolean {
   live.delete(partition);
   const image = pristine.get(entry.key)!;
   const pool = pools.get(entry.key);
-  const cap = Math.max(pool ? spareBudget(entry.key, pool) : 0, data.liveShare - live.size);
+  const budget = pool ? spareBudget(entry.key, pool) : 0;
+  const cap = Math.max(budget, data.liveShare - live.size);
   if (!pool || pool.spare.length >= cap || !resetToPristine(entry.instance.state, image, entry.dirty)) return true;
   entry.binding.detach();
   pool.spare.push({ instance: entry.instance, binding: entry.binding });
-  if (pool.spare.length > spareBudget(entry.key, pool)) trimWhenIdle();
+  if (pool.spare.length > budget) trimWhenIdle();
   return true;
 }
 
