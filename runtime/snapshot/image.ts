@@ -112,7 +112,11 @@ export function encodeSnapshot(view: StateView, pristine: PristineImage): { byte
     return encodeValue(value);
   });
   // Per changed chunk: its run count, each run (first word << 16 | words), the runs' words.
-  const runs = header.memories.map(({ chunks }, m) => chunks.map((chunk) => runsOf(currents[m]!, pristine.memories[m] ?? Buffer.alloc(0), chunk * WORDS)));
+  const nows = currents.map(words);
+  const runs = header.memories.map(({ chunks }, m) => {
+    const was = words(pristine.memories[m] ?? Buffer.alloc(0));
+    return chunks.map((chunk) => runsOf(nows[m]!, was, chunk * WORDS));
+  });
   let dataWords = 0;
   for (const chunk of runs.flat()) {
     dataWords += 1 + chunk.length / 2;
@@ -131,7 +135,7 @@ export function encodeSnapshot(view: StateView, pristine: PristineImage): { byte
   const data = new Int32Array(image.buffer, image.byteOffset + PLAIN_PREFIX + 4 + json.length, dataWords);
   let at = 0;
   runs.forEach((chunks, m) => {
-    const current = words(currents[m]!);
+    const current = nows[m]!;
     header.memories[m]!.chunks.forEach((chunk, c) => {
       const found = chunks[c]!;
       data[at++] = found.length / 2;
@@ -154,9 +158,7 @@ function words(bytes: Uint8Array): Int32Array {
 }
 
 /** The runs of words in the chunk from `first` that differ from pristine (zeros past its end), as (first word in the chunk, words) pairs. */
-function runsOf(current: Buffer, base: Buffer, first: number): number[] {
-  const now = words(current);
-  const was = words(base);
+function runsOf(now: Int32Array, was: Int32Array, first: number): number[] {
   const end = Math.min(first + WORDS, now.length);
   const baseEnd = Math.min(end, was.length);
   const differs = (w: number) => now[w] !== (w < baseEnd ? was[w] : 0);
