@@ -66,6 +66,8 @@ export interface HostOptions {
   /** Defaults for every partition: CPU deadline, memory and snapshot caps. */
   partitionLimits?: Partial<PartitionLimits>;
   misfire?: Partial<MisfireOptions>;
+  /** Wake a frozen partition this long before its timer is due, so the event finds it live (default 1 s; 0: woken by the event). */
+  prewarmMs?: number;
   /** Activations a partition may have from its own timers and retries (default 10/s, bursts of 50). */
   activationQuota?: RateLimit;
   /** Task registrations a partition may make (default 10/s, bursts of 100). */
@@ -250,6 +252,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       hooks: taskHooks(registry, options.taskLimits, new RateLimiter(options.registrationQuota, clockFn), options.registrationQuota.perSecond),
       timers,
       idleTimeoutMs: options.idleTimeoutMs,
+      expecting: (partition) => deliveries.expects(partition),
       maxLive: options.maxLive,
       spareInstances: options.spareInstances,
       partitionLimits: options.partitionLimits,
@@ -286,6 +289,7 @@ export async function startHost(given: HostOptions = {}): Promise<Host> {
       budget,
       clock,
       misfire: options.misfire,
+      prewarmMs: options.prewarmMs,
       onEvent: emit,
     });
     opened.push(() => deliveries.stop());

@@ -65,6 +65,8 @@ export const HOST_DEFAULTS = frozen({
   taskLimits: DEFAULT_TASK_LIMITS,
   partitionLimits: DEFAULT_PARTITION_LIMITS,
   misfire: DEFAULT_MISFIRE,
+  /** A frozen partition is woken this long before its timer is due, so the event finds it live (0: woken by the event). */
+  prewarmMs: 1000,
   budget: DEFAULT_BUDGET,
   /** Activations a partition may have from its own timers and retries. */
   activationQuota: { perSecond: 10, burst: 50 },
@@ -100,6 +102,7 @@ export function resolveHostOptions<T extends DeepPartial<HostDefaults>>(input: T
   for (const [name, value, min] of [
     ["idleTimeoutMs", options.idleTimeoutMs, 0],
     ["maxLive", options.maxLive, 1],
+    ["prewarmMs", options.prewarmMs, 0],
     ["spareInstances", options.spareInstances, 0],
     ["snapshotCacheBytes", options.snapshotCacheBytes, 0],
     ["partitionLimits.cpuDeadlineMs", options.partitionLimits.cpuDeadlineMs, 1],
@@ -266,6 +269,13 @@ export const SETTINGS: readonly Setting[] = [
     help: "Recently frozen snapshots kept in memory, so a warm wake reads no disk (0: none)",
     option: "snapshotCacheBytes",
     scale: MiB,
+  },
+  {
+    key: "prewarmMs",
+    flag: "prewarm",
+    env: "DORMANT_PREWARM_MS",
+    kind: ms,
+    help: "Wake a frozen partition this long before its timer is due, so the timer fires on time (0: when due)",
   },
   { key: "maxLive", flag: "max-live", env: "DORMANT_MAX_LIVE", kind: count, help: "Partitions live at once; beyond it the least recently used freeze" },
   {

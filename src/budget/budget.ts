@@ -14,14 +14,12 @@ export interface BudgetState {
 
 interface Waiter {
   priority: number;
-  seq: number;
   start: () => void;
 }
 
 export class ActivationBudget {
   #state: BudgetState;
   #running = 0;
-  #seq = 0;
   readonly #waiting: Waiter[] = [];
   readonly #listeners = new Set<(state: BudgetState) => void>();
 
@@ -63,8 +61,10 @@ export class ActivationBudget {
   async run<T>(priority: number, work: () => Promise<T>): Promise<T> {
     if (this.#running >= this.#state.maxConcurrent) {
       await new Promise<void>((start) => {
-        this.#waiting.push({ priority, seq: this.#seq++, start });
-        this.#waiting.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
+        // After every waiter of its priority or above (usually the last place: no sort per waiter).
+        let at = this.#waiting.length;
+        while (at > 0 && this.#waiting[at - 1]!.priority < priority) at--;
+        this.#waiting.splice(at, 0, { priority, start });
       });
     } else {
       this.#running++;

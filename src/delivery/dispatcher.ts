@@ -89,6 +89,8 @@ export class Dispatcher {
   readonly backlog: Backlog;
   readonly #postponed = new Map<string, { priority: number; resume: () => Promise<void> }>();
   readonly #inFlight = new Set<Promise<unknown>>();
+  /** Attempts waiting for a slot in the budget, by partition. */
+  readonly #queued = new Map<string, number>();
   #stopBudgetWatch: (() => void) | undefined;
   /** Set by stop(): stored work stays stored for the next start, and nothing new is attempted. */
   #stopping = false;
@@ -141,6 +143,11 @@ export class Dispatcher {
   /** Resolves once no delivery is under way. */
   async settled(): Promise<void> {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  /** Whether an attempt to deliver to the partition waits for a slot in the budget. */
+  expects(partition: string): boolean {
+    return this.#queued.has(partition);
   }
 
   get postponedCount(): number {
@@ -281,7 +288,7 @@ export class Dispatcher {
     let hostFault: Error | undefined;
     try {
       partition = await deliverer.route(delivery);
-      outcome = await budget.run(delivery.priority, () => {
+      outcome = await this.#inBudget(delivery.priority, partition, () => {
         firedAt = clock.now();
         return deliverer.deliver(partition, taskEventOf(delivery, firedAt));
       });
@@ -320,6 +327,18 @@ export class Dispatcher {
     const attempts = delivery.attempts + (this.#stopping ? 0 : 1);
     if (retries) await this.#failed({ ...delivery, partition, attempts, lastError: outcome.error }, outcome.error, ref);
     return outcome;
+  }
+
+  /** Run an attempt in the budget; while it waits for a slot its partition expects it (see `expects`). */
+  #inBudget<T>(priority: number, partition: string, work: () => Promise<T>): Promise<T> {
+    this.#countQueued(partition, 1);
+    return this.#o.budget.run(priority, () => (this.#countQueued(partition, -1), work()));
+  }
+
+  #countQueued(partition: string, by: number): void {
+    const count = (this.#queued.get(partition) ?? 0) + by;
+    if (count === 0) this.#queued.delete(partition);
+    else this.#queued.set(partition, count);
   }
 
   async #failed(failed: Delivery, error: string, ref: DeliveryRef): Promise<void> {

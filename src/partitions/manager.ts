@@ -44,6 +44,8 @@ export interface PartitionManagerOptions {
   timers: Pick<TimerLoop, "arm" | "disarm" | "on">;
   /** Freeze a partition this long after its last event. */
   idleTimeoutMs: number;
+  /** Whether an event for the partition waits elsewhere in the host (for a slot in the activation budget): it is not idle then. */
+  expecting?: (partition: string) => boolean;
   /** Most partitions live at once; beyond it the least recently used idle ones freeze. */
   maxLive: number;
   /** Pristine instances kept ready per component in each executor. */
@@ -88,6 +90,8 @@ class PartitionSlot implements Slot {
   unsavedSince = 0;
   queue: Promise<unknown> = Promise.resolve();
   exclusiveAsked = 0;
+  heldUntil = 0;
+  idleArmed = false;
 
   constructor(
     public record: PartitionRecord,
@@ -118,6 +122,8 @@ export class PartitionManager {
   readonly #persistence: Persistence;
   /** Set by close(): no partition is activated or given an event any more. */
   #closing = false;
+  /** Prewarms under way, counted against maxLive before they are live. */
+  #warming = 0;
 
   private constructor(options: PartitionManagerOptions) {
     this.#options = options;
@@ -235,6 +241,25 @@ export class PartitionManager {
   activate(id: string): Promise<ActivationKind> {
     const slot = this.#slotOf(id);
     return this.#exclusive(slot, async () => (this.#refuseWhenClosing(id), (await this.#ensureLive(slot)).kind));
+  }
+
+  /**
+   * Keep a partition live until an event due at `until`, whatever its idle timeout, waking
+   * it now if it is frozen: the event then finds it warm. True when it was woken. Only into
+   * free room: a prewarm never freezes another partition.
+   */
+  async prewarm(id: string, until: number): Promise<boolean> {
+    const slot = this.#slotOf(id);
+    if (!slot.live && this.liveCount() + this.#warming >= this.#options.maxLive) return false;
+    slot.heldUntil = Math.max(slot.heldUntil, until);
+    if (slot.live) return false;
+    this.#warming++;
+    try {
+      await this.activate(id);
+      return true;
+    } finally {
+      this.#warming--;
+    }
   }
 
   /**
@@ -424,20 +449,32 @@ export class PartitionManager {
     return this.#exclusive(slot, () => this.#persistence.freeze(slot));
   }
 
-  /** An idle check came due: freeze the partition if it stayed idle, or look again later. */
+  /** An idle check came due: freeze the partition if it stayed idle, or look again when it would be. */
   async #idleDue(id: string): Promise<void> {
     const slot = this.#slots.get(id);
-    if (!slot?.live) return;
-    const quietSince = this.#options.clock.now() - slot.lastUsed;
-    if (!slot.busy && quietSince >= this.#options.idleTimeoutMs) await this.#freezeReporting(slot);
-    else await this.#options.timers.arm(IDLE_TIMER, id, slot.lastUsed + this.#options.idleTimeoutMs);
+    if (!slot) return;
+    slot.idleArmed = false;
+    // A step under way, or one waiting, arms the next check when it ends (#used).
+    if (!slot.live || slot.busy || this.#waiting.has(slot)) return;
+    const now = this.#options.clock.now();
+    // Held for an event, it counts as used at the event's due time; with an event on its way, now.
+    const lastUsed = this.#options.expecting?.(id) ? now : Math.max(slot.lastUsed, slot.heldUntil);
+    const idleAt = lastUsed + this.#options.idleTimeoutMs;
+    if (now >= idleAt) await this.#freezeReporting(slot);
+    else this.#armIdle(slot, idleAt);
   }
 
   /** The partition just did something: it freezes once it has been idle for the timeout. */
   #used(slot: Slot): void {
     slot.lastUsed = this.#options.clock.now();
     if (this.#live.delete(slot)) this.#live.add(slot);
-    void this.#options.timers.arm(IDLE_TIMER, slot.record.id, slot.lastUsed + this.#options.idleTimeoutMs);
+    // One check armed at a time: one that comes early looks again then (a timer per event would cost more).
+    if (!slot.idleArmed) this.#armIdle(slot, slot.lastUsed + this.#options.idleTimeoutMs);
+  }
+
+  #armIdle(slot: Slot, at: number): void {
+    slot.idleArmed = true;
+    void this.#options.timers.arm(IDLE_TIMER, slot.record.id, at);
   }
 
   async delete(id: string): Promise<void> {
@@ -579,9 +616,11 @@ export class PartitionManager {
   async #evict(except: Slot): Promise<void> {
     const victims: Slot[] = [];
     let excess = this.liveCount() - this.#options.maxLive;
+    const now = this.#options.clock.now();
     for (const slot of this.#live) {
       if (excess <= 0) break;
-      if (slot.busy || slot === except) continue;
+      // A prewarmed partition waits for its event: it was woken only into free room.
+      if (slot.busy || slot === except || slot.heldUntil > now) continue;
       victims.push(slot);
       excess--;
     }

@@ -20,6 +20,10 @@ export interface Slot {
   queue: Promise<unknown>;
   /** Other work asked of the partition so far (a freeze, an upgrade, a delete): events asked for after it wait for it. */
   exclusiveAsked: number;
+  /** Prewarmed for an event due then: not frozen for idleness or evicted before it. */
+  heldUntil: number;
+  /** An idle check is armed for it (see PartitionManager.#used). */
+  idleArmed: boolean;
 }
 
 type PersistenceOptions = Pick<PartitionManagerOptions, "pool" | "snapshots" | "clock" | "hooks" | "checkpoint">;

@@ -18,12 +18,14 @@ import { DormantError } from "../../runtime/index.ts";
 
 export interface TaskServiceOptions {
   registry: TaskRegistry;
-  partitions: Pick<PartitionManager, "has" | "list" | "activate" | "create">;
+  partitions: Pick<PartitionManager, "has" | "list" | "activate" | "create" | "prewarm">;
   dispatcher: Dispatcher;
   timers: Pick<TimerLoop, "arm" | "disarm" | "on">;
   budget: ActivationBudget;
   clock: Clock;
   misfire: MisfireOptions;
+  /** How long before a timer is due its frozen partition is woken, so the event finds it live (0: woken by the event). */
+  prewarmMs: number;
   onEvent?: (event: TaskServiceEvent) => void;
 }
 
@@ -37,12 +39,14 @@ export interface TaskStats {
   misfires: number;
   missedOccurrences: number;
   reprovisioned: number;
+  /** Frozen partitions woken ahead of a timer. */
+  prewarmed: number;
 }
 
 export const TASK_TIMER = "task";
 
 export class TaskService {
-  readonly stats: TaskStats = { misfires: 0, missedOccurrences: 0, reprovisioned: 0 };
+  readonly stats: TaskStats = { misfires: 0, missedOccurrences: 0, reprovisioned: 0, prewarmed: 0 };
   readonly #o: TaskServiceOptions;
   readonly #reprovisioning = new Map<string, Promise<string>>();
 
@@ -62,7 +66,7 @@ export class TaskService {
   async start(): Promise<void> {
     const { registry, timers, partitions } = this.#o;
     registry.watch({
-      changed: (task) => void (task.nextFire === undefined ? timers.disarm(TASK_TIMER, task.id) : timers.arm(TASK_TIMER, task.id, task.nextFire)),
+      changed: (task) => void (task.nextFire === undefined ? timers.disarm(TASK_TIMER, task.id) : timers.arm(TASK_TIMER, task.id, this.#armAt(task.nextFire))),
       removed: (task) => void timers.disarm(TASK_TIMER, task.id),
     });
     await this.reregister(partitions.list());
@@ -136,7 +140,13 @@ export class TaskService {
   async #fire(id: string, now: number): Promise<void> {
     const task = this.#o.registry.get(id);
     const due = task?.nextFire;
-    if (!task || due === undefined || due > now) return; // cancelled or moved on since it was armed
+    if (!task || due === undefined) return; // cancelled since it was armed
+    if (due > now) {
+      // Armed early to wake its partition first (or moved on since it was armed): it fires on time.
+      await this.#o.timers.arm(TASK_TIMER, id, this.#armAt(due));
+      if (due - now <= this.#o.prewarmMs) await this.#prewarm(task, due);
+      return;
+    }
     const admission = { priority: task.priority, whenConstrained: task.whenConstrained, ref: refOf(task), scheduledAt: due };
     const verdict = this.#o.dispatcher.admit(admission, `${TASK_TIMER}:${id}`, () => this.#fire(id, this.#o.clock.now()));
     if (verdict === "postponed") return;
@@ -154,6 +164,24 @@ export class TaskService {
     // One event after another: the partition takes them in order anyway.
     for (const event of plan.events) await this.#o.dispatcher.deliver(this.#deliveryOf(task, timerDeliveryId(task, event.scheduledAt), "timer", event));
     await this.#advance(task, plan.next);
+  }
+
+  /** When to arm a timer due at `due`: early enough to wake its partition first, when there is still time for that. */
+  #armAt(due: number): number {
+    const early = due - this.#o.prewarmMs;
+    return early > this.#o.clock.now() ? early : due;
+  }
+
+  /**
+   * Have the task's partition live when it comes due (woken now if frozen), when the
+   * budget would run the task. A wake that fails is not reported here: the event meets the
+   * same failure at its due time, and is retried and reported as any delivery is.
+   */
+  async #prewarm(task: TaskRecord, due: number): Promise<void> {
+    const { partitions, budget } = this.#o;
+    if (!budget.admits(task.priority) || !partitions.has(task.partition)) return;
+    const woken = await budget.run(task.priority, () => partitions.prewarm(task.partition, due)).catch(() => false);
+    if (woken) this.stats.prewarmed++;
   }
 
   /** Move a fired task on to its next occurrence, or retire it when it has none. */

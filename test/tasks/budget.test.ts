@@ -3,7 +3,7 @@
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { JS_ENGINES } from "../support/guests.ts";
 import { ActivationBudget } from "../../src/budget/budget.ts";
 import { PowerFile } from "../../src/budget/power-file.ts";
@@ -119,5 +119,25 @@ describe("activation budget", () => {
     expect(() => budget.set({ maxConcurrent: 0 })).toThrow(/maxConcurrent must be a whole number/);
     expect(() => budget.set({ threshold: 256 })).toThrow(/threshold must be a priority from 0 to 255/);
     expect(budget.state.maxConcurrent).toBe(64);
+  });
+});
+
+describe("events waiting for a budget slot", () => {
+  it("keeps their partition from freezing for idleness while they wait", async () => {
+    const h = await hosts.start({ budget: { maxConcurrent: 1 }, idleTimeoutMs: 10_000, prewarmMs: 0 });
+    const slow = await recorder(h);
+    const waiting = await recorder(h);
+    const t0 = h.now.value;
+    await registerTasks(h, slow, { name: "slow", after: 5000, entry: "spin", payload: "5000000" });
+    await registerTasks(h, waiting, { name: "quick", after: 5001 });
+    const ticking = h.tick(t0 + 5001);
+    await vi.waitUntil(() => h.partitions.stateOf(slow) === "active", { interval: 1, timeout: 10_000 });
+    // The idle check of the waiting partition comes due while its event waits behind the slow one.
+    h.now.value = t0 + 20_000;
+    await ticking;
+    await h.tick(t0 + 20_000);
+    expect(h.events.filter((e) => e.type === "delivered").map((e) => e.type === "delivered" && e.name)).toEqual(["slow", "quick"]);
+    expect(h.events.filter((e) => e.type === "activated" && e.partition === waiting)).toHaveLength(1);
+    expect(h.events.filter((e) => e.type === "frozen" && e.partition === waiting)).toEqual([]);
   });
 });
