@@ -106,7 +106,7 @@ export class Metrics {
   });
 
   /** Add the gauges read from the host at each scrape. */
-  watch(host: Pick<Host, "partitions" | "budget" | "registry" | "deliveries" | "clock" | "snapshots" | "cluster" | "retention">): void {
+  watch(host: Pick<Host, "partitions" | "budget" | "registry" | "deliveries" | "tasks" | "clock" | "snapshots" | "cluster" | "retention">): void {
     const membership = host.cluster?.membership;
     if (membership) {
       new Gauge({
@@ -207,6 +207,15 @@ export class Metrics {
         const counts = { active: 0, idle: 0, frozen: 0 };
         for (const record of host.partitions.list()) counts[host.partitions.stateOf(record.id) as keyof typeof counts]++;
         for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
+      },
+    });
+    new Counter({
+      name: "dormant_prewarms_total",
+      help: "Frozen partitions woken ahead of a timer (--prewarm), so its event found them live.",
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(host.tasks.stats.prewarmed);
       },
     });
     new Gauge({

@@ -243,20 +243,24 @@ export class PartitionManager {
     return this.#exclusive(slot, async () => (this.#refuseWhenClosing(id), (await this.#ensureLive(slot)).kind));
   }
 
+  /** Keep a partition live until an event due at `until`, whatever its idle timeout (an idle check asked for already included). */
+  hold(id: string, until: number): void {
+    const slot = this.#slotOf(id);
+    slot.heldUntil = Math.max(slot.heldUntil, until);
+  }
+
   /**
-   * Keep a partition live until an event due at `until`, whatever its idle timeout, waking
-   * it now if it is frozen: the event then finds it warm. True when it was woken. Only into
-   * free room: a prewarm never freezes another partition.
+   * Hold a partition for an event due at `until` (see `hold`), waking it now if it is
+   * frozen, so the event finds it live. True when it was woken. Only into free room: a
+   * prewarm never freezes another partition.
    */
   async prewarm(id: string, until: number): Promise<boolean> {
-    const slot = this.#slotOf(id);
-    if (!slot.live && this.liveCount() + this.#warming >= this.#options.maxLive) return false;
-    slot.heldUntil = Math.max(slot.heldUntil, until);
-    if (slot.live) return false;
+    this.hold(id, until);
+    if (!this.#slotOf(id).live && this.liveCount() + this.#warming >= this.#options.maxLive) return false;
     this.#warming++;
     try {
-      await this.activate(id);
-      return true;
+      // In its turn, even when live: a freeze under way may have begun before the hold.
+      return (await this.activate(id)) !== "warm";
     } finally {
       this.#warming--;
     }
@@ -454,14 +458,20 @@ export class PartitionManager {
     const slot = this.#slots.get(id);
     if (!slot) return;
     slot.idleArmed = false;
-    // A step under way, or one waiting, arms the next check when it ends (#used).
-    if (!slot.live || slot.busy || this.#waiting.has(slot)) return;
+    // Looked at again in its turn: a prewarm, or an event asked for since, keeps it live.
+    if (this.#stillIdle(slot)) await this.#freezeReporting(slot, () => this.#stillIdle(slot));
+  }
+
+  /** Whether the partition has been idle for the timeout; if not yet, its next check is armed (a step under way or waiting arms it when it ends). */
+  #stillIdle(slot: Slot): boolean {
+    if (!slot.live || slot.busy || this.#waiting.has(slot)) return false;
     const now = this.#options.clock.now();
     // Held for an event, it counts as used at the event's due time; with an event on its way, now.
-    const lastUsed = this.#options.expecting?.(id) ? now : Math.max(slot.lastUsed, slot.heldUntil);
+    const lastUsed = this.#options.expecting?.(slot.record.id) ? now : Math.max(slot.lastUsed, slot.heldUntil);
     const idleAt = lastUsed + this.#options.idleTimeoutMs;
-    if (now >= idleAt) await this.#freezeReporting(slot);
-    else this.#armIdle(slot, idleAt);
+    if (now >= idleAt) return true;
+    if (!slot.idleArmed) this.#armIdle(slot, idleAt);
+    return false;
   }
 
   /** The partition just did something: it freezes once it has been idle for the timeout. */
@@ -526,8 +536,9 @@ export class PartitionManager {
     }
   }
 
-  #freezeReporting(slot: Slot): Promise<void> {
-    return this.#exclusive(slot, () => this.#persistence.freeze(slot)).catch((error: Error) =>
+  /** Freeze the partition in its turn (if `still` says so then); a failure is reported, not thrown. */
+  #freezeReporting(slot: Slot, still = () => true): Promise<void> {
+    return this.#exclusive(slot, async () => (still() ? this.#persistence.freeze(slot) : undefined)).catch((error: Error) =>
       this.#emit({ type: "freeze-failed", partition: slot.record.id, error }),
     );
   }

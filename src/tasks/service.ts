@@ -18,7 +18,7 @@ import { DormantError } from "../../runtime/index.ts";
 
 export interface TaskServiceOptions {
   registry: TaskRegistry;
-  partitions: Pick<PartitionManager, "has" | "list" | "activate" | "create" | "prewarm">;
+  partitions: Pick<PartitionManager, "has" | "list" | "activate" | "create" | "hold" | "prewarm">;
   dispatcher: Dispatcher;
   timers: Pick<TimerLoop, "arm" | "disarm" | "on">;
   budget: ActivationBudget;
@@ -143,9 +143,9 @@ export class TaskService {
     if (!task || due === undefined) return; // cancelled since it was armed
     if (due > now) {
       // Armed early to wake its partition first (or moved on since it was armed): it fires on time.
+      const warming = due - now <= this.#o.prewarmMs ? this.#prewarm(task, due) : undefined;
       await this.#o.timers.arm(TASK_TIMER, id, this.#armAt(due));
-      if (due - now <= this.#o.prewarmMs) await this.#prewarm(task, due);
-      return;
+      return void (await warming);
     }
     const admission = { priority: task.priority, whenConstrained: task.whenConstrained, ref: refOf(task), scheduledAt: due };
     const verdict = this.#o.dispatcher.admit(admission, `${TASK_TIMER}:${id}`, () => this.#fire(id, this.#o.clock.now()));
@@ -180,6 +180,8 @@ export class TaskService {
   async #prewarm(task: TaskRecord, due: number): Promise<void> {
     const { partitions, budget } = this.#o;
     if (!budget.admits(task.priority) || !partitions.has(task.partition)) return;
+    // Held at once (an idle check due now leaves it live), woken in its turn in the budget.
+    partitions.hold(task.partition, due);
     const woken = await budget.run(task.priority, () => partitions.prewarm(task.partition, due)).catch(() => false);
     if (woken) this.stats.prewarmed++;
   }

@@ -42,11 +42,16 @@ describe.each(JS_ENGINES)("dormant serve, a JS guest on %s", (engine) => {
     const response = await fetch(push, { method: "POST", body: "hello" });
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ count: 1, activations: 2, echo: "hello" });
+    // Frozen again once idle (10 s), then woken a second (--prewarm) before the heartbeat is due.
+    await s.tick(s.now.value + 10_000);
+    expect(s.host.partitions.stateOf(id)).toBe("frozen");
+    await s.tick(heartbeat.nextFire - 1000);
     await s.tick(heartbeat.nextFire);
     expect(s.events.find((e) => e.type === "delivered" && e.kind === "timer")).toMatchObject({ name: "heartbeat", outcome: { ok: true } });
     const metrics = await (await fetch(`${s.adminUrl}/metrics`)).text();
-    // Woken by the push, frozen again once idle, woken by the heartbeat.
+    // Woken by the push, frozen again once idle, woken ahead of the heartbeat.
     expect(metrics).toMatch(/dormant_activations_total\{kind="rehydrated"\} 2/);
+    expect(metrics).toMatch(/dormant_prewarms_total 1/);
     expect(metrics).toMatch(/dormant_push_requests_total\{status="200"\} 1/);
     expect(metrics).toMatch(/dormant_deliveries_total\{outcome="ok"\} 2/);
     expect(metrics).toMatch(/dormant_fire_lateness_ms_count 1/);

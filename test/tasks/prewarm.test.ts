@@ -42,6 +42,18 @@ describe("waking partitions ahead of their timers", () => {
     expect(h.partitions.stateOf(p)).toBe("frozen");
   });
 
+  it("keeps a live partition whose idle check comes due as it is woken ahead of its timer", async () => {
+    const h = await host({ prewarmMs: 1000, idleTimeoutMs: 4000 });
+    const p = await recorder(h);
+    const t0 = h.now.value;
+    await registerTasks(h, p, { name: "later", after: 5000 });
+    await h.tick(t0 + 4000);
+    expect(h.partitions.stateOf(p)).toBe("idle");
+    await h.tick(t0 + 5000);
+    expect(h.events.filter((e) => e.type === "frozen" || e.type === "activated").map((e) => e.type)).toEqual(["activated"]);
+    expect(h.events.filter((e) => e.type === "delivered")).toMatchObject([{ name: "later", outcome: { ok: true } }]);
+  });
+
   it("wakes no partition ahead of its timer when max-live has no room, and the event wakes it", async () => {
     const h = await host({ prewarmMs: 1000, maxLive: 1 });
     const p = await recorder(h);
