@@ -122,6 +122,8 @@ export class PartitionManager {
   readonly #persistence: Persistence;
   /** Set by close(): no partition is activated or given an event any more. */
   #closing = false;
+  /** Live slots being frozen to make room under maxLive. */
+  readonly #evicting = new Set<Slot>();
   /** Prewarms under way, counted against maxLive before they are live. */
   #warming = 0;
 
@@ -626,16 +628,18 @@ export class PartitionManager {
 
   async #evict(except: Slot): Promise<void> {
     const victims: Slot[] = [];
-    let excess = this.liveCount() - this.#options.maxLive;
+    // Those being frozen already are as good as gone: picked again, each wake meanwhile would queue another freeze of the same ones.
+    let excess = this.liveCount() - this.#evicting.size - this.#options.maxLive;
     const now = this.#options.clock.now();
     for (const slot of this.#live) {
       if (excess <= 0) break;
       // A prewarmed partition waits for its event: it was woken only into free room.
-      if (slot.busy || slot === except || slot.heldUntil > now) continue;
+      if (slot.busy || slot === except || slot.heldUntil > now || this.#evicting.has(slot)) continue;
       victims.push(slot);
+      this.#evicting.add(slot);
       excess--;
     }
-    await Promise.all(victims.map((slot) => this.#freezeReporting(slot)));
+    await Promise.all(victims.map((slot) => this.#freezeReporting(slot).finally(() => this.#evicting.delete(slot))));
   }
 
   limitsOf(id: string): PartitionLimits {
