@@ -86,6 +86,13 @@ describe("fs store specifics", () => {
     }
   });
 
+  it("removes a file written just before, in the order they were asked for", async () => {
+    const keys = Array.from({ length: 50 }, (_, i) => `c${i}`);
+    await Promise.all(keys.flatMap((key) => [store.components.setItemRaw(key, awkwardBytes(1000)), store.components.removeItem(key)]));
+    expect(await store.components.getKeys()).toEqual([]);
+    expect((await walk(join(dataDir, "components"))).filter((e) => !e.isDir)).toEqual([]);
+  });
+
   it("makes a directory removed under it again and writes into it", async () => {
     await store.snapshots.setItemRaw("p1:1", awkwardBytes(10));
     await rm(join(dataDir, "snapshots", "p1"), { recursive: true });

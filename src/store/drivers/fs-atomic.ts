@@ -21,7 +21,7 @@ import { defineDriver } from "unstorage";
 import { DormantError } from "../../../runtime/index.ts";
 import { isLockName, lockDir, type DirLock } from "./fs-lock.ts";
 import { PACKED_DIR, PackedMount, type CompactAfter, type PackedIo } from "./fs-packed.ts";
-import { writeAtomically } from "./fs-writer.ts";
+import { removeFile, writeAtomically } from "./fs-writer.ts";
 import { randomText } from "../../random.ts";
 
 export interface FsAtomicOptions {
@@ -275,7 +275,7 @@ export default defineDriver((options: FsAtomicOptions) => {
     async removeItem(key: string) {
       const inPack = packedOf(key);
       if (inPack) return inPack.mount.remove(inPack.rest);
-      await fsp.rm(pathOf(key), { force: true });
+      await removeFile(pathOf(key));
     },
     /** Every item under a whole-segment prefix, or the named ones, as raw bytes: few reads where items are packed. */
     async getEntriesRaw(prefix: string, keys?: readonly string[]): Promise<{ key: string; value: Buffer }[]> {

@@ -2,7 +2,9 @@
 // it over the target, fsync the directory. Through fs/promises each of those steps is a
 // round trip to libuv's threadpool, and each costs the main thread 30–50 µs here (a
 // dispatch and a completion): eight per write, two writes per freeze. Here a write is one
-// message there and one back, and writes asked for together go together.
+// message there and one back, and writes asked for together go together. File removals
+// go the same way (a removal through fs/promises is two round trips), and in order with
+// the writes: a removal asked for after a write of the same file comes after it.
 //
 // One writer serves every fs store of the process. It holds the process open only while
 // writes are pending, and one that dies fails what it had and is started again.
@@ -35,7 +37,15 @@ interface WriteError {
 const WRITER = `
 const { parentPort } = require("node:worker_threads");
 const fs = require("node:fs");
-parentPort.on("message", (batch) => parentPort.postMessage(batch.map(write)));
+parentPort.on("message", (batch) => parentPort.postMessage(batch.map((item) => (item.remove === undefined ? write(item) : remove(item)))));
+function remove({ id, remove }) {
+  try {
+    fs.rmSync(remove, { force: true });
+    return { id };
+  } catch (error) {
+    return { id, error: { message: error.message, code: error.code, errno: error.errno, syscall: error.syscall, path: error.path } };
+  }
+}
 function write({ id, dir, mkdir, dirMode, temp, fileMode, target, data, syncDir }) {
   let fd;
   try {
@@ -61,7 +71,7 @@ function write({ id, dir, mkdir, dirMode, temp, fileMode, target, data, syncDir 
 interface Writer {
   worker: Worker;
   pending: Map<number, { resolve: () => void; reject: (error: Error) => void }>;
-  outbox: (AtomicWrite & { id: number })[];
+  outbox: ((AtomicWrite | { remove: string }) & { id: number })[];
 }
 
 let writer: Writer | undefined;
@@ -69,13 +79,22 @@ let nextId = 1;
 
 /** Write `data` to `target` atomically and durably (see AtomicWrite). */
 export function writeAtomically(write: AtomicWrite): Promise<void> {
+  return send(write);
+}
+
+/** Remove a file (or nothing, if there is none), after every write and removal asked for before. */
+export function removeFile(path: string): Promise<void> {
+  return send({ remove: path });
+}
+
+function send(item: AtomicWrite | { remove: string }): Promise<void> {
   const current = (writer ??= start());
   const id = nextId++;
   return new Promise((resolve, reject) => {
     if (current.pending.size === 0) current.worker.ref();
     current.pending.set(id, { resolve, reject });
     if (current.outbox.length === 0) queueMicrotask(() => flush(current));
-    current.outbox.push({ ...write, id });
+    current.outbox.push({ ...item, id });
   });
 }
 
@@ -100,7 +119,8 @@ function start(): Writer {
   });
   const lost = (error: Error) => {
     if (writer === started) writer = undefined;
-    for (const { reject } of started.pending.values()) reject(new Error(`The file writer thread stopped (${error.message}); the write was not made.`));
+    for (const { reject } of started.pending.values())
+      reject(new Error(`The file writer thread stopped (${error.message}); the write or removal was not made.`));
     started.pending.clear();
   };
   worker.on("error", lost);
