@@ -118,8 +118,10 @@ export type FromWorker = { type: "responses"; responses: Response[] } | { type: 
  * Buffers share a pooled slab; transferring that would detach every Buffer on it.
  */
 export function transferList(...arrays: (Uint8Array | undefined)[]): ArrayBuffer[] {
-  return arrays.flatMap((bytes) => {
+  const buffers = arrays.flatMap((bytes) => {
     if (!bytes || bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength) return [];
     return bytes.buffer instanceof ArrayBuffer ? [bytes.buffer] : [];
   });
+  // A stored snapshot may be its image itself: a buffer listed twice cannot be transferred.
+  return [...new Set(buffers)];
 }

@@ -3,9 +3,10 @@
 // holds what the store has already written: durability is the store's, the cache just saves
 // reading it back.
 //
-// Each entry holds the snapshot as stored (compressed: the QuickJS counter's is about 4 KB),
-// and the most recent ones also its uncompressed image (about 10 KB; a StarlingMonkey
-// counter's 120–180 KB), which a warm wake takes (no copy) and applies without inflating.
+// Each entry holds the snapshot as stored, and the most recent ones also its uncompressed
+// image when that is not what was stored (a StarlingMonkey counter's, 120–180 KB, is stored
+// deflated; the QuickJS counter's, about 10 KB, as it is), which a warm wake takes (no
+// copy) and applies without inflating.
 // Images take at most half the cache, least recently used out first; so 64 MiB keeps the
 // images of thousands of QuickJS partitions and the snapshots of many more. Bounded by
 // bytes in all, least recently used out first.

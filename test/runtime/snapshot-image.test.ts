@@ -79,6 +79,21 @@ describe("snapshot image", () => {
     expect(bytes.length).toBeLessThan(1000);
   });
 
+  it("stores a small snapshot as its image, and deflates a large one", () => {
+    const live = state(pattern);
+    const pristine = capturePristine("c1", live);
+    const memory = new Uint8Array(live.memories[0]!.buffer);
+    memory[100]! ^= 1;
+    const small = encodeSnapshot(live, pristine);
+    expect(small.bytes).toBe(small.image);
+    memory.fill(7, 0, 100_000);
+    const large = encodeSnapshot(live, pristine);
+    expect(large.bytes.length).toBeLessThan(large.image.length / 10);
+    const restored = state(pattern);
+    applySnapshot(restored, pristine, large.bytes);
+    expect(bytesOf(restored).equals(bytesOf(live))).toBe(true);
+  });
+
   for (const [format, encode] of [
     [2, "each changed chunk as it is"],
     [4, "each changed chunk XORed with the pristine one"],
