@@ -1,19 +1,25 @@
 // A frozen partition is woken `prewarmMs` before its timer is due, so the event finds it
 // live; the fake clock is moved by `tick(now)`.
 import { describe, expect, it } from "vitest";
-import { testHosts } from "../support/host.ts";
+import { testHosts, type TestHost } from "../support/host.ts";
 import { deliverDirect, registerTasks, recorder } from "../support/recorder.ts";
 
 const hosts = testHosts();
 const host = hosts.start;
 
+/** A frozen recorder partition with a one-shot timer `later` due 5 s from `t0`. */
+async function frozenWithTimer(h: TestHost) {
+  const p = await recorder(h);
+  const t0 = h.now.value;
+  await registerTasks(h, p, { name: "later", after: 5000 });
+  await h.partitions.freeze(p);
+  return { p, t0 };
+}
+
 describe("waking partitions ahead of their timers", () => {
   it("wakes a frozen partition ahead of its timer, so the event finds it live", async () => {
     const h = await host({ prewarmMs: 1000 });
-    const p = await recorder(h);
-    const t0 = h.now.value;
-    await registerTasks(h, p, { name: "later", after: 5000 });
-    await h.partitions.freeze(p);
+    const { p, t0 } = await frozenWithTimer(h);
     await h.tick(t0 + 3999);
     expect(h.partitions.stateOf(p)).toBe("frozen");
     await h.tick(t0 + 4000);
@@ -29,10 +35,7 @@ describe("waking partitions ahead of their timers", () => {
 
   it("keeps a woken partition live until its timer, however short its idle timeout, then lets it freeze", async () => {
     const h = await host({ prewarmMs: 1000, idleTimeoutMs: 100 });
-    const p = await recorder(h);
-    const t0 = h.now.value;
-    await registerTasks(h, p, { name: "later", after: 5000 });
-    await h.partitions.freeze(p);
+    const { p, t0 } = await frozenWithTimer(h);
     await h.tick(t0 + 4000);
     await h.tick(t0 + 4999);
     expect(h.partitions.stateOf(p)).toBe("idle");
@@ -82,10 +85,7 @@ describe("waking partitions ahead of their timers", () => {
 
   it("wakes a partition only when its timer is due when prewarm is 0", async () => {
     const h = await host({ prewarmMs: 0 });
-    const p = await recorder(h);
-    const t0 = h.now.value;
-    await registerTasks(h, p, { name: "later", after: 5000 });
-    await h.partitions.freeze(p);
+    const { p, t0 } = await frozenWithTimer(h);
     await h.tick(t0 + 4999);
     expect(h.partitions.stateOf(p)).toBe("frozen");
     await h.tick(t0 + 5000);
