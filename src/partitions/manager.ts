@@ -258,13 +258,14 @@ export class PartitionManager {
    */
   async prewarm(id: string, until: number): Promise<boolean> {
     this.hold(id, until);
-    if (!this.#slotOf(id).live && this.liveCount() + this.#warming >= this.#options.maxLive) return false;
-    this.#warming++;
+    const frozen = !this.#slotOf(id).live;
+    if (frozen && this.liveCount() + this.#warming >= this.#options.maxLive) return false;
+    if (frozen) this.#warming++;
     try {
       // In its turn, even when live: a freeze under way may have begun before the hold.
       return (await this.activate(id)) !== "warm";
     } finally {
-      this.#warming--;
+      if (frozen) this.#warming--;
     }
   }
 
