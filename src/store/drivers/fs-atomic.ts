@@ -97,9 +97,8 @@ export default defineDriver((options: FsAtomicOptions) => {
   /** Key segments; accepts ":", "/" and "\" as separators like unstorage does. */
   const segmentsOf = (key: string): string[] => key.split(/[:/\\]/).filter((s) => s !== "");
 
-  /** Absolute path for an item key, refusing anything that could leave `base`. */
-  const pathOf = (key: string): string => {
-    const segments = segmentsOf(key);
+  /** An item key's segments, refusing any that name no file of their own under `base`. */
+  const checkedSegments = (key: string, segments = segmentsOf(key)): string[] => {
     if (segments.length === 0) throw invalidKeyError(key, "it is empty");
     for (const segment of segments) {
       if (segment === "." || segment === "..") {
@@ -111,7 +110,12 @@ export default defineDriver((options: FsAtomicOptions) => {
     if (isTempFileName(last)) {
       throw invalidKeyError(key, "its last segment is reserved for in-flight temp files");
     }
-    const path = join(base, ...segments);
+    return segments;
+  };
+
+  /** Absolute path for an item key, refusing anything that could leave `base`. */
+  const pathOf = (key: string): string => {
+    const path = join(base, ...checkedSegments(key));
     const rel = relative(base, path);
     if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) {
       throw invalidKeyError(key, "it resolves outside the data directory");
@@ -203,7 +207,7 @@ export default defineDriver((options: FsAtomicOptions) => {
     const segments = segmentsOf(key);
     const mount = segments.length > 1 ? packed.get(segments[0]!) : undefined;
     if (!mount) return undefined;
-    pathOf(key); // the same keys are refused as anywhere else
+    checkedSegments(key, segments); // the same keys are refused as anywhere else (no path is made: a packed item has no file)
     return { mount, rest: segments.slice(1).join(":") };
   };
 
