@@ -252,12 +252,11 @@ export class PartitionManager {
   }
 
   /**
-   * Hold a partition for an event due at `until` (see `hold`), waking it now if it is
-   * frozen, so the event finds it live. True when it was woken. Only into free room: a
-   * prewarm never freezes another partition.
+   * Wake a partition ahead of an event (hold it first, see `hold`), so the event finds it
+   * live. True when it was woken. Only into free room: a prewarm never freezes another
+   * partition.
    */
-  async prewarm(id: string, until: number): Promise<boolean> {
-    this.hold(id, until);
+  async prewarm(id: string): Promise<boolean> {
     const frozen = !this.#slotOf(id).live;
     if (frozen && this.liveCount() + this.#warming >= this.#options.maxLive) return false;
     if (frozen) this.#warming++;

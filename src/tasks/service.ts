@@ -182,7 +182,7 @@ export class TaskService {
     if (!budget.admits(task.priority) || !partitions.has(task.partition)) return;
     // Held at once (an idle check due now leaves it live), woken in its turn in the budget.
     partitions.hold(task.partition, due);
-    const woken = await budget.run(task.priority, () => partitions.prewarm(task.partition, due)).catch(() => false);
+    const woken = await budget.run(task.priority, () => partitions.prewarm(task.partition)).catch(() => false);
     if (woken) this.stats.prewarmed++;
   }
 
