@@ -142,9 +142,11 @@ export class TaskService {
     const due = task?.nextFire;
     if (!task || due === undefined) return; // cancelled since it was armed
     if (due > now) {
-      // Armed early to wake its partition first (or moved on since it was armed): it fires on time.
-      const warming = due - now <= this.#o.prewarmMs ? this.#prewarm(task, due) : undefined;
-      await this.#o.timers.arm(TASK_TIMER, id, this.#armAt(due));
+      // Moved on since it was armed: armed again already, for its new time.
+      if (due - now > this.#o.prewarmMs) return;
+      // Armed early to wake its partition first: it fires on time.
+      const warming = this.#prewarm(task, due);
+      await this.#o.timers.arm(TASK_TIMER, id, due);
       return void (await warming);
     }
     const admission = { priority: task.priority, whenConstrained: task.whenConstrained, ref: refOf(task), scheduledAt: due };
