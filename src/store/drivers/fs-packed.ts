@@ -660,8 +660,18 @@ async function truncateDurably(path: string, length: number): Promise<void> {
 
 async function eachBounded<T>(items: readonly T[], work: (item: T) => Promise<unknown>, atOnce = READS_AT_ONCE): Promise<void> {
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < items.length) await work(items[next++]!);
+    while (!failed && next < items.length) {
+      await work(items[next++]!).catch((error: unknown) => {
+        failed = true;
+        throw error;
+      });
+    }
   };
-  await Promise.all(Array.from({ length: Math.min(atOnce, items.length) }, worker));
+  // A failure stops the others taking more, and what they have under way is waited for: no
+  // write of a failed fold lands after its caller has moved on (a close, the folder's removal).
+  const settled = await Promise.allSettled(Array.from({ length: Math.min(atOnce, items.length) }, worker));
+  const failure = settled.find((result) => result.status === "rejected");
+  if (failure) throw failure.reason;
 }
