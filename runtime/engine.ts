@@ -51,7 +51,7 @@ export interface TableView {
 export interface StateView {
   readonly memories: readonly LinearMemory[];
   readonly globals: readonly { readonly global: GlobalCell; readonly type: CoreValueType }[];
-  /** Each table with the entries it held when instantiated, to detect a guest rewriting it. */
+  /** Each table with the entries it held when instantiated, to detect a guest rewriting it; none when no code of the component can write a table. */
   readonly tables: readonly { readonly table: TableView; readonly entries: readonly unknown[] }[];
 }
 

@@ -155,6 +155,8 @@ async function compileCached(prepared: PreparedComponent, key: string, maxMemory
     }),
   );
   const glue = (await import(pathToFileURL(join(prepared.location, glueFileOf(manifest))).href)) as Glue;
+  // A table any module can write (its own, or one it imports) must be checked on every freeze.
+  const tablesMayChange = [...modules.values()].some((module) => layouts.get(module)!.writesTables);
 
   return {
     digest: prepared.digest,
@@ -185,7 +187,7 @@ async function compileCached(prepared: PreparedComponent, key: string, maxMemory
         );
       }
       const { handler, lifecycle, handover } = exports as Partial<Partition> & Pick<Partition, "handler" | "lifecycle">;
-      return { exports: { handler, lifecycle, ...(handover ? { handover } : {}) }, state: stateViewOf(cores) };
+      return { exports: { handler, lifecycle, ...(handover ? { handover } : {}) }, state: stateViewOf(cores, tablesMayChange) };
     },
   };
 }

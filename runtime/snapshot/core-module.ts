@@ -4,11 +4,12 @@
  * (and restore) state that toolchains keep private, such as the shadow stack
  * pointer global.
  *
- * Only the import, table, memory, global and export sections are parsed; all
- * other sections (notably code and data) are copied as whole slices, so the
- * cost is dominated by one final concatenation.
+ * Only the import, table, memory, global and export sections are parsed, and the
+ * code section scanned for table writes; all sections (notably code and data) are
+ * copied as whole slices.
  */
 import type { CoreValueType } from "../engine.ts";
+import { codeMayWriteTables } from "./code-scan.ts";
 import { Leb128Error, readU32, skipLeb128, u32Size, writeU32 } from "./leb128.ts";
 import { DormantError } from "../errors.ts";
 
@@ -18,6 +19,8 @@ export interface DefinedState {
   /** Each defined global: its index in the global index space, value type, mutability, and the export name to read it by. */
   globals: { index: number; type: CoreValueType; mutable: boolean; exportName: string }[];
   tables: { index: number; exportName: string }[];
+  /** Whether the module's code may write a table (any module's, through an import too): see `codeMayWriteTables`. */
+  writesTables: boolean;
 }
 
 export interface ExposedModule {
@@ -542,6 +545,7 @@ export function exposeDefinedState(module: Uint8Array, options: { maxMemoryPages
   let definedGlobals: GlobalType[] = [];
   let exportSection: ExportSection | undefined;
   let exportSpan: SectionSpan | undefined;
+  let writesTables = false;
   const seen = new Set<number>();
 
   for (const s of sections) {
@@ -570,10 +574,13 @@ export function exposeDefinedState(module: Uint8Array, options: { maxMemoryPages
         exportSection = parseExports(reader());
         exportSpan = s;
         break;
+      case 10:
+        writesTables = codeMayWriteTables(module, s.contentStart, s.end);
+        break;
     }
   }
 
-  const state: DefinedState = { memories: [], globals: [], tables: [] };
+  const state: DefinedState = { memories: [], globals: [], tables: [], writesTables };
   const added: NewExport[] = [];
   const reserve = (kind: number, label: string, index: number): string => {
     const name = `$dormant:${label}:${index}`;

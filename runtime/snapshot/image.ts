@@ -170,20 +170,19 @@ function words(bytes: Uint8Array): Int32Array {
 function runsOf(now: Int32Array, was: Int32Array, first: number): number[] {
   const end = Math.min(first + WORDS, now.length);
   const baseEnd = Math.min(end, was.length);
-  const differs = (w: number) => now[w] !== (w < baseEnd ? was[w] : 0);
   const runs: number[] = [];
-  let w = first;
-  while (w < end) {
-    if (!differs(w)) {
-      w++;
-      continue;
+  // One pass, no closure: this loop reads every word of every changed chunk on each freeze.
+  let start = -1;
+  let last = -2 - GAP; // the last differing word seen
+  for (let w = first; w < end; w++) {
+    if (now[w] === (w < baseEnd ? was[w] : 0)) continue;
+    if (w - last > GAP + 1) {
+      if (start >= 0) runs.push(start - first, last + 1 - start);
+      start = w;
     }
-    const start = w;
-    let last = w; // the last differing word of the run
-    for (w++; w < end && w - last <= GAP + 1; w++) if (differs(w)) last = w;
-    runs.push(start - first, last + 1 - start);
-    w = last + 1;
+    last = w;
   }
+  if (start >= 0) runs.push(start - first, last + 1 - start);
   return runs;
 }
 
@@ -287,11 +286,12 @@ function damaged(what: string): DormantError {
  * false, changing nothing, when that cannot be done exactly — a memory grew (memories
  * cannot shrink), a table changed, or a global holds what JS cannot read or write.
  * `dirty`, when the caller knows it (the instance ran nothing since `encodeSnapshot` said
- * so), spares comparing every chunk: only those are copied back.
+ * so), spares comparing every chunk, only those are copied back, and spares reading the
+ * tables again (`encodeSnapshot` found them unchanged).
  */
 export function resetToPristine(view: StateView, pristine: PristineImage, dirty?: Dirty): boolean {
   if (view.memories.some((memory, m) => memory.buffer.byteLength !== pristine.memories[m]?.length)) return false;
-  if (view.tables.some(({ table, entries }) => !tableUnchanged(table, entries))) return false;
+  if (!dirty && view.tables.some(({ table, entries }) => !tableUnchanged(table, entries))) return false;
   if (
     view.globals.some(
       ({ global, type }, g) =>

@@ -79,6 +79,7 @@ describe("exposeDefinedState", () => {
     expect(state).toEqual({
       memories: [],
       tables: [],
+      writesTables: false,
       globals: [
         { index: 1, type: "i32", mutable: true, exportName: "$dormant:global:1" },
         { index: 2, type: "i64", mutable: true, exportName: "$dormant:global:2" },
@@ -311,7 +312,7 @@ describe("exposeDefinedState", () => {
     const original = await wat(`(module (import "env" "m" (memory 1)) (func (export "f")))`);
     const { bytes, state } = exposeDefinedState(original);
 
-    expect(state).toEqual({ memories: [], globals: [], tables: [] });
+    expect(state).toEqual({ memories: [], globals: [], tables: [], writesTables: false });
     expect(bytes).toEqual(original);
     expect(bytes.buffer).not.toBe(original.buffer);
   });

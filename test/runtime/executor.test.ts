@@ -10,6 +10,8 @@ import { guestFile, JS_ENGINES } from "../support/guests.ts";
 import { bodyText, event, LIMITS, noTasks, startPool } from "../support/runtime.ts";
 
 const guests = inject("guests");
+/** wat-minimal's on-task begins with this. */
+const ON_TASK = "(global.set $count (i32.add (global.get $count) (i32.const 1)))";
 let pool: ExecutorPool;
 let counter: PreparedComponent;
 let wat: PreparedComponent;
@@ -124,6 +126,23 @@ describe("bad components", () => {
     ).rejects.toThrow(/trapped while being instantiated: unreachable/);
     expect(pool.isLive("trapper")).toBe(false);
     expect((await push("indep-a")).count).toBeGreaterThan(0);
+  });
+});
+
+describe("snapshots", () => {
+  it("refuses to freeze a guest that rewrote its function table, saying why", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "dormant-table-"));
+    const source = (await readFile(new URL("../../guests/wat-minimal/wat-minimal.wat", import.meta.url), "utf8"))
+      .replace(/\)\s*$/, "(table $t 1 funcref) (elem declare func $realloc))")
+      .replace(ON_TASK, `(table.set $t (i32.const 0) (ref.func $realloc))\n${ON_TASK}`);
+    await writeFile(join(dir, "table.wat"), source);
+    const rewriter = await pool.prepare(await buildComponent(join(dir, "table.wat"), { witDir: new URL("../../wit", import.meta.url).pathname }));
+    await pool.activate("rewriter", { component: rewriter, reason: "fresh", host: noTasks(), now: 0, spareInstances: 0, limits: LIMITS });
+    await pool.call("rewriter", event("tick"), noTasks(), 0, LIMITS);
+    await expect(pool.snapshot("rewriter")).rejects.toMatchObject({
+      code: "snapshot-format",
+      message: expect.stringMatching(/Table \d+ of component .* changed since instantiation; Dormant cannot snapshot rewritten function tables/),
+    });
   });
 });
 
