@@ -163,8 +163,10 @@ export class SnapshotStore {
         bytes: data.byteLength,
         takenAt,
       };
-      // Order matters: the blob must be complete before any head names it.
-      await ps.setItemRaw(String(ref.seq), data);
+      // Order matters: the blob must be complete before any head names it. Until then nothing
+      // reads it, so a driver may write it in place (fs: no temp file, rename or directory
+      // fsync; the head's write syncs the same directory): see RawWriteOptions.
+      await ps.setItemRaw(String(ref.seq), data, { unreferenced: true });
       await options.beforeHead?.();
       const head: SnapshotHead = old ? { latest: ref, previous: old.latest } : { latest: ref };
       await ps.setItem(HEAD_KEY, head);

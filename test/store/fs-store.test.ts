@@ -108,6 +108,24 @@ describe("fs store specifics", () => {
     expect((await walk(dataDir)).filter((e) => e.path.endsWith(".tmp"))).toEqual([]);
   });
 
+  it("writes a key nothing names yet in place, and any other write as a new file renamed over the old", async () => {
+    const path = join(dataDir, "snapshots", "p1", "7");
+    await store.snapshots.setItemRaw("p1:7", awkwardBytes(3000), { unreferenced: true });
+    const first = (await stat(path)).ino;
+    const bytes = awkwardBytes(1000);
+    await store.snapshots.setItemRaw("p1:7", bytes, { unreferenced: true });
+    expect((await stat(path)).ino).toBe(first);
+    expect(Buffer.from((await store.snapshots.getItemRaw("p1:7")) as Uint8Array)).toEqual(Buffer.from(bytes));
+    await store.snapshots.setItemRaw("p1:7", bytes);
+    expect((await stat(path)).ino).not.toBe(first);
+  });
+
+  it("makes the folder of a key written in place, 0700, the file 0600", async () => {
+    await store.snapshots.setItemRaw("p2:1", awkwardBytes(10), { unreferenced: true });
+    expect((await stat(join(dataDir, "snapshots", "p2"))).mode & 0o777).toBe(0o700);
+    expect((await stat(join(dataDir, "snapshots", "p2", "1"))).mode & 0o777).toBe(0o600);
+  });
+
   it("stores keys as nested paths under the data directory", async () => {
     await store.components.setItem("nested:deeper:c", { a: 1 });
     expect((await stat(join(dataDir, "components", "nested", "deeper", "c"))).isFile()).toBe(true);

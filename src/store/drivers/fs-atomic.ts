@@ -21,8 +21,18 @@ import { defineDriver } from "unstorage";
 import { DormantError } from "../../../runtime/index.ts";
 import { isLockName, lockDir, type DirLock } from "./fs-lock.ts";
 import { PACKED_DIR, PackedMount, type CompactAfter, type PackedIo } from "./fs-packed.ts";
-import { removeFile, writeAtomically } from "./fs-writer.ts";
+import { removeFile, writeAtomically, writeInPlace } from "./fs-writer.ts";
 import { randomText } from "../../random.ts";
+
+/**
+ * What a caller may say of a raw write. `unreferenced`: nothing reads the key until a later
+ * write names it (a snapshot blob, before its head), so the file is written in place: no temp
+ * file, rename or directory fsync (the naming write's fsync of the same directory covers its
+ * entry). A write cut short leaves a torn file that nothing names. Other drivers ignore it.
+ */
+export interface RawWriteOptions {
+  unreferenced?: boolean;
+}
 
 export interface FsAtomicOptions {
   /** Directory holding the data; created on first write if missing. */
@@ -168,24 +178,31 @@ export default defineDriver((options: FsAtomicOptions) => {
   const writeAtomic = (key: string, data: Uint8Array | string): Promise<void> => writeFileAtomic(pathOf(key), data);
 
   /** `syncDirAfter: false` for a caller that writes many files into one directory and fsyncs it once after them. */
-  const writeFileAtomic = async (target: string, data: Uint8Array | string, syncDirAfter = true): Promise<void> => {
+  const writeFileAtomic = async (target: string, data: Uint8Array | string, syncDirAfter = true, inPlace = false): Promise<void> => {
     const dir = dirname(target);
     const known = knownDirs.has(dir);
     try {
-      await writeInto(dir, target, data, known, syncDirAfter);
+      await writeInto(dir, target, data, known, syncDirAfter, inPlace);
     } catch (err) {
       if (!known || errnoCode(err) !== "ENOENT") throw err;
       // The directory was removed under us (by hand, or by a clear racing this write): make it again, once.
       forget(dir);
-      await writeInto(dir, target, data, false, syncDirAfter);
+      await writeInto(dir, target, data, false, syncDirAfter, inPlace);
     }
   };
 
-  /** The whole write on the writer thread (fs-writer.ts): temp file, fsync, rename, and the directory's fsync. */
-  const writeInto = async (dir: string, target: string, data: Uint8Array | string, known: boolean, syncDir: boolean): Promise<void> => {
-    const name = target.slice(dir.length + 1);
-    const temp = join(dir, `.${name}.${process.pid}.${randomText(6, "hex")}.tmp`);
-    await writeAtomically({ dir, mkdir: !known, dirMode, temp, fileMode, target, data, syncDir });
+  /**
+   * The whole write on the writer thread (fs-writer.ts): temp file, fsync, rename, and the
+   * directory's fsync; or, `inPlace` (for a key nothing names yet), the file itself and its fsync.
+   */
+  const writeInto = async (dir: string, target: string, data: Uint8Array | string, known: boolean, syncDir: boolean, inPlace = false): Promise<void> => {
+    if (inPlace && typeof data !== "string") {
+      await writeInPlace({ dir, mkdir: !known, dirMode, fileMode, target, data });
+    } else {
+      const name = target.slice(dir.length + 1);
+      const temp = join(dir, `.${name}.${process.pid}.${randomText(6, "hex")}.tmp`);
+      await writeAtomically({ dir, mkdir: !known, dirMode, temp, fileMode, target, data, syncDir });
+    }
     remember(dir);
   };
 
@@ -271,10 +288,10 @@ export default defineDriver((options: FsAtomicOptions) => {
       if (inPack) return inPack.mount.set(inPack.rest, Buffer.from(value, "utf8"));
       return writeAtomic(key, value);
     },
-    setItemRaw(key: string, value: unknown) {
+    setItemRaw(key: string, value: unknown, options?: RawWriteOptions) {
       const inPack = packedOf(key);
       if (inPack) return inPack.mount.set(inPack.rest, copyOf(toBytes(value, key)));
-      return writeAtomic(key, toBytes(value, key));
+      return options?.unreferenced ? writeFileAtomic(pathOf(key), toBytes(value, key), false, true) : writeAtomic(key, toBytes(value, key));
     },
     async removeItem(key: string) {
       const inPack = packedOf(key);

@@ -37,12 +37,27 @@ interface WriteError {
 const WRITER = `
 const { parentPort } = require("node:worker_threads");
 const fs = require("node:fs");
-parentPort.on("message", (batch) => parentPort.postMessage(batch.map((item) => (item.remove === undefined ? write(item) : remove(item)))));
+parentPort.on("message", (batch) => parentPort.postMessage(batch.map((item) => (item.remove !== undefined ? remove(item) : item.temp === undefined ? writeInPlace(item) : write(item)))));
 function remove({ id, remove }) {
   try {
     fs.rmSync(remove, { force: true });
     return { id };
   } catch (error) {
+    return { id, error: { message: error.message, code: error.code, errno: error.errno, syscall: error.syscall, path: error.path } };
+  }
+}
+function writeInPlace({ id, dir, mkdir, dirMode, fileMode, target, data }) {
+  let fd;
+  try {
+    if (mkdir) fs.mkdirSync(dir, { recursive: true, mode: dirMode });
+    fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, fileMode);
+    for (let at = 0; at < data.length; ) at += fs.writeSync(fd, data, at, data.length - at);
+    fs.fdatasyncSync(fd);
+    fs.closeSync(fd);
+    return { id };
+  } catch (error) {
+    if (fd !== undefined) try { fs.closeSync(fd); } catch {}
+    try { fs.rmSync(target, { force: true }); } catch {}
     return { id, error: { message: error.message, code: error.code, errno: error.errno, syscall: error.syscall, path: error.path } };
   }
 }
@@ -68,10 +83,24 @@ function write({ id, dir, mkdir, dirMode, temp, fileMode, target, data, syncDir 
 }
 `;
 
+/**
+ * A file no reader looks at until a later write names it (a snapshot blob before its head):
+ * written where it goes and synced, without a temp file, a rename or the directory's fsync.
+ * A write cut short leaves a torn file that nothing names; the next write of it replaces it.
+ */
+export interface InPlaceWrite {
+  dir: string;
+  mkdir: boolean;
+  dirMode: number;
+  fileMode: number;
+  target: string;
+  data: Uint8Array;
+}
+
 interface Writer {
   worker: Worker;
   pending: Map<number, { resolve: () => void; reject: (error: Error) => void }>;
-  outbox: ((AtomicWrite | { remove: string }) & { id: number })[];
+  outbox: ((AtomicWrite | InPlaceWrite | { remove: string }) & { id: number })[];
 }
 
 let writer: Writer | undefined;
@@ -82,12 +111,17 @@ export function writeAtomically(write: AtomicWrite): Promise<void> {
   return send(write);
 }
 
+/** Write a file no reader expects yet (see InPlaceWrite), durably. */
+export function writeInPlace(write: InPlaceWrite): Promise<void> {
+  return send(write);
+}
+
 /** Remove a file (or nothing, if there is none), after every write and removal asked for before. */
 export function removeFile(path: string): Promise<void> {
   return send({ remove: path });
 }
 
-function send(item: AtomicWrite | { remove: string }): Promise<void> {
+function send(item: AtomicWrite | InPlaceWrite | { remove: string }): Promise<void> {
   const current = (writer ??= start());
   const id = nextId++;
   return new Promise((resolve, reject) => {
