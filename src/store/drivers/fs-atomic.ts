@@ -5,7 +5,8 @@
  * mid-write leaves a torn file behind. Here every write goes to a temp file
  * in the target's directory, is fsynced, and is then renamed over the target:
  * rename is atomic within a filesystem, so readers see either the old or the
- * new content, never a mix. Keys map to paths like unstorage's fs driver
+ * new content, never a mix (a raw write of a key nothing reads yet may skip that: see
+ * RawWriteOptions). Keys map to paths like unstorage's fs driver
  * ("a:b:c" → "<base>/a/b/c"), except in the `packed` mounts, whose small records share
  * bucket files behind a journal (see fs-packed.ts).
  *
@@ -177,7 +178,10 @@ export default defineDriver((options: FsAtomicOptions) => {
 
   const writeAtomic = (key: string, data: Uint8Array | string): Promise<void> => writeFileAtomic(pathOf(key), data);
 
-  /** `syncDirAfter: false` for a caller that writes many files into one directory and fsyncs it once after them. */
+  /**
+   * `syncDirAfter: false` for a caller that writes many files into one directory and fsyncs it
+   * once after them; `inPlace` for a file nothing names yet (see RawWriteOptions).
+   */
   const writeFileAtomic = async (target: string, data: Uint8Array | string, syncDirAfter = true, inPlace = false): Promise<void> => {
     const dir = dirname(target);
     const known = knownDirs.has(dir);
