@@ -38,6 +38,8 @@ const PLAIN_PREFIX = 8;
  */
 const ZLIB = { level: 4, windowBits: 13, memLevel: 6 } as const;
 const CHUNK = 4096;
+/** Chunks compared at once before each of them is (see `encodeSnapshot`). */
+const BLOCK = 16 * CHUNK;
 const WORDS = CHUNK / 4;
 const PAGE = 65536;
 /** Equal words between two that differ are kept in one run when there are at most this many (a new run costs a word). */
@@ -100,8 +102,13 @@ export function encodeSnapshot(view: StateView, pristine: PristineImage): { byte
     const current = Buffer.from(memory.buffer);
     const base = pristine.memories[m] ?? Buffer.alloc(0);
     const chunks: number[] = [];
-    for (let offset = 0; offset < current.length; offset += CHUNK) {
-      if (!sameAsBase(current, base, offset, Math.min(offset + CHUNK, current.length))) chunks.push(offset / CHUNK);
+    // A block of chunks at a time first: most of a memory is as it was, and each compare is a call into C++.
+    for (let block = 0; block < current.length; block += BLOCK) {
+      const blockEnd = Math.min(block + BLOCK, current.length);
+      if (sameAsBase(current, base, block, blockEnd)) continue;
+      for (let offset = block; offset < blockEnd; offset += CHUNK) {
+        if (!sameAsBase(current, base, offset, Math.min(offset + CHUNK, current.length))) chunks.push(offset / CHUNK);
+      }
     }
     header.memories.push({ byteLength: current.length, chunks });
     memoryBytes += current.length;
@@ -357,7 +364,7 @@ function sameAsBase(current: Buffer, base: Buffer, offset: number, end: number):
   return zeroFrom >= end || current.compare(ZERO, 0, end - zeroFrom, zeroFrom, end) === 0;
 }
 
-const ZERO = Buffer.alloc(CHUNK);
+const ZERO = Buffer.alloc(BLOCK);
 
 /** Numbers for numeric globals; for references whether one is set; null for what JS cannot read (v128). */
 function readGlobal(global: GlobalCell, type: CoreValueType): GlobalValue {
