@@ -220,7 +220,42 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
     driver = config.kind === "fs" ? await openFs(config.dir, foldReporter(config.description, options.onEvent)) : await openRedis(config);
   }
   const guarded = guardedDriver(driver, config.description, timeoutMs);
-  return storeOver(createStorage({ driver: guarded }), guarded, config, postgres);
+  const store = storeOver(createStorage({ driver: guarded }), guarded, config, postgres);
+  try {
+    await markFormat(store);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return store;
+}
+
+/**
+ * The layout of what a store holds, kept in it under FORMAT_KEY. Raise it with any change an
+ * earlier version would misread (a snapshot it cannot find looks to it like a partition never
+ * frozen, which it would start fresh): a host refuses a store of a newer format, saying so,
+ * and marks one that has no marker yet with its own.
+ */
+export const STORE_FORMAT = 1;
+const FORMAT_KEY = "store-format";
+
+async function markFormat(store: Store): Promise<void> {
+  const found = await store.root.getItem<unknown>(FORMAT_KEY);
+  if (found === null || found === undefined) return store.root.setItem(FORMAT_KEY, STORE_FORMAT);
+  if (!Number.isSafeInteger(found) || (found as number) < 1) {
+    throw new DormantError(
+      "store-config",
+      `The store ${store.description} has an unreadable format marker (${JSON.stringify(found)} under "${FORMAT_KEY}"). ` +
+        `Set it to the format the store was written in (${STORE_FORMAT} for this version), or restore it from a backup.`,
+    );
+  }
+  if ((found as number) > STORE_FORMAT) {
+    throw new DormantError(
+      "store-config",
+      `The store ${store.description} was written by a newer Dormant (store format ${found as number}; this version reads format ${STORE_FORMAT}). ` +
+        `Run that newer version on it, or start this one on another store.`,
+    );
+  }
 }
 
 /** Mounts whose records a host reads all at once at start: on the fs store they are packed into bucket files (fs-packed.ts). */

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import fsAtomicDriver from "../../src/store/drivers/fs-atomic.ts";
 import { LOCK_NAME } from "../../src/store/drivers/fs-lock.ts";
 import { bucketOf } from "../../src/store/drivers/fs-packed.ts";
-import { FOLD_REPORT_MS, foldReporter, openStore, parseStoreUrl, type Store } from "../../src/store/open.ts";
+import { FOLD_REPORT_MS, foldReporter, openStore, parseStoreUrl, STORE_FORMAT, type Store } from "../../src/store/open.ts";
 import type { StoreEvent } from "../../src/store/watch.ts";
 import { SnapshotStore } from "../../src/store/snapshot-store.ts";
 import { awkwardBytes, describeStoreContract } from "./store-contract.ts";
@@ -134,7 +134,7 @@ describe("fs store specifics", () => {
   it("packs partition records and registrations into bucket files, not a file each", async () => {
     await Promise.all(Array.from({ length: 200 }, (_, i) => store.partitions.setItem(`p_${i}`, { i })));
     await store.registrations.setItem("p_1", [{ name: "beat" }]);
-    const files = (await walk(dataDir)).filter((e) => !e.isDir && !e.path.includes(LOCK_NAME)).map((e) => e.path);
+    const files = (await walk(dataDir)).filter((e) => !e.isDir && !e.path.includes(LOCK_NAME) && !e.path.endsWith("store-format")).map((e) => e.path);
     expect(files.every((path) => path.includes(`${sep}.packed${sep}`))).toBe(true);
     expect(files.length).toBeLessThan(200);
     expect((await store.partitions.getKeys()).length).toBe(200);
@@ -262,7 +262,7 @@ describe("fs store specifics", () => {
     await driver.setItem!("snapshots:p1:head", "{}", {});
     await driver.setItem!("registrations:r", "{}", {});
     await driver.clear!("snapshots:", {});
-    expect(await driver.getKeys("", {})).toEqual(["registrations:r"]);
+    expect(await driver.getKeys("", {})).toEqual(["registrations:r", "store-format"]);
   });
 });
 
@@ -338,6 +338,37 @@ describe("folds of a record journal that fail", () => {
     expect(await foldAfter(FOLD_REPORT_MS - 3000, "f")).toMatchObject({ code: "EISDIR" });
     expect(events).toHaveLength(2);
     expect(events[1]).toMatchObject({ type: "store-unavailable", error: { message: expect.stringContaining(`(failing since ${since})`) } });
+  });
+});
+
+describe("the store's format", () => {
+  it("marks a new store with this version's format", async () => {
+    const store = await openTempFsStore();
+    try {
+      expect(await store.root.getItem("store-format")).toBe(STORE_FORMAT);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("refuses a store written by a newer version, saying so, and lets it go for the next host", async () => {
+    const dir = await tempDirs();
+    try {
+      const url = `fs:${join(dir, "data")}`;
+      const first = await openStore({ url });
+      await first.root.setItem("store-format", STORE_FORMAT + 1);
+      await first.close();
+      await expect(openStore({ url })).rejects.toMatchObject({
+        code: "store-config",
+        message: expect.stringMatching(
+          new RegExp(`written by a newer Dormant \\(store format ${STORE_FORMAT + 1}; this version reads format ${STORE_FORMAT}\\)`),
+        ),
+      });
+      // The refusal closed the store: a second try is refused the same way, not as locked by the first.
+      await expect(openStore({ url })).rejects.toMatchObject({ code: "store-config" });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

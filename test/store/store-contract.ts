@@ -131,7 +131,7 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         await store.registrations.removeItem("same");
         expect(await store.registrations.getItem("same")).toBeNull();
         expect(await store.components.getItem("same")).toBe("component");
-        expect((await store.root.getKeys()).sort()).toEqual(["components:same"]);
+        expect((await store.root.getKeys()).sort()).toEqual(["components:same", "store-format"]);
       });
 
       it("isolates two partitions' prefixes even when one id is a prefix of the other", async () => {
