@@ -1,4 +1,4 @@
-import { readFile, writeFile, mkdtemp } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -23,6 +23,17 @@ beforeAll(async () => {
   wat = await pool.prepare(await readFile(guests.wat));
 });
 afterAll(() => pool.close());
+
+/** wat-minimal changed by `edit`, built and prepared (its folder removed again). */
+async function watVariant(edit: (source: string) => string): Promise<PreparedComponent> {
+  const dir = await mkdtemp(join(tmpdir(), "dormant-wat-variant-"));
+  try {
+    await writeFile(join(dir, "guest.wat"), edit(await readFile(new URL("../../guests/wat-minimal/wat-minimal.wat", import.meta.url), "utf8")));
+    return await pool.prepare(await buildComponent(join(dir, "guest.wat"), { witDir: new URL("../../wit", import.meta.url).pathname }));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
 
 async function push(partition: string): Promise<Record<string, unknown>> {
   const { outcome } = await pool.call(partition, event("push"), noTasks(), 0, LIMITS);
@@ -114,13 +125,7 @@ describe("bad components", () => {
   });
 
   it("reports a trap during instantiation and keeps the executor working", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "dormant-trap-"));
-    const source = (await readFile(new URL("../../guests/wat-minimal/wat-minimal.wat", import.meta.url), "utf8")).replace(
-      /\)\s*$/,
-      "(func $boom unreachable) (start $boom))",
-    );
-    await writeFile(join(dir, "trap.wat"), source);
-    const trapping = await pool.prepare(await buildComponent(join(dir, "trap.wat"), { witDir: new URL("../../wit", import.meta.url).pathname }));
+    const trapping = await watVariant((source) => source.replace(/\)\s*$/, "(func $boom unreachable) (start $boom))"));
     await expect(
       pool.activate("trapper", { component: trapping, reason: "fresh", host: noTasks(), now: 0, spareInstances: 0, limits: LIMITS }),
     ).rejects.toThrow(/trapped while being instantiated: unreachable/);
@@ -131,12 +136,11 @@ describe("bad components", () => {
 
 describe("snapshots", () => {
   it("refuses to freeze a guest that rewrote its function table, saying why", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "dormant-table-"));
-    const source = (await readFile(new URL("../../guests/wat-minimal/wat-minimal.wat", import.meta.url), "utf8"))
-      .replace(/\)\s*$/, "(table $t 1 funcref) (elem declare func $realloc))")
-      .replace(ON_TASK, `(table.set $t (i32.const 0) (ref.func $realloc))\n${ON_TASK}`);
-    await writeFile(join(dir, "table.wat"), source);
-    const rewriter = await pool.prepare(await buildComponent(join(dir, "table.wat"), { witDir: new URL("../../wit", import.meta.url).pathname }));
+    const rewriter = await watVariant((source) =>
+      source
+        .replace(/\)\s*$/, "(table $t 1 funcref) (elem declare func $realloc))")
+        .replace(ON_TASK, `(table.set $t (i32.const 0) (ref.func $realloc))\n${ON_TASK}`),
+    );
     await pool.activate("rewriter", { component: rewriter, reason: "fresh", host: noTasks(), now: 0, spareInstances: 0, limits: LIMITS });
     await pool.call("rewriter", event("tick"), noTasks(), 0, LIMITS);
     await expect(pool.snapshot("rewriter")).rejects.toMatchObject({
