@@ -242,17 +242,17 @@ const FORMAT_KEY = "store-format";
 async function markFormat(store: Store): Promise<void> {
   const found = await store.root.getItem<unknown>(FORMAT_KEY);
   if (found === null || found === undefined) return store.root.setItem(FORMAT_KEY, STORE_FORMAT);
-  if (!Number.isSafeInteger(found) || (found as number) < 1) {
+  if (typeof found !== "number" || !Number.isSafeInteger(found) || found < 1) {
     throw new DormantError(
       "store-config",
       `The store ${store.description} has an unreadable format marker (${JSON.stringify(found)} under "${FORMAT_KEY}"). ` +
         `Set it to the format the store was written in (${STORE_FORMAT} for this version), or restore it from a backup.`,
     );
   }
-  if ((found as number) > STORE_FORMAT) {
+  if (found > STORE_FORMAT) {
     throw new DormantError(
       "store-config",
-      `The store ${store.description} was written by a newer Dormant (store format ${found as number}; this version reads format ${STORE_FORMAT}). ` +
+      `The store ${store.description} was written by a newer Dormant (store format ${found}; this version reads format ${STORE_FORMAT}). ` +
         `Run that newer version on it, or start this one on another store.`,
     );
   }

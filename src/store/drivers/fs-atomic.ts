@@ -178,34 +178,31 @@ export default defineDriver((options: FsAtomicOptions) => {
 
   const writeAtomic = (key: string, data: Uint8Array | string): Promise<void> => writeFileAtomic(pathOf(key), data);
 
+  /** `syncDirAfter: false` for a caller that writes many files into one directory and fsyncs it once after them. */
+  const writeFileAtomic = (target: string, data: Uint8Array | string, syncDirAfter = true): Promise<void> =>
+    intoDir(target, (dir, mkdir) => {
+      const temp = join(dir, `.${target.slice(dir.length + 1)}.${process.pid}.${randomText(6, "hex")}.tmp`);
+      return writeAtomically({ dir, mkdir, dirMode, temp, fileMode, target, data, syncDir: syncDirAfter });
+    });
+
+  /** A file nothing names yet, written where it goes (see RawWriteOptions). */
+  const writeFileInPlace = (target: string, data: Uint8Array): Promise<void> =>
+    intoDir(target, (dir, mkdir) => writeInPlace({ dir, mkdir, dirMode, fileMode, target, data }));
+
   /**
-   * `syncDirAfter: false` for a caller that writes many files into one directory and fsyncs it
-   * once after them; `inPlace` for a file nothing names yet (see RawWriteOptions).
+   * One write on the writer thread (fs-writer.ts) into `target`'s directory, made first unless
+   * known to exist; made again and the write tried once more if it was removed under us (by
+   * hand, or by a clear racing this write).
    */
-  const writeFileAtomic = async (target: string, data: Uint8Array | string, syncDirAfter = true, inPlace = false): Promise<void> => {
+  const intoDir = async (target: string, write: (dir: string, mkdir: boolean) => Promise<void>): Promise<void> => {
     const dir = dirname(target);
     const known = knownDirs.has(dir);
     try {
-      await writeInto(dir, target, data, known, syncDirAfter, inPlace);
+      await write(dir, !known);
     } catch (err) {
       if (!known || errnoCode(err) !== "ENOENT") throw err;
-      // The directory was removed under us (by hand, or by a clear racing this write): make it again, once.
       forget(dir);
-      await writeInto(dir, target, data, false, syncDirAfter, inPlace);
-    }
-  };
-
-  /**
-   * The whole write on the writer thread (fs-writer.ts): temp file, fsync, rename, and the
-   * directory's fsync; or, `inPlace` (for a key nothing names yet), the file itself and its fsync.
-   */
-  const writeInto = async (dir: string, target: string, data: Uint8Array | string, known: boolean, syncDir: boolean, inPlace = false): Promise<void> => {
-    if (inPlace && typeof data !== "string") {
-      await writeInPlace({ dir, mkdir: !known, dirMode, fileMode, target, data });
-    } else {
-      const name = target.slice(dir.length + 1);
-      const temp = join(dir, `.${name}.${process.pid}.${randomText(6, "hex")}.tmp`);
-      await writeAtomically({ dir, mkdir: !known, dirMode, temp, fileMode, target, data, syncDir });
+      await write(dir, true);
     }
     remember(dir);
   };
@@ -295,7 +292,8 @@ export default defineDriver((options: FsAtomicOptions) => {
     setItemRaw(key: string, value: unknown, options?: RawWriteOptions) {
       const inPack = packedOf(key);
       if (inPack) return inPack.mount.set(inPack.rest, copyOf(toBytes(value, key)));
-      return options?.unreferenced ? writeFileAtomic(pathOf(key), toBytes(value, key), false, true) : writeAtomic(key, toBytes(value, key));
+      const bytes = toBytes(value, key);
+      return options?.unreferenced && typeof bytes !== "string" ? writeFileInPlace(pathOf(key), bytes) : writeAtomic(key, bytes);
     },
     async removeItem(key: string) {
       const inPack = packedOf(key);

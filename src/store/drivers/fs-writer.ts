@@ -38,12 +38,15 @@ const WRITER = `
 const { parentPort } = require("node:worker_threads");
 const fs = require("node:fs");
 parentPort.on("message", (batch) => parentPort.postMessage(batch.map((item) => (item.remove !== undefined ? remove(item) : item.temp === undefined ? writeInPlace(item) : write(item)))));
+function failed(id, error) {
+  return { id, error: { message: error.message, code: error.code, errno: error.errno, syscall: error.syscall, path: error.path } };
+}
 function remove({ id, remove }) {
   try {
     fs.rmSync(remove, { force: true });
     return { id };
   } catch (error) {
-    return { id, error: { message: error.message, code: error.code, errno: error.errno, syscall: error.syscall, path: error.path } };
+    return failed(id, error);
   }
 }
 function writeInPlace({ id, dir, mkdir, dirMode, fileMode, target, data }) {
@@ -58,7 +61,7 @@ function writeInPlace({ id, dir, mkdir, dirMode, fileMode, target, data }) {
   } catch (error) {
     if (fd !== undefined) try { fs.closeSync(fd); } catch {}
     try { fs.rmSync(target, { force: true }); } catch {}
-    return { id, error: { message: error.message, code: error.code, errno: error.errno, syscall: error.syscall, path: error.path } };
+    return failed(id, error);
   }
 }
 function write({ id, dir, mkdir, dirMode, temp, fileMode, target, data, syncDir }) {
@@ -75,7 +78,7 @@ function write({ id, dir, mkdir, dirMode, temp, fileMode, target, data, syncDir 
   } catch (error) {
     if (fd !== undefined) try { fs.closeSync(fd); } catch {}
     try { fs.rmSync(temp, { force: true }); } catch {}
-    return { id, error: { message: error.message, code: error.code, errno: error.errno, syscall: error.syscall, path: error.path } };
+    return failed(id, error);
   }
   // Some filesystems refuse to fsync a directory; the rename is still atomic for a crashed process.
   if (syncDir) try { const d = fs.openSync(dir, "r"); try { fs.fsyncSync(d); } finally { fs.closeSync(d); } } catch {}
