@@ -234,9 +234,13 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
  * The layout of what a store holds, kept in it under FORMAT_KEY. Raise it with any change an
  * earlier version would misread (a snapshot it cannot find looks to it like a partition never
  * frozen, which it would start fresh): a host refuses a store of a newer format, saying so,
- * and marks one that has no marker yet with its own.
+ * marks one that has no marker yet with its own, and raises an older one's to its own before
+ * it writes anything an older version would misread.
+ *
+ * 1: one snapshot head per partition under `head`, blobs under their seq.
+ * 2: snapshot heads and blobs in slots written in place (snapshot-store.ts), which reads format 1 too.
  */
-export const STORE_FORMAT = 1;
+export const STORE_FORMAT = 2;
 const FORMAT_KEY = "store-format";
 
 async function markFormat(store: Store): Promise<void> {
@@ -256,6 +260,7 @@ async function markFormat(store: Store): Promise<void> {
         `Run that newer version on it, or start this one on another store.`,
     );
   }
+  if (found < STORE_FORMAT) await store.root.setItem(FORMAT_KEY, STORE_FORMAT);
 }
 
 /** Mounts whose records a host reads all at once at start: on the fs store they are packed into bucket files (fs-packed.ts). */

@@ -305,7 +305,7 @@ describe("damaged snapshots", () => {
 
   async function damage(h: TestHost, id: string, how: (bytes: Buffer) => Buffer): Promise<void> {
     const head = await h.snapshots.head(id);
-    const key = `${id}:${head!.latest.seq}`;
+    const key = `${id}:blob-${head!.latest.seq % 3}`;
     const bytes = Buffer.from((await h.store.snapshots.getItemRaw<Uint8Array>(key))!);
     await h.store.snapshots.setItemRaw(key, how(bytes));
   }
@@ -336,7 +336,7 @@ describe("damaged snapshots", () => {
     const first = await host();
     const id = await frozenTwice(first);
     const head = (await first.snapshots.head(id))!;
-    for (const ref of [head.latest, head.previous!]) await first.store.snapshots.setItemRaw(`${id}:${ref.seq}`, Buffer.from("garbage"));
+    for (const ref of [head.latest, head.previous!]) await first.store.snapshots.setItemRaw(`${id}:blob-${ref.seq % 3}`, Buffer.from("garbage"));
     const h = await restarted(first);
     expect(reply(await h.partitions.deliver(id, event("tick")))).toBe("1");
     const problem = h.events.find((e) => e.type === "snapshot-problem");

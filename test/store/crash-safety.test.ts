@@ -77,6 +77,7 @@ async function killRound(args: string[]): Promise<{ lines: string[]; label: stri
 it("keeps every reported snapshot loadable when the writer is SIGKILLed mid-write", async () => {
   const highestReported = new Map<string, number>();
   const kills: string[] = [];
+  let tornHeads = 0;
   // The same directory across rounds: each writer resumes from its killed predecessor.
   for (let round = 0; round < 6; round++) {
     const { lines, label } = await killRound(["snapshots", String(PARTITIONS)]);
@@ -96,17 +97,19 @@ it("keeps every reported snapshot loadable when the writer is SIGKILLed mid-writ
         const where = `${id} after kill at ${label} (round ${round})`;
         expect(loaded, where).toBeDefined();
         expect(loaded!.ref.seq, where).toBeGreaterThanOrEqual(reported ?? 1);
-        // Nothing needed skipping: the newest snapshot itself survived intact.
-        expect(loaded!.skipped, where).toEqual([]);
+        // No snapshot needed skipping: the newest one a head names survived intact. A head
+        // slot the kill cut short may be passed over, for the one before it.
+        for (const problem of loaded!.skipped) expect(problem, where).toMatchObject({ code: "snapshot-head-corrupt" });
+        if (loaded!.skipped.length > 0) tornHeads++;
         expect(Buffer.from(loaded!.data).equals(payloadFor(id, loaded!.ref.seq)), where).toBe(true);
       }
       // Temp files of interrupted writes may remain on disk but are never listed as keys.
-      for (const key of await store.snapshots.getKeys()) expect(key).toMatch(/^part-\d\d:(\d+|head)$/);
+      for (const key of await store.snapshots.getKeys()) expect(key).toMatch(/^part-\d\d:(blob-[012]|head-[01])$/);
     } finally {
       await store.close();
     }
   }
-  console.info(`snapshot writer killed after puts: ${kills.join(", ")}`);
+  console.info(`snapshot writer killed after puts: ${kills.join(", ")}; head slots found torn: ${tornHeads}`);
 });
 
 it("never leaves a torn value when a raw overwrite is SIGKILLed mid-write", async () => {

@@ -108,22 +108,36 @@ describe("fs store specifics", () => {
     expect((await walk(dataDir)).filter((e) => e.path.endsWith(".tmp"))).toEqual([]);
   });
 
-  it("writes a key nothing names yet in place, and any other write as a new file renamed over the old", async () => {
+  it("writes a value in place over the file's own blocks when asked, and any other write as a new file renamed over the old", async () => {
     const path = join(dataDir, "snapshots", "p1", "7");
-    await store.snapshots.setItemRaw("p1:7", awkwardBytes(3000), { unreferenced: true });
+    await store.snapshots.setItemRaw("p1:7", awkwardBytes(3000), { inPlace: true });
     const first = (await stat(path)).ino;
-    const bytes = awkwardBytes(1000);
-    await store.snapshots.setItemRaw("p1:7", bytes, { unreferenced: true });
-    expect((await stat(path)).ino).toBe(first);
-    expect(Buffer.from((await store.snapshots.getItemRaw("p1:7")) as Uint8Array)).toEqual(Buffer.from(bytes));
-    await store.snapshots.setItemRaw("p1:7", bytes);
+    for (const bytes of [awkwardBytes(1000), awkwardBytes(5000)]) {
+      await store.snapshots.setItemRaw("p1:7", bytes, { inPlace: true });
+      expect((await stat(path)).ino).toBe(first);
+      expect(Buffer.from((await store.snapshots.getItemRaw("p1:7")) as Uint8Array)).toEqual(Buffer.from(bytes));
+    }
+    await store.snapshots.setItemRaw("p1:7", awkwardBytes(10));
     expect((await stat(path)).ino).not.toBe(first);
   });
 
   it("makes the folder of a key written in place, 0700, the file 0600", async () => {
-    await store.snapshots.setItemRaw("p2:1", awkwardBytes(10), { unreferenced: true });
+    await store.snapshots.setItemRaw("p2:1", awkwardBytes(10), { inPlace: true });
     expect((await stat(join(dataDir, "snapshots", "p2"))).mode & 0o777).toBe(0o700);
     expect((await stat(join(dataDir, "snapshots", "p2", "1"))).mode & 0o777).toBe(0o600);
+  });
+
+  it("makes, renames and removes no file once a partition's snapshot slots exist: each put writes over two", async () => {
+    const snapshots = new SnapshotStore(store.snapshots);
+    for (let seq = 1; seq <= 3; seq++) await snapshots.put("p1", awkwardBytes(100 * seq), seq);
+    const folder = join(dataDir, "snapshots", "p1");
+    const inodes = async () => new Map(await Promise.all((await readdir(folder)).map(async (name) => [name, (await stat(join(folder, name))).ino] as const)));
+    const before = await inodes();
+    expect([...before.keys()].sort()).toEqual(["blob-0", "blob-1", "blob-2", "head-0", "head-1"]);
+    let last: Uint8Array = new Uint8Array();
+    for (let seq = 4; seq <= 9; seq++) await snapshots.put("p1", (last = awkwardBytes(50 * seq)), seq);
+    expect(await inodes()).toEqual(before);
+    expect(Buffer.from((await new SnapshotStore(store.snapshots).load("p1"))!.data)).toEqual(Buffer.from(last));
   });
 
   it("stores keys as nested paths under the data directory", async () => {
@@ -348,6 +362,21 @@ describe("the store's format", () => {
       expect(await store.root.getItem("store-format")).toBe(STORE_FORMAT);
     } finally {
       await store.close();
+    }
+  });
+
+  it("raises an older store's format to its own, so the older version refuses what this one writes", async () => {
+    const dir = await tempDirs();
+    try {
+      const url = `fs:${join(dir, "data")}`;
+      const first = await openStore({ url });
+      await first.root.setItem("store-format", 1);
+      await first.close();
+      const second = await openStore({ url });
+      expect(await second.root.getItem("store-format")).toBe(STORE_FORMAT);
+      await second.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

@@ -1,6 +1,6 @@
-// What a sweep removes from the store: snapshot blobs no head names (left by a crash
-// between writing a new head and deleting the old blob, or part-way through a delete) and
-// temp files of writers that died; never a restore point.
+// What a sweep removes from the store: snapshot blobs no head names (the third blob slot of a
+// partition frozen since, a format-1 store's blobs left by a crash, what a delete cut short
+// left) and temp files of writers that died; never a restore point.
 import { spawnSync } from "node:child_process";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -24,23 +24,33 @@ afterEach(async () => {
 const bytes = (n: number) => new Uint8Array(64).fill(n);
 
 describe("the snapshot sweep", () => {
-  it("keeps the head and the latest and previous snapshots, and removes blobs no head names", async () => {
+  it("keeps the heads and the latest and previous snapshots, and removes the blob slot no head names", async () => {
     const snapshots = new SnapshotStore(store.snapshots);
-    for (const n of [1, 2, 3]) await snapshots.put("p1", bytes(n), n);
-    // A crash after the head moved on to seq 3 but before seq 1 was deleted, and a put cut short before its head.
-    await store.snapshots.setItemRaw("p1:1", bytes(1));
-    await store.snapshots.setItemRaw("p1:9", bytes(9));
+    for (const n of [1, 2, 3, 4]) await snapshots.put("p1", bytes(n), n);
 
-    expect(await snapshots.sweep()).toEqual({ removed: 2 });
-    expect((await store.snapshots.getKeys("p1")).sort()).toEqual(["p1:2", "p1:3", "p1:head"]);
-    expect((await snapshots.load("p1"))?.data).toEqual(bytes(3));
+    expect(await snapshots.sweep()).toEqual({ removed: 1 });
+    expect((await store.snapshots.getKeys("p1")).sort()).toEqual(["p1:blob-0", "p1:blob-1", "p1:head-0", "p1:head-1"]);
+    expect((await snapshots.load("p1"))?.data).toEqual(bytes(4));
+    await snapshots.put("p1", bytes(5), 5);
+    expect((await new SnapshotStore(store.snapshots).load("p1"))?.data).toEqual(bytes(5));
   });
 
-  it("removes the blobs of a partition whose delete was cut short after its head went", async () => {
+  it("removes a format-1 store's head and blobs a crash left behind once the partition's head is in its slots", async () => {
+    const snapshots = new SnapshotStore(store.snapshots);
+    await snapshots.put("p1", bytes(1), 1);
+    for (const orphan of ["p1:4", "p1:5"]) await store.snapshots.setItemRaw(orphan, bytes(4));
+    await store.snapshots.setItem("p1:head", { latest: { seq: 5, sha256: "0".repeat(64), bytes: 64, takenAt: 5, blob: "5" } });
+
+    expect(await snapshots.sweep()).toEqual({ removed: 3 });
+    expect((await store.snapshots.getKeys("p1")).sort()).toEqual(["p1:blob-1", "p1:head-1"]);
+    expect((await snapshots.load("p1"))?.data).toEqual(bytes(1));
+  });
+
+  it("removes the blobs of a partition whose delete was cut short after its heads went", async () => {
     const snapshots = new SnapshotStore(store.snapshots);
     await snapshots.put("gone", bytes(1), 1);
     await snapshots.put("gone", bytes(2), 2);
-    await store.snapshots.removeItem("gone:head");
+    for (const head of ["gone:head-0", "gone:head-1"]) await store.snapshots.removeItem(head);
 
     expect(await snapshots.sweep()).toEqual({ removed: 2 });
     expect(await store.snapshots.getKeys("gone")).toEqual([]);
@@ -49,7 +59,7 @@ describe("the snapshot sweep", () => {
   it("never removes the blob of a put under way: the sweep waits for it", async () => {
     const snapshots = new SnapshotStore(store.snapshots);
     await snapshots.put("p1", bytes(1), 1);
-    for (const orphan of ["p1:7", "p1:8"]) await store.snapshots.setItemRaw(orphan, bytes(7));
+    for (const orphan of ["p1:7", "p1:blob-0"]) await store.snapshots.setItemRaw(orphan, bytes(7));
     const put = snapshots.put("p1", bytes(2), 2);
     const [, swept] = await Promise.all([put, snapshots.sweep()]);
     expect(swept).toEqual({ removed: 2 });
@@ -60,10 +70,10 @@ describe("the snapshot sweep", () => {
   it("leaves a partition with an unreadable head untouched, for an operator to look at", async () => {
     const snapshots = new SnapshotStore(store.snapshots);
     await snapshots.put("p1", bytes(1), 1);
-    await store.snapshots.setItemRaw("p1:7", bytes(7));
-    await store.snapshots.setItem("p1:head", "garbage");
+    await store.snapshots.setItemRaw("p1:blob-0", bytes(7));
+    await store.snapshots.setItem("p1:head-1", "garbage");
     expect(await snapshots.sweep()).toEqual({ removed: 0 });
-    expect((await store.snapshots.getKeys("p1")).sort()).toEqual(["p1:1", "p1:7", "p1:head"]);
+    expect((await store.snapshots.getKeys("p1")).sort()).toEqual(["p1:blob-0", "p1:blob-1", "p1:head-1"]);
   });
 });
 
@@ -77,6 +87,6 @@ describe("temp files of the fs store", () => {
     for (const name of [left, writing]) await writeFile(join(dir, "snapshots", "p1", name), bytes(0));
 
     expect(await cleanTempFiles(dir)).toEqual([join(dir, "snapshots", "p1", left)]);
-    expect((await readdir(join(dir, "snapshots", "p1"))).sort()).toEqual([writing, "1", "head"].sort());
+    expect((await readdir(join(dir, "snapshots", "p1"))).sort()).toEqual([writing, "blob-1", "head-1"].sort());
   });
 });

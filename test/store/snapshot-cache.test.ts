@@ -48,7 +48,7 @@ describe("snapshot cache", () => {
   it("writes the next snapshot after the head it holds, reading no head from the store", async () => {
     const snapshots = new SnapshotStore(store.snapshots, { cacheBytes: 10_000 });
     await snapshots.put("p1", bytes(1), 1);
-    await store.snapshots.removeItem("p1:head"); // behind its back: only the cached head still names seq 1
+    await store.snapshots.removeItem("p1:head-1"); // behind its back: only the cached head still names seq 1
     const ref = await snapshots.put("p1", bytes(2), 2);
     expect(ref.seq).toBe(2);
     expect(await snapshots.head("p1")).toMatchObject({ latest: { seq: 2 }, previous: { seq: 1 } });

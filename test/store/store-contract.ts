@@ -48,8 +48,14 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
       await store.close();
     });
 
-    /** Overwrites a stored snapshot blob, bypassing SnapshotStore. */
-    const damageBlob = (partitionId: string, seq: number, data: Uint8Array) => store.snapshots.setItemRaw(`${partitionId}:${seq}`, data);
+    /** Overwrites a stored snapshot blob (in its slot, seq % 3), bypassing SnapshotStore. */
+    const damageBlob = (partitionId: string, seq: number, data: Uint8Array) => store.snapshots.setItemRaw(`${partitionId}:blob-${seq % 3}`, data);
+    /** Cuts the head slot of the head whose latest is `seq` (slot seq % 2) short, as a crash mid-write would. */
+    const tearHead = async (partitionId: string, seq: number) => {
+      const key = `${partitionId}:head-${seq % 2}`;
+      const whole = (await store.snapshots.getItemRaw(key)) as Uint8Array;
+      await store.snapshots.setItemRaw(key, whole.subarray(0, whole.byteLength - 20));
+    };
 
     const putSeveral = async (partitionId: string, count: number): Promise<Uint8Array[]> => {
       const written: Uint8Array[] = [];
@@ -188,9 +194,77 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         expect(head?.latest.takenAt).toBe(1002);
       });
 
-      it("keeps only the latest and previous blobs after several puts", async () => {
-        await putSeveral("p1", 5);
-        expect((await store.snapshots.getKeys("p1")).sort()).toEqual(["p1:4", "p1:5", "p1:head"]);
+      it("keeps its snapshots in three blob slots and two head slots however many puts it takes", async () => {
+        await putSeveral("p1", 7);
+        expect((await store.snapshots.getKeys("p1")).sort()).toEqual(["p1:blob-0", "p1:blob-1", "p1:blob-2", "p1:head-0", "p1:head-1"]);
+      });
+
+      it("uses the head before a torn newer one, and reports the torn one", async () => {
+        const written = await putSeveral("p1", 4);
+        await tearHead("p1", 4);
+        const loaded = await snapshots.load("p1");
+        expect(loaded?.ref.seq).toBe(3);
+        sameBytes(loaded?.data, written[2]!);
+        expect(loaded?.skipped).toHaveLength(1);
+        expect(loaded?.skipped[0]).toMatchObject({ code: "snapshot-head-corrupt", details: { partitionId: "p1", slot: "head-0" } });
+        expect(loaded?.skipped[0]?.message).toMatch(
+          /slot "head-0" of partition "p1" is unreadable \(its checksum does not match\).*naming snapshot 3, is used/,
+        );
+        expect((await snapshots.head("p1"))?.latest.seq).toBe(3);
+      });
+
+      it("goes on from the head before a torn one: the next put takes the torn one's seq and slot", async () => {
+        await putSeveral("p1", 4);
+        await tearHead("p1", 4);
+        const again = snapshotBytes("again");
+        expect((await snapshots.put("p1", again, 9)).seq).toBe(4);
+        const loaded = await snapshots.load("p1");
+        expect([loaded?.ref.seq, loaded?.skipped]).toEqual([4, []]);
+        sameBytes(loaded?.data, again);
+        expect((await snapshots.head("p1"))?.previous?.seq).toBe(3);
+      });
+
+      it("refuses as snapshot-head-corrupt when neither head slot verifies", async () => {
+        await putSeveral("p1", 2);
+        await tearHead("p1", 1);
+        await tearHead("p1", 2);
+        const error = await snapshots.load("p1").catch((e: unknown) => e);
+        expect(error).toMatchObject({ code: "snapshot-head-corrupt", details: { partitionId: "p1" } });
+        expect((error as DormantError).message).toMatch(/head-0: its checksum does not match; head-1: its checksum does not match.*delete\("p1"\)/);
+        await expect(snapshots.head("p1")).rejects.toMatchObject({ code: "snapshot-head-corrupt" });
+      });
+
+      it("refuses as snapshot-head-corrupt a lone head that does not verify: a first head is written whole, so it was damaged", async () => {
+        await putSeveral("p1", 1);
+        await tearHead("p1", 1);
+        await expect(snapshots.load("p1")).rejects.toMatchObject({ code: "snapshot-head-corrupt" });
+      });
+
+      it("reads a partition kept in format 1 (one head, blobs by seq) and moves it into slots at its next puts", async () => {
+        const [four, five] = [snapshotBytes("four"), snapshotBytes("five")];
+        const { createHash } = await import("node:crypto");
+        const refOf = (seq: number, data: Uint8Array) => ({
+          seq,
+          sha256: createHash("sha256").update(data).digest("hex"),
+          bytes: data.byteLength,
+          takenAt: seq,
+        });
+        await store.snapshots.setItemRaw("p1:4", four);
+        await store.snapshots.setItemRaw("p1:5", five);
+        await store.snapshots.setItem("p1:head", { latest: refOf(5, five), previous: refOf(4, four) });
+
+        const loaded = await snapshots.load("p1");
+        expect(loaded?.ref).toEqual({ ...refOf(5, five), blob: "5" });
+        sameBytes(loaded?.data, five);
+
+        await snapshots.put("p1", snapshotBytes("six"), 6);
+        expect((await store.snapshots.getKeys("p1")).sort()).toEqual(["p1:5", "p1:blob-0", "p1:head-0"]);
+        const seven = snapshotBytes("seven");
+        await snapshots.put("p1", seven, 7);
+        expect((await store.snapshots.getKeys("p1")).sort()).toEqual(["p1:blob-0", "p1:blob-1", "p1:head-0", "p1:head-1"]);
+        const reloaded = await new SnapshotStore(store.snapshots).load("p1");
+        expect(reloaded?.ref).toEqual(refOf(7, seven));
+        sameBytes(reloaded?.data, seven);
       });
 
       it("keeps snapshots of two partitions apart even when one id prefixes the other", async () => {
@@ -249,7 +323,7 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
 
       it("falls back to the previous snapshot when the latest blob is missing", async () => {
         const written = await putSeveral("p1", 2);
-        await store.snapshots.removeItem("p1:2");
+        await store.snapshots.removeItem("p1:blob-2");
 
         const loaded = await snapshots.load("p1");
         expect(loaded?.ref.seq).toBe(1);
@@ -260,7 +334,7 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
       it("throws no-usable-snapshot naming both problems when latest and previous are corrupt", async () => {
         const written = await putSeveral("p1", 2);
         await damageBlob("p1", 2, written[1]!.subarray(1));
-        await store.snapshots.removeItem("p1:1");
+        await store.snapshots.removeItem("p1:blob-1");
 
         const error = await snapshots.load("p1").catch((e: unknown) => e);
         expect(error).toMatchObject({ code: "no-usable-snapshot" });

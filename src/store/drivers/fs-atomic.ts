@@ -5,7 +5,7 @@
  * mid-write leaves a torn file behind. Here every write goes to a temp file
  * in the target's directory, is fsynced, and is then renamed over the target:
  * rename is atomic within a filesystem, so readers see either the old or the
- * new content, never a mix (a raw write of a key nothing reads yet may skip that: see
+ * new content, never a mix (a raw write whose reader verifies it may skip that: see
  * RawWriteOptions). Keys map to paths like unstorage's fs driver
  * ("a:b:c" → "<base>/a/b/c"), except in the `packed` mounts, whose small records share
  * bucket files behind a journal (see fs-packed.ts).
@@ -26,13 +26,14 @@ import { removeFile, writeAtomically, writeInPlace } from "./fs-writer.ts";
 import { randomText } from "../../random.ts";
 
 /**
- * What a caller may say of a raw write. `unreferenced`: nothing reads the key until a later
- * write names it (a snapshot blob, before its head), so the file is written in place: no temp
- * file, rename or directory fsync (the naming write's fsync of the same directory covers its
- * entry). A write cut short leaves a torn file that nothing names. Other drivers ignore it.
+ * What a caller may say of a raw write. `inPlace`: the caller verifies what it reads back and
+ * can tell a torn value from a whole one (a snapshot blob against its head's hash, a head slot
+ * against its own), so the file is written over itself: no temp file, no rename, and a
+ * directory fsync only when the file is new. A crash mid-write leaves a torn file. Other
+ * drivers ignore it.
  */
 export interface RawWriteOptions {
-  unreferenced?: boolean;
+  inPlace?: boolean;
 }
 
 export interface FsAtomicOptions {
@@ -185,7 +186,7 @@ export default defineDriver((options: FsAtomicOptions) => {
       return writeAtomically({ dir, mkdir, dirMode, temp, fileMode, target, data, syncDir: syncDirAfter });
     });
 
-  /** A file nothing names yet, written where it goes (see RawWriteOptions). */
+  /** A file written over itself (see RawWriteOptions). */
   const writeFileInPlace = (target: string, data: Uint8Array): Promise<void> =>
     intoDir(target, (dir, mkdir) => writeInPlace({ dir, mkdir, dirMode, fileMode, target, data }));
 
@@ -293,7 +294,7 @@ export default defineDriver((options: FsAtomicOptions) => {
       const inPack = packedOf(key);
       if (inPack) return inPack.mount.set(inPack.rest, copyOf(toBytes(value, key)));
       const bytes = toBytes(value, key);
-      return options?.unreferenced && typeof bytes !== "string" ? writeFileInPlace(pathOf(key), bytes) : writeAtomic(key, bytes);
+      return options?.inPlace && typeof bytes !== "string" ? writeFileInPlace(pathOf(key), bytes) : writeAtomic(key, bytes);
     },
     async removeItem(key: string) {
       const inPack = packedOf(key);

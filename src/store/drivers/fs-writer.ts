@@ -51,18 +51,33 @@ function remove({ id, remove }) {
 }
 function writeInPlace({ id, dir, mkdir, dirMode, fileMode, target, data }) {
   let fd;
+  let created = false;
   try {
     if (mkdir) fs.mkdirSync(dir, { recursive: true, mode: dirMode });
-    fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, fileMode);
-    for (let at = 0; at < data.length; ) at += fs.writeSync(fd, data, at, data.length - at);
+    // Over the file's own blocks, cut to length after: truncating first would free them and allocate them again.
+    try {
+      fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW);
+    } catch (error) {
+      if (error.code !== "ENOENT") throw error;
+      fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, fileMode);
+      created = true;
+    }
+    for (let at = 0; at < data.length; ) at += fs.writeSync(fd, data, at, data.length - at, at);
+    if (!created && fs.fstatSync(fd).size !== data.length) fs.ftruncateSync(fd, data.length);
     fs.fdatasyncSync(fd);
     fs.closeSync(fd);
-    return { id };
   } catch (error) {
     if (fd !== undefined) try { fs.closeSync(fd); } catch {}
     try { fs.rmSync(target, { force: true }); } catch {}
     return failed(id, error);
   }
+  // A new file's name must reach the disk too; an overwritten one's already has.
+  if (created) fsyncDir(dir);
+  return { id };
+}
+function fsyncDir(dir) {
+  // Some filesystems refuse to fsync a directory; a rename is still atomic for a crashed process.
+  try { const d = fs.openSync(dir, "r"); try { fs.fsyncSync(d); } finally { fs.closeSync(d); } } catch {}
 }
 function write({ id, dir, mkdir, dirMode, temp, fileMode, target, data, syncDir }) {
   let fd;
@@ -80,16 +95,15 @@ function write({ id, dir, mkdir, dirMode, temp, fileMode, target, data, syncDir 
     try { fs.rmSync(temp, { force: true }); } catch {}
     return failed(id, error);
   }
-  // Some filesystems refuse to fsync a directory; the rename is still atomic for a crashed process.
-  if (syncDir) try { const d = fs.openSync(dir, "r"); try { fs.fsyncSync(d); } finally { fs.closeSync(d); } } catch {}
+  if (syncDir) fsyncDir(dir);
   return { id };
 }
 `;
 
 /**
- * A file no reader looks at until a later write names it (a snapshot blob before its head):
- * written where it goes and synced, without a temp file, a rename or the directory's fsync.
- * A write cut short leaves a torn file that nothing names; the next write of it replaces it.
+ * A file whose reader checks what it reads (a snapshot blob or head slot): written over the
+ * file's own blocks and synced, without a temp file or a rename; the directory is fsynced only
+ * when the file is new. A write cut short leaves a torn file, one that fails is removed.
  */
 export interface InPlaceWrite {
   dir: string;
@@ -114,7 +128,7 @@ export function writeAtomically(write: AtomicWrite): Promise<void> {
   return send(write);
 }
 
-/** Write a file no reader expects yet (see InPlaceWrite), durably. */
+/** Write a file where it is (see InPlaceWrite), durably. */
 export function writeInPlace(write: InPlaceWrite): Promise<void> {
   return send(write);
 }
