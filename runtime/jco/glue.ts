@@ -14,14 +14,15 @@
  *   3,000-line function that made the call again: 1.4 ms each, two thirds of instantiating
  *   a QuickJS guest. The glue calls a stand-in that hands the plain export back, as the
  *   glue's catch would have, or the real function where V8 has it.
- * - Dormant's own imports are called directly (see `directHostImports`).
+ * - Dormant's own imports are called directly (see `directHostImports`), and where a guest
+ *   imports nothing else, its exports too (see `directExports`).
  */
 export function quietGlue(glue: Uint8Array): string {
   const text = Buffer.from(glue)
     .toString("utf8")
     .replace(/^(\s*)_debugLog\(/gm, "$1false && _debugLog(")
     .replaceAll("WebAssembly.promising(", "_dormantPromising(");
-  return `${directHostImports(text)}\n${PROMISING}\n`;
+  return `${directExports(directHostImports(text))}\n${PROMISING}\n`;
 }
 
 /** Appended, so the glue's line numbers stay jco's; it is defined before anything instantiates. */
@@ -62,6 +63,42 @@ export function directHostImports(glue: string): string {
   if (direct === 0) return glue;
   const fastPath = `if (args.importFn.${DIRECT_MARK} === true) { _checkMayLeave(args.componentIdx); return args.importFn(...Array.prototype.slice.call(arguments, 1)); }`;
   return text.replace(entry, `${entry} ${fastPath}`);
+}
+
+/** Stands in for an export's task where `directExports` removed it: every method a no-op, nothing to track. */
+const NO_TASK = "_dormantNoTask";
+const NO_TASK_DEFINITION =
+  `const ${NO_TASK} = Object.freeze({ setCalleeIsAsync() {}, enterSync() { return true; }, mayBlock() { return false; }, ` +
+  "setReturnMemoryIdx() {}, setReturnMemory() {}, id() { return 0; }, componentIdx() { return 0; }, resolve() {}, reject() {}, " +
+  "setErrored() {}, exit() {}, isResolvedState() { return true; }, isExited() { return true; } });\n" +
+  "function _dormantWithoutTask(args) { return args.fn(); }";
+
+/**
+ * jco runs every export call as a component-model task too: a task object created, entered
+ * under the component's exclusive lock, set as the current task around the core call,
+ * resolved and exited. It is there for what may need a current task during the call: an
+ * import lowered through jco's machinery, an adapter between components fused into one.
+ * A guest whose every import is one of Dormant's, called directly (see `directHostImports`),
+ * and which has no such adapter (a WAT guest; not the QuickJS runtime, which wires
+ * `enter-sync-call` adapters in), has nothing that looks for it; Dormant's executor never
+ * re-enters an instance, which is what the lock guards against. The bookkeeping costs
+ * 50–85 µs an export call on an instance that was not called last (each wake's
+ * `on-activate` and `on-task`, each partition's event in a burst of timers), against
+ * 14–15 µs for the whole call without it. Such a guest's exports run on a task that does
+ * nothing; the trap check before the call, the trap marking after one and the may-leave
+ * flag around post-return stay as jco wrote them. Any other glue is left as it is.
+ */
+export function directExports(glue: string): string {
+  const lowered = [...glue.matchAll(/^\s*let (trampoline\d+) = _\1\.manuallyAsync \?/gm)].map(([, name]) => name!);
+  const allDirect = lowered.every((name) => glue.includes(`_${name}.${DIRECT_MARK} = true;`));
+  if (!allDirect || glue.includes("'enter-sync-call'")) return glue;
+  const created = /const \[task, _wasm_call_currentTaskID\] = createNewCurrentTask\(\{[^}]*?callingWasmExport: true,\s*\}\);/g;
+  const meta = /_withGlobalCurrentTaskMeta\(\{\s*taskID: task\.id\(\),\s*componentIdx: task\.componentIdx\(\),\s*fn:/g;
+  const exports = glue.match(created)?.length ?? 0;
+  // Each export sets its task as current twice: around the whole call and around the core call.
+  if (exports === 0 || (glue.match(meta)?.length ?? 0) !== 2 * exports) return glue;
+  const text = glue.replace(created, `const task = ${NO_TASK};`).replace(meta, "_dormantWithoutTask({ fn:");
+  return `${text}\n${NO_TASK_DEFINITION}\n`;
 }
 
 /** A trampoline's code without its task bookkeeping, or undefined when it is not in the shape jco 1.35 writes. */

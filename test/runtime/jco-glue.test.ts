@@ -1,13 +1,13 @@
 // The glue jco writes for a component, as the jco engine caches it: its per-call debug
 // logging is dropped, its instantiation throws no avoidable errors, Dormant's own imports
-// are called without jco's task bookkeeping, and an entry cached by an older revision gets
-// the current glue.
+// (and where a guest imports nothing else, its exports) are called without jco's task
+// bookkeeping, and an entry cached by an older revision gets the current glue.
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { inject } from "vitest";
-import { DIRECT_MARK, quietGlue } from "../../runtime/jco/glue.ts";
+import { DIRECT_MARK, directExports, quietGlue } from "../../runtime/jco/glue.ts";
 import { createEngine, GLUE_FILE, JCO_GLUE_FILE } from "../../runtime/jco/jco-engine.ts";
 import { createHostBinding } from "../../src/tasks/executor/binding.ts";
 import { bodyText, event, noTasks } from "../support/runtime.ts";
@@ -53,6 +53,14 @@ function hostTrampolines(glue: string): { all: number; direct: number } {
   return {
     all: glue.match(/_trampoline\d+\.fnName = 'dormant:host\//g)?.length ?? 0,
     direct: glue.match(new RegExp(`_trampoline\\d+\\.${DIRECT_MARK} = true;`, "g"))?.length ?? 0,
+  };
+}
+
+/** Exports that run on jco's task machinery, and those that run on the stand-in task. */
+function exportTasks(glue: string): { jco: number; direct: number } {
+  return {
+    jco: glue.match(/createNewCurrentTask\(\{[^}]*?callingWasmExport: true/g)?.length ?? 0,
+    direct: glue.match(/const task = _dormantNoTask;/g)?.length ?? 0,
   };
 }
 
@@ -106,6 +114,45 @@ describe("the jco engine's cached glue", () => {
     await writeFile(join(prepared.location, GLUE_FILE), glue);
     const { logs } = await activateOnce(prepared.location, prepared.digest, prepared.bytes);
     expect(logs).toEqual(["wat-minimal activated"]);
+  });
+
+  it("runs the exports of a guest that imports only Dormant's interfaces without jco's task bookkeeping, and the guest still counts and logs", async () => {
+    const prepared = await createEngine({ cacheDir }).prepare(await readFile(guests.wat));
+    const glue = await readFile(join(prepared.location, GLUE_FILE), "utf8");
+    // on-activate and on-task.
+    expect(exportTasks(glue)).toEqual({ jco: 0, direct: 2 });
+    expect(await countAfterOneEvent(prepared.location, prepared.digest, prepared.bytes)).toBe("1");
+    expect((await activateOnce(prepared.location, prepared.digest, prepared.bytes)).logs).toEqual(["wat-minimal activated"]);
+  });
+
+  it("keeps jco's tasks for the exports of a QuickJS guest, whose runtime wires adapters between its components in", async () => {
+    const prepared = await createEngine({ cacheDir }).prepare(await readFile(guests["counter-qjs"]));
+    const glue = await readFile(join(prepared.location, GLUE_FILE), "utf8");
+    expect(glue).toContain("'enter-sync-call'");
+    expect(exportTasks(glue)).toMatchObject({ direct: 0 });
+    expect(exportTasks(glue).jco).toBeGreaterThan(0);
+  });
+
+  it("keeps jco's tasks for the exports when an import is not called directly, and the guest still works", async () => {
+    const prepared = await createEngine({ cacheDir }).prepare(await readFile(guests.wat));
+    const jcoGlue = await readFile(join(prepared.location, JCO_GLUE_FILE), "utf8");
+    const glue = quietGlue(Buffer.from(jcoGlue.replace("const createTask = () => {", "const createTask = () =>  {")));
+    expect(exportTasks(glue)).toEqual({ jco: 2, direct: 0 });
+    await writeFile(join(prepared.location, GLUE_FILE), glue);
+    expect(await countAfterOneEvent(prepared.location, prepared.digest, prepared.bytes)).toBe("1");
+  });
+
+  it("leaves exports whose task code is not in the shape it knows as jco wrote them", async () => {
+    const prepared = await createEngine({ cacheDir }).prepare(await readFile(guests.wat));
+    const glue = await readFile(join(prepared.location, GLUE_FILE), "utf8");
+    const jcoGlue = await readFile(join(prepared.location, JCO_GLUE_FILE), "utf8");
+    // One export's task made in a shape it does not know: then none is rewritten.
+    const unfamiliar = quietGlue(Buffer.from(jcoGlue.replace("callingWasmExport: true,", "callingWasmExport: true ,")));
+    expect(unfamiliar).not.toBe(glue);
+    expect(exportTasks(unfamiliar)).toEqual({ jco: 2, direct: 0 });
+    expect(directExports(unfamiliar)).toBe(unfamiliar);
+    await writeFile(join(prepared.location, GLUE_FILE), unfamiliar);
+    expect(await countAfterOneEvent(prepared.location, prepared.digest, prepared.bytes)).toBe("1");
   });
 
   it("gives an entry cached by an older glue revision the current glue, keeping jco's own beside it", async () => {
