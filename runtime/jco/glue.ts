@@ -65,40 +65,92 @@ export function directHostImports(glue: string): string {
   return text.replace(entry, `${entry} ${fastPath}`);
 }
 
-/** Stands in for an export's task where `directExports` removed it: every method a no-op, nothing to track. */
-const NO_TASK = "_dormantNoTask";
-const NO_TASK_DEFINITION =
-  `const ${NO_TASK} = Object.freeze({ setCalleeIsAsync() {}, enterSync() { return true; }, mayBlock() { return false; }, ` +
-  "setReturnMemoryIdx() {}, setReturnMemory() {}, id() { return 0; }, componentIdx() { return 0; }, resolve() {}, reject() {}, " +
-  "setErrored() {}, exit() {}, isResolvedState() { return true; }, isExited() { return true; } });\n" +
-  "function _dormantWithoutTask(args) { return args.fn(); }";
+/**
+ * An export's task, made only if something asks for it (see `directExports`): until then each
+ * method does what jco's would for a sync export that nothing looks at, and costs nothing.
+ * One class for every instance (jco's own are made anew in each), reaching the instance's
+ * task functions through the kit `TASK_KIT` puts in its scope.
+ */
+const LAZY_TASK = `
+class _DormantLazyTask {
+  #args; #kit; #real; #memoryIdx; #memory;
+  constructor(args, kit) { this.#args = args; this.#kit = kit; _dormantExport = this; }
+  get kit() { return this.#kit; }
+  materialize() {
+    if (this.#real) return this.#real;
+    const [task] = this.#kit.create(this.#args);
+    task.setCalleeIsAsync(false);
+    task.enterSync();
+    if (this.#memoryIdx !== undefined) task.setReturnMemoryIdx(this.#memoryIdx);
+    if (this.#memory !== undefined) task.setReturnMemory(this.#memory);
+    this.#kit.setMeta({ taskID: task.id(), componentIdx: this.#args.componentIdx });
+    return (this.#real = task);
+  }
+  setCalleeIsAsync() {}
+  enterSync() { return true; }
+  mayBlock() { return false; }
+  setReturnMemoryIdx(idx) { this.#memoryIdx = idx; }
+  setReturnMemory(memory) { this.#memory = memory; }
+  id() { return this.#real ? this.#real.id() : 0; }
+  componentIdx() { return this.#args.componentIdx; }
+  resolve(value) { this.#real?.resolve(value); }
+  reject(error) { this.#real?.reject(error); }
+  setErrored(error) { this.#real?.setErrored(error); }
+  isResolvedState() { return this.#real ? this.#real.isResolvedState() : true; }
+  isExited() { return this.#real ? this.#real.isExited() : true; }
+  exit(args) {
+    if (_dormantExport === this) _dormantExport = undefined;
+    this.#real?.exit(args);
+  }
+}
+let _dormantExport;
+function _dormantWithoutTask(args) { return args.fn(); }
+function _dormantCallerTask(componentIdx) {
+  if (_dormantExport?.componentIdx() !== componentIdx) return undefined;
+  _dormantExport.materialize();
+  return _dormantExport.kit.current(componentIdx);
+}`;
+
+/** Put in an instance's scope, before jco's task functions (hoisted there): what `_DormantLazyTask` calls. */
+const TASK_KIT =
+  "const _dormantKit = { create: (args) => createNewCurrentTask(args), current: (idx) => getCurrentTask(idx), setMeta: (meta) => _setGlobalCurrentTaskMeta(meta) };\n";
+const TASK_FUNCTIONS = "  function createNewCurrentTask(args) {";
 
 /**
- * jco runs every export call as a component-model task too: a task object created, entered
- * under the component's exclusive lock, set as the current task around the core call,
- * resolved and exited. It is there for what may need a current task during the call: an
- * import lowered through jco's machinery, an adapter between components fused into one.
- * A guest whose every import is one of Dormant's, called directly (see `directHostImports`),
- * and which has no such adapter (a WAT guest; not the QuickJS runtime, which wires
- * `enter-sync-call` adapters in), has nothing that looks for it; Dormant's executor never
- * re-enters an instance, which is what the lock guards against. The bookkeeping costs
- * 50–85 µs an export call on an instance that was not called last (each wake's
- * `on-activate` and `on-task`, each partition's event in a burst of timers), against
- * 14–15 µs for the whole call without it. Such a guest's exports run on a task that does
- * nothing; the trap check before the call, the trap marking after one and the may-leave
- * flag around post-return stay as jco wrote them. Any other glue is left as it is.
+ * jco runs every export call as a component-model task: a task object created, entered under
+ * the component's lock, made current around the core call, resolved and exited. Dormant's
+ * executor never re-enters an instance (what the lock guards against), and with every import
+ * one of Dormant's, called directly (see `directHostImports`), nothing looks for the task;
+ * the one thing that could is an adapter jco fused between two components of a composed
+ * guest (the QuickJS runtime wires such adapters to its WASI stubs), which asks for its
+ * caller's current task. So an export runs on a task made only when an adapter asks for it
+ * (`_DormantLazyTask`): the adapter then gets the task jco would have made, entered and
+ * current, and the export resolves and exits it as jco's code would. Not one of the example
+ * guests' calls reaches such an adapter. The bookkeeping cost 50–85 µs (WAT) and 50–100 µs
+ * (QuickJS) an export call on an instance that was not called last (each wake's
+ * `on-activate` and `on-task`, each partition's event in a burst of timers), against 9–12
+ * and 46–52 µs for the whole call without it. The trap check before the call, the trap
+ * marking after one and the may-leave flag around post-return stay as jco wrote them. Glue
+ * not in the shape this expects is left as it is.
  */
 export function directExports(glue: string): string {
   const lowered = [...glue.matchAll(/^\s*let (trampoline\d+) = _\1\.manuallyAsync \?/gm)].map(([, name]) => name!);
-  const allDirect = lowered.every((name) => glue.includes(`_${name}.${DIRECT_MARK} = true;`));
-  if (!allDirect || glue.includes("'enter-sync-call'")) return glue;
-  const created = /const \[task, _wasm_call_currentTaskID\] = createNewCurrentTask\(\{[^}]*?callingWasmExport: true,\s*\}\);/g;
+  if (!lowered.every((name) => glue.includes(`_${name}.${DIRECT_MARK} = true;`))) return glue;
+  const created = /const \[task, _wasm_call_currentTaskID\] = createNewCurrentTask\((\{[^}]*?callingWasmExport: true,\s*\})\);/g;
   const meta = /_withGlobalCurrentTaskMeta\(\{\s*taskID: task\.id\(\),\s*componentIdx: task\.componentIdx\(\),\s*fn:/g;
   const exports = glue.match(created)?.length ?? 0;
-  // Each export sets its task as current twice: around the whole call and around the core call.
+  // Each export makes its task current twice: around the whole call and around the core call.
   if (exports === 0 || (glue.match(meta)?.length ?? 0) !== 2 * exports) return glue;
-  const text = glue.replace(created, `const task = ${NO_TASK};`).replace(meta, "_dormantWithoutTask({ fn:");
-  return `${text}\n${NO_TASK_DEFINITION}\n`;
+  const kitFunctions = ["  function getCurrentTask(componentIdx", "  function _setGlobalCurrentTaskMeta(args)"];
+  if (glue.split(TASK_FUNCTIONS).length !== 2 || !kitFunctions.every((declared) => glue.includes(declared))) return glue;
+  let text = glue.replace(TASK_FUNCTIONS, `  ${TASK_KIT}${TASK_FUNCTIONS}`);
+  if (glue.includes("'enter-sync-call'")) {
+    const caller = "const callerTaskMeta = getCurrentTask(callerComponentIdx);";
+    if (glue.split(caller).length !== 2) return glue;
+    text = text.replace(caller, "const callerTaskMeta = getCurrentTask(callerComponentIdx) ?? _dormantCallerTask(callerComponentIdx);");
+  }
+  text = text.replace(created, "const task = new _DormantLazyTask($1, _dormantKit);").replace(meta, "_dormantWithoutTask({ fn:");
+  return `${text}\n${LAZY_TASK}\n`;
 }
 
 /** A trampoline's code without its task bookkeeping, or undefined when it is not in the shape jco 1.35 writes. */

@@ -56,12 +56,30 @@ function hostTrampolines(glue: string): { all: number; direct: number } {
   };
 }
 
-/** Exports that run on jco's task machinery, and those that run on the stand-in task. */
-function exportTasks(glue: string): { jco: number; direct: number } {
+/** Exports that run on jco's task machinery, and those whose task is made only when asked for. */
+function exportTasks(glue: string): { jco: number; lazy: number } {
   return {
     jco: glue.match(/createNewCurrentTask\(\{[^}]*?callingWasmExport: true/g)?.length ?? 0,
-    direct: glue.match(/const task = _dormantNoTask;/g)?.length ?? 0,
+    lazy: glue.match(/const task = new _DormantLazyTask\(/g)?.length ?? 0,
   };
+}
+
+/** Two pushes to a fresh instance of the prepared QuickJS counter: the counts it answers. */
+async function pushTwice(location: string, digest: string, bytes: number): Promise<number[]> {
+  const compiled = await createEngine({ cacheDir }).compile({ digest, location, bytes });
+  const binding = createHostBinding({ log: () => undefined });
+  const instance = compiled.instantiate(binding.imports);
+  binding.attach("p_glue");
+  const counts: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    binding.begin(noTasks(), 0);
+    try {
+      counts.push((JSON.parse(bodyText(instance.exports.handler.onTask(event("push"))?.body)) as { count: number }).count);
+    } finally {
+      binding.end();
+    }
+  }
+  return counts;
 }
 
 describe("the jco engine's cached glue", () => {
@@ -120,24 +138,45 @@ describe("the jco engine's cached glue", () => {
     const prepared = await createEngine({ cacheDir }).prepare(await readFile(guests.wat));
     const glue = await readFile(join(prepared.location, GLUE_FILE), "utf8");
     // on-activate and on-task.
-    expect(exportTasks(glue)).toEqual({ jco: 0, direct: 2 });
+    expect(exportTasks(glue)).toEqual({ jco: 0, lazy: 2 });
     expect(await countAfterOneEvent(prepared.location, prepared.digest, prepared.bytes)).toBe("1");
     expect((await activateOnce(prepared.location, prepared.digest, prepared.bytes)).logs).toEqual(["wat-minimal activated"]);
   });
 
-  it("keeps jco's tasks for the exports of a QuickJS guest, whose runtime wires adapters between its components in", async () => {
+  it("runs a QuickJS guest's exports on tasks made only when asked for, and the guest still logs, registers and counts", async () => {
     const prepared = await createEngine({ cacheDir }).prepare(await readFile(guests["counter-qjs"]));
     const glue = await readFile(join(prepared.location, GLUE_FILE), "utf8");
-    expect(glue).toContain("'enter-sync-call'");
-    expect(exportTasks(glue)).toMatchObject({ direct: 0 });
-    expect(exportTasks(glue).jco).toBeGreaterThan(0);
+    // Its runtime's init, the handover pair, on-task and on-activate.
+    expect(exportTasks(glue)).toEqual({ jco: 0, lazy: 5 });
+    const { logs, effects } = await activateOnce(prepared.location, prepared.digest, prepared.bytes);
+    expect(logs).toEqual(["counter activated (fresh), count=0"]);
+    expect(effects.upserts).toHaveLength(2);
+    expect(await pushTwice(prepared.location, prepared.digest, prepared.bytes)).toEqual([1, 2]);
+  });
+
+  it("gives an adapter between a guest's components the task jco would have made for its caller, entered and current", async () => {
+    const prepared = await createEngine({ cacheDir }).prepare(await readFile(guests["counter-qjs"]));
+    const glue = await readFile(join(prepared.location, GLUE_FILE), "utf8");
+    // None of the example guests' calls reaches one of its runtime's adapters: on-task calls one here, as a fused adapter would.
+    const caller = /new _DormantLazyTask\(\{\s*componentIdx: (\d+),[^}]*entryFnName: 'handler010OnTask'/.exec(glue)?.[1];
+    expect(caller).toBeDefined();
+    const core = "fn: () => handler010OnTask(ptr0),";
+    expect(glue.split(core)).toHaveLength(2);
+    const throughAdapter = `fn: () => { _symmetricSyncGuestCallEnter(${caller}, false, 9999); try { return handler010OnTask(ptr0); } finally { _symmetricSyncGuestCallExit(); } },`;
+    await writeFile(join(prepared.location, GLUE_FILE), glue.replace(core, throughAdapter));
+    expect(await pushTwice(prepared.location, prepared.digest, prepared.bytes)).toEqual([1, 2]);
+    // Without the task made on demand, the adapter finds no caller task (another cache: a glue module is loaded once per path).
+    const elsewhere = await createEngine({ cacheDir: join(cacheDir, "unaided") }).prepare(await readFile(guests["counter-qjs"]));
+    const unaided = glue.replace(core, throughAdapter).replace(" ?? _dormantCallerTask(callerComponentIdx)", "");
+    await writeFile(join(elsewhere.location, GLUE_FILE), unaided);
+    await expect(pushTwice(elsewhere.location, elsewhere.digest, elsewhere.bytes)).rejects.toThrow(/missing current caller task/);
   });
 
   it("keeps jco's tasks for the exports when an import is not called directly, and the guest still works", async () => {
     const prepared = await createEngine({ cacheDir }).prepare(await readFile(guests.wat));
     const jcoGlue = await readFile(join(prepared.location, JCO_GLUE_FILE), "utf8");
     const glue = quietGlue(Buffer.from(jcoGlue.replace("const createTask = () => {", "const createTask = () =>  {")));
-    expect(exportTasks(glue)).toEqual({ jco: 2, direct: 0 });
+    expect(exportTasks(glue)).toEqual({ jco: 2, lazy: 0 });
     await writeFile(join(prepared.location, GLUE_FILE), glue);
     expect(await countAfterOneEvent(prepared.location, prepared.digest, prepared.bytes)).toBe("1");
   });
@@ -149,7 +188,7 @@ describe("the jco engine's cached glue", () => {
     // One export's task made in a shape it does not know: then none is rewritten.
     const unfamiliar = quietGlue(Buffer.from(jcoGlue.replace("callingWasmExport: true,", "callingWasmExport: true ,")));
     expect(unfamiliar).not.toBe(glue);
-    expect(exportTasks(unfamiliar)).toEqual({ jco: 2, direct: 0 });
+    expect(exportTasks(unfamiliar)).toEqual({ jco: 2, lazy: 0 });
     expect(directExports(unfamiliar)).toBe(unfamiliar);
     await writeFile(join(prepared.location, GLUE_FILE), unfamiliar);
     expect(await countAfterOneEvent(prepared.location, prepared.digest, prepared.bytes)).toBe("1");
