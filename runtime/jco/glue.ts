@@ -73,7 +73,7 @@ export function directHostImports(glue: string): string {
  */
 const LAZY_TASK = `
 class _DormantLazyTask {
-  #args; #kit; #real; #memoryIdx; #memory;
+  #args; #kit; #real; #memoryIdx; #memory; #settled; #errored; #exited = false;
   constructor(args, kit) { this.#args = args; this.#kit = kit; _dormantExport = this; }
   get kit() { return this.#kit; }
   materialize() {
@@ -83,6 +83,10 @@ class _DormantLazyTask {
     task.enterSync();
     if (this.#memoryIdx !== undefined) task.setReturnMemoryIdx(this.#memoryIdx);
     if (this.#memory !== undefined) task.setReturnMemory(this.#memory);
+    // Asked for after the export settled (its post-return, say): the task is told what it missed.
+    if (this.#errored) task.setErrored(this.#errored.error);
+    if (this.#settled?.ok === true) task.resolve(this.#settled.value);
+    if (this.#settled?.ok === false) task.reject(this.#settled.error);
     this.#kit.setMeta({ taskID: task.id(), componentIdx: this.#args.componentIdx });
     return (this.#real = task);
   }
@@ -93,13 +97,14 @@ class _DormantLazyTask {
   setReturnMemory(memory) { this.#memory = memory; }
   id() { return this.#real ? this.#real.id() : 0; }
   componentIdx() { return this.#args.componentIdx; }
-  resolve(value) { this.#real?.resolve(value); }
-  reject(error) { this.#real?.reject(error); }
-  setErrored(error) { this.#real?.setErrored(error); }
-  isResolvedState() { return this.#real ? this.#real.isResolvedState() : true; }
-  isExited() { return this.#real ? this.#real.isExited() : true; }
+  resolve(value) { if (this.#real) this.#real.resolve(value); else this.#settled = { ok: true, value }; }
+  reject(error) { if (this.#real) this.#real.reject(error); else this.#settled = { ok: false, error }; }
+  setErrored(error) { if (this.#real) this.#real.setErrored(error); else this.#errored = { error }; }
+  isResolvedState() { return this.#real ? this.#real.isResolvedState() : this.#settled !== undefined; }
+  isExited() { return this.#real ? this.#real.isExited() : this.#exited; }
   exit(args) {
     if (_dormantExport === this) _dormantExport = undefined;
+    this.#exited = true;
     this.#real?.exit(args);
   }
 }
@@ -148,6 +153,12 @@ export function directExports(glue: string): string {
     const caller = "const callerTaskMeta = getCurrentTask(callerComponentIdx);";
     if (glue.split(caller).length !== 2) return glue;
     text = text.replace(caller, "const callerTaskMeta = getCurrentTask(callerComponentIdx) ?? _dormantCallerTask(callerComponentIdx);");
+  }
+  // An adapter's context slots belong to the current task: one read or written there makes the export's task first.
+  if (/contextGet\.bind\(|contextSet\.bind\(/.test(glue)) {
+    const context = "const currentTaskMeta = _getGlobalCurrentTaskMeta(ctx.componentIdx)";
+    if (glue.split(context).length !== 3) return glue;
+    text = text.replaceAll(context, `_dormantExport?.materialize();\n    ${context}`);
   }
   text = text.replace(created, "const task = new _DormantLazyTask($1, _dormantKit);").replace(meta, "_dormantWithoutTask({ fn:");
   return `${text}\n${LAZY_TASK}\n`;

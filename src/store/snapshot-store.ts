@@ -19,7 +19,7 @@
  */
 import { createHash } from "node:crypto";
 import { prefixStorage, type Storage } from "unstorage";
-import { DormantError } from "../../runtime/index.ts";
+import { DormantError, isDormantError } from "../../runtime/index.ts";
 import { SnapshotCache, type SnapshotCacheStats } from "./snapshot-cache.ts";
 
 export interface SnapshotRef {
@@ -86,8 +86,8 @@ function snapshotHeadCorrupt(partitionId: string, detail: string): DormantError<
 function headSlotPassedOver(partitionId: string, slot: string, detail: string, used: SnapshotRef): DormantError<"snapshot-head-corrupt"> {
   return new DormantError(
     "snapshot-head-corrupt",
-    `The snapshot head in slot "${slot}" of partition "${partitionId}" is unreadable (${detail}); the other slot's, ` +
-      `naming snapshot ${used.seq}, is used. A freeze cut short by a crash leaves its head so; if the host did not crash, the store's disk damaged it.`,
+    `The snapshot head in slot "${slot}" of partition "${partitionId}" is unreadable (${detail}); the other slot's head, ` +
+      `whose latest snapshot is ${used.seq}, is used. A freeze cut short by a crash leaves its head so; if the host did not crash, the store's disk damaged it.`,
     { details: { partitionId, slot } },
   );
 }
@@ -290,7 +290,12 @@ export class SnapshotStore {
       this.#cache.delete(partitionId);
       // Heads first, the current one last: a crash part-way leaves the partition as it was, or
       // orphan blobs, never an older head in charge or a head naming deleted blobs.
-      const current = await this.#findHead(partitionId, ps).catch(() => undefined);
+      // A head that cannot be read now (the store failing) must not send the removals in the
+      // wrong order; only a damaged one, which names nothing to keep, is removed as it is.
+      const current = await this.#findHead(partitionId, ps).catch((error: unknown) => {
+        if (isDormantError(error, "snapshot-head-corrupt")) return undefined;
+        throw error;
+      });
       const last = current?.inSlot ? headSlotOf(current.head.latest.seq) : LEGACY_HEAD_KEY;
       for (const key of [...HEAD_SLOTS, LEGACY_HEAD_KEY].filter((key) => key !== last)) await ps.removeItem(key);
       await ps.removeItem(last);

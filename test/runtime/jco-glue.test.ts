@@ -165,6 +165,14 @@ describe("the jco engine's cached glue", () => {
     const throughAdapter = `fn: () => { _symmetricSyncGuestCallEnter(${caller}, false, 9999); try { return handler010OnTask(ptr0); } finally { _symmetricSyncGuestCallExit(); } },`;
     await writeFile(join(prepared.location, GLUE_FILE), glue.replace(core, throughAdapter));
     expect(await pushTwice(prepared.location, prepared.digest, prepared.bytes)).toEqual([1, 2]);
+    // Asked for only after the export resolved (its post-return through an adapter): the task made then is resolved too.
+    const afterResolve = await createEngine({ cacheDir: join(cacheDir, "post-return") }).prepare(await readFile(guests["counter-qjs"]));
+    const postReturn = new RegExp(`(postReturn\\d+)\\(ret\\);`).exec(glue.slice(glue.indexOf(core)));
+    expect(postReturn).not.toBeNull();
+    const at = glue.indexOf(core) + postReturn!.index;
+    const wrapped = `_symmetricSyncGuestCallEnter(${caller}, false, 9999); try { ${postReturn![0]} } finally { _symmetricSyncGuestCallExit(); }`;
+    await writeFile(join(afterResolve.location, GLUE_FILE), glue.slice(0, at) + wrapped + glue.slice(at + postReturn![0].length));
+    expect(await pushTwice(afterResolve.location, afterResolve.digest, afterResolve.bytes)).toEqual([1, 2]);
     // Without the task made on demand, the adapter finds no caller task (another cache: a glue module is loaded once per path).
     const elsewhere = await createEngine({ cacheDir: join(cacheDir, "unaided") }).prepare(await readFile(guests["counter-qjs"]));
     const unaided = glue.replace(core, throughAdapter).replace(" ?? _dormantCallerTask(callerComponentIdx)", "");
