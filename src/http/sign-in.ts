@@ -60,7 +60,9 @@ export function signInRoutes(host: Host, activity: Activity, o: DoorOptions, pus
       o.log({ event: "cross-origin-refused", client: clientOf(c, o.trustProxy), origin: c.req.header("origin"), method: "POST", path: "/login" });
       return c.html(loginPage("Sign in from this server's own page.", true), 403);
     }
-    const form = await c.req.parseBody();
+    // A body its content type says is a form but that is not one (a broken multipart body) is the sender's mistake.
+    const form = await c.req.parseBody().catch(() => undefined);
+    if (!form) return c.html(loginPage("That sign-in form could not be read: send it from this server's sign-in page.", true), 400);
     if (typeof form.token !== "string" || !accept(form.token)) {
       failed(c, o, "sign-in");
       return c.html(loginPage(WRONG, true), 403);

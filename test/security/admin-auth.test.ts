@@ -181,6 +181,17 @@ describe("state-changing requests", () => {
   });
 });
 
+describe("the sign-in form", () => {
+  it("answers a body that says it is a form but is not one with 400, saying so, and signs nobody in", async () => {
+    const s = await server();
+    const headers = { "content-type": "multipart/form-data; boundary=x" };
+    const login = await fetch(`${s.adminUrl}/login`, { method: "POST", headers, body: "\u0000asm", redirect: "manual" });
+    expect(login.status).toBe(400);
+    expect(await login.text()).toContain("That sign-in form could not be read");
+    expect(login.headers.get("set-cookie")).toBeNull();
+  });
+});
+
 describe("/metrics", () => {
   it("is open on the admin port when no metrics token is configured", async () => {
     const s = await server();
