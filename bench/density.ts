@@ -2,14 +2,13 @@
 // then what they cost at rest (stored bytes each, host RSS with all frozen), how long a host
 // takes to start with them in the store, and wakes spread at random over them.
 // `npm run bench -- density` (100,000 partitions: minutes; DORMANT_BENCH_DENSITY=<n> for fewer).
-// The host runs from dist/, built first (see `densityFigures`).
+// The host runs compiled, as the whole bench does (see bench/run.ts).
 // The clock is a fake one that never moves, so the counters' heartbeats do not fire.
 import { readdir, readFile, rm, stat, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exampleComponent } from "../guests/examples.ts";
-import type { Host, startHost as StartHost } from "../src/host.ts";
-import buildDist from "../test/setup/build-dist.ts";
+import { startHost, type Host } from "../src/host.ts";
 import { FakeClock } from "../src/scheduler/clock.ts";
 import { percentile, round } from "./stats.ts";
 import { tick } from "./wake.ts";
@@ -20,11 +19,6 @@ const WAKES = Math.min(10_000, COUNT);
 const IN_FLIGHT = 32;
 
 export async function densityFigures(): Promise<Record<string, number>> {
-  // The host as operators run it, compiled (dist/): from the sources, each executor thread
-  // also carries the dev loader (tsx), about 100 MB of RSS that no deployed host has.
-  await buildDist();
-  const compiled = "../dist/src/host.js";
-  const { startHost } = (await import(compiled)) as { startHost: typeof StartHost };
   const dataDir = await mkdtemp(join(tmpdir(), "dormant-bench-density-"));
   const label = COUNT === 100_000 ? "density.100k" : `density.${COUNT}`;
   const figures: Record<string, number> = {};

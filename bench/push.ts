@@ -7,17 +7,19 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { Miniflare } from "miniflare";
 import { exampleComponent } from "../guests/examples.ts";
+import { isCompiled, moduleUrl } from "../runtime/module-url.ts";
 import { startServer, type Server } from "../src/serve/server.ts";
 import { round } from "./stats.ts";
 import { pushTask } from "./task-records.ts";
 
 const run = promisify(execFile);
-const LOADER = join(import.meta.dirname, "load-client.ts");
+const LOADER = fileURLToPath(moduleUrl("./load-client.ts", import.meta.url));
 
 export interface Load {
   rps: number;
@@ -31,7 +33,10 @@ export interface Load {
 /** `requests` POSTs spread over `urls` (on one origin or several) from a loader process. */
 export async function load(urls: string[], requests: number, connections: number): Promise<Load> {
   const spec = { urls, requests, connections, method: "POST", body: "ping" };
-  const { stdout } = await run("node", ["--import", "tsx", LOADER, JSON.stringify(spec)], { maxBuffer: 1 << 20, timeout: 300_000 });
+  const { stdout } = await run(process.execPath, [...(isCompiled(import.meta.url) ? [] : ["--import", "tsx"]), LOADER, JSON.stringify(spec)], {
+    maxBuffer: 1 << 20,
+    timeout: 300_000,
+  });
   return JSON.parse(stdout) as Load;
 }
 

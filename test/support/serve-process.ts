@@ -2,8 +2,9 @@
 // dist/, which test/setup/build-dist.ts builds from the current sources before the tests.
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { PACKAGE_ROOT } from "../../runtime/module-url.ts";
 
-export const BIN = join(import.meta.dirname, "..", "..", "bin", "dormant.js");
+export const BIN = join(PACKAGE_ROOT, "bin", "dormant.js");
 
 export interface ServeProcess {
   process: ChildProcess;
