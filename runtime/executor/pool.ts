@@ -72,6 +72,9 @@ export type Called = { ok: true; result: CallResult } | { ok: false; error: Erro
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
+  deadline?: Deadline;
+  /** When the executor's watchdog looks at this request next (absolute ms). */
+  checkAt?: number;
 }
 
 interface Deadline {
@@ -113,6 +116,9 @@ class Executor {
   /** Requests sent during this turn of the event loop, posted together at its end (see `Envelope`). */
   outbox: Envelope[] = [];
   transfers: ArrayBufferLike[] = [];
+  /** One timer for all the deadlines of this executor's requests, due at `watchdogAt` (see `ExecutorPool.#watch`). */
+  watchdog: NodeJS.Timeout | undefined;
+  watchdogAt = Infinity;
 
   constructor(data: ExecutorData, onMessage: (executor: Executor, message: FromWorker) => void, onExit: (executor: Executor, error: Error) => void) {
     this.running = new RunningSlot(data.running);
@@ -339,36 +345,65 @@ export class ExecutorPool {
     const id = this.#nextId;
     this.#nextId = (this.#nextId % 0x7fff_fff0) + 1; // ids live in an Int32 slot shared with the executor
     return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      // Checked lazily: a queued request is looked at again after a whole deadline, a
-      // running one when its own deadline passes. No message per call, no polling.
-      const check = (): void => {
-        if (!executor.pending.has(id)) return;
-        // The phase is read before the claim: an executor that moves on to the carried event
-        // just then must not have on-activate's overrun blamed on the event.
-        const phase = executor.running.phase();
-        const startedAt = executor.running.startedAt(id);
-        const left = startedAt === undefined ? deadline!.ms : startedAt + deadline!.ms - absoluteNow();
-        if (left > 0 || !executor.running.claim(id)) {
-          timer = setTimeout(check, Math.max(left, 1));
-          return;
-        }
-        executor.pending.delete(id);
-        reject(deadline!.error(phase));
-        this.#stop(executor, deadline!);
-      };
-      if (deadline) timer = setTimeout(check, deadline.ms);
       // An idle executor is woken at once; what follows in the same turn goes with the next post.
       const idle = executor.pending.size === 0 && executor.outbox.length === 0;
-      executor.pending.set(id, {
-        resolve: (value) => (clearTimeout(timer), resolve(value)),
-        reject: (error) => (clearTimeout(timer), reject(error)),
-      });
+      const pending: Pending = { resolve, reject };
+      executor.pending.set(id, pending);
+      if (deadline) {
+        pending.deadline = deadline;
+        pending.checkAt = absoluteNow() + deadline.ms;
+        this.#watch(executor, pending.checkAt);
+      }
       if (idle) return executor.worker.postMessage([{ id, request }], transfer as never);
       if (executor.outbox.length === 0) setImmediate(() => this.#post(executor));
       executor.outbox.push({ id, request });
       executor.transfers.push(...transfer);
     });
+  }
+
+  /**
+   * Have the executor's watchdog look at its requests by `at`. Deadlines are checked
+   * lazily, by one timer per executor left armed across requests (a timer set and cleared
+   * per request cost a wake more than the rest of the pool's work on it): a queued request
+   * is looked at again after a whole deadline, a running one when its own deadline passes.
+   * Unreferenced: a pending request's worker keeps the process alive.
+   */
+  #watch(executor: Executor, at: number): void {
+    if (at >= executor.watchdogAt) return;
+    clearTimeout(executor.watchdog);
+    executor.watchdogAt = at;
+    executor.watchdog = setTimeout(() => this.#checkDeadlines(executor), Math.max(at - absoluteNow(), 1)).unref();
+  }
+
+  /** Stop the requests past their deadlines (see `#stop`); look again when the next one is due. */
+  #checkDeadlines(executor: Executor): void {
+    executor.watchdog = undefined;
+    executor.watchdogAt = Infinity;
+    const now = absoluteNow();
+    let next = Infinity;
+    for (const [id, pending] of executor.pending) {
+      const { deadline, checkAt } = pending;
+      if (!deadline || checkAt === undefined) continue;
+      if (checkAt > now) {
+        next = Math.min(next, checkAt);
+        continue;
+      }
+      // The phase is read before the claim: an executor that moves on to the carried event
+      // just then must not have on-activate's overrun blamed on the event.
+      const phase = executor.running.phase();
+      const startedAt = executor.running.startedAt(id);
+      const left = startedAt === undefined ? deadline.ms : startedAt + deadline.ms - now;
+      if (left > 0 || !executor.running.claim(id)) {
+        pending.checkAt = now + Math.max(left, 1);
+        next = Math.min(next, pending.checkAt);
+        continue;
+      }
+      executor.pending.delete(id);
+      pending.reject(deadline.error(phase));
+      this.#stop(executor, deadline);
+      // At most one request runs at a time: the others' deadlines start when they do.
+    }
+    if (next < Infinity && this.#executors.includes(executor)) this.#watch(executor, next);
   }
 
   #post(executor: Executor): void {

@@ -74,6 +74,24 @@ describe("one executor", () => {
     expect(pool.runaways.runaways).toBe(1);
   });
 
+  it("gives a runaway sent after quick calls its whole deadline, counted from its own start, and then stops it", async () => {
+    const runaway = await watGuest(pool, ON_TASK, FOREVER);
+    await pool.activate("quick", { component: wat, reason: "fresh", host: noTasks(), now: 0, spareInstances: 0, limits: LIMITS });
+    // Quick calls with a short deadline, the first one 250 ms before the runaway's start: the
+    // executor's deadline checks are then due before the runaway's own deadline is.
+    const short = { ...LIMITS, deadlineMs: 400 };
+    for (let i = 0; i < 5; i++) {
+      await pool.call("quick", event("tick"), noTasks(), 0, short);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await pool.activate("late-runaway", { component: runaway, reason: "fresh", host: noTasks(), now: 0, spareInstances: 0, limits: LIMITS });
+    const sent = performance.now();
+    const stopped = pool.call("late-runaway", event("tick"), noTasks(), 0, short);
+    await expect(stopped).rejects.toMatchObject({ code: "guest-deadline" });
+    expect(performance.now() - sent).toBeGreaterThanOrEqual(400);
+    expect(pool.isLive("quick")).toBe(true);
+  });
+
   it("counts a deadline from when the executor starts the request: 120 queued activations of ~150 ms each all succeed", async () => {
     const slow = await watGuest(pool, ON_ACTIVATE, SLOW_ACTIVATE);
     const activations = Array.from({ length: 120 }, (_, i) =>
