@@ -1,4 +1,4 @@
-// Every operation on a store gets a deadline and one kind of failure: a driver that races
+// Every operation on a store gets a deadline and one kind of failure: a driver that bounds
 // each call against a timeout and turns a timeout or a backend error (a stopped Redis, a
 // full disk) into a `store-unavailable` DormantError naming the store. Nothing above can
 // then mistake an unsaved write for a saved one, or wait on a hung store for ever.
@@ -21,45 +21,96 @@ const GUARDED = [
 ] as const;
 
 export function guardedDriver(driver: Driver, description: string, timeoutMs: number): Driver {
+  const calls = new StoreCalls(description, timeoutMs);
   const guarded: Driver = { ...driver };
   for (const name of GUARDED) {
     const op = (driver as unknown as Record<string, unknown>)[name] as ((...args: unknown[]) => unknown) | undefined;
     if (!op) continue;
     (guarded as unknown as Record<string, unknown>)[name] = (...args: unknown[]) =>
-      guard(description, timeoutMs, name, typeof args[0] === "string" ? args[0] : "", () => op.apply(driver, args));
+      calls.guard(name, typeof args[0] === "string" ? args[0] : "", () => op.apply(driver, args));
   }
   return guarded;
 }
 
-async function guard<T>(store: string, timeoutMs: number, op: string, key: string, work: () => T | Promise<T>): Promise<T> {
-  const what = `${op}${key ? ` ${key}` : ""}`;
-  let timer: NodeJS.Timeout | undefined;
-  // A wall-time bound on one store call, whatever the host's clock: a real timer.
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new DormantError(
-            "store-unavailable",
-            `The store ${store} did not answer (${what}) within ${timeoutMs} ms; nothing was acknowledged. ` +
-              "Check that it is running and reachable; retry later.",
-            { details: { store, op } },
-          ),
+interface Call {
+  what: string;
+  op: string;
+  /** When the call has run past the timeout (performance.now() time). */
+  dueAt: number;
+  fail: (error: Error) => void;
+}
+
+/**
+ * A store's calls under way, with one timer for all their timeouts, left armed across
+ * calls: a timer set and cleared for each call cost more than a fast store's call (a
+ * timer fire retires one key, a push writes two). The timer holds the process open only
+ * while a call is under way.
+ */
+class StoreCalls {
+  readonly #store: string;
+  readonly #timeoutMs: number;
+  readonly #calls = new Set<Call>();
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Infinity;
+
+  constructor(store: string, timeoutMs: number) {
+    this.#store = store;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  async guard<T>(op: string, key: string, work: () => T | Promise<T>): Promise<T> {
+    const what = `${op}${key ? ` ${key}` : ""}`;
+    const call: Call = { what, op, dueAt: performance.now() + this.#timeoutMs, fail: () => undefined };
+    this.#calls.add(call);
+    if (this.#calls.size === 1) this.#timer?.ref();
+    this.#watch(call.dueAt);
+    try {
+      return await new Promise<T>((resolve, reject) => {
+        call.fail = reject;
+        Promise.resolve().then(work).then(resolve, reject);
+      });
+    } catch (error) {
+      if (isDormantError(error)) throw error;
+      throw new DormantError(
+        "store-unavailable",
+        `The store ${this.#store} failed (${what}): ${(error as Error).message}. ` +
+          "Nothing was acknowledged; check the store (is it running, is its disk full?) and retry later.",
+        { cause: error, details: { store: this.#store, op } },
+      );
+    } finally {
+      this.#calls.delete(call);
+      if (this.#calls.size === 0) this.#timer?.unref();
+    }
+  }
+
+  #watch(at: number): void {
+    if (at >= this.#timerAt) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    // A wall-time bound, whatever the host's clock: a real timer.
+    this.#timer = setTimeout(() => this.#timeOut(), Math.max(at - performance.now(), 1));
+  }
+
+  #timeOut(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const call of this.#calls) {
+      if (call.dueAt > now) {
+        next = Math.min(next, call.dueAt);
+        continue;
+      }
+      this.#calls.delete(call);
+      call.fail(
+        new DormantError(
+          "store-unavailable",
+          `The store ${this.#store} did not answer (${call.what}) within ${this.#timeoutMs} ms; nothing was acknowledged. ` +
+            "Check that it is running and reachable; retry later.",
+          { details: { store: this.#store, op: call.op } },
         ),
-      timeoutMs,
-    );
-  });
-  try {
-    return await Promise.race([Promise.resolve().then(work), timeout]);
-  } catch (error) {
-    if (isDormantError(error)) throw error;
-    throw new DormantError(
-      "store-unavailable",
-      `The store ${store} failed (${what}): ${(error as Error).message}. ` +
-        "Nothing was acknowledged; check the store (is it running, is its disk full?) and retry later.",
-      { cause: error, details: { store, op } },
-    );
-  } finally {
-    clearTimeout(timer);
+      );
+    }
+    if (next < Infinity) this.#watch(next);
   }
 }
