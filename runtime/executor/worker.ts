@@ -1,7 +1,7 @@
 // An executor: a worker thread that hosts partitions. Guest code only ever runs here,
 // so a busy guest never stalls the main thread's timers or HTTP.
 import { parentPort, workerData } from "node:worker_threads";
-import type { CompiledComponent, EngineModule, GuestInstance } from "../engine.ts";
+import type { CompiledComponent, EngineModule, GuestInstance, PreparedComponent } from "../engine.ts";
 import { applySnapshot, capturePristine, encodeSnapshot, resetToPristine, type Dirty, type PristineImage } from "../snapshot/image.ts";
 import type { HostBinding, HostModule, HostSink } from "./host-binding.ts";
 import { RunningSlot, absoluteNow } from "./interrupt.ts";
@@ -127,6 +127,9 @@ function instantiate(compiled: CompiledComponent): Bound {
 const REFILL_IDLE_MS = 5;
 let lastRequestAt = 0;
 
+/** Pools an activation took from, topped up once the executor has answered (a timer set before the answer delayed it). */
+const toRefill = new Map<CompiledComponent, number>();
+
 /** Top the component's pool of pristine instances up, while the executor is idle. */
 function refill(compiled: CompiledComponent, size: number): void {
   let pool = pools.get(compiled.key);
@@ -170,11 +173,12 @@ async function activate(request: Extract<Request, { op: "activate" }>): Promise<
 
 async function activateOnly(request: Extract<Request, { op: "activate" }>): Promise<ActivateResult> {
   if (live.has(request.partition)) throw new DormantError("activation-failed", `Partition ${request.partition} is already live in this executor.`);
-  const compiled = await engine.compile(request.component, { maxMemoryBytes: request.memoryLimit });
+  const compiling = compile(request.component, request.memoryLimit);
+  const compiled = compiling instanceof Promise ? await compiling : compiling;
   const t0 = performance.now();
   const spare = pools.get(compiled.key)?.spare.pop();
   const bound = spare ?? instantiate(compiled);
-  if (request.spareInstances > 0) refill(compiled, request.spareInstances);
+  if (request.spareInstances > 0) toRefill.set(compiled, request.spareInstances);
   const t1 = performance.now();
   bound.binding.attach(request.partition);
   if (request.snapshot) applySnapshot(bound.instance.state, pristine.get(compiled.key)!, request.snapshot);
@@ -418,6 +422,20 @@ function liveOrThrow(partition: string): Live {
   return found;
 }
 
+/** Components compiled here, by digest and memory cap: found again without waiting a turn (a wake compiles before its deadline starts, then activates). */
+const compiledHere = new Map<string, CompiledComponent>();
+
+function compile(component: PreparedComponent, memoryLimit: number): CompiledComponent | Promise<CompiledComponent> {
+  const key = `${component.digest}@${memoryLimit}`;
+  return (
+    compiledHere.get(key) ??
+    engine.compile(component, { maxMemoryBytes: memoryLimit }).then((compiled) => {
+      compiledHere.set(key, compiled);
+      return compiled;
+    })
+  );
+}
+
 async function handle(request: Request): Promise<unknown> {
   switch (request.op) {
     case "prepare":
@@ -469,6 +487,8 @@ async function pump(): Promise<void> {
   }
   pumping = false;
   flushResponses();
+  for (const [compiled, size] of toRefill) refill(compiled, size);
+  toRefill.clear();
 }
 
 async function run({ id, request }: Envelope): Promise<void> {
@@ -481,7 +501,10 @@ async function run({ id, request }: Envelope): Promise<void> {
     answer({ ...response, ...takeLogs() } as Response, transfer);
   };
   try {
-    if (request.op === "activate") await engine.compile(request.component, { maxMemoryBytes: request.memoryLimit });
+    if (request.op === "activate") {
+      const compiling = compile(request.component, request.memoryLimit);
+      if (compiling instanceof Promise) await compiling;
+    }
     if (request.op === "upgrade") {
       await Promise.all([request.from.component, request.component].map((component) => engine.compile(component, { maxMemoryBytes: request.memoryLimit })));
     }
