@@ -16,28 +16,13 @@
  *   glue's catch would have, or the real function where V8 has it.
  * - Dormant's own imports are called directly (see `directHostImports`), and where a guest
  *   imports nothing else, its exports too (see `directExports`).
- * - An instance's async state is made as it is instantiated (see `asyncStateAtInstantiate`).
  */
 export function quietGlue(glue: Uint8Array): string {
   const text = Buffer.from(glue)
     .toString("utf8")
     .replace(/^(\s*)_debugLog\(/gm, "$1false && _debugLog(")
     .replaceAll("WebAssembly.promising(", "_dormantPromising(");
-  return `${asyncStateAtInstantiate(directExports(directHostImports(text)))}\n${PROMISING}\n`;
-}
-
-/**
- * jco makes a component's async state (a class of some twenty fields, two handle tables)
- * on the first call into an instance, and each instance has its own copy of that class:
- * about 60 µs of a pooled instance's first `on-activate` on a warm CPU, paid on every wake.
- * Made as the instance is instantiated instead, it is paid while the executor is idle,
- * refilling its pool.
- */
-export function asyncStateAtInstantiate(glue: string): string {
-  const exported = /^(\s*)return \{ handler: handler010,/m;
-  const indices = new Set([...glue.matchAll(/getOrCreateAsyncState\((\d+)\)/g)].map(([, index]) => index!));
-  if (indices.size === 0 || glue.split(exported).length !== 3 || !glue.includes("function getOrCreateAsyncState(")) return glue;
-  return glue.replace(exported, (line, indent: string) => `${[...indices].map((index) => `${indent}getOrCreateAsyncState(${index});\n`).join("")}${line}`);
+  return `${directExports(directHostImports(text))}\n${PROMISING}\n`;
 }
 
 /** Appended, so the glue's line numbers stay jco's; it is defined before anything instantiates. */

@@ -202,31 +202,6 @@ describe("the jco engine's cached glue", () => {
     expect(await countAfterOneEvent(prepared.location, prepared.digest, prepared.bytes)).toBe("1");
   });
 
-  it("makes an instance's component async state as it instantiates it, so its first call does not pay for it", async () => {
-    for (const guest of [guests.wat, guests["counter-qjs"]]) {
-      const prepared = await createEngine({ cacheDir }).prepare(await readFile(guest));
-      const glue = await readFile(join(prepared.location, GLUE_FILE), "utf8");
-      const made = "const newState = new ComponentAsyncState({ componentIdx });";
-      expect(glue.split(made)).toHaveLength(2);
-      await writeFile(
-        join(prepared.location, GLUE_FILE),
-        glue.replace(made, `globalThis.__asyncStatesMade = (globalThis.__asyncStatesMade ?? 0) + 1; ${made}`),
-      );
-      const counter = globalThis as { __asyncStatesMade?: number };
-      counter.__asyncStatesMade = 0;
-      const compiled = await createEngine({ cacheDir }).compile(prepared);
-      const binding = createHostBinding({ log: () => undefined });
-      const instance = compiled.instantiate(binding.imports);
-      expect(counter.__asyncStatesMade).toBe(1);
-      binding.attach("p_glue");
-      binding.begin(noTasks(), 0);
-      instance.exports.lifecycle.onActivate("fresh");
-      binding.end();
-      expect(counter.__asyncStatesMade).toBe(1);
-      delete counter.__asyncStatesMade;
-    }
-  });
-
   it("gives an entry cached by an older glue revision the current glue, keeping jco's own beside it", async () => {
     const bytes = await readFile(guests.wat);
     const prepared = await createEngine({ cacheDir }).prepare(bytes);
