@@ -5,6 +5,7 @@
 import { deflateRawSync, inflateRawSync } from "node:zlib";
 import type { CoreValueType, GlobalCell, StateView, TableView } from "../engine.ts";
 import { DormantError } from "../errors.ts";
+import { changedRuns, CHUNK_WORDS } from "./changed-runs.ts";
 
 const MAGIC = Buffer.from("DRMS");
 /** Format 2: each changed chunk as it is, raw-deflated (written before format 4; still read). */
@@ -37,13 +38,11 @@ const PLAIN_PREFIX = 8;
  * buffers are fresh memory, and a page touched for the first time is dear.
  */
 const ZLIB = { level: 4, windowBits: 13, memLevel: 6 } as const;
-const CHUNK = 4096;
+const WORDS = CHUNK_WORDS;
+const CHUNK = WORDS * 4;
 /** Chunks compared at once before each of them is (see `encodeSnapshot`). */
 const BLOCK = 16 * CHUNK;
-const WORDS = CHUNK / 4;
 const PAGE = 65536;
-/** Equal words between two that differ are kept in one run when there are at most this many (a new run costs a word). */
-const GAP = 1;
 
 type GlobalValue = number | bigint | "ref" | null;
 
@@ -130,7 +129,7 @@ export function encodeSnapshot(view: StateView, pristine: PristineImage): { byte
   const nows = currents.map(words);
   const runs = header.memories.map(({ chunks }, m) => {
     const was = words(pristine.memories[m] ?? Buffer.alloc(0));
-    return chunks.map((chunk) => runsOf(nows[m]!, was, chunk * WORDS));
+    return chunks.map((chunk) => changedRuns(nows[m]!, was, chunk * WORDS));
   });
   let dataWords = 0;
   for (const chunk of runs.flat()) {
@@ -171,26 +170,6 @@ export function encodeSnapshot(view: StateView, pristine: PristineImage): { byte
 /** A buffer's words (its offset is word-aligned: memories, pristine images and the images made here are). */
 function words(bytes: Uint8Array): Int32Array {
   return new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
-}
-
-/** The runs of words in the chunk from `first` that differ from pristine (zeros past its end), as (first word in the chunk, words) pairs. */
-function runsOf(now: Int32Array, was: Int32Array, first: number): number[] {
-  const end = Math.min(first + WORDS, now.length);
-  const baseEnd = Math.min(end, was.length);
-  const runs: number[] = [];
-  // One pass, no closure: this loop reads every word of every changed chunk on each freeze.
-  let start = -1;
-  let last = -2 - GAP; // the last differing word seen
-  for (let w = first; w < end; w++) {
-    if (now[w] === (w < baseEnd ? was[w] : 0)) continue;
-    if (w - last > GAP + 1) {
-      if (start >= 0) runs.push(start - first, last + 1 - start);
-      start = w;
-    }
-    last = w;
-  }
-  if (start >= 0) runs.push(start - first, last + 1 - start);
-  return runs;
 }
 
 /** target = a XOR b, where b may be shorter (zeros past its end); a word at a time when all three are aligned. */
