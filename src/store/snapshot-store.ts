@@ -243,8 +243,13 @@ export class SnapshotStore {
       await ps.setItemRaw(headSlotOf(ref.seq), encodeHead(head), { inPlace: found?.inSlot === true });
       this.#cache.set(partitionId, { head, data, image: options.image });
       // Only now is a format-1 store's old head, and its blob that fell out, unreferenced.
-      if (found && !found.inSlot) await ps.removeItem(LEGACY_HEAD_KEY);
-      if (old?.previous?.blob !== undefined) await ps.removeItem(old.previous.blob);
+      // The snapshot is stored whatever becomes of them: one left behind is the sweep's.
+      try {
+        if (found && !found.inSlot) await ps.removeItem(LEGACY_HEAD_KEY);
+        if (old?.previous?.blob !== undefined) await ps.removeItem(old.previous.blob);
+      } catch {
+        // Left for the sweep (see `sweep`), which reports what it cannot remove.
+      }
       return ref;
     });
   }

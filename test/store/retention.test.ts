@@ -2,6 +2,7 @@
 // partition frozen since, a format-1 store's blobs left by a crash, what a delete cut short
 // left) and temp files of writers that died; never a restore point.
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -44,6 +45,27 @@ describe("the snapshot sweep", () => {
     expect(await snapshots.sweep()).toEqual({ removed: 3 });
     expect((await store.snapshots.getKeys("p1")).sort()).toEqual(["p1:blob-1", "p1:head-1"]);
     expect((await snapshots.load("p1"))?.data).toEqual(bytes(1));
+  });
+
+  it("stores a put whose format-1 head cannot be removed after the new head is written, and leaves that head to the sweep", async () => {
+    const old = bytes(5);
+    await store.snapshots.setItemRaw("p1:5", old);
+    await store.snapshots.setItem("p1:head", { latest: { seq: 5, sha256: createHash("sha256").update(old).digest("hex"), bytes: 64, takenAt: 5, blob: "5" } });
+    // The store refuses to remove the old head: the new snapshot is stored all the same.
+    const refusing = new Proxy(store.snapshots, {
+      get(target, property) {
+        if (property === "removeItem") return async () => Promise.reject(new Error("disk on fire"));
+        const value = Reflect.get(target, property) as unknown;
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    expect(await new SnapshotStore(refusing).put("p1", bytes(6), 6)).toMatchObject({ seq: 6 });
+
+    const snapshots = new SnapshotStore(store.snapshots);
+    expect((await snapshots.load("p1"))?.data).toEqual(bytes(6));
+    expect(await snapshots.sweep()).toEqual({ removed: 1 });
+    expect((await store.snapshots.getKeys("p1")).sort()).toEqual(["p1:5", "p1:blob-0", "p1:head-0"]);
+    expect((await snapshots.head("p1"))?.previous?.seq).toBe(5);
   });
 
   it("removes the blobs of a partition whose delete was cut short after its heads went", async () => {
