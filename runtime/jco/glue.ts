@@ -73,7 +73,7 @@ export function directHostImports(glue: string): string {
  */
 const LAZY_TASK = `
 class _DormantLazyTask {
-  #args; #kit; #real; #memoryIdx; #memory; #settled; #errored; #exited = false;
+  #args; #kit; #real; #memoryIdx; #memory; #settled; #errored; #exited = false; #leaveMeta;
   constructor(args, kit) { this.#args = args; this.#kit = kit; _dormantExport = this; }
   get kit() { return this.#kit; }
   materialize() {
@@ -87,7 +87,8 @@ class _DormantLazyTask {
     if (this.#errored) task.setErrored(this.#errored.error);
     if (this.#settled?.ok === true) task.resolve(this.#settled.value);
     if (this.#settled?.ok === false) task.reject(this.#settled.error);
-    this.#kit.setMeta({ taskID: task.id(), componentIdx: this.#args.componentIdx });
+    // Current until the export exits, then the caller's again, as jco's wrapper around an export leaves it.
+    this.#leaveMeta = this.#kit.enterMeta({ taskID: task.id(), componentIdx: this.#args.componentIdx });
     return (this.#real = task);
   }
   setCalleeIsAsync() {}
@@ -106,6 +107,7 @@ class _DormantLazyTask {
     if (_dormantExport === this) _dormantExport = undefined;
     this.#exited = true;
     this.#real?.exit(args);
+    this.#leaveMeta?.();
   }
 }
 let _dormantExport;
@@ -117,8 +119,17 @@ function _dormantCallerTask(componentIdx) {
 }`;
 
 /** Put in an instance's scope, before jco's task functions (hoisted there): what `_DormantLazyTask` calls. */
-const TASK_KIT =
-  "const _dormantKit = { create: (args) => createNewCurrentTask(args), current: (idx) => getCurrentTask(idx), setMeta: (meta) => _setGlobalCurrentTaskMeta(meta) };\n";
+const TASK_KIT = `const _dormantKit = {
+    create: (args) => createNewCurrentTask(args),
+    current: (idx) => getCurrentTask(idx),
+    enterMeta: (meta) => {
+      const previous = CURRENT_TASK_META[meta.componentIdx] ?? null;
+      const previousCurrent = CURRENT_TASK_META.current ?? null;
+      _setGlobalCurrentTaskMeta(meta);
+      return () => { CURRENT_TASK_META[meta.componentIdx] = previous; CURRENT_TASK_META.current = previousCurrent; };
+    },
+  };
+`;
 const TASK_FUNCTIONS = "  function createNewCurrentTask(args) {";
 
 /**
@@ -146,7 +157,7 @@ export function directExports(glue: string): string {
   const exports = glue.match(created)?.length ?? 0;
   // Each export makes its task current twice: around the whole call and around the core call.
   if (exports === 0 || (glue.match(meta)?.length ?? 0) !== 2 * exports) return glue;
-  const kitFunctions = ["  function getCurrentTask(componentIdx", "  function _setGlobalCurrentTaskMeta(args)"];
+  const kitFunctions = ["  function getCurrentTask(componentIdx", "  function _setGlobalCurrentTaskMeta(args)", "const CURRENT_TASK_META = {};"];
   if (glue.split(TASK_FUNCTIONS).length !== 2 || !kitFunctions.every((declared) => glue.includes(declared))) return glue;
   let text = glue.replace(TASK_FUNCTIONS, `  ${TASK_KIT}${TASK_FUNCTIONS}`);
   if (glue.includes("'enter-sync-call'")) {

@@ -26,7 +26,7 @@ const MANIFEST = "manifest.json";
  * beside jco's (nothing in an entry is ever removed or moved, so a host or executor
  * reading it meanwhile, or one of an older version sharing the cache, is never left without it).
  */
-const GLUE_REVISION = 9;
+const GLUE_REVISION = 11;
 
 interface Manifest {
   digest: string;

@@ -163,8 +163,16 @@ describe("the jco engine's cached glue", () => {
     const core = "fn: () => handler010OnTask(ptr0),";
     expect(glue.split(core)).toHaveLength(2);
     const throughAdapter = `fn: () => { _symmetricSyncGuestCallEnter(${caller}, false, 9999); try { return handler010OnTask(ptr0); } finally { _symmetricSyncGuestCallExit(); } },`;
-    await writeFile(join(prepared.location, GLUE_FILE), glue.replace(core, throughAdapter));
+    // The glue hands the test its task-meta reader, to see what the export leaves current.
+    const exported = "return { handler: handler010,";
+    const withMetaReader = glue.replace(core, throughAdapter).replace(exported, `globalThis.__dormantTaskMeta = _getGlobalCurrentTaskMeta; ${exported}`);
+    await writeFile(join(prepared.location, GLUE_FILE), withMetaReader);
     expect(await pushTwice(prepared.location, prepared.digest, prepared.bytes)).toEqual([1, 2]);
+    // Once the export exits, its task is no longer current, as after jco's own export wrapper.
+    const meta = globalThis as { __dormantTaskMeta?: (componentIdx?: number) => unknown };
+    expect(meta.__dormantTaskMeta?.(Number(caller))).toBeUndefined();
+    expect(meta.__dormantTaskMeta?.()).toBeUndefined();
+    delete meta.__dormantTaskMeta;
     // Asked for only after the export resolved (its post-return through an adapter): the task made then is resolved too.
     const afterResolve = await createEngine({ cacheDir: join(cacheDir, "post-return") }).prepare(await readFile(guests["counter-qjs"]));
     const postReturn = new RegExp(`(postReturn\\d+)\\(ret\\);`).exec(glue.slice(glue.indexOf(core)));
