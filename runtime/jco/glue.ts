@@ -118,18 +118,12 @@ function _dormantCallerTask(componentIdx) {
   return _dormantExport.kit.current(componentIdx);
 }`;
 
-/** Put in an instance's scope, before jco's task functions (hoisted there): what `_DormantLazyTask` calls. */
-const TASK_KIT = `const _dormantKit = {
-    create: (args) => createNewCurrentTask(args),
-    current: (idx) => getCurrentTask(idx),
-    enterMeta: (meta) => {
-      const previous = CURRENT_TASK_META[meta.componentIdx] ?? null;
-      const previousCurrent = CURRENT_TASK_META.current ?? null;
-      _setGlobalCurrentTaskMeta(meta);
-      return () => { CURRENT_TASK_META[meta.componentIdx] = previous; CURRENT_TASK_META.current = previousCurrent; };
-    },
-  };
-`;
+/** Put in an instance's scope, on one line before jco's task functions (hoisted there): what `_DormantLazyTask` calls. */
+const TASK_KIT = [
+  "const _dormantKit = { create: (args) => createNewCurrentTask(args), current: (idx) => getCurrentTask(idx), ",
+  "enterMeta: (meta) => { const previous = CURRENT_TASK_META[meta.componentIdx] ?? null, previousCurrent = CURRENT_TASK_META.current ?? null; ",
+  "_setGlobalCurrentTaskMeta(meta); return () => { CURRENT_TASK_META[meta.componentIdx] = previous; CURRENT_TASK_META.current = previousCurrent; }; } };\n",
+].join("");
 const TASK_FUNCTIONS = "  function createNewCurrentTask(args) {";
 
 /**
