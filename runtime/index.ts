@@ -9,6 +9,7 @@ export { DormantError, isDormantError, type DormantCode } from "./errors.ts";
 export type { BuildOptions } from "./toolchain/build.ts";
 export { DEFAULT_JS_ENGINE, JS_ENGINES, jsEngine, type JsEngine } from "./toolchain/js-engines.ts";
 export { moduleUrl, PACKAGE_ROOT } from "./module-url.ts";
+export { EarliestTimer } from "./earliest-timer.ts";
 
 /** Build a guest component (`dormant build`); the toolchain is loaded only when asked for. */
 export async function buildComponent(entry: string, options: import("./toolchain/build.ts").BuildOptions): Promise<Uint8Array> {

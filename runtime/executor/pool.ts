@@ -25,6 +25,7 @@ import type { ExecutorData } from "./worker.ts";
 import { DormantError, fromErrorData } from "../errors.ts";
 import { RunningSlot, absoluteNow, canInterrupt, interrupt, watchWorkers } from "./interrupt.ts";
 import { Quarantine } from "./quarantine.ts";
+import { EarliestTimer } from "../earliest-timer.ts";
 
 export interface ExecutorPoolOptions {
   /** Worker threads to start; default: the machine's cores. */
@@ -116,12 +117,22 @@ class Executor {
   /** Requests sent during this turn of the event loop, posted together at its end (see `Envelope`). */
   outbox: Envelope[] = [];
   transfers: ArrayBufferLike[] = [];
-  /** One timer for all the deadlines of this executor's requests, due at `watchdogAt` (see `ExecutorPool.#watch`). */
-  watchdog: NodeJS.Timeout | undefined;
-  watchdogAt = Infinity;
+  /**
+   * One timer for all the deadlines of this executor's requests, checked lazily: a queued
+   * request is looked at again after a whole deadline, a running one when its own deadline
+   * passes (see `ExecutorPool.#checkDeadlines`). Unreferenced: a pending request's worker
+   * keeps the process alive.
+   */
+  readonly watchdog: EarliestTimer;
 
-  constructor(data: ExecutorData, onMessage: (executor: Executor, message: FromWorker) => void, onExit: (executor: Executor, error: Error) => void) {
+  constructor(
+    data: ExecutorData,
+    onMessage: (executor: Executor, message: FromWorker) => void,
+    onExit: (executor: Executor, error: Error) => void,
+    onDeadlines: (executor: Executor) => number,
+  ) {
     this.running = new RunningSlot(data.running);
+    this.watchdog = new EarliestTimer(absoluteNow, () => onDeadlines(this), { referenced: false });
     this.worker = startWorker(data);
     this.worker.on("message", (message: FromWorker) => onMessage(this, message));
     this.worker.on("error", (error) => onExit(this, error));
@@ -176,13 +187,7 @@ export class ExecutorPool {
     this.#home.set(partition, executor);
     const { limits, ...rest } = options;
     try {
-      // Compiling is the host's work, not the guest's: it happens before the deadline starts.
-      // One compiled variant per memory cap: the cap is each memory's maximum (see CompileOptions).
-      const variant = `${options.component.digest}@${limits.memoryBytes}`;
-      if (!executor.compiled.has(variant)) {
-        await this.#send(executor, { op: "compile", component: options.component, memoryLimit: limits.memoryBytes });
-        executor.compiled.add(variant);
-      }
+      await this.#compile(executor, options.component, limits);
       const request = { op: "activate" as const, partition, ...rest, memoryLimit: limits.memoryBytes };
       const event = options.event;
       const deadline = this.#deadline(partition, limits, options.now, (phase) =>
@@ -212,12 +217,7 @@ export class ExecutorPool {
     this.#home.set(partition, executor);
     const { limits, ...rest } = options;
     try {
-      for (const component of [options.from.component, options.component]) {
-        const variant = `${component.digest}@${limits.memoryBytes}`;
-        if (executor.compiled.has(variant)) continue;
-        await this.#send(executor, { op: "compile", component, memoryLimit: limits.memoryBytes });
-        executor.compiled.add(variant);
-      }
+      for (const component of [options.from.component, options.component]) await this.#compile(executor, component, limits);
       const request = { op: "upgrade" as const, partition, ...rest, memoryLimit: limits.memoryBytes };
       const deadline = this.#deadline(partition, limits, options.now, () => ({ what: "its upgrade" }));
       return (await this.#send(executor, request, transferList(options.from.snapshot), deadline)) as UpgradeResult;
@@ -319,6 +319,18 @@ export class ExecutorPool {
     return this.#executors.reduce((best, executor) => (load(executor) < load(best) ? executor : best));
   }
 
+  /**
+   * Have the executor compile a component, once: compiling is the host's work, not the
+   * guest's, so it happens before a request's deadline starts. One compiled variant per
+   * memory cap: the cap is each memory's maximum (see CompileOptions).
+   */
+  async #compile(executor: Executor, component: PreparedComponent, limits: CallLimits): Promise<void> {
+    const variant = `${component.digest}@${limits.memoryBytes}`;
+    if (executor.compiled.has(variant)) return;
+    await this.#send(executor, { op: "compile", component, memoryLimit: limits.memoryBytes });
+    executor.compiled.add(variant);
+  }
+
   /** A request's deadline; `during` names the guest call that ran past it, by the request's phase (see `RunningSlot.phase`). */
   #deadline(partition: string, limits: CallLimits, now: number, during: (phase: number) => { what: string; details?: Record<string, unknown> }): Deadline {
     return {
@@ -352,7 +364,7 @@ export class ExecutorPool {
       if (deadline) {
         pending.deadline = deadline;
         pending.checkAt = absoluteNow() + deadline.ms;
-        this.#watch(executor, pending.checkAt);
+        executor.watchdog.by(pending.checkAt);
       }
       if (idle) return executor.worker.postMessage([{ id, request }], transfer as never);
       if (executor.outbox.length === 0) setImmediate(() => this.#post(executor));
@@ -361,24 +373,8 @@ export class ExecutorPool {
     });
   }
 
-  /**
-   * Have the executor's watchdog look at its requests by `at`. Deadlines are checked
-   * lazily, by one timer per executor left armed across requests (a timer set and cleared
-   * per request took some 30 µs of the main thread's work on a wake just after idle): a
-   * queued request is looked at again after a whole deadline, a running one when its own
-   * deadline passes. Unreferenced: a pending request's worker keeps the process alive.
-   */
-  #watch(executor: Executor, at: number): void {
-    if (at >= executor.watchdogAt) return;
-    clearTimeout(executor.watchdog);
-    executor.watchdogAt = at;
-    executor.watchdog = setTimeout(() => this.#checkDeadlines(executor), Math.max(at - absoluteNow(), 1)).unref();
-  }
-
-  /** Stop the requests past their deadlines (see `#stop`); look again when the next one is due. */
-  #checkDeadlines(executor: Executor): void {
-    executor.watchdog = undefined;
-    executor.watchdogAt = Infinity;
+  /** Stop the requests past their deadlines (see `#stop`); the next one due is when to look again. */
+  #checkDeadlines(executor: Executor): number {
     const now = absoluteNow();
     let next = Infinity;
     for (const [id, pending] of executor.pending) {
@@ -402,7 +398,7 @@ export class ExecutorPool {
       pending.reject(deadline.error(phase));
       this.#stop(executor, deadline);
     }
-    if (next < Infinity && this.#executors.includes(executor)) this.#watch(executor, next);
+    return this.#executors.includes(executor) ? next : Infinity;
   }
 
   #post(executor: Executor): void {
@@ -449,6 +445,7 @@ export class ExecutorPool {
       data,
       (executor, message) => this.#onMessage(executor, message),
       (executor, error) => this.#retire(executor, error),
+      (executor) => this.#checkDeadlines(executor),
     );
   }
 

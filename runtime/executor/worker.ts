@@ -216,8 +216,7 @@ async function activateOnly(request: Extract<Request, { op: "activate" }>): Prom
 async function upgrade(request: Extract<Request, { op: "upgrade" }>): Promise<UpgradeResult> {
   const { partition, from } = request;
   if (live.has(partition)) throw new DormantError("upgrade-failed", `Partition ${partition} is live in this executor; freeze it before upgrading.`);
-  const limits = { maxMemoryBytes: request.memoryLimit };
-  const [oldCompiled, newCompiled] = await Promise.all([engine.compile(from.component, limits), engine.compile(request.component, limits)]);
+  const [oldCompiled, newCompiled] = await Promise.all([compile(from.component, request.memoryLimit), compile(request.component, request.memoryLimit)]);
   const failed = (step: string, error: unknown): DormantError =>
     new DormantError(
       "upgrade-failed",
@@ -445,7 +444,7 @@ async function handle(request: Request): Promise<unknown> {
     case "upgrade":
       return upgrade(request);
     case "compile":
-      await engine.compile(request.component, { maxMemoryBytes: request.memoryLimit });
+      await compile(request.component, request.memoryLimit);
       return undefined;
     case "recover":
       return undefined; // the interrupted request was cleaned up on arrival (see the message handler)
@@ -501,13 +500,13 @@ async function run({ id, request }: Envelope): Promise<void> {
     answer({ ...response, ...takeLogs() } as Response, transfer);
   };
   try {
-    if (request.op === "activate") {
-      const compiling = compile(request.component, request.memoryLimit);
-      if (compiling instanceof Promise) await compiling;
-    }
-    if (request.op === "upgrade") {
-      await Promise.all([request.from.component, request.component].map((component) => engine.compile(component, { maxMemoryBytes: request.memoryLimit })));
-    }
+    const compiling =
+      request.op === "activate"
+        ? compile(request.component, request.memoryLimit)
+        : request.op === "upgrade"
+          ? Promise.all([request.from.component, request.component].map((component) => compile(component, request.memoryLimit)))
+          : undefined;
+    if (compiling instanceof Promise) await compiling;
     if (request.op === "activate" || request.op === "calls" || request.op === "upgrade") {
       runningPartition = request.partition;
       running.start(id);

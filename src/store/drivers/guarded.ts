@@ -3,7 +3,7 @@
 // full disk) into a `store-unavailable` DormantError naming the store. Nothing above can
 // then mistake an unsaved write for a saved one, or wait on a hung store for ever.
 import type { Driver } from "unstorage";
-import { DormantError, isDormantError } from "../../../runtime/index.ts";
+import { DormantError, EarliestTimer, isDormantError } from "../../../runtime/index.ts";
 
 const GUARDED = [
   "hasItem",
@@ -40,18 +40,17 @@ interface Call {
   fail: (error: Error) => void;
 }
 
-/**
- * A store's calls under way, with one timer for all their timeouts, left armed across
- * calls: in a burst of 200 timers due together, a timer set and cleared for each call took
- * 1.1 ms of the main thread's 41. The timer holds the process open only while a call is
- * under way.
- */
+/** A store's calls under way, with one timer for all their timeouts that holds the process open only while a call is under way. */
 class StoreCalls {
   readonly #store: string;
   readonly #timeoutMs: number;
   readonly #calls = new Set<Call>();
-  #timer: NodeJS.Timeout | undefined;
-  #timerAt = Infinity;
+  // A wall-time bound, whatever the host's clock: a real timer.
+  readonly #timer = new EarliestTimer(
+    () => performance.now(),
+    () => this.#timeOut(),
+    { referenced: false },
+  );
 
   constructor(store: string, timeoutMs: number) {
     this.#store = store;
@@ -62,8 +61,8 @@ class StoreCalls {
     const what = `${op}${key ? ` ${key}` : ""}`;
     const call: Call = { what, op, dueAt: performance.now() + this.#timeoutMs, fail: () => undefined };
     this.#calls.add(call);
-    if (this.#calls.size === 1) this.#timer?.ref();
-    this.#watch(call.dueAt);
+    if (this.#calls.size === 1) this.#timer.referenced = true;
+    this.#timer.by(call.dueAt);
     try {
       return await new Promise<T>((resolve, reject) => {
         call.fail = reject;
@@ -79,21 +78,12 @@ class StoreCalls {
       );
     } finally {
       this.#calls.delete(call);
-      if (this.#calls.size === 0) this.#timer?.unref();
+      if (this.#calls.size === 0) this.#timer.referenced = false;
     }
   }
 
-  #watch(at: number): void {
-    if (at >= this.#timerAt) return;
-    clearTimeout(this.#timer);
-    this.#timerAt = at;
-    // A wall-time bound, whatever the host's clock: a real timer.
-    this.#timer = setTimeout(() => this.#timeOut(), Math.max(at - performance.now(), 1));
-  }
-
-  #timeOut(): void {
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
+  /** Fail the calls past their timeout; the next one due is when to look again. */
+  #timeOut(): number {
     const now = performance.now();
     let next = Infinity;
     for (const call of this.#calls) {
@@ -111,6 +101,6 @@ class StoreCalls {
         ),
       );
     }
-    if (next < Infinity) this.#watch(next);
+    return next;
   }
 }
