@@ -45,8 +45,8 @@ export type Request =
   /** After an interrupt: answers once the executor has dropped the interrupted instance. */
   | { op: "recover" };
 
-/** How an activation got its instance. */
-export type InstanceSource = "pool" | "instantiated";
+/** How an activation got its instance: a pristine spare, a new one, or the spare it froze on, its state still in place (nothing restored). */
+export type InstanceSource = "pool" | "instantiated" | "kept";
 
 export interface ActivateResult {
   source: InstanceSource;

@@ -57,6 +57,8 @@ interface Header {
   chunk: number;
   memories: { byteLength: number; chunks: number[] }[];
   globals: (string | null)[];
+  /** The executor's tag of the instance the snapshot was taken from (see `encodeSnapshot`). */
+  instance?: string;
 }
 
 export interface SnapshotStats {
@@ -84,7 +86,12 @@ export function capturePristine(component: string, view: StateView): PristineIma
  * uncompressed (SPANS_PLAIN), to keep in memory so a warm wake copies chunks in and inflates
  * nothing. Both are accepted by `applySnapshot`.
  */
-export function encodeSnapshot(view: StateView, pristine: PristineImage): { bytes: Uint8Array; image: Uint8Array; stats: SnapshotStats; dirty: Dirty } {
+export function encodeSnapshot(
+  view: StateView,
+  pristine: PristineImage,
+  /** A tag for this instance in this state, written into the header: the executor finds the instance again by it (see its kept spares). */
+  instance?: string,
+): { bytes: Uint8Array; image: Uint8Array; stats: SnapshotStats; dirty: Dirty } {
   view.tables.forEach(({ table, entries }, i) => {
     if (!tableUnchanged(table, entries)) {
       throw new DormantError(
@@ -94,7 +101,8 @@ export function encodeSnapshot(view: StateView, pristine: PristineImage): { byte
       );
     }
   });
-  const header: Header = { component: pristine.component, chunk: CHUNK, memories: [], globals: [] };
+  // The tag first: `snapshotTag` finds it at the start of the header.
+  const header: Header = { ...(instance === undefined ? {} : { instance }), component: pristine.component, chunk: CHUNK, memories: [], globals: [] };
   let memoryBytes = 0;
   let deltaBytes = 0;
   const currents = view.memories.map((memory, m) => {
@@ -310,6 +318,27 @@ export function resetToPristine(view: StateView, pristine: PristineImage, dirty?
     if (typeof value === "number" || typeof value === "bigint") global.value = value;
   });
   return true;
+}
+
+const TAG_KEY = Buffer.from('{"instance":"');
+
+/**
+ * The instance tag (see `encodeSnapshot`) of an uncompressed snapshot, the form a warm wake
+ * restores from memory, read from the start of its header without parsing the rest;
+ * undefined for any other. Byte by byte in JavaScript: on a wake just after idle, the four
+ * calls into Buffer's C++ this took otherwise cost 45 µs.
+ */
+export function snapshotTag(bytes: Uint8Array): string | undefined {
+  const from = PLAIN_PREFIX + 4 + TAG_KEY.length;
+  if (bytes.length < from || bytes[4] !== SPANS_PLAIN) return undefined;
+  for (let i = 0; i < 4; i++) if (bytes[i] !== MAGIC[i]) return undefined;
+  for (let i = 0; i < TAG_KEY.length; i++) if (bytes[PLAIN_PREFIX + 4 + i] !== TAG_KEY[i]) return undefined;
+  let tag = "";
+  for (let i = from; i < Math.min(bytes.length, from + 64); i++) {
+    if (bytes[i] === 0x22) return tag;
+    tag += String.fromCharCode(bytes[i]!);
+  }
+  return undefined;
 }
 
 function decode(bytes: Uint8Array): { header: Header; data: Buffer; format: number } {

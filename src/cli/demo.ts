@@ -43,7 +43,7 @@ export async function demo(args: string[]): Promise<void> {
     store: values.store,
     onLog: (partition, level, message) => console.log(`  [${partition} ${level}] ${message}`),
     onEvent: (e) => {
-      if (e.type === "activated") console.log(`  ${e.partition}: ${e.kind} in ${e.ms.toFixed(1)} ms${e.pooled ? " (pristine instance from the pool)" : ""}`);
+      if (e.type === "activated") console.log(`  ${e.partition}: ${e.kind} in ${e.ms.toFixed(1)} ms${e.pooled ? " (an instance from the pool)" : ""}`);
       if (e.type === "frozen") console.log(`  ${e.partition}: frozen, ${e.bytes} bytes stored, ${e.ms.toFixed(1)} ms`);
       if (e.type === "snapshot-problem" || e.type === "trap") console.log(`  ${e.partition}: ${e.error.message}`);
     },

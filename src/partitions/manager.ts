@@ -601,7 +601,7 @@ export class PartitionManager {
     const reason = this.#reasonFor(slot, snapshot);
     slot.reprovisioned = false;
     const kind: ActivationKind = reason === "restored" ? "rehydrated" : reason;
-    this.#emit({ type: "activated", partition: id, kind, reason, ms: performance.now() - started, pooled: result.source === "pool" });
+    this.#emit({ type: "activated", partition: id, kind, reason, ms: performance.now() - started, pooled: result.source !== "instantiated" });
     if (this.liveCount() > this.#options.maxLive) void this.#evict(slot);
     return { kind, committed, ...(result.first ? { first: result.first } : {}) };
   }

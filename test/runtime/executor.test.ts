@@ -211,3 +211,85 @@ describe("spare instances", () => {
     await dropAll();
   });
 });
+
+describe("the instance a partition froze on", () => {
+  // One executor; each test its own spare pool (a pool is per component and memory cap).
+  let kept: ExecutorPool;
+  let qjs: PreparedComponent;
+  let caps = 0;
+  beforeAll(async () => {
+    kept = await startPool({ size: 1 });
+    qjs = await kept.prepare(await readFile(guests["counter-qjs"]));
+  });
+  afterAll(() => kept.close());
+
+  const limits = () => ({ ...LIMITS, memoryBytes: LIMITS.memoryBytes - ++caps * 2 ** 16 });
+
+  /** Add `by` to the partition's count (nothing when empty) and read the count back. */
+  async function count(partition: string, by: string, lim: typeof LIMITS): Promise<number> {
+    if (by !== "") await kept.call(partition, event("increment", by), noTasks(), 0, lim);
+    const { outcome } = await kept.call(partition, event("get"), noTasks(), 0, lim);
+    if (!outcome.ok) throw new Error(outcome.error);
+    return (JSON.parse(bodyText(outcome.reply?.body)) as { count: number }).count;
+  }
+
+  const activate = async (partition: string, lim: typeof LIMITS, snapshot?: Uint8Array) =>
+    (
+      await kept.activate(partition, {
+        component: qjs,
+        reason: snapshot ? "restored" : "fresh",
+        host: noTasks(),
+        now: 0,
+        spareInstances: 1,
+        limits: lim,
+        ...(snapshot ? { snapshot } : {}),
+      })
+    ).source;
+
+  it("wakes the partition on it, restoring nothing, with its state exact", async () => {
+    const lim = limits();
+    await activate("kept-a", lim);
+    expect(await count("kept-a", "41", lim)).toBe(41);
+    const { image } = await kept.snapshot("kept-a");
+    await kept.drop("kept-a");
+    expect(await activate("kept-a", lim, image)).toBe("kept");
+    expect(await count("kept-a", "1", lim)).toBe(42);
+  });
+
+  it("is not used to restore an older snapshot than the one it was kept for", async () => {
+    const lim = limits();
+    await activate("kept-b", lim);
+    await count("kept-b", "5", lim);
+    const older = (await kept.snapshot("kept-b")).image;
+    await count("kept-b", "5", lim);
+    await kept.snapshot("kept-b");
+    await kept.drop("kept-b");
+    expect(await activate("kept-b", lim, older)).not.toBe("kept");
+    expect(await count("kept-b", "", lim)).toBe(5);
+  });
+
+  it("is not kept when the partition ran after its last snapshot", async () => {
+    const lim = limits();
+    await activate("kept-c", lim);
+    await count("kept-c", "7", lim);
+    const { image } = await kept.snapshot("kept-c");
+    await count("kept-c", "1", lim);
+    await kept.drop("kept-c");
+    expect(await activate("kept-c", lim, image)).not.toBe("kept");
+    expect(await count("kept-c", "", lim)).toBe(7);
+  });
+
+  it("goes to another partition only reset to pristine", async () => {
+    const lim = limits();
+    await activate("kept-d", lim);
+    await count("kept-d", "41", lim);
+    const { image } = await kept.snapshot("kept-d");
+    await kept.drop("kept-d");
+    // Two activations in one batch take every spare there is (at most one pristine one besides it).
+    await Promise.all([activate("kept-e", lim), activate("kept-f", lim)]);
+    expect([await count("kept-e", "", lim), await count("kept-f", "", lim)]).toEqual([0, 0]);
+    // Taken by another, it is not there for its partition, which is restored onto another instance.
+    expect(await activate("kept-d", lim, image)).not.toBe("kept");
+    expect(await count("kept-d", "", lim)).toBe(41);
+  });
+});
