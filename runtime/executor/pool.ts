@@ -87,6 +87,9 @@ interface Deadline {
   error: (phase: number) => Error;
 }
 
+/** Partitions remembered by the executor they last froze on (see `#frozeOn`); the oldest are forgotten first. */
+const FROZE_ON_MAX = 4096;
+
 /** A minute idle, and an executor lets go the spares it kept beyond its own budget. */
 const SPARE_TRIM_MS = 60_000;
 
@@ -144,6 +147,11 @@ export class ExecutorPool {
   readonly #options: ExecutorPoolOptions;
   readonly #executors: Executor[] = [];
   readonly #home = new Map<string, Executor>();
+  /**
+   * The executor each recently frozen partition gave its instance back to: it keeps that
+   * instance as it froze (see the executor's `release`), so a wake there restores nothing.
+   */
+  readonly #frozeOn = new Map<string, Executor>();
   #nextId = 1;
   readonly #quarantine = new Quarantine();
   #turn = 0;
@@ -182,7 +190,8 @@ export class ExecutorPool {
   async activate(partition: string, options: ActivateOptions): Promise<Activated> {
     if (this.#home.has(partition)) throw new Error(`Partition ${partition} is already live.`);
     this.#quarantine.check(partition, options.now);
-    const executor = this.#leastLoaded();
+    const executor = this.#leastLoaded(this.#frozeOn.get(partition));
+    this.#frozeOn.delete(partition);
     executor.partitions.add(partition);
     this.#home.set(partition, executor);
     const { limits, ...rest } = options;
@@ -269,6 +278,9 @@ export class ExecutorPool {
     const executor = this.#home.get(partition);
     if (!executor) return Promise.resolve();
     this.#forget(partition);
+    this.#frozeOn.delete(partition);
+    this.#frozeOn.set(partition, executor);
+    if (this.#frozeOn.size > FROZE_ON_MAX) this.#frozeOn.delete(this.#frozeOn.keys().next().value!);
     executor.releases++;
     this.#send(executor, { op: "drop", partition })
       .catch(() => undefined)
@@ -313,9 +325,14 @@ export class ExecutorPool {
     this.#home.delete(partition);
   }
 
-  /** An idle executor if there is one (a busy one may be running a long call), then the one hosting fewest partitions. */
-  #leastLoaded(): Executor {
-    const load = (executor: Executor) => (executor.pending.size > executor.releases ? 1_000_000 : 0) + executor.partitions.size;
+  /**
+   * `preferred` if it is idle and still in service; else an idle executor if there is one (a
+   * busy one may be running a long call), then the one hosting fewest partitions.
+   */
+  #leastLoaded(preferred?: Executor): Executor {
+    const busy = (executor: Executor) => executor.pending.size > executor.releases;
+    if (preferred && !busy(preferred) && this.#executors.includes(preferred)) return preferred;
+    const load = (executor: Executor) => (busy(executor) ? 1_000_000 : 0) + executor.partitions.size;
     return this.#executors.reduce((best, executor) => (load(executor) < load(best) ? executor : best));
   }
 

@@ -213,15 +213,20 @@ describe("spare instances", () => {
 });
 
 describe("the instance a partition froze on", () => {
-  // One executor; each test its own spare pool (a pool is per component and memory cap).
+  // One executor unless a test says otherwise; each test its own spare pools (a pool is per component and memory cap).
   let kept: ExecutorPool;
   let qjs: PreparedComponent;
+  let cacheDir: string;
   let caps = 0;
   beforeAll(async () => {
-    kept = await startPool({ size: 1 });
+    cacheDir = await mkdtemp(join(tmpdir(), "dormant-kept-"));
+    kept = await startPool({ size: 1, cacheDir });
     qjs = await kept.prepare(await readFile(guests["counter-qjs"]));
   });
-  afterAll(() => kept.close());
+  afterAll(async () => {
+    await kept.close();
+    await rm(cacheDir, { recursive: true, force: true });
+  });
 
   const limits = () => ({ ...LIMITS, memoryBytes: LIMITS.memoryBytes - ++caps * 2 ** 16 });
 
@@ -254,6 +259,34 @@ describe("the instance a partition froze on", () => {
     await kept.drop("kept-a");
     expect(await activate("kept-a", lim, image)).toBe("kept");
     expect(await count("kept-a", "1", lim)).toBe(42);
+  });
+
+  it("is found by its partition's next wake on a host of several executors, ahead of a less loaded one", async () => {
+    const two = await startPool({ size: 2, cacheDir });
+    try {
+      const activateOn = async (partition: string, lim: typeof LIMITS, snapshot?: Uint8Array) =>
+        (
+          await two.activate(partition, {
+            component: qjs,
+            reason: snapshot ? "restored" : "fresh",
+            host: noTasks(),
+            now: 0,
+            spareInstances: 1,
+            limits: lim,
+            ...(snapshot ? { snapshot } : {}),
+          })
+        ).source;
+      // Both executors empty: the first takes each tie. The other partition has its own pool (another memory cap), so it leaves the kept instance be.
+      const lim = limits();
+      await activateOn("near-x", lim);
+      const { image } = await two.snapshot("near-x");
+      await two.drop("near-x");
+      await activateOn("near-y", limits());
+      // The first executor now hosts one partition, the second none: the wake still goes where its instance is.
+      expect(await activateOn("near-x", lim, image)).toBe("kept");
+    } finally {
+      await two.close();
+    }
   });
 
   it("is not used to restore an older snapshot than the one it was kept for", async () => {
