@@ -238,9 +238,10 @@ describe("the instance a partition froze on", () => {
     return (JSON.parse(bodyText(outcome.reply?.body)) as { count: number }).count;
   }
 
-  const activate = async (partition: string, lim: typeof LIMITS, snapshot?: Uint8Array) =>
+  /** Activate in `pool` (this describe's own unless given); how it got its instance. */
+  const activate = async (partition: string, lim: typeof LIMITS, snapshot?: Uint8Array, pool = kept) =>
     (
-      await kept.activate(partition, {
+      await pool.activate(partition, {
         component: qjs,
         reason: snapshot ? "restored" : "fresh",
         host: noTasks(),
@@ -264,26 +265,14 @@ describe("the instance a partition froze on", () => {
   it("is found by its partition's next wake on a host of several executors, ahead of a less loaded one", async () => {
     const two = await startPool({ size: 2, cacheDir });
     try {
-      const activateOn = async (partition: string, lim: typeof LIMITS, snapshot?: Uint8Array) =>
-        (
-          await two.activate(partition, {
-            component: qjs,
-            reason: snapshot ? "restored" : "fresh",
-            host: noTasks(),
-            now: 0,
-            spareInstances: 1,
-            limits: lim,
-            ...(snapshot ? { snapshot } : {}),
-          })
-        ).source;
       // Both executors empty: the first takes each tie. The other partition has its own pool (another memory cap), so it leaves the kept instance be.
       const lim = limits();
-      await activateOn("near-x", lim);
+      await activate("near-x", lim, undefined, two);
       const { image } = await two.snapshot("near-x");
       await two.drop("near-x");
-      await activateOn("near-y", limits());
+      await activate("near-y", limits(), undefined, two);
       // The first executor now hosts one partition, the second none: the wake still goes where its instance is.
-      expect(await activateOn("near-x", lim, image)).toBe("kept");
+      expect(await activate("near-x", lim, image, two)).toBe("kept");
     } finally {
       await two.close();
     }

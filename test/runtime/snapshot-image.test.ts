@@ -4,7 +4,7 @@ import { deflateRawSync } from "node:zlib";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { StateView } from "../../runtime/engine.ts";
-import { applySnapshot, capturePristine, encodeSnapshot } from "../../runtime/snapshot/image.ts";
+import { applySnapshot, capturePristine, encodeSnapshot, snapshotTag } from "../../runtime/snapshot/image.ts";
 
 const PAGE = 65536;
 
@@ -79,6 +79,21 @@ describe("snapshot image", () => {
     expect(stats.deltaBytes).toBe(32 * 4096);
     // The chunks as they are (128 KiB of noise) would not deflate; their difference from pristine does.
     expect(bytes.length).toBeLessThan(1000);
+  });
+
+  it("names the instance it was taken from where a wake reads it at once, and restores all the same", () => {
+    const live = state(pattern);
+    const pristine = capturePristine("c1", live);
+    new Uint8Array(live.memories[0]!.buffer)[100]! ^= 1;
+    const tagged = encodeSnapshot(live, pristine, "e1-7");
+    expect(snapshotTag(tagged.image)).toBe("e1-7");
+    expect(snapshotTag(encodeSnapshot(live, pristine).image)).toBeUndefined();
+    const restored = state(pattern);
+    applySnapshot(restored, pristine, tagged.image);
+    expect(bytesOf(restored).equals(bytesOf(live))).toBe(true);
+    // Stored deflated, the tag is not read (a wake from the store restores).
+    new Uint8Array(live.memories[0]!.buffer).fill(7, 0, 100_000);
+    expect(snapshotTag(encodeSnapshot(live, pristine, "e1-8").bytes)).toBeUndefined();
   });
 
   it("stores a small snapshot as its image, and deflates a large one", () => {
