@@ -45,6 +45,9 @@ export type Request =
   /** After an interrupt: answers once the executor has dropped the interrupted instance. */
   | { op: "recover" };
 
+/** Instances an executor keeps as their partitions froze, per component, for those partitions' next wakes (the executor's `release`). */
+export const KEPT_PER_POOL = 16;
+
 /** How an activation got its instance: a pristine spare, a new one, or the spare it froze on, its state still in place (nothing restored). */
 export type InstanceSource = "pool" | "instantiated" | "kept";
 

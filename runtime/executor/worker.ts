@@ -20,6 +20,7 @@ import {
   type SnapshotResult,
   type TaskEvent,
   type UpgradeResult,
+  KEPT_PER_POOL,
 } from "./protocol.ts";
 import { DormantError, isDormantError, toErrorData } from "../errors.ts";
 
@@ -373,10 +374,10 @@ const SPARE_BYTES = 64 * 2 ** 20;
 /**
  * A partition gives up its instance (frozen or dropped), which becomes a spare for the
  * next activation of any partition of its component, which then skips instantiation.
- * Frozen (the guest has run nothing since its last snapshot), it is kept as it is: that
- * partition's next wake, restoring from that very snapshot, takes it back and restores
- * nothing, and freezing it reset nothing (a StarlingMonkey counter's restore is 0.5–0.7 ms
- * of a 3 ms wake). Any other activation takes a clean spare first, and a kept one only once
+ * Frozen (the guest has run nothing since its last snapshot), it is kept as it is, one of
+ * the KEPT_PER_POOL last: that partition's next wake, restoring from that very snapshot,
+ * takes it back and restores nothing, and freezing it reset nothing (a StarlingMonkey
+ * counter's restore is 0.5–0.7 ms of a 3 ms wake). Any other activation takes a clean spare first, and a kept one only once
  * it is reset to pristine (see `takeSpare`). One that cannot be reset exactly is discarded.
  *
  * Spares are kept up to SPARE_BYTES, or up to the executor's share of the host's live
@@ -401,8 +402,23 @@ function release(partition: string): boolean {
   else if (resetToPristine(instance.state, image)) pool.spare.push({ instance, binding });
   else return true;
   binding.detach();
+  if (taken) resetOldestKept(pool, image);
   if (pool.spare.length > budget) trimWhenIdle();
   return true;
+}
+
+/**
+ * Past KEPT_PER_POOL kept instances, the oldest is reset now: a freeze pays for it, not
+ * the wake of another partition that would otherwise find only kept spares (after a host
+ * froze everything, say), while the partitions frozen last, the likeliest to wake next,
+ * keep theirs.
+ */
+function resetOldestKept(pool: Pool, image: PristineImage): void {
+  if (pool.spare.filter((spare) => spare.kept).length <= KEPT_PER_POOL) return;
+  const at = pool.spare.findIndex((spare) => spare.kept);
+  const oldest = pool.spare[at]!;
+  if (resetToPristine(oldest.instance.state, image, oldest.kept!.dirty)) pool.spare[at] = { instance: oldest.instance, binding: oldest.binding };
+  else pool.spare.splice(at, 1);
 }
 
 /** The instance `partition` froze in, kept as it was when the snapshot tagged `tag` was taken (see `release`). */

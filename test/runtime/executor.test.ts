@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { PreparedComponent } from "../../runtime/engine.ts";
 import type { ExecutorPool } from "../../runtime/executor/pool.ts";
+import { KEPT_PER_POOL } from "../../runtime/executor/protocol.ts";
 import { buildComponent } from "../../runtime/toolchain/build.ts";
 import type { TaskEffects } from "../../src/tasks/executor/background-tasks.ts";
 import { guestFile, JS_ENGINES } from "../support/guests.ts";
@@ -276,6 +277,23 @@ describe("the instance a partition froze on", () => {
     } finally {
       await two.close();
     }
+  });
+
+  it(`is kept for the last ${KEPT_PER_POOL} partitions to freeze; the oldest is reset when another freezes`, async () => {
+    const lim = limits();
+    const ids = Array.from({ length: KEPT_PER_POOL + 1 }, (_, i) => `kept-many-${i}`);
+    const images = new Map<string, Uint8Array>();
+    for (const id of ids) {
+      await activate(id, lim);
+      await count(id, "3", lim);
+    }
+    for (const id of ids) {
+      images.set(id, (await kept.snapshot(id)).image);
+      await kept.drop(id);
+    }
+    expect(await activate(ids[0]!, lim, images.get(ids[0]!))).not.toBe("kept");
+    expect(await count(ids[0]!, "", lim)).toBe(3);
+    expect(await activate(ids[KEPT_PER_POOL]!, lim, images.get(ids[KEPT_PER_POOL]!))).toBe("kept");
   });
 
   it("is not used to restore an older snapshot than the one it was kept for", async () => {
