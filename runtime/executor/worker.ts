@@ -204,8 +204,8 @@ async function activateOnly(request: Extract<Request, { op: "activate" }>): Prom
   const compiled = compiling instanceof Promise ? await compiling : compiling;
   const t0 = performance.now();
   const pool = pools.get(compiled.key);
-  const tag = request.snapshot && pool ? snapshotTag(request.snapshot) : undefined;
-  const kept = tag === undefined ? undefined : takeKept(pool!, request.partition, tag);
+  const tag = pool && request.snapshot ? snapshotTag(request.snapshot) : undefined;
+  const kept = pool && tag !== undefined ? takeKept(pool, request.partition, tag) : undefined;
   const spare = kept ?? (pool && takeSpare(pool, pristine.get(compiled.key)!));
   const bound = spare ?? instantiate(compiled);
   if (request.spareInstances > 0) toRefill.set(compiled, request.spareInstances);
@@ -416,9 +416,14 @@ function release(partition: string): boolean {
 function resetOldestKept(pool: Pool, image: PristineImage): void {
   if (pool.spare.filter((spare) => spare.kept).length <= KEPT_PER_POOL) return;
   const at = pool.spare.findIndex((spare) => spare.kept);
-  const oldest = pool.spare[at]!;
-  if (resetToPristine(oldest.instance.state, image, oldest.kept!.dirty)) pool.spare[at] = { instance: oldest.instance, binding: oldest.binding };
+  const reset = pristineAgain(pool.spare[at]!, image);
+  if (reset) pool.spare[at] = reset;
   else pool.spare.splice(at, 1);
+}
+
+/** A kept spare reset to pristine (only its partition's dirty chunks are copied back); undefined when it cannot be exactly. */
+function pristineAgain({ instance, binding, kept }: Spare, image: PristineImage): Spare | undefined {
+  return resetToPristine(instance.state, image, kept!.dirty) ? { instance, binding } : undefined;
 }
 
 /** The instance `partition` froze in, kept as it was when the snapshot tagged `tag` was taken (see `release`). */
@@ -431,7 +436,8 @@ function takeKept(pool: Pool, partition: string, tag: string): Spare | undefined
 function takeSpare(pool: Pool, image: PristineImage): Spare | undefined {
   for (let at = pool.spare.length - 1; at >= 0; at--) if (!pool.spare[at]!.kept) return pool.spare.splice(at, 1)[0];
   for (let spare = pool.spare.pop(); spare; spare = pool.spare.pop()) {
-    if (resetToPristine(spare.instance.state, image, spare.kept!.dirty)) return { instance: spare.instance, binding: spare.binding };
+    const reset = pristineAgain(spare, image);
+    if (reset) return reset;
   }
   return undefined;
 }

@@ -321,6 +321,8 @@ export function resetToPristine(view: StateView, pristine: PristineImage, dirty?
 }
 
 const TAG_KEY = Buffer.from('{"instance":"');
+/** Longer than any tag an executor writes (16 hex digits, a dash, a count). */
+const TAG_MAX = 64;
 
 /**
  * The instance tag (see `encodeSnapshot`) of an uncompressed snapshot, the form a warm wake
@@ -334,7 +336,7 @@ export function snapshotTag(bytes: Uint8Array): string | undefined {
   for (let i = 0; i < 4; i++) if (bytes[i] !== MAGIC[i]) return undefined;
   for (let i = 0; i < TAG_KEY.length; i++) if (bytes[PLAIN_PREFIX + 4 + i] !== TAG_KEY[i]) return undefined;
   let tag = "";
-  for (let i = from; i < Math.min(bytes.length, from + 64); i++) {
+  for (let i = from; i < Math.min(bytes.length, from + TAG_MAX); i++) {
     if (bytes[i] === 0x22) return tag;
     tag += String.fromCharCode(bytes[i]!);
   }
